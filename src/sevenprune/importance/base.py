@@ -1,0 +1,147 @@
+"""The interface every pruning criterion implements, and the registry of method names.
+
+An :class:`Importance` turns what it observes during training into one score per prunable weight entry;
+ranking the scores and applying masks is done elsewhere (``threshold``, ``pruner``). The pruner calls,
+in this order, on each pruning step:
+
+1. ``observe(t)`` with ``t`` = 1, 2, ... counting pruning steps (gradients are in ``param.grad``);
+2. ``scores(masks)`` when a mask update is due: one tensor per weight, in the order of ``params``,
+   higher = more important; entries already pruned (``masks[name]`` False) must be ``-inf`` so that a
+   pruned weight never comes back;
+3. ``masks_updated(masks, newly_pruned)`` after the masks changed; ``newly_pruned`` maps each weight
+   whose mask changed to the flat indices (int64) of its newly pruned entries.
+
+Every running statistic lives in ``state_dict()`` so that a resumed run is identical.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Importance", "register", "get_method", "methods"]
+
+_REGISTRY: dict[str, type[Importance]] = {}
+
+
+def register(cls: type[Importance]) -> type[Importance]:
+    """Class decorator adding an importance to the registry under ``cls.name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__} needs a class attribute 'name'")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def methods() -> list[str]:
+    """Names of every pruning method available (``sp.methods()``)."""
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str) -> type[Importance]:
+    if not isinstance(name, str):
+        raise TypeError(f"method must be a string, one of {methods()}; got {name!r}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {methods()}") from None
+
+
+class Importance(ABC):
+    """Base class: a scorer over a fixed, ordered set of weights.
+
+    Subclasses set ``name``, ``defaults`` (the options they accept, with default values, all
+    JSON-serialisable) and implement ``observe`` and ``scores``.
+    """
+
+    name: ClassVar[str] = ""
+    #: whether ``observe`` reads gradients (the pruner then checks that they exist)
+    needs_grad: ClassVar[bool] = True
+    #: options and their defaults; anything else passed to the constructor is an error
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        params: Mapping[str, nn.Parameter],
+        *,
+        state_dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> None:
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"method {self.name!r} got unknown option(s) {unknown}; "
+                f"its options are {sorted(self.defaults) or 'none'}"
+            )
+        if state_dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            raise ValueError(
+                f"state_dtype must be torch.float32, torch.bfloat16, torch.float16 or torch.float64, "
+                f"got {state_dtype!r}"
+            )
+        self.params = dict(params)
+        self.state_dtype = state_dtype
+        self.options: dict[str, Any] = {**self.defaults, **options}
+        self.validate_options()
+
+    # -- to implement ---------------------------------------------------------------------------
+    def validate_options(self) -> None:
+        """Raise ``ValueError`` for a bad option value (name it and the valid range)."""
+
+    @abstractmethod
+    def observe(self, t: int) -> None:
+        """Read this step's gradients (``param.grad``) and update the running statistics."""
+
+    @abstractmethod
+    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
+        """One score tensor per weight (order of ``params``); pruned entries ``-inf``."""
+
+    def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
+        """Called after a mask update (e.g. to pin pruned entries' scores to ``-inf``).
+
+        ``newly_pruned[name]`` holds the flat indices pruned by this update (only changed weights).
+        """
+
+    def release(self) -> None:
+        """Free the statistics once the pruning window is over (masks are fixed from then on)."""
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, dict[str, Tensor]]:
+        """``{statistic: {weight name: tensor}}``; override by storing statistics in ``self.stats``."""
+        return getattr(self, "stats", {})
+
+    def state_dict(self) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for stat, per_weight in self.state_tensors().items():
+            for name, tensor in per_weight.items():
+                out[f"{stat}/{name}"] = tensor
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        stats: dict[str, dict[str, Tensor]] = {}
+        for key, tensor in state.items():
+            stat, _, name = key.partition("/")
+            if name not in self.params:
+                raise ValueError(f"state has statistic {key!r} for a weight this pruner does not prune")
+            param = self.params[name]
+            if tuple(tensor.shape) != tuple(param.shape):
+                raise ValueError(
+                    f"statistic {key!r} has shape {tuple(tensor.shape)}, the weight has {tuple(param.shape)}"
+                )
+            stats.setdefault(stat, {})[name] = tensor.to(param.device).clone()
+        self.stats = stats
+
+    def nbytes(self) -> int:
+        """Bytes held by the running statistics."""
+        return sum(t.numel() * t.element_size() for d in self.state_tensors().values() for t in d.values())
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def pin_pruned(score: Tensor, mask: Tensor | None) -> Tensor:
+        """Set pruned entries of ``score`` to ``-inf`` in place (monotone masks)."""
+        if mask is not None:
+            score.masked_fill_(~mask, -math.inf)
+        return score

@@ -1,0 +1,29 @@
+"""Magnitude pruning: score = |W| (global), recomputed at every mask update.
+
+Used on the cubic schedule during fine-tuning this is gradual magnitude pruning (Zhu & Gupta, 2017,
+"To prune, or not to prune"); one shot at the starting weights it is the classic magnitude baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from .base import Importance, register
+
+__all__ = ["MagnitudeImportance"]
+
+
+@register
+class MagnitudeImportance(Importance):
+    """``method="magnitude"``: keep the weights of largest absolute value. No options, no state."""
+
+    name = "magnitude"
+    needs_grad = False
+
+    def observe(self, t: int) -> None:
+        """Magnitude needs nothing from the gradients."""
+
+    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
+        return [self.pin_pruned(p.detach().abs().float(), masks.get(n)) for n, p in self.params.items()]

@@ -1,0 +1,419 @@
+"""The :class:`Pruner`: ties a scoring method, the cubic schedule, the global threshold and the masks.
+
+Use it in any training loop::
+
+    import sevenprune as sp
+    pruner = sp.Pruner(model, method="seven", sparsity=0.6, start_step=1000, prune_steps=4000,
+                       optimizer=optimizer)
+    for batch in loader:
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        pruner.step()          # after optimizer.step(), before optimizer.zero_grad()
+        optimizer.zero_grad()
+
+Steps are optimizer updates. Call ``n`` of ``pruner.step()`` is a pruning step when
+``start_step < n <= start_step + prune_steps``: SEVEN_pre is ``start_step=0`` with a short window
+(the reference hint: ``prune_steps=100``), SEVEN_dyn a later start and a longer window.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import schedules, threshold
+from .importance import Importance, get_method
+from .targets import find_prunable
+
+__all__ = ["Pruner", "STATE_FORMAT"]
+
+#: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
+STATE_FORMAT = "sevenprune.pruner/1"
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_sparsity(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"sparsity must be a number in [0, 1) (the fraction set to zero), got {value!r}")
+    if not (0.0 <= float(value) < 1.0) or math.isnan(float(value)):
+        raise ValueError(
+            f"sparsity must be in [0, 1) (the fraction of prunable weights set to zero), got {value!r}"
+        )
+    return float(value)
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+           "float64": torch.float64}
+
+
+class Pruner:
+    """Prune a model's weights on a cubic schedule with a global threshold.
+
+    Args:
+        model: the model to prune; its weights are masked in place (state_dict keys unchanged).
+        method: a name from :func:`sevenprune.methods` (``"seven"``, ``"magnitude"``, ...).
+        sparsity: the fraction of prunable weights set to zero at the end, in ``[0, 1)``.
+        start_step: number of optimizer updates before pruning starts (``t_i``).
+        prune_steps: length of the pruning window in optimizer updates (``K``).
+        include, exclude: regular expressions over weight names overriding the default prunable set
+            (see :func:`sevenprune.targets.find_prunable`).
+        optimizer: if given, :meth:`attach` is called with it.
+        state_dtype: dtype of the method's running moments (``torch.bfloat16`` halves them).
+        **method_options: options of the method (for SEVEN: ``beta1``, ``beta2``, ``eps``,
+            ``moments="abs"|"signed"``, ``compile``).
+
+    Order of work in :meth:`step` (call ``n``):
+
+    1. check that the prunable weights have gradients (if the method reads them);
+    2. on a pruning step: if every gradient is finite, the method observes them (an AMP overflow
+       step is skipped but still counted); the schedule gives the target count
+       ``round(s_n * N)``; if it grew, the global threshold prunes the lowest-scored kept entries
+       (masks only ever lose entries), the optimizer's per-weight state of the newly pruned entries
+       is zeroed, and the method is told;
+    3. masks are applied to the weights (pruned entries set to exactly 0.0);
+    4. after the last pruning step the method's statistics are freed.
+
+    When an optimizer is attached, masks are also re-applied after every ``optimizer.step()`` (a
+    step post-hook), so momentum or weight decay cannot revive a pruned weight even if a
+    ``pruner.step()`` call is forgotten.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: str = "seven",
+        sparsity: float = 0.5,
+        start_step: int = 0,
+        prune_steps: int = 100,
+        *,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        state_dtype: torch.dtype = torch.float32,
+        **method_options: Any,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        get_method(method)  # validates the name early, with the list of choices
+        self.model = model
+        self.include = [include] if isinstance(include, str) else (list(include) if include else None)
+        self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
+        self.params: dict[str, nn.Parameter] = find_prunable(model, self.include, self.exclude)
+        self.numel = sum(p.numel() for p in self.params.values())
+        self.masks: dict[str, Tensor] = {
+            n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in self.params.items()
+        }
+        self._pruned: dict[str, int] = {n: 0 for n in self.params}
+        self.step_count = 0
+        self.observed_steps = 0
+        self.skipped_steps = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._hook: Any = None
+        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options)
+        if optimizer is not None:
+            self.attach(optimizer)
+
+    def _configure(
+        self,
+        method: str,
+        sparsity: float,
+        start_step: int,
+        prune_steps: int,
+        state_dtype: torch.dtype,
+        method_options: Mapping[str, Any],
+    ) -> None:
+        self.sparsity_target = _check_sparsity(sparsity)
+        self.start_step = _check_int(start_step, "start_step", 0)
+        self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
+        cls = get_method(method)
+        self.method = method
+        self.importance: Importance = cls(self.params, state_dtype=state_dtype, **method_options)
+        self.state_dtype = state_dtype
+
+    # -- configuration ------------------------------------------------------------------------------
+    @property
+    def end_step(self) -> int:
+        """The last pruning step; from here on the masks are fixed."""
+        return self.start_step + self.prune_steps
+
+    @property
+    def finished(self) -> bool:
+        return self.step_count >= self.end_step
+
+    def config(self) -> dict[str, Any]:
+        """The configuration, JSON-serialisable; ``Pruner(model, **config_kwargs)`` rebuilds it."""
+        return {
+            "method": self.method,
+            "sparsity": self.sparsity_target,
+            "start_step": self.start_step,
+            "prune_steps": self.prune_steps,
+            "include": self.include,
+            "exclude": self.exclude,
+            "state_dtype": str(self.state_dtype).replace("torch.", ""),
+            "method_options": dict(self.importance.options),
+        }
+
+    # -- optimizer ----------------------------------------------------------------------------------
+    def attach(self, optimizer: torch.optim.Optimizer) -> Pruner:
+        """Zero the optimizer's state for pruned entries at every mask change, and re-apply the masks
+        after every ``optimizer.step()``. Returns the pruner."""
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if self._hook is not None:
+            self._hook.remove()
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [n for n, p in self.params.items() if id(p) not in owned]
+        if len(missing) == len(self.params):
+            raise ValueError(
+                "the optimizer holds none of the prunable weights (was it built for another model, "
+                f"or before the model was wrapped?); e.g. {missing[:3]}"
+            )
+        self.optimizer = optimizer
+        self._hook = optimizer.register_step_post_hook(lambda *_: self.apply_masks())
+        self._clear_optimizer_state(self.params)
+        return self
+
+    def detach(self) -> None:
+        """Remove the optimizer hook."""
+        if self._hook is not None:
+            self._hook.remove()
+        self._hook = None
+        self.optimizer = None
+
+    def _clear_optimizer_state(self, names: Mapping[str, Any] | Sequence[str]) -> None:
+        if self.optimizer is None:
+            return
+        for name in names:
+            if self._pruned[name] == 0:
+                continue
+            p = self.params[name]
+            mask = self._mask_on(name, p.device)
+            for value in self.optimizer.state.get(p, {}).values():
+                if isinstance(value, Tensor) and value.shape == p.shape:
+                    value.mul_(mask)  # Adam moments, momentum buffers, ...
+
+    # -- masks --------------------------------------------------------------------------------------
+    def _mask_on(self, name: str, device: torch.device) -> Tensor:
+        mask = self.masks[name]
+        if mask.device != device:  # the model was moved after the pruner was built
+            mask = self.masks[name] = mask.to(device)
+        return mask
+
+    @torch.no_grad()
+    def apply_masks(self, names: Sequence[str] | None = None) -> None:
+        """Set every pruned weight to exactly 0.0 (all pruned weights, or those of ``names``)."""
+        for name in self.params if names is None else names:
+            if self._pruned[name]:
+                p = self.params[name]
+                p.mul_(self._mask_on(name, p.device))
+
+    def target_sparsity(self, step: int | None = None) -> float:
+        """The schedule's sparsity at ``step`` (default: the current step)."""
+        step = self.step_count if step is None else step
+        return schedules.cubic_sparsity(step, self.sparsity_target, self.start_step, self.prune_steps)
+
+    @torch.no_grad()
+    def update_masks(self, sparsity: float) -> list[str]:
+        """Prune the lowest-scored kept entries until ``round(sparsity * N)`` are pruned.
+
+        Returns the names of the weights whose masks changed. Masks never regrow: a lower sparsity
+        than the current one changes nothing.
+        """
+        k = schedules.pruned_count(_check_sparsity(sparsity), self.numel)
+        already = sum(self._pruned.values())
+        if k <= already:
+            return []
+        scores = self.importance.scores(self.masks)
+        keep = threshold.smallest_k_keep_masks(scores, k, seed=self.step_count)
+        changed: list[str] = []
+        for (name, old), new in zip(self.masks.items(), keep):
+            new &= old.to(new.device)  # monotone even if a method forgot to pin pruned scores
+            pruned = new.numel() - int(torch.count_nonzero(new))
+            if pruned != self._pruned[name]:
+                changed.append(name)
+            self.masks[name] = new
+            self._pruned[name] = pruned
+        total = sum(self._pruned.values())
+        if total != k:
+            raise RuntimeError(
+                f"the threshold pruned {total} entries instead of {k}; the scores of method "
+                f"{self.method!r} probably contain NaN"
+            )
+        self.importance.masks_updated(self.masks)
+        self._clear_optimizer_state(changed)
+        self._after_mask_update(changed)
+        return changed
+
+    def _after_mask_update(self, changed: Sequence[str]) -> None:
+        """Hook for subclasses/integrations (e.g. a cross-rank mask check)."""
+
+    # -- the training-loop call ---------------------------------------------------------------------
+    def _grads(self) -> list[Tensor]:
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        if not grads:
+            raise RuntimeError(
+                "no prunable weight has a gradient: call pruner.step() after loss.backward() and "
+                "before optimizer.zero_grad()"
+            )
+        return grads
+
+    @staticmethod
+    def _all_finite(grads: Sequence[Tensor]) -> bool:
+        # one reduction per tensor and a single host sync; an inf or nan anywhere makes its sum
+        # non-finite
+        sums = torch.stack([g.sum(dtype=torch.float32).to(grads[0].device) for g in grads])
+        return bool(torch.isfinite(sums).all())
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Call once per optimizer update, after ``optimizer.step()``, before ``zero_grad()``."""
+        grads = self._grads() if self.importance.needs_grad else []
+        self.step_count += 1
+        n = self.step_count
+        changed: list[str] = []
+        if schedules.in_window(n, self.start_step, self.prune_steps):
+            if not grads or self._all_finite(grads):
+                self.observed_steps += 1
+                self.importance.observe(n - self.start_step)
+            else:
+                self.skipped_steps += 1
+            changed = self.update_masks(self.target_sparsity(n))
+        if self._hook is None:
+            self.apply_masks()
+        elif changed:
+            self.apply_masks(changed)
+        if n == self.end_step:
+            self.importance.release()
+
+    # -- reporting ----------------------------------------------------------------------------------
+    def sparsity(self) -> float:
+        """Fraction of the prunable weights that are pruned (exactly zero once masks are applied)."""
+        return sum(self._pruned.values()) / self.numel
+
+    def report(self) -> dict[str, Any]:
+        """Per-layer sparsity, sparsity over the prunable weights and over the whole model."""
+        model_params = sum(p.numel() for p in self.model.parameters())
+        pruned = sum(self._pruned.values())
+        return {
+            "step": self.step_count,
+            "method": self.method,
+            "target_sparsity": self.sparsity_target,
+            "scheduled_sparsity": self.target_sparsity(),
+            "sparsity": pruned / self.numel,
+            "model_sparsity": pruned / model_params if model_params else 0.0,
+            "pruned": pruned,
+            "prunable_params": self.numel,
+            "model_params": model_params,
+            "observed_steps": self.observed_steps,
+            "skipped_steps": self.skipped_steps,
+            "layers": {
+                n: {"numel": p.numel(), "pruned": self._pruned[n], "sparsity": self._pruned[n] / p.numel()}
+                for n, p in self.params.items()
+            },
+        }
+
+    def summary(self) -> str:
+        """The report as a small text table."""
+        r = self.report()
+        width = max(len(n) for n in r["layers"])
+        lines = [f"{'weight':<{width}}  {'numel':>10}  sparsity"]
+        for n, layer in r["layers"].items():
+            lines.append(f"{n:<{width}}  {layer['numel']:>10}  {layer['sparsity']:.4f}")
+        lines.append(
+            f"step {r['step']}: sparsity {r['sparsity']:.4f} of {r['prunable_params']} prunable weights "
+            f"(target {r['target_sparsity']}), {r['model_sparsity']:.4f} of the whole model"
+        )
+        return "\n".join(lines)
+
+    def state_nbytes(self) -> int:
+        """Bytes the pruner holds: masks plus the method's running statistics."""
+        masks = sum(m.numel() * m.element_size() for m in self.masks.values())
+        return masks + self.importance.nbytes()
+
+    def __repr__(self) -> str:
+        return (
+            f"Pruner(method={self.method!r}, sparsity={self.sparsity_target}, start_step={self.start_step}, "
+            f"prune_steps={self.prune_steps}, weights={len(self.params)}, step={self.step_count}, "
+            f"current_sparsity={self.sparsity():.4f})"
+        )
+
+    # -- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Masks, every running statistic, the counters and the configuration.
+
+        Tensors are under ``"masks"`` and ``"importance"``; everything else is JSON-serialisable.
+        """
+        return {
+            "format": STATE_FORMAT,
+            "config": self.config(),
+            "step": self.step_count,
+            "observed_steps": self.observed_steps,
+            "skipped_steps": self.skipped_steps,
+            "shapes": {n: list(p.shape) for n, p in self.params.items()},
+            "masks": {n: m for n, m in self.masks.items()},
+            "importance": self.importance.state_dict(),
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict` (configuration included) and apply its masks.
+
+        Raises ``ValueError`` if the state belongs to another model (weight names or shapes differ).
+        """
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a sevenprune pruner state (format {state.get('format')!r}, "
+                             f"expected {STATE_FORMAT!r})")
+        config = state["config"]
+        if config.get("include") != self.include or config.get("exclude") != self.exclude:
+            params = find_prunable(self.model, config.get("include"), config.get("exclude"))
+        else:
+            params = self.params
+        saved = {n: tuple(s) for n, s in state["shapes"].items()}
+        mine = {n: tuple(p.shape) for n, p in params.items()}
+        if saved != mine:
+            only_saved = sorted(set(saved) - set(mine))[:5]
+            only_mine = sorted(set(mine) - set(saved))[:5]
+            shape_diff = [f"{n}: saved {saved[n]}, model {mine[n]}" for n in saved
+                          if n in mine and saved[n] != mine[n]][:5]
+            raise ValueError(
+                "this pruner state belongs to another model: "
+                + "; ".join(x for x in (
+                    f"weights only in the state: {only_saved}" if only_saved else "",
+                    f"weights only in the model: {only_mine}" if only_mine else "",
+                    f"shapes differ: {shape_diff}" if shape_diff else "") if x)
+            )
+        self.params = params
+        self.numel = sum(p.numel() for p in params.values())
+        self.include, self.exclude = config.get("include"), config.get("exclude")
+        dtype = _DTYPES.get(config.get("state_dtype", "float32"))
+        if dtype is None:
+            raise ValueError(f"unknown state_dtype {config.get('state_dtype')!r} in the state")
+        self._configure(config["method"], config["sparsity"], config["start_step"],
+                        config["prune_steps"], dtype, config.get("method_options", {}))
+        self.masks = {}
+        for n, p in params.items():
+            m = state["masks"][n]
+            if m.dtype != torch.bool:
+                raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
+            self.masks[n] = m.to(p.device).clone()
+        self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
+        self.step_count = int(state["step"])
+        self.observed_steps = int(state.get("observed_steps", 0))
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.importance.load_state_dict(state.get("importance", {}))
+        self.apply_masks()
+        self._clear_optimizer_state(self.params)
+

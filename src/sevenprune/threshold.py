@@ -1,0 +1,162 @@
+"""Exact global selection of the k lowest scores, without sorting or concatenating every score.
+
+``smallest_k_keep_masks(scores, k)`` returns one boolean keep-mask per score tensor such that exactly
+``k`` entries over all tensors are False: the k smallest in the order (score, global index), where the
+global index is the entry's position in the concatenation of the flattened tensors in the order given.
+That order makes ties deterministic (the earliest entries are pruned first) and identical everywhere.
+
+Why not ``torch.kthvalue``/``topk`` on a concatenation? On a BERT-base-size model (85.5 M scores) that
+costs about 2.2 s on this machine's CPU, and a full copy of the scores (see docs/performance.md). Here:
+
+1. draw a small random sample of the scores (fixed seed) and read from it a narrow band
+   ``[lo, hi]`` that almost surely holds the k-th smallest value;
+2. one counting pass (per tensor) checks that it does: ``#(s < lo) < k <= #(s <= hi)``;
+3. the few values strictly inside the band are gathered and the exact k-th value ``v`` is taken
+   among them (``kthvalue`` on a band of ~1% of the entries);
+4. masks are ``s > v``, plus, for entries equal to ``v``, the first ones in index order are pruned
+   until exactly k are.
+
+If the sampled band misses (it cannot for a correct sample, but scores may be adversarial) the band
+widens to everything, so the result is always exact. Memory: per-tensor temporaries only, never more
+than one full-size copy of the scores alive at once. Scores must not contain NaN (the pruner checks
+the pruned count afterwards and raises if they did).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["smallest_k_keep_masks", "kth_smallest_value", "keep_masks_for_value"]
+
+_SAMPLE_SIZE = 1 << 16
+
+
+@dataclass
+class _BandCounts:
+    lt_lo: int  # entries with s < lo
+    eq_lo: int  # entries with s == lo
+    le_hi: int  # entries with s <= hi
+
+
+def _sample(scores: Sequence[Tensor], total: int, sample_size: int, seed: int) -> Tensor:
+    parts = []
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for s in scores:
+        n = s.numel()
+        if n == 0:
+            continue
+        take = max(1, math.ceil(sample_size * n / total))
+        idx = torch.randint(n, (take,), generator=gen).to(s.device)
+        parts.append(s.reshape(-1)[idx].float().cpu())
+    return torch.cat(parts)
+
+
+def _band_from_sample(sample: Tensor, k: int, total: int) -> tuple[float, float]:
+    """A band [lo, hi] of values that holds the k-th smallest with overwhelming probability."""
+    values, _ = torch.sort(sample)
+    ns = values.numel()
+    q = k / total
+    rank = q * ns
+    spread = 5.0 * math.sqrt(max(ns * q * (1.0 - q), 1.0)) + 16.0
+    lo_rank, hi_rank = math.floor(rank - spread), math.ceil(rank + spread)
+    lo = float(values[lo_rank]) if lo_rank >= 0 else -math.inf
+    hi = float(values[hi_rank]) if hi_rank < ns else math.inf
+    return lo, hi
+
+
+def _count_band(scores: Sequence[Tensor], lo: float, hi: float) -> _BandCounts:
+    lt_lo = eq_lo = le_hi = 0
+    for s in scores:
+        if lo != -math.inf:
+            lt_lo += int(torch.count_nonzero(s < lo))
+        eq_lo += int(torch.count_nonzero(s == lo))
+        le_hi += int(torch.count_nonzero(s <= hi)) if hi != math.inf else s.numel()
+    return _BandCounts(lt_lo, eq_lo, le_hi)
+
+
+def _inside(scores: Sequence[Tensor], lo: float, hi: float) -> Tensor:
+    parts = []
+    for s in scores:
+        sel = s > lo
+        if hi != math.inf:
+            sel &= s < hi
+        parts.append(s[sel].float())
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def kth_smallest_value(
+    scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
+) -> tuple[float, int]:
+    """Return ``(v, n_less)``: the k-th smallest value (1-based) and how many entries are ``< v``."""
+    total = sum(s.numel() for s in scores)
+    if not 1 <= k <= total:
+        raise ValueError(f"k must be in [1, {total}], got {k}")
+    if total <= 4 * sample_size:
+        lo, hi = -math.inf, math.inf
+    else:
+        lo, hi = _band_from_sample(_sample(scores, total, sample_size, seed), k, total)
+    counts = _count_band(scores, lo, hi)
+    if not counts.lt_lo < k <= counts.le_hi:  # the sample missed: fall back to the whole range
+        lo, hi = -math.inf, math.inf
+        counts = _count_band(scores, lo, hi)
+    below_band = counts.lt_lo + counts.eq_lo
+    if k <= below_band:
+        return lo, counts.lt_lo
+    band = _inside(scores, lo, hi)
+    if k <= below_band + band.numel():
+        value = float(torch.kthvalue(band, k - below_band).values)
+        n_less = below_band + int(torch.count_nonzero(band < value))
+        return value, n_less
+    # the k-th value equals hi
+    return hi, below_band + band.numel()
+
+
+def keep_masks_for_value(scores: Sequence[Tensor], value: float, quota: int) -> list[Tensor]:
+    """Masks pruning every entry ``< value`` and the first ``quota`` entries ``== value``."""
+    masks = []
+    for s in scores:
+        if quota <= 0:
+            masks.append(s >= value if value != -math.inf else torch.ones_like(s, dtype=torch.bool))
+            continue
+        keep = s > value
+        eq = s == value
+        n_eq = int(torch.count_nonzero(eq))
+        if n_eq > quota:
+            # keep the ties after the first `quota` in index order
+            late = torch.nonzero(eq.reshape(-1)).squeeze(1)[quota:]
+            keep.reshape(-1)[late] = True
+            quota = 0
+        else:
+            quota -= n_eq
+        masks.append(keep)
+    return masks
+
+
+def smallest_k_keep_masks(
+    scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
+) -> list[Tensor]:
+    """Boolean keep-masks (True = kept) pruning exactly the ``k`` smallest entries over all tensors.
+
+    Ties are broken by global index: among equal scores the entry that comes first (earlier tensor,
+    then earlier flat position) is pruned first.
+
+    >>> a, b = torch.tensor([3.0, 1.0, 2.0]), torch.tensor([[1.0, 5.0]])
+    >>> [m.tolist() for m in smallest_k_keep_masks([a, b], 2)]
+    [[True, False, True], [[False, True]]]
+    >>> [m.tolist() for m in smallest_k_keep_masks([a, b], 3)]
+    [[True, False, False], [[False, True]]]
+    """
+    total = sum(s.numel() for s in scores)
+    if not 0 <= k <= total:
+        raise ValueError(f"cannot prune {k} of {total} entries")
+    if k == 0:
+        return [torch.ones_like(s, dtype=torch.bool) for s in scores]
+    if k == total:
+        return [torch.zeros_like(s, dtype=torch.bool) for s in scores]
+    value, n_less = kth_smallest_value(scores, k, sample_size=sample_size, seed=seed)
+    return keep_masks_for_value(scores, value, k - n_less)
