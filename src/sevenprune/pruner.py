@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from . import schedules, threshold
-from .importance import Importance, get_method
+from .importance import Importance, get_method, methods
 from .targets import find_prunable
 
 __all__ = ["Pruner", "STATE_FORMAT"]
@@ -103,11 +103,18 @@ class Pruner:
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         state_dtype: torch.dtype = torch.float32,
+        pattern: str = "unstructured",
         **method_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        get_method(method)  # validates the name early, with the list of choices
+        cls = get_method(method)  # validates the name early, with the list of choices
+        if cls.phase == "init" and not getattr(self, "_building_from_masks", False):
+            raise ValueError(
+                f"method {method!r} prunes before fine-tuning from a few batches: use "
+                f"sevenprune.prune_at_init(model, {method!r}, sparsity, batches, loss_fn); methods for "
+                f"Pruner are {[m for m in methods() if get_method(m).phase == 'train']}"
+            )
         self.model = model
         self.include = [include] if isinstance(include, str) else (list(include) if include else None)
         self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
@@ -122,9 +129,58 @@ class Pruner:
         self.skipped_steps = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self._hook: Any = None
-        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options)
+        self.extra_masks: dict[str, Tensor] = {}  # e.g. biases of pruned heads (structured patterns)
+        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern)
         if optimizer is not None:
             self.attach(optimizer)
+
+    @classmethod
+    def with_masks(
+        cls,
+        model: nn.Module,
+        masks: Mapping[str, Tensor],
+        *,
+        method: str,
+        sparsity: float,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        **method_options: Any,
+    ) -> Pruner:
+        """A finished pruner holding fixed ``masks`` (e.g. from pruning at initialisation).
+
+        Its ``step()`` only keeps the masks applied; it is saved and resumed like any pruner.
+        """
+        self = cls.__new__(cls)
+        self._building_from_masks = True
+        try:
+            self.__init__(model, method, sparsity, 0, 1, include=include, exclude=exclude,  # type: ignore[misc]
+                          **method_options)
+        finally:
+            del self._building_from_masks
+        self.set_masks(masks)
+        self.step_count = self.end_step
+        self.importance.release()
+        if optimizer is not None:
+            self.attach(optimizer)
+        return self
+
+    @torch.no_grad()
+    def set_masks(self, masks: Mapping[str, Tensor]) -> None:
+        """Replace the masks (``{weight name: bool tensor}``, every prunable weight) and apply them."""
+        if set(masks) != set(self.params):
+            missing, extra = sorted(set(self.params) - set(masks)), sorted(set(masks) - set(self.params))
+            raise ValueError(f"masks must cover exactly the prunable weights; missing {missing[:5]}, "
+                             f"unknown {extra[:5]}")
+        for name, p in self.params.items():
+            m = masks[name]
+            if not isinstance(m, Tensor) or m.dtype != torch.bool or m.shape != p.shape:
+                raise ValueError(f"mask for {name!r} must be a bool tensor of shape {tuple(p.shape)}")
+            self.masks[name] = m.to(p.device).clone()
+            self._pruned[name] = m.numel() - int(torch.count_nonzero(m))
+        self.importance.masks_updated(self.masks, {})
+        self._clear_optimizer_state(list(self.params))
+        self.apply_masks()
 
     def _configure(
         self,
@@ -134,7 +190,15 @@ class Pruner:
         prune_steps: int,
         state_dtype: torch.dtype,
         method_options: Mapping[str, Any],
+        pattern: str = "unstructured",
     ) -> None:
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a string, got {pattern!r}")
+        self.pattern = pattern
+        if pattern != "unstructured":
+            from .patterns import validate_pattern  # structured / N:M sparsity
+
+            validate_pattern(pattern, self)
         self.sparsity_target = _check_sparsity(sparsity)
         self.start_step = _check_int(start_step, "start_step", 0)
         self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
@@ -163,6 +227,7 @@ class Pruner:
             "include": self.include,
             "exclude": self.exclude,
             "state_dtype": str(self.state_dtype).replace("torch.", ""),
+            "pattern": self.pattern,
             "method_options": dict(self.importance.options),
         }
 
@@ -219,6 +284,10 @@ class Pruner:
             if self._pruned[name]:
                 p = self.params[name]
                 p.mul_(self._mask_on(name, p.device))
+        if self.extra_masks:
+            params = dict(self.model.named_parameters())
+            for name, mask in self.extra_masks.items():
+                params[name].mul_(mask.to(params[name].device))
 
     def target_sparsity(self, step: int | None = None) -> float:
         """The schedule's sparsity at ``step`` (default: the current step)."""
@@ -232,33 +301,59 @@ class Pruner:
         Returns the names of the weights whose masks changed. Masks never regrow: a lower sparsity
         than the current one changes nothing.
         """
+        self._last_newly: dict[str, Tensor] = {}
         k = schedules.pruned_count(_check_sparsity(sparsity), self.numel)
         already = sum(self._pruned.values())
         if k <= already:
             return []
         scores = self.importance.scores(self.masks)
-        keep = threshold.smallest_k_keep_masks(scores, k, seed=self.step_count)
-        changed: list[str] = []
-        for (name, old), new in zip(self.masks.items(), keep):
-            new &= old.to(new.device)  # monotone even if a method forgot to pin pruned scores
-            pruned = new.numel() - int(torch.count_nonzero(new))
-            if pruned != self._pruned[name]:
-                changed.append(name)
-            self.masks[name] = new
-            self._pruned[name] = pruned
+        if self.pattern != "unstructured":
+            from .patterns import pattern_keep_masks
+
+            keep, self.extra_masks = pattern_keep_masks(self.pattern, self, scores, k)
+            newly = self._replace_masks(keep)
+        elif k - already <= max(1 << 16, self.numel // 32):
+            # the usual case inside a long window: few new entries; find them and update sparsely
+            picked = threshold.smallest_k_finite(scores, k - already, seed=self.step_count)
+            newly = {}
+            for (name, mask), idx in zip(list(self.masks.items()), picked):
+                if idx.numel():
+                    mask.view(-1)[idx] = False
+                    self._pruned[name] += idx.numel()
+                    newly[name] = idx
+        else:
+            keep = threshold.smallest_k_keep_masks(scores, k, seed=self.step_count)
+            newly = self._replace_masks(keep)
         total = sum(self._pruned.values())
-        if total != k:
+        if self.pattern == "unstructured" and total != k:
             raise RuntimeError(
                 f"the threshold pruned {total} entries instead of {k}; the scores of method "
                 f"{self.method!r} probably contain NaN"
             )
-        self.importance.masks_updated(self.masks)
-        self._clear_optimizer_state(changed)
-        self._after_mask_update(changed)
-        return changed
+        self.importance.masks_updated(self.masks, newly)
+        self._clear_optimizer_state(list(newly))
+        self._after_mask_update(list(newly))
+        self._last_newly = newly
+        return list(newly)
+
+    def _replace_masks(self, keep: Sequence[Tensor]) -> dict[str, Tensor]:
+        """Install new keep-masks (intersected with the old ones); return the newly pruned indices."""
+        newly: dict[str, Tensor] = {}
+        for (name, old), new in zip(list(self.masks.items()), keep):
+            new = new.to(old.device) & old  # monotone even if a method forgot to pin pruned scores
+            pruned = new.numel() - int(torch.count_nonzero(new))
+            if pruned != self._pruned[name]:
+                newly[name] = torch.nonzero((old & ~new).view(-1)).squeeze(1)
+            self.masks[name] = new
+            self._pruned[name] = pruned
+        return newly
 
     def _after_mask_update(self, changed: Sequence[str]) -> None:
-        """Hook for subclasses/integrations (e.g. a cross-rank mask check)."""
+        """Under torch.distributed, check that every rank computed the same masks."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            from .distributed import check_masks_consistent
+
+            check_masks_consistent(self.masks)
 
     # -- the training-loop call ---------------------------------------------------------------------
     def _grads(self) -> list[Tensor]:
@@ -280,21 +375,28 @@ class Pruner:
     @torch.no_grad()
     def step(self) -> None:
         """Call once per optimizer update, after ``optimizer.step()``, before ``zero_grad()``."""
-        grads = self._grads() if self.importance.needs_grad else []
-        self.step_count += 1
-        n = self.step_count
-        changed: list[str] = []
+        n = self.step_count + 1
+        newly: dict[str, Tensor] = {}
+        if self.importance.needs_grad and n <= self.end_step:
+            self._grads()  # raises with a hint if step() is called at the wrong place
         if schedules.in_window(n, self.start_step, self.prune_steps):
+            grads = self._grads() if self.importance.needs_grad else []
+            self.step_count = n
             if not grads or self._all_finite(grads):
                 self.observed_steps += 1
                 self.importance.observe(n - self.start_step)
             else:
                 self.skipped_steps += 1
-            changed = self.update_masks(self.target_sparsity(n))
+            self.update_masks(self.target_sparsity(n))
+            newly = self._last_newly
+        else:
+            self.step_count = n
         if self._hook is None:
             self.apply_masks()
-        elif changed:
-            self.apply_masks(changed)
+        else:
+            # the optimizer hook already applied the previous masks; zero only what is new
+            for name, idx in newly.items():
+                self.params[name].view(-1)[idx] = 0.0
         if n == self.end_step:
             self.importance.release()
 
@@ -365,6 +467,7 @@ class Pruner:
             "shapes": {n: list(p.shape) for n, p in self.params.items()},
             "masks": {n: m for n, m in self.masks.items()},
             "importance": self.importance.state_dict(),
+            "extra_masks": dict(self.extra_masks),
         }
 
     @torch.no_grad()
@@ -402,7 +505,8 @@ class Pruner:
         if dtype is None:
             raise ValueError(f"unknown state_dtype {config.get('state_dtype')!r} in the state")
         self._configure(config["method"], config["sparsity"], config["start_step"],
-                        config["prune_steps"], dtype, config.get("method_options", {}))
+                        config["prune_steps"], dtype, config.get("method_options", {}),
+                        config.get("pattern", "unstructured"))
         self.masks = {}
         for n, p in params.items():
             m = state["masks"][n]
@@ -410,6 +514,7 @@ class Pruner:
                 raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
             self.masks[n] = m.to(p.device).clone()
         self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
+        self.extra_masks = {n: m.clone() for n, m in state.get("extra_masks", {}).items()}
         self.step_count = int(state["step"])
         self.observed_steps = int(state.get("observed_steps", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))

@@ -160,3 +160,65 @@ def smallest_k_keep_masks(
         return [torch.zeros_like(s, dtype=torch.bool) for s in scores]
     value, n_less = kth_smallest_value(scores, k, sample_size=sample_size, seed=seed)
     return keep_masks_for_value(scores, value, k - n_less)
+
+
+def smallest_k_finite(
+    scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
+) -> list[Tensor]:
+    """Flat indices (int64, one tensor per score tensor) of the ``k`` smallest entries whose score is
+    above ``-inf``, in the order (score, global index).
+
+    This is the incremental form of :func:`smallest_k_keep_masks` used inside a pruning window: the
+    entries already pruned hold ``-inf`` and only the few new ones are wanted, so only candidates
+    ``-inf < s <= hi`` are gathered (``hi`` read off a sample) and nothing full-size is written.
+
+    >>> a, b = torch.tensor([3.0, -math.inf, 2.0]), torch.tensor([[1.0, 2.0]])
+    >>> [i.tolist() for i in smallest_k_finite([a, b], 2)]
+    [[2], [0]]
+    """
+    sizes = [s.numel() for s in scores]
+    total = sum(sizes)
+    if k <= 0:
+        return [torch.empty(0, dtype=torch.long, device=s.device) for s in scores]
+    sample = _sample(scores, total, sample_size, seed) if total > 4 * sample_size else None
+    quantile = 0.0
+    if sample is not None:
+        finite = sample[sample > -math.inf]
+        if finite.numel():
+            alive = total * finite.numel() / sample.numel()
+            quantile = min(1.0, k / alive)
+            values, _ = torch.sort(finite)
+            ns = values.numel()
+            spread = 5.0 * math.sqrt(max(ns * quantile * (1 - quantile), 1.0)) + 16.0
+            rank = math.ceil(quantile * ns + spread)
+            hi = float(values[rank]) if rank < ns else math.inf
+        else:
+            hi = math.inf
+    else:
+        hi = math.inf
+    while True:
+        vals, tids, idxs = [], [], []
+        buf = torch.empty(max(sizes), dtype=torch.bool, device=scores[0].device)
+        for t, s in enumerate(scores):
+            flat = s.reshape(-1)
+            sel = buf[: flat.numel()]
+            if hi == math.inf:
+                torch.gt(flat, -math.inf, out=sel)
+            else:
+                torch.le(flat, hi, out=sel)
+                sel &= flat > -math.inf
+            idx = torch.nonzero(sel).squeeze(1)
+            vals.append(flat[idx].float())
+            idxs.append(idx)
+            tids.append(torch.full((idx.numel(),), t, dtype=torch.long, device=idx.device))
+        found = sum(i.numel() for i in idxs)
+        if found >= k or hi == math.inf:
+            break
+        hi = math.inf  # the sample was unlucky; take every finite entry
+    if found < k:
+        raise ValueError(f"cannot prune {k} more entries: only {found} have a finite score")
+    v, tid, ix = torch.cat(vals), torch.cat(tids), torch.cat(idxs)
+    # candidates are in global index order, so a stable sort by value breaks ties by index
+    order = torch.sort(v, stable=True).indices[:k]
+    tid, ix = tid[order], ix[order]
+    return [torch.sort(ix[tid == t]).values for t in range(len(scores))]

@@ -61,6 +61,9 @@ class Importance(ABC):
     name: ClassVar[str] = ""
     #: whether ``observe`` reads gradients (the pruner then checks that they exist)
     needs_grad: ClassVar[bool] = True
+    #: "train": scored during fine-tuning through ``Pruner.step()``; "init": scored before
+    #: fine-tuning from batches and a loss, through ``sevenprune.prune_at_init``
+    phase: ClassVar[str] = "train"
     #: options and their defaults; anything else passed to the constructor is an error
     defaults: ClassVar[dict[str, Any]] = {}
 
