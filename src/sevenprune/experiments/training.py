@@ -1,0 +1,142 @@
+"""The training loop and the evaluation, kept flat and visible.
+
+Order of work in each step: forward -> backward -> clip -> ``optimizer.step()`` -> learning-rate
+step -> ``pruner.step()`` (observes the gradients, updates and applies the masks) -> ``zero_grad()``.
+Evaluation collects every prediction of a split and computes its metrics once over the whole split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .features import Encoded, collate, squad_answers
+from .metrics import classification_metrics, regression_metrics, squad_metrics
+from .tasks import TaskSpec
+
+__all__ = ["make_loader", "evaluate", "train", "cycle_batches"]
+
+
+def make_loader(encoded: Encoded, spec: TaskSpec, batch_size: int, *, shuffle: bool, seed: int,
+                pad_id: int) -> DataLoader:
+    """A DataLoader over encoded features (seeded order when shuffled)."""
+    generator = torch.Generator().manual_seed(seed)
+    features = encoded["features"]
+
+    def fn(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        return collate(batch, pad_id=pad_id, image_size=encoded.get("image_size"),
+                       regression=spec.kind == "regression")
+
+    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, generator=generator,  # type: ignore[arg-type]
+                      collate_fn=fn, drop_last=False)
+
+
+def cycle_batches(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches over as many epochs as needed (a new seeded order every epoch)."""
+    while True:
+        yield from loader
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: DataLoader,
+             device: torch.device, *, desc: str = "eval", progress: bool = True) -> dict[str, float]:
+    """Metrics of ``model`` over the whole split (predictions gathered first, metrics computed once)."""
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    outs: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    ends: list[np.ndarray] = []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        batch = _to(batch, device)
+        for k in ("labels", "start_positions", "end_positions"):
+            batch.pop(k, None)
+        out = model(**batch)
+        if spec.kind == "squad":
+            starts.extend(out.start_logits.float().cpu().numpy())
+            ends.extend(out.end_logits.float().cpu().numpy())
+        else:
+            outs.append(out.logits.float().cpu().numpy())
+    model.train(was_training)
+    if spec.kind == "squad":
+        preds = squad_answers(encoded, starts, ends)
+        return squad_metrics(preds, encoded["answers"])
+    logits = np.concatenate(outs)
+    if spec.kind == "regression":
+        return regression_metrics(logits.reshape(-1), encoded["labels"])
+    return classification_metrics(logits.argmax(-1), encoded["labels"], num_labels=spec.num_labels)
+
+
+def train(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    *,
+    max_steps: int,
+    device: torch.device,
+    pruner: Any = None,
+    lr_lambda: Callable[[int], float] | None = None,
+    max_grad_norm: float | None = 1.0,
+    eval_every: int = 0,
+    on_eval: Callable[[int, float], None] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune for ``max_steps`` optimizer updates, calling ``pruner.step()`` after each one.
+
+    ``on_eval(step, mean_train_loss)`` runs every ``eval_every`` steps (0: never; the caller
+    evaluates at the end). Returns the step count, the last mean loss and the seconds spent.
+    """
+    from tqdm.auto import tqdm
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda) if lr_lambda else None
+    model.train()
+    batches = cycle_batches(loader)
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = tqdm(range(1, max_steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
+    last_loss = math.nan
+    for step in bar:
+        batch = _to(next(batches), device)
+        loss = model(**batch).loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss.item()} at step {step}; lower --lr")
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if pruner is not None:
+            pruner.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        if step % 10 == 0 or step == max_steps:
+            post = {"loss": f"{np.mean(losses[-10:]):.4f}"}
+            if pruner is not None:
+                post["sparsity"] = f"{pruner.sparsity():.3f}"
+            bar.set_postfix(post)
+        if eval_every and on_eval is not None and step % eval_every == 0 and step != max_steps:
+            on_eval(step, float(np.mean(losses[-eval_every:])))
+    if losses:
+        last_loss = float(np.mean(losses[-max(1, eval_every or 50):]))
+    return {"steps": max_steps, "train_loss": last_loss, "train_seconds": time.perf_counter() - start}
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line (flushed, so an interrupted run keeps what it logged)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()

@@ -1,0 +1,87 @@
+"""Random pruning: every weight gets a score drawn once, uniformly in [0, 1), from a seeded generator.
+
+The usual sanity baseline of the pruning literature (e.g. Lee et al. 2019, Wang et al. 2020, de Jorge
+et al. 2021 all report it). On the cubic schedule during fine-tuning it prunes gradually, always
+removing the lowest-drawn of the weights still kept; one shot (``prune_at_init``) it keeps a uniformly
+random subset of exactly ``round((1 - s) * N)`` weights. Because the scores are drawn once, the pruned
+set at a lower sparsity is a subset of the one at a higher sparsity.
+
+Determinism: the scores come from a CPU ``torch.Generator`` seeded with ``seed`` and drawn weight by
+weight in the pruner's order, then moved to the weight's device, so the same seed gives the same masks
+on CPU and GPU and whatever the global RNG state. They are held in fp32 (4 bytes per weight) and saved
+by ``state_dict()``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from .base import Importance, register
+
+__all__ = ["RandomImportance", "random_scores"]
+
+
+def random_scores(shapes: list[torch.Size], seed: int) -> list[Tensor]:
+    """Uniform [0, 1) scores, one CPU fp32 tensor per shape, drawn in order from ``seed``.
+
+    >>> [t.shape for t in random_scores([torch.Size([2, 3]), torch.Size([4])], seed=0)]
+    [torch.Size([2, 3]), torch.Size([4])]
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return [torch.rand(shape, generator=gen, dtype=torch.float32) for shape in shapes]
+
+
+@register
+class RandomImportance(Importance):
+    """``method="random"``: scores drawn once, uniformly, from ``seed`` (option, default 0).
+
+    >>> import torch, sevenprune as sp
+    >>> layer = torch.nn.Linear(10, 10)
+    >>> pruner = sp.Pruner(layer, "random", sparsity=0.3, prune_steps=2, seed=1)
+    >>> for _ in range(2):
+    ...     pruner.step()
+    >>> int((~pruner.masks["weight"]).sum())
+    30
+    """
+
+    name = "random"
+    needs_grad = False
+    defaults = {"seed": 0}
+
+    def validate_options(self) -> None:
+        seed = self.options["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+            raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+        self.stats: dict[str, dict[str, Tensor]] = {}
+
+    def _allocate(self) -> None:
+        drawn = random_scores([p.shape for p in self.params.values()], int(self.options["seed"]))
+        self.stats = {"score": {n: s.to(p.device) for (n, p), s in zip(self.params.items(), drawn)}}
+
+    def release(self) -> None:
+        self.stats = {}
+
+    def observe(self, t: int) -> None:
+        if not self.stats:
+            self._allocate()
+
+    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
+        if not self.stats:
+            self._allocate()
+            for name, mask in masks.items():
+                self.pin_pruned(self.stats["score"][name], mask)
+        return [self.stats["score"][n] for n in self.params]
+
+    def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
+        if not self.stats:
+            return
+        for name, idx in newly_pruned.items():
+            self.stats["score"][name].view(-1)[idx] = -math.inf
+        if not newly_pruned:
+            for name, mask in masks.items():
+                self.pin_pruned(self.stats["score"][name], mask)

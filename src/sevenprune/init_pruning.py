@@ -1,0 +1,549 @@
+"""Pruning before fine-tuning: SNIP, GraSP, FORCE, SEVEN_pre (frozen), magnitude and random.
+
+``prune_at_init(model, method, sparsity, batches, loss_fn, steps=...)`` scores the prunable weights at
+the starting weights from a few batches, fixes the masks, and returns a finished :class:`Pruner` that
+keeps them applied during the fine-tuning that follows (attach your optimizer to it, call
+``pruner.step()`` after each ``optimizer.step()``)::
+
+    import sevenprune as sp
+    pruner = sp.prune_at_init(model, "snip", 0.8, batches=loader, loss_fn=lambda m, b: m(**b).loss)
+    pruner.attach(optimizer)
+
+Protocol, the same for every method:
+
+* ``loss_fn(model, batch)`` returns the scalar loss of one batch; ``batches`` is any iterable of batches
+  (a list, a DataLoader). Batches must already be on the model's device.
+* One-shot methods (SNIP, GraSP) use every batch given, once; iterative ones (FORCE, SEVEN_pre) run
+  ``steps`` iterations, each on the next batch, cycling through ``batches`` (so ``batches`` must be
+  re-iterable, e.g. a list or a DataLoader, when ``steps`` exceeds its length). Magnitude and random
+  use no data (``batches`` and ``loss_fn`` may be ``None``).
+* No optimizer step is taken. The weights, the model's buffers and the ``.grad`` of every parameter
+  are left exactly as they were, except that pruned weights are exactly zero; on an error, the
+  weights are restored before the error propagates.
+* Gradients are computed with the model in whatever mode it is in (``model.eval()`` makes them
+  deterministic by disabling dropout) and under ``torch.enable_grad()``.
+* Selection is global over all prunable weights, exactly ``round(s * N)`` entries pruned, ties broken
+  by index (:func:`sevenprune.threshold.smallest_k_keep_masks`).
+
+Memory: SNIP holds the accumulated gradient (in ``.grad``) and nothing else full-size; GraSP holds the
+gradient ``g`` (one extra full-size copy) while the Hessian-gradient product accumulates in ``.grad``
+(the buffer every backward pass writes), then computes the scores in ``g``'s storage; FORCE holds the
+starting weights (one extra full-size copy) and scores in ``.grad``; SEVEN_pre holds the starting
+weights plus SEVEN's three statistics. Autograd's own transient buffers are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import schedules
+from .importance.base import Importance, get_method, register
+from .importance.random_scores import random_scores
+from .importance.seven import SevenImportance
+from .pruner import Pruner, _check_int, _check_sparsity
+from .targets import find_prunable
+from .threshold import smallest_k_keep_masks
+
+__all__ = [
+    "prune_at_init",
+    "INIT_METHODS",
+    "snip_scores",
+    "grasp_scores",
+    "force_masks",
+    "SnipImportance",
+    "GraspImportance",
+    "ForceImportance",
+]
+
+#: methods accepted by :func:`prune_at_init`
+INIT_METHODS: tuple[str, ...] = ("snip", "grasp", "force", "seven", "magnitude", "random")
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+
+
+# -- registry entries (the scoring itself needs batches and lives in the functions below) ------------
+class _InitOnly(Importance):
+    """An init-phase method: :class:`Pruner` holds its fixed masks but cannot score with it."""
+
+    phase = "init"
+    needs_grad = False
+
+    def observe(self, t: int) -> None:
+        raise RuntimeError(
+            f"method {self.name!r} scores from batches before fine-tuning; use "
+            f"sevenprune.prune_at_init(model, {self.name!r}, sparsity, batches, loss_fn)"
+        )
+
+    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
+        self.observe(0)
+        return []  # pragma: no cover - observe raised
+
+
+@register
+class SnipImportance(_InitOnly):
+    """``method="snip"`` (Lee et al., ICLR 2019): see :func:`snip_scores`. Used through ``prune_at_init``."""
+
+    name = "snip"
+
+
+@register
+class GraspImportance(_InitOnly):
+    """``method="grasp"`` (Wang et al., ICLR 2020): see :func:`grasp_scores`. Used through ``prune_at_init``."""
+
+    name = "grasp"
+
+
+@register
+class ForceImportance(_InitOnly):
+    """``method="force"`` (de Jorge et al., ICLR 2021): see :func:`force_masks`. Option ``variant``:
+    ``"force"`` (pruned weights may come back at a later iteration, as in the paper) or ``"iter_snip"``
+    (the paper's Iterative SNIP: only weights still kept can be pruned)."""
+
+    name = "force"
+    defaults = {"variant": "force"}
+
+    def validate_options(self) -> None:
+        if self.options["variant"] not in ("force", "iter_snip"):
+            raise ValueError(f"variant must be 'force' or 'iter_snip', got {self.options['variant']!r}")
+
+
+# -- input checks --------------------------------------------------------------------------------
+def _model_devices(params: Mapping[str, nn.Parameter]) -> set[torch.device]:
+    return {p.device for p in params.values()}
+
+
+def _check_batch_device(batch: Any, devices: set[torch.device], index: int, path: str = "batch") -> None:
+    """Raise if a tensor of ``batch`` is not on a device of the model's weights (nested containers)."""
+    if isinstance(batch, Tensor):
+        if batch.dim() > 0 and batch.device not in devices:
+            where = ", ".join(sorted(str(d) for d in devices))
+            raise ValueError(
+                f"batch {index}: {path} is on {batch.device} but the model's prunable weights are on "
+                f"{where}; move the batches to the model's device before passing them (e.g. "
+                f"[{{k: v.to('{where.split(', ')[0]}') for k, v in b.items()}} for b in loader])"
+            )
+    elif isinstance(batch, Mapping):
+        for key, value in batch.items():
+            _check_batch_device(value, devices, index, f"{path}[{key!r}]")
+    elif isinstance(batch, (list, tuple)):
+        for i, value in enumerate(batch):
+            _check_batch_device(value, devices, index, f"{path}[{i}]")
+
+
+def _check_batches(batches: Any) -> Iterable[Any]:
+    if isinstance(batches, (Tensor, Mapping, str, bytes)) or not isinstance(batches, Iterable):
+        raise TypeError(
+            "batches must be an iterable of batches (a list of batches, a DataLoader), got "
+            f"{type(batches).__name__}; to use a single batch pass [batch]"
+        )
+    return batches
+
+
+def _compute_loss(model: nn.Module, loss_fn: LossFn, batch: Any, index: int) -> Tensor:
+    loss = loss_fn(model, batch)
+    if not isinstance(loss, Tensor):
+        raise TypeError(
+            f"loss_fn(model, batch) must return the scalar loss tensor of the batch; batch {index} gave "
+            f"{type(loss).__name__} (with Hugging Face models return model(**batch).loss)"
+        )
+    if loss.dim() != 0:
+        raise ValueError(
+            f"loss_fn(model, batch) must return a scalar (0-dim) tensor; batch {index} gave shape "
+            f"{tuple(loss.shape)} (reduce it, e.g. loss.mean())"
+        )
+    if not loss.is_floating_point():
+        raise TypeError(f"loss_fn returned a {loss.dtype} tensor on batch {index}; expected a float loss")
+    if not loss.requires_grad:
+        raise ValueError(
+            f"the loss of batch {index} does not depend on any trainable parameter (requires_grad is "
+            "False): does loss_fn detach it, call .item(), or run under torch.no_grad()?"
+        )
+    if not bool(torch.isfinite(loss.detach())):
+        raise ValueError(f"the loss of batch {index} is {float(loss)}; pruning scores need a finite loss")
+    return loss
+
+
+class _Batches:
+    """Iterates the user's batches with the checks, once (one shot) or cycling (iterative methods)."""
+
+    def __init__(self, batches: Any, devices: set[torch.device]) -> None:
+        self.batches = _check_batches(batches)
+        self.devices = devices
+
+    def _checked(self, batch: Any, index: int) -> Any:
+        _check_batch_device(batch, self.devices, index)
+        return batch
+
+    def once(self) -> Iterator[Any]:
+        n = 0
+        for n, batch in enumerate(self.batches, start=1):
+            yield self._checked(batch, n - 1)
+        if n == 0:
+            raise ValueError("batches is empty: pruning at initialisation needs at least one batch")
+
+    def cycle(self, steps: int) -> Iterator[Any]:
+        given = 0
+        passes = 0
+        while given < steps:
+            it = iter(self.batches)
+            in_pass = 0
+            for batch in it:
+                yield self._checked(batch, given)
+                given += 1
+                in_pass += 1
+                if given == steps:
+                    return
+            if in_pass == 0:
+                if passes == 0:
+                    raise ValueError("batches is empty: pruning at initialisation needs at least one batch")
+                raise ValueError(
+                    f"batches ran out after {given} of steps={steps} batches and cannot be iterated again "
+                    "(a generator or iterator?); pass a list or a DataLoader, or fewer steps"
+                )
+            passes += 1
+
+
+def _check_loss_fn(loss_fn: Any) -> LossFn:
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a callable loss_fn(model, batch) -> scalar loss tensor, got {loss_fn!r}"
+        )
+    return loss_fn  # type: ignore[no-any-return]
+
+
+# -- scoring functions ---------------------------------------------------------------------------
+def _backward(model: nn.Module, loss_fn: LossFn, batch: Any, index: int, plist: list[nn.Parameter]) -> None:
+    """Accumulate dL/dW of one batch into the prunable weights' ``.grad`` (and nowhere else)."""
+    with torch.enable_grad():
+        loss = _compute_loss(model, loss_fn, batch, index)
+        loss.backward(inputs=plist)
+
+
+def snip_scores(
+    model: nn.Module, params: Mapping[str, nn.Parameter], batches: Any, loss_fn: LossFn
+) -> list[Tensor]:
+    """SNIP connection sensitivity (Lee, Ajanthan & Torr, "SNIP: Single-shot Network Pruning based on
+    Connection Sensitivity", ICLR 2019, Eq. 6): ``s = |W * dL/dW|`` with the gradient summed over every
+    batch given (the paper's normalisation by the sum of all ``s`` does not change the ranking).
+    Higher = kept. The prunable weights' ``.grad`` must be ``None`` on entry and is left holding the
+    scores (fp32) — :func:`prune_at_init` handles that.
+    """
+    plist = list(params.values())
+    stream = _Batches(batches, _model_devices(params))
+    for i, batch in enumerate(stream.once()):
+        _backward(model, loss_fn, batch, i, plist)
+    out = []
+    for p in plist:
+        if p.grad is None:  # unused by the loss: no sensitivity
+            p.grad = torch.zeros_like(p)
+        # the score overwrites the gradient buffer: no extra full-size copy
+        score = p.grad.mul_(p.detach()).abs_()
+        out.append(score if score.dtype == torch.float32 else score.float())
+    return out
+
+
+def grasp_scores(
+    model: nn.Module, params: Mapping[str, nn.Parameter], batches: Any, loss_fn: LossFn
+) -> list[Tensor]:
+    """GraSP scores as the paper defines them (Wang, Zhang & Grosse, "Picking Winning Tickets Before
+    Training by Preserving Gradient Flow", ICLR 2020, Eq. 8): ``S(-W) = -W * (H g)``.
+
+    ``g = sum_b dL_b/dW`` over every batch, then ``H g = sum_b d(g . dL_b/dW)/dW`` by double backward
+    with ``g`` held fixed, as the authors' code does (a Hessian-vector product, no Hessian formed).
+
+    Sign convention: removing a set of weights is the perturbation ``delta = -W`` on them, which
+    changes the gradient norm by ``Delta(g^T g) ~ 2 delta^T H g = 2 sum S``. A *large* ``S`` means
+    removing the weight barely reduces (or even increases) gradient flow, so GraSP **removes the
+    highest scores** and keeps the lowest (most negative): the weights whose removal would reduce
+    gradient flow most. :func:`prune_at_init` therefore ranks by ``-S``. Returned here: ``S`` itself.
+
+    Memory: ``g`` (one extra full-size copy) while ``H g`` accumulates in ``.grad``; the scores are then
+    written into ``g``'s storage. Batches are iterated twice (for ``g``, then for ``H g``): a one-pass
+    iterator is first turned into a list. The prunable weights' ``.grad`` must be ``None`` on entry.
+    """
+    plist = list(params.values())
+    devices = _model_devices(params)
+    data = list(_Batches(batches, devices).once())
+    for i, batch in enumerate(data):
+        _backward(model, loss_fn, batch, i, plist)
+    g = [p.grad if p.grad is not None else torch.zeros_like(p) for p in plist]
+    for p in plist:
+        p.grad = None
+    for i, batch in enumerate(data):
+        with torch.enable_grad():
+            loss = _compute_loss(model, loss_fn, batch, i)
+            grads = torch.autograd.grad(loss, plist, create_graph=True, allow_unused=True)
+            z: Tensor | None = None
+            for gf, gi in zip(grads, g):
+                if gf is not None:
+                    term = (gf * gi).sum()
+                    z = term if z is None else z + term
+            del grads
+            if z is not None and z.requires_grad:
+                try:
+                    z.backward(inputs=plist)
+                except RuntimeError as exc:
+                    if "double backward" in str(exc) or "derivative for" in str(exc):
+                        raise RuntimeError(
+                            "GraSP needs second derivatives (a Hessian-vector product) and an operation "
+                            "of this model does not support double backward; for Hugging Face models "
+                            f"load them with attn_implementation='eager'. ({exc})"
+                        ) from exc
+                    raise
+    scores = []
+    for p, gi in zip(plist, g):
+        hg = p.grad
+        if hg is None:  # the loss is linear in this weight (or does not use it): H g = 0
+            gi.zero_()
+        else:
+            gi.copy_(hg).mul_(p.detach()).neg_()  # S = -W * Hg, in g's storage
+        p.grad = None
+        scores.append(gi if gi.dtype == torch.float32 else gi.float())
+    return scores
+
+
+def _keep_count_masks(scores: Sequence[Tensor], pruned: int, seed: int = 0) -> list[Tensor]:
+    return smallest_k_keep_masks(list(scores), pruned, seed=seed)
+
+
+def force_masks(
+    model: nn.Module,
+    params: Mapping[str, nn.Parameter],
+    batches: Any,
+    loss_fn: LossFn,
+    sparsity: float,
+    steps: int,
+    variant: str = "force",
+) -> list[Tensor]:
+    """FORCE / Iterative SNIP (de Jorge, Sanyal, Behl, Torr, Rogez & Dokania, "Progressive
+    Skeletonization: Trimming more fat from a network at initialization", ICLR 2021, Sec. 4, Alg. 1).
+
+    For iteration ``t = 1 .. T`` (``T = steps``), on the next batch:
+
+    1. the network is the starting weights masked by the current mask, ``W0 * c_t``;
+    2. saliency ``|W0 * dL(W0 * c_t)/d(W0 * c_t)|`` (= ``|dL/dc|``, SNIP's sensitivity of the *pruned*
+       network) for every weight;
+    3. keep the ``round(kappa_t * N)`` highest, ``kappa_t = (1 - s) ** (t / T)`` (the exponential
+       schedule, :func:`sevenprune.schedules.exponential_keep`); the last iteration prunes exactly
+       ``round(s * N)``.
+
+    ``variant="force"`` ranks every weight, so a weight pruned at an earlier iteration can come back
+    (FORCE); ``"iter_snip"`` ranks only the weights still kept (Iterative SNIP, monotone). The
+    weights are modified during the iterations and restored (``W0``, the one extra full-size copy)
+    before returning, also on error. The prunable weights' ``.grad`` must be ``None`` on entry.
+    """
+    plist = list(params.values())
+    total = sum(p.numel() for p in plist)
+    stream = _Batches(batches, _model_devices(params))
+    w0 = [p.detach().clone() for p in plist]
+    keep = [torch.ones(p.shape, dtype=torch.bool, device=p.device) for p in plist]
+    try:
+        for t, batch in enumerate(stream.cycle(steps), start=1):
+            _backward(model, loss_fn, batch, t - 1, plist)
+            scores = []
+            for p, w, mask in zip(plist, w0, keep):
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                s = p.grad.mul_(w).abs_()  # in the gradient buffer
+                s = s if s.dtype == torch.float32 else s.float()
+                if variant == "iter_snip":
+                    s.masked_fill_(~mask, -math.inf)
+                scores.append(s)
+            if t == steps:
+                k = schedules.pruned_count(sparsity, total)
+            else:
+                kept = schedules.exponential_keep(t, steps, 1.0 - sparsity)
+                k = total - min(total, max(0, round(kept * total)))
+            keep = _keep_count_masks(scores, k, seed=t)
+            del scores
+            with torch.no_grad():
+                for p, w, mask in zip(plist, w0, keep):
+                    p.grad = None
+                    p.copy_(w).mul_(mask)
+    finally:
+        with torch.no_grad():
+            for p, w in zip(plist, w0):
+                p.grad = None
+                p.copy_(w)
+    return keep
+
+
+def _seven_frozen_masks(
+    model: nn.Module,
+    params: Mapping[str, nn.Parameter],
+    batches: Any,
+    loss_fn: LossFn,
+    sparsity: float,
+    steps: int,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    state_dtype: torch.dtype,
+    options: Mapping[str, Any],
+) -> dict[str, Tensor]:
+    """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
+
+    ``steps`` = K batches at the starting weights, no weight update: at step t the gradient of the
+    *masked* network is observed by SEVEN's score (``sevenprune.importance.seven``), the cubic
+    schedule ``s * (1 - (1 - t/K)**3)`` gives the sparsity and the global threshold prunes the
+    lowest-scored kept weights (monotone). The last step reaches exactly ``round(s * N)``.
+    """
+    plist = list(params.values())
+    stream = _Batches(batches, _model_devices(params))
+    inner = Pruner(model, "seven", sparsity, start_step=0, prune_steps=steps, include=include,
+                   exclude=exclude, state_dtype=state_dtype, **options)
+    w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
+    try:
+        for t, batch in enumerate(stream.cycle(steps)):
+            _backward(model, loss_fn, batch, t, plist)
+            if all(p.grad is None for p in plist):
+                for p in plist:
+                    p.grad = torch.zeros_like(p)
+            inner.step()  # observe, update the masks, zero the pruned weights in place
+            for p in plist:
+                p.grad = None
+    except BaseException:
+        with torch.no_grad():
+            for p, w in zip(plist, w0):
+                p.copy_(w)
+        raise
+    finally:
+        for p in plist:
+            p.grad = None
+    return dict(inner.masks)
+
+
+# -- the entry point -----------------------------------------------------------------------------
+def _method_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``options`` into (options of the registered method, options of prune_at_init's protocol)."""
+    protocol: dict[str, Any] = {}
+    if method == "seven":
+        freeze = options.pop("freeze_during_pruning", True)
+        if freeze is not True:
+            raise ValueError(
+                "prune_at_init runs SEVEN_pre with freeze_during_pruning=True (scores at the starting "
+                "weights, no weight update); for SEVEN_pre as Algorithm 1 (weights updated while pruning) "
+                "use sp.Pruner(model, 'seven', sparsity, start_step=0, prune_steps=K) in your training loop"
+            )
+        protocol["freeze_during_pruning"] = True
+    return options, protocol
+
+
+def prune_at_init(
+    model: nn.Module,
+    method: str,
+    sparsity: float,
+    batches: Iterable[Any] | None = None,
+    loss_fn: LossFn | None = None,
+    *,
+    steps: int = 100,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    state_dtype: torch.dtype = torch.float32,
+    **options: Any,
+) -> Pruner:
+    """Prune ``model`` before fine-tuning and return a finished :class:`Pruner` holding the fixed masks.
+
+    Args:
+        model: the model; its weights are left unchanged except that pruned ones are set to 0.
+        method: one of ``"snip"``, ``"grasp"``, ``"force"``, ``"seven"`` (SEVEN_pre with
+            ``freeze_during_pruning=True``), ``"magnitude"``, ``"random"``.
+        sparsity: fraction of the prunable weights to prune, in ``[0, 1)``; exactly ``round(s * N)``.
+        batches: iterable of batches on the model's device (unused by magnitude and random).
+        loss_fn: ``loss_fn(model, batch) -> scalar loss tensor`` (unused by magnitude and random).
+        steps: iterations of the iterative methods (FORCE, SEVEN_pre), each on the next batch, cycling
+            through ``batches``; ignored by the one-shot methods. The reference hint for SEVEN_pre: 100.
+        include, exclude: regular expressions over weight names (see :func:`sevenprune.find_prunable`).
+        optimizer: attached to the returned pruner if given.
+        state_dtype: dtype of SEVEN's moments while scoring (``"seven"`` only).
+        **options: the method's options: FORCE ``variant="force"|"iter_snip"``; random ``seed``;
+            SEVEN ``beta1``, ``beta2``, ``eps``, ``moments``, ``compile``, ``freeze_during_pruning``.
+
+    >>> import torch, sevenprune as sp
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> data = [(torch.randn(5, 4), torch.randn(5, 2)) for _ in range(2)]
+    >>> mse = lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1])
+    >>> pruner = prune_at_init(model, "snip", 0.75, data, mse)
+    >>> pruner.sparsity(), pruner.finished
+    (0.75, True)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(method, str) or method not in INIT_METHODS:
+        hint = ""
+        if isinstance(method, str) and method in _train_methods():
+            hint = f" ({method!r} prunes during fine-tuning: use sp.Pruner(model, {method!r}, ...))"
+        raise ValueError(f"unknown method {method!r} for prune_at_init; choose one of {list(INIT_METHODS)}{hint}")
+    sparsity = _check_sparsity(sparsity)
+    steps = _check_int(steps, "steps", 1)
+    include_l = [include] if isinstance(include, str) else (list(include) if include else None)
+    exclude_l = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
+    params = find_prunable(model, include_l, exclude_l)
+    method_opts, _ = _method_options(method, dict(options))
+    # validates the option names and values, with the list of valid ones
+    cls = get_method(method)
+    cls(params, state_dtype=state_dtype, **method_opts)
+    total = sum(p.numel() for p in params.values())
+    k = schedules.pruned_count(sparsity, total)
+    names = list(params)
+
+    if method in ("magnitude", "random"):
+        if method == "magnitude":
+            scores = [p.detach().abs().float() for p in params.values()]
+        else:
+            drawn = random_scores([p.shape for p in params.values()], int(method_opts.get("seed", 0)))
+            scores = [s.to(p.device) for s, p in zip(drawn, params.values())]
+        masks = dict(zip(names, _keep_count_masks(scores, k)))
+        return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
+                                 exclude=exclude_l, optimizer=optimizer, **method_opts)
+
+    if batches is None:
+        raise TypeError(f"method {method!r} needs batches (an iterable of batches, e.g. a DataLoader)")
+    _check_batches(batches)
+    fn = _check_loss_fn(loss_fn)
+    plist = list(params.values())
+    saved_grads = [p.grad for p in plist]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        for p in plist:
+            p.grad = None
+        if method == "snip":
+            scores = snip_scores(model, params, batches, fn)
+            masks = dict(zip(names, _keep_count_masks(scores, k)))
+            del scores  # they live in the .grad buffers, released below
+        elif method == "grasp":
+            s = grasp_scores(model, params, batches, fn)
+            for t in s:
+                t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
+            masks = dict(zip(names, _keep_count_masks(s, k)))
+        elif method == "force":
+            masks = dict(zip(names, force_masks(model, params, batches, fn, sparsity, steps,
+                                                method_opts.get("variant", "force"))))
+        else:  # seven
+            masks = _seven_frozen_masks(model, params, batches, fn, sparsity, steps, include_l,
+                                        exclude_l, state_dtype, method_opts)
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for p, g in zip(plist, saved_grads):
+            p.grad = g
+    return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
+                             exclude=exclude_l, optimizer=optimizer, **method_opts)
+
+
+def _train_methods() -> list[str]:
+    from .importance.base import methods
+
+    return [m for m in methods() if get_method(m).phase == "train"]
+
+
+# SevenImportance is imported so that "seven" is registered whenever this module is
+_ = SevenImportance

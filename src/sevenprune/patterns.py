@@ -1,0 +1,314 @@
+"""Sparsity patterns beyond unstructured: N:M, attention heads and FFN neurons, scored by any method.
+
+``sp.Pruner(model, method, sparsity, ..., pattern=...)`` accepts:
+
+``"unstructured"`` (default)
+    one global threshold over every prunable entry (handled by the pruner itself).
+
+``"n:m"`` (e.g. ``"2:4"``, ``"4:8"``; ``1 <= n < m``)
+    in every group of ``m`` consecutive *input* weights of a row (the reduction dimension of the
+    layer's matrix product: dim 1 of an ``nn.Linear`` weight, dim 0 of a GPT-2 ``Conv1D`` weight,
+    the flattened ``in*kh*kw`` of a convolution), keep the ``n`` with the highest score.
+    **Decision:** ``sparsity`` must be ``1 - n/m`` (0.5 for 2:4 and 4:8), and the cubic schedule
+    *ramps to* the pattern: at each pruning step the schedule's count ``k`` of entries is pruned by
+    one global threshold, but only among each group's ``m - n`` lowest-scored entries (the
+    *candidates*), so no group ever loses more than ``m - n`` and at the end of the window every
+    group has lost exactly ``m - n``: the model is exactly n:m. Every prunable weight's reduction
+    length must be a multiple of ``m`` (exclude the others with ``exclude=``).
+
+``"heads"``, ``"neurons"``, ``"heads+neurons"``
+    remove whole attention heads and/or FFN intermediate neurons (see :mod:`sevenprune.structured`
+    for the architectures: BERT-like encoders, ViT, DistilBERT). **Decisions:**
+
+    * a group's score is the **sum** of its weights' scores (query, key and value rows and attention
+      output columns of a head; FFN input row and output column of a neuron). Within a kind every
+      group has the same number of weights, so the sum ranks exactly as the mean does; heads and
+      neurons are never ranked against each other.
+    * ``sparsity`` is the **fraction of groups removed**, of each kind separately, ranked globally
+      over all layers (``"heads+neurons"`` at 0.5 removes half of all heads and half of all neurons).
+      At a pruning step the fraction is ``k / N`` (the schedule's entry count over the prunable
+      entries), so the cubic schedule ramps the number of groups.
+    * the best-scored head and neuron of each layer are never removed (a layer needs one).
+    * a removed group is masked entirely: its weights, and the biases of its query/key/value rows or
+      its FFN input entry (returned as extra masks, which the pruner applies after every step), so
+      the masked model and the physically smaller one (:func:`sevenprune.structured.shrink`, or
+      ``sevenprune export --format structured``) compute the same thing.
+    * ``pruner.sparsity()`` still reports the fraction of prunable *weights* set to zero (weights
+      outside every group, such as the pooler, are never pruned by these patterns).
+
+>>> parse_pattern("2:4")
+('nm', 2, 4)
+>>> parse_pattern("heads+neurons")
+('structured', ('heads', 'neurons'))
+>>> nm_holds(torch.tensor([[True, False, False, True]]), 2, 4)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from .structured import Block, require_blocks
+from .threshold import smallest_k_keep_masks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pruner import Pruner
+
+__all__ = ["VALID_PATTERNS", "nm_holds", "parse_pattern", "pattern_keep_masks", "validate_pattern"]
+
+#: the valid forms, for error messages
+VALID_PATTERNS = "'unstructured', 'n:m' with 1 <= n < m (e.g. '2:4', '4:8'), 'heads', 'neurons', 'heads+neurons'"
+
+_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_KINDS = ("heads", "neurons")
+
+
+def parse_pattern(pattern: str) -> tuple[Any, ...]:
+    """``("unstructured",)``, ``("nm", n, m)`` or ``("structured", kinds)``; ``ValueError`` otherwise."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a string, one of {VALID_PATTERNS}; got {pattern!r}")
+    if pattern == "unstructured":
+        return ("unstructured",)
+    match = _NM.match(pattern)
+    if match:
+        n, m = int(match.group(1)), int(match.group(2))
+        if not 1 <= n < m:
+            raise ValueError(f"pattern {pattern!r}: an n:m pattern needs 1 <= n < m; valid forms: {VALID_PATTERNS}")
+        return ("nm", n, m)
+    parts = [p.strip() for p in pattern.split("+")]
+    if parts and all(p in _KINDS for p in parts) and len(set(parts)) == len(parts):
+        return ("structured", tuple(k for k in _KINDS if k in parts))
+    raise ValueError(f"unknown pattern {pattern!r}; valid forms: {VALID_PATTERNS}")
+
+
+# -- N:M ------------------------------------------------------------------------------------------------
+def _owner_kinds(model: nn.Module) -> dict[int, str]:
+    """``id(weight) -> "conv1d"`` for GPT-2 style ``Conv1D`` weights (stored as (in, out))."""
+    out: dict[int, str] = {}
+    for module in model.modules():
+        if type(module).__name__ == "Conv1D" and isinstance(getattr(module, "weight", None), Tensor):
+            out[id(module.weight)] = "conv1d"
+    return out
+
+
+def _as_rows(t: Tensor, kind: str) -> Tensor:
+    """View a weight-shaped tensor as (rows, reduction length)."""
+    if kind == "conv1d":
+        return t.t()
+    return t.reshape(t.shape[0], -1)
+
+
+def _from_rows(rows: Tensor, shape: torch.Size, kind: str) -> Tensor:
+    if kind == "conv1d":
+        return rows.t().contiguous()
+    return rows.reshape(shape)
+
+
+def _kinds_of(pruner: Pruner) -> list[str]:
+    owners = _owner_kinds(pruner.model)
+    return [owners.get(id(p), "matrix") for p in pruner.params.values()]
+
+
+def nm_holds(mask: Tensor, n: int, m: int, *, transposed: bool = False) -> bool:
+    """True if every group of ``m`` consecutive entries along the rows of ``mask`` keeps exactly ``n``.
+
+    ``mask`` is a keep-mask (True = kept) shaped like an ``nn.Linear`` weight (``transposed=True``
+    for a GPT-2 ``Conv1D`` weight).
+    """
+    rows = _as_rows(mask, "conv1d" if transposed else "matrix")
+    if rows.shape[1] % m:
+        return False
+    kept = rows.reshape(rows.shape[0], -1, m).sum(dim=2)
+    return bool((kept == n).all())
+
+
+def _nm_candidate_scores(score: Tensor, mask: Tensor, kind: str, n: int, m: int, name: str) -> Tensor:
+    """The score with every entry outside its group's ``m - n`` lowest set to ``+inf``."""
+    rows = _as_rows(score, kind)
+    keep_rows = _as_rows(mask, kind)
+    groups = rows.reshape(rows.shape[0], -1, m)
+    pruned_per_group = (~keep_rows).reshape(rows.shape[0], -1, m).sum(dim=2)
+    if bool((pruned_per_group > m - n).any()):
+        raise ValueError(f"the mask of {name!r} already prunes more than {m - n} of {m} entries in some "
+                         f"group, so it cannot become {n}:{m}")
+    order = torch.sort(groups, dim=2, stable=True).indices  # ascending; pruned (-inf) first
+    candidate = torch.zeros_like(groups, dtype=torch.bool)
+    candidate.scatter_(2, order[..., : m - n], True)
+    finite_max = torch.finfo(groups.dtype).max
+    cand_scores = torch.where(candidate, groups.clamp(max=finite_max), math.inf)
+    return _from_rows(cand_scores.reshape(rows.shape), score.shape, kind)
+
+
+def _nm_keep(pruner: Pruner, scores: Sequence[Tensor], k: int, n: int, m: int) -> list[Tensor]:
+    target = getattr(pruner, "sparsity_target", None)
+    if target is not None and not math.isclose(target, 1 - n / m, rel_tol=0, abs_tol=1e-9):
+        raise ValueError(f"pattern '{n}:{m}' fixes the sparsity at 1 - {n}/{m} = {1 - n / m}; "
+                         f"the pruner's sparsity is {target}")
+    kinds = _kinds_of(pruner)
+    names = list(pruner.params)
+    cand = [
+        _nm_candidate_scores(s.float() if not s.is_floating_point() else s, pruner.masks[name].to(s.device),
+                             kind, n, m, name)
+        for name, s, kind in zip(names, scores, kinds)
+    ]
+    limit = pruner.numel * (m - n) // m
+    if k > limit:
+        raise ValueError(f"pattern '{n}:{m}' prunes at most {limit} of {pruner.numel} entries "
+                         f"(sparsity {1 - n / m}); the schedule asked for {k}: set sparsity={1 - n / m}")
+    return smallest_k_keep_masks(cand, k, seed=pruner.step_count)
+
+
+# -- heads and neurons ------------------------------------------------------------------------------------
+def _finite(t: Tensor) -> Tensor:
+    return torch.where(torch.isfinite(t), t, 0.0)
+
+
+def _group_scores(block: Block, kind: str, score_of: Mapping[str, Tensor]) -> Tensor:
+    """Sum of the scores of each head (or neuron) of ``block``, in float64."""
+    if kind == "heads":
+        total = torch.zeros(block.num_heads, dtype=torch.float64, device=score_of[block.query + ".weight"].device)
+        for role in ("query", "key", "value"):
+            s = _finite(score_of[block.linear(role) + ".weight"])
+            total += s.reshape(block.num_heads, -1).sum(dim=1, dtype=torch.float64)
+        o = _finite(score_of[block.attn_out + ".weight"])
+        total += o.reshape(o.shape[0], block.num_heads, -1).sum(dim=(0, 2), dtype=torch.float64)
+        return total
+    fi = _finite(score_of[block.ffn_in + ".weight"])
+    fo = _finite(score_of[block.ffn_out + ".weight"])
+    return fi.sum(dim=1, dtype=torch.float64) + fo.sum(dim=0, dtype=torch.float64)
+
+
+def _group_gone(block: Block, kind: str, masks: Mapping[str, Tensor]) -> Tensor:
+    """Groups already removed: their output-projection columns are all pruned."""
+    if kind == "heads":
+        o = masks[block.attn_out + ".weight"]
+        return ~o.reshape(o.shape[0], block.num_heads, -1).any(dim=2).any(dim=0)
+    return ~masks[block.ffn_out + ".weight"].any(dim=0)
+
+
+def _select_groups(scores: Tensor, gone: Tensor, sizes: list[int], count: int) -> Tensor:
+    """Bool over all groups (concatenated per layer): the ``count`` to remove, lowest score first.
+
+    Groups already gone come first; the best remaining group of each layer is never chosen.
+    """
+    key = torch.where(gone, -math.inf, scores)
+    protected = torch.zeros_like(gone)
+    start = 0
+    for size in sizes:
+        layer = key[start: start + size].clone()
+        layer[gone[start: start + size]] = -math.inf
+        best = int(torch.argmax(layer))  # first of the highest (ties: lowest index)
+        protected[start + best] = True
+        start += size
+    key = torch.where(protected, math.inf, key)
+    count = min(count, int((~protected).sum()))
+    order = torch.sort(key, stable=True).indices
+    chosen = torch.zeros_like(gone)
+    chosen[order[:count]] = True
+    return chosen | (gone & ~protected)
+
+
+def _structured_keep(
+    pruner: Pruner, scores: Sequence[Tensor], k: int, kinds: Sequence[str]
+) -> tuple[list[Tensor], dict[str, Tensor]]:
+    blocks = require_blocks(pruner.model, f"pattern {pruner.pattern!r}")
+    names = list(pruner.params)
+    score_of = dict(zip(names, scores))
+    keep = {name: torch.ones_like(pruner.masks[name]) for name in names}
+    params = dict(pruner.model.named_parameters())
+    extra: dict[str, Tensor] = {}
+    fraction = k / pruner.numel
+    for kind in kinds:
+        sizes = [b.num_heads if kind == "heads" else b.num_neurons for b in blocks]
+        count = round(fraction * sum(sizes))
+        group_scores = torch.cat([_group_scores(b, kind, score_of).cpu() for b in blocks])
+        gone = torch.cat([_group_gone(b, kind, pruner.masks).cpu() for b in blocks])
+        chosen = _select_groups(group_scores, gone, sizes, count)
+        start = 0
+        for block, size in zip(blocks, sizes):
+            sel = chosen[start: start + size]
+            start += size
+            if kind == "heads":
+                rows = sel.repeat_interleave(block.head_size)  # True = removed entry of the head dim
+                for role in ("query", "key", "value"):
+                    w = block.linear(role) + ".weight"
+                    keep[w] &= ~rows.to(keep[w].device)[:, None]
+                    _extra_bias(extra, params, block.linear(role) + ".bias", ~rows)
+                w = block.attn_out + ".weight"
+                keep[w] &= ~rows.to(keep[w].device)[None, :]
+            else:
+                w = block.ffn_in + ".weight"
+                keep[w] &= ~sel.to(keep[w].device)[:, None]
+                _extra_bias(extra, params, block.ffn_in + ".bias", ~sel)
+                w = block.ffn_out + ".weight"
+                keep[w] &= ~sel.to(keep[w].device)[None, :]
+    return [keep[name] for name in names], extra
+
+
+def _extra_bias(extra: dict[str, Tensor], params: Mapping[str, Tensor], name: str, keep: Tensor) -> None:
+    bias = params.get(name)
+    if bias is not None:
+        extra[name] = keep.to(bias.device).clone()
+
+
+# -- the pruner's hooks --------------------------------------------------------------------------------------
+def validate_pattern(pattern: str, pruner: Pruner, sparsity: float | None = None) -> None:
+    """Check that ``pattern`` is valid and fits ``pruner``'s model and prunable weights.
+
+    Called by ``Pruner`` when ``pattern != "unstructured"``. Raises ``ValueError`` naming the pattern
+    and the valid forms, the weight that does not fit, or (if ``sparsity`` is given) the sparsity an
+    ``n:m`` pattern requires.
+    """
+    parsed = parse_pattern(pattern)
+    if parsed[0] == "nm":
+        _, n, m = parsed
+        for (name, p), kind in zip(pruner.params.items(), _kinds_of(pruner)):
+            length = _as_rows(p.detach(), kind).shape[1]
+            if length % m:
+                raise ValueError(
+                    f"pattern {pattern!r}: weight {name!r} has {length} inputs per row, not a multiple "
+                    f"of {m}; exclude it (exclude=...) or choose another m"
+                )
+        if sparsity is not None and not math.isclose(sparsity, 1 - n / m, rel_tol=0, abs_tol=1e-9):
+            raise ValueError(f"pattern {pattern!r} fixes the sparsity at 1 - {n}/{m} = {1 - n / m}; "
+                             f"got sparsity={sparsity}")
+    elif parsed[0] == "structured":
+        blocks = require_blocks(pruner.model, f"pattern {pattern!r}")
+        roles = []
+        if "heads" in parsed[1]:
+            roles += ["query", "key", "value", "attn_out"]
+        if "neurons" in parsed[1]:
+            roles += ["ffn_in", "ffn_out"]
+        for block in blocks:
+            for role in roles:
+                weight = block.linear(role) + ".weight"
+                if weight not in pruner.params:
+                    raise ValueError(
+                        f"pattern {pattern!r} needs {weight!r} among the prunable weights (it is not: "
+                        "check include=/exclude=)"
+                    )
+
+
+def pattern_keep_masks(
+    pattern: str, pruner: Pruner, scores: Sequence[Tensor], k: int
+) -> tuple[list[Tensor], dict[str, Tensor]]:
+    """Keep-masks (order of ``pruner.params``) and extra masks (``{parameter name: keep-mask}``).
+
+    ``scores``: the method's scores in the order of ``pruner.params``, pruned entries ``-inf``;
+    ``k``: the number of entries the schedule wants pruned now. See the module docstring for what each
+    pattern does with them.
+    """
+    parsed = parse_pattern(pattern)
+    if len(scores) != len(pruner.params):
+        raise ValueError(f"expected {len(pruner.params)} score tensors, got {len(scores)}")
+    if parsed[0] == "nm":
+        return _nm_keep(pruner, scores, k, parsed[1], parsed[2]), {}
+    if parsed[0] == "structured":
+        return _structured_keep(pruner, scores, k, parsed[1])
+    raise ValueError("pattern_keep_masks is for structured and n:m patterns; 'unstructured' is the pruner's own")
