@@ -111,6 +111,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--eval-limit", type=int, metavar="N",
                    help="evaluate on a fixed random subset of N examples of each evaluation split (default: all)")
     g.add_argument("--device", help=f"auto, cpu or cuda[:N] (default: {d.device})")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
     g.add_argument("--no-save-model", dest="save_model", action="store_const", const=False,
                    help="do not write the pruned model (model/) to the run directory")
     g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
@@ -120,7 +122,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
 _RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
              "prune_steps", "method_options", "include", "exclude", "state_dtype", "max_steps", "epochs",
              "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
-             "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "save_model",
+             "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
              "progress")
 
 
@@ -177,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "movie-review task with all-MiniLM-L6-v2; prints the table and the plot's path.")
     p.add_argument("--quick", action="store_true", help="fewer steps and test sentences, for a first look")
     p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/demo or runs/demo-quick)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
 
     sub.add_parser("list", help="list tasks, methods and built-in models")
@@ -253,6 +257,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     spec = demo_spec(quick=args.quick, out=args.out)
     if args.progress is False:
         spec["progress"] = False
+    if args.threads:
+        spec["threads"] = args.threads
     print(f"demo sweep: {spec['methods']} at sparsities {spec['sparsities']} on {spec['task']} with "
           f"{spec['model']}, {spec['max_steps']} steps per run, into {spec['out']}/")
     report = sweep(spec)

@@ -306,9 +306,10 @@ def _sharded_kth(
         values = [v[band.select(v)] for v in values]
     gathered = _gather_sample([v[band.select(v)] for v in values], group)
     m = band.upto - band.below
-    if gathered.numel() != m:
-        raise ValueError(f"the scores hold NaN: {m} entries were counted in the band but "
-                         f"{gathered.numel()} have a comparable value")
+    if gathered.numel() != m or bool(torch.isnan(gathered).any()):
+        raise ValueError(f"the scores hold NaN near the threshold ({m} entries counted in the band, "
+                         f"{int(torch.isnan(gathered).sum())} NaN among {gathered.numel()} gathered); "
+                         "scores must not be NaN")
     value = float(gathered[k - band.below - 1])  # sorted: the k-th smallest overall
     return value, band.below + int(torch.count_nonzero(gathered < value))
 
@@ -336,7 +337,8 @@ def sharded_smallest_k_keep_masks(
 
     Every rank of ``group`` must call it with the same ``k``, ``sample_size``, ``gather_limit`` and
     ``seed``. Only counts, a sample of ``sample_size`` values, and at most ``gather_limit`` values
-    near the threshold cross ranks. Without a process group it runs as a single process:
+    near the threshold cross ranks. Scores must not be NaN (``ValueError`` where one is met).
+    Without a process group it runs as a single process:
 
     >>> import torch
     >>> a, b = torch.tensor([3.0, 1.0, 2.0]), torch.tensor([1.0, 5.0])

@@ -498,7 +498,8 @@ def export_run(
     """Export the pruned model of a run directory (see the module docstring for its layout).
 
     The model is loaded with the class in its ``config.architectures`` (or ``model_class``) and the
-    masks from the pruner state; the output defaults to ``RUN_DIR/export-<format>``.
+    masks from the pruner state; the output defaults to ``RUN_DIR/export-<format>``. The model
+    directory's other small files (the tokenizer's) are copied beside the export.
     """
     from .state import read_state
 
@@ -509,10 +510,26 @@ def export_run(
     masks = read_state(pruner_path)["masks"]
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"export-{format}"
     if format == "dense":
-        return export_dense(model, out, masks, overwrite=overwrite, verbose=verbose)
-    if format == "compressed":
-        return export_compressed(model, masks, out, overwrite=overwrite, verbose=verbose)
-    return export_structured(model, masks, out, overwrite=overwrite, verbose=verbose)
+        report = export_dense(model, out, masks, overwrite=overwrite, verbose=False)
+    elif format == "compressed":
+        report = export_compressed(model, masks, out, overwrite=overwrite, verbose=False)
+    else:
+        report = export_structured(model, masks, out, overwrite=overwrite, verbose=False)
+    _copy_side_files(model_path, Path(report.out_dir), report)
+    if verbose:
+        print(report.summary())
+    return report
+
+
+def _copy_side_files(model_dir: Path, out: Path, report: ExportReport) -> None:
+    """Copy the tokenizer and other small files of the run's model directory (not its weights or config)."""
+    for src in sorted(model_dir.iterdir()):
+        if not src.is_file() or src.name == "config.json" or src.name.endswith((".safetensors", ".bin")) \
+                or src.name.startswith("model.safetensors") or (out / src.name).exists():
+            continue
+        shutil.copy2(src, out / src.name)
+    report.files = _files(out)
+    report.total_bytes = sum(report.files.values())
 
 
 # -- command line ---------------------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ weights plus SEVEN's three statistics. Autograd's own transient buffers are not 
 
 from __future__ import annotations
 
+import contextlib
 import math
-import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -43,9 +43,8 @@ import torch
 from torch import Tensor, nn
 
 from . import schedules
-from .importance.base import Importance, get_method, register
+from .importance.base import Importance, get_method, methods, register
 from .importance.random_scores import random_scores
-from .importance.seven import SevenImportance
 from .pruner import Pruner, _check_int, _check_sparsity
 from .targets import find_prunable
 from .threshold import smallest_k_keep_masks
@@ -165,7 +164,7 @@ def _compute_loss(model: nn.Module, loss_fn: LossFn, batch: Any, index: int) -> 
             "False): does loss_fn detach it, call .item(), or run under torch.no_grad()?"
         )
     if not bool(torch.isfinite(loss.detach())):
-        raise ValueError(f"the loss of batch {index} is {float(loss)}; pruning scores need a finite loss")
+        raise ValueError(f"the loss of batch {index} is {float(loss.detach())}; pruning scores need a finite loss")
     return loss
 
 
@@ -218,6 +217,19 @@ def _check_loss_fn(loss_fn: Any) -> LossFn:
 
 
 # -- scoring functions ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def _own_grads(plist: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Start with no ``.grad`` on the prunable weights and give the caller's gradients back on exit."""
+    saved = [p.grad for p in plist]
+    for p in plist:
+        p.grad = None
+    try:
+        yield
+    finally:
+        for p, g in zip(plist, saved):
+            p.grad = g
+
+
 def _backward(model: nn.Module, loss_fn: LossFn, batch: Any, index: int, plist: list[nn.Parameter]) -> None:
     """Accumulate dL/dW of one batch into the prunable weights' ``.grad`` (and nowhere else)."""
     with torch.enable_grad():
@@ -231,21 +243,36 @@ def snip_scores(
     """SNIP connection sensitivity (Lee, Ajanthan & Torr, "SNIP: Single-shot Network Pruning based on
     Connection Sensitivity", ICLR 2019, Eq. 6): ``s = |W * dL/dW|`` with the gradient summed over every
     batch given (the paper's normalisation by the sum of all ``s`` does not change the ranking).
-    Higher = kept. The prunable weights' ``.grad`` must be ``None`` on entry and is left holding the
-    scores (fp32) — :func:`prune_at_init` handles that.
+    Higher = kept. The scores are computed in the gradient buffers (no other full-size copy); the
+    weights' ``.grad`` are left as they were.
+
+    >>> layer = nn.Linear(2, 1, bias=False)
+    >>> layer.weight.data = torch.tensor([[2.0, -1.0]])
+    >>> batch = (torch.tensor([[1.0, 3.0]]), torch.tensor([[0.0]]))
+    >>> loss = lambda m, b: 0.5 * ((m(b[0]) - b[1]) ** 2).sum()   # dL/dW = (W x - y) x^T = [[-1, -3]]
+    >>> snip_scores(layer, {"weight": layer.weight}, [batch], loss)
+    [tensor([[2., 3.]])]
     """
     plist = list(params.values())
     stream = _Batches(batches, _model_devices(params))
-    for i, batch in enumerate(stream.once()):
-        _backward(model, loss_fn, batch, i, plist)
     out = []
-    for p in plist:
-        if p.grad is None:  # unused by the loss: no sensitivity
-            p.grad = torch.zeros_like(p)
-        # the score overwrites the gradient buffer: no extra full-size copy
-        score = p.grad.mul_(p.detach()).abs_()
-        out.append(score if score.dtype == torch.float32 else score.float())
+    with _own_grads(plist):
+        for i, batch in enumerate(stream.once()):
+            _backward(model, loss_fn, batch, i, plist)
+        for p in plist:
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)  # unused: no sensitivity
+            score = grad.mul_(p.detach()).abs_()  # in the gradient buffer
+            out.append(score if score.dtype == torch.float32 else score.float())
     return out
+
+
+def _math_attention() -> contextlib.AbstractContextManager[Any]:
+    """Route ``scaled_dot_product_attention`` to its differentiable-twice math implementation."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def grasp_scores(
@@ -264,19 +291,29 @@ def grasp_scores(
     gradient flow most. :func:`prune_at_init` therefore ranks by ``-S``. Returned here: ``S`` itself.
 
     Memory: ``g`` (one extra full-size copy) while ``H g`` accumulates in ``.grad``; the scores are then
-    written into ``g``'s storage. Batches are iterated twice (for ``g``, then for ``H g``): a one-pass
-    iterator is first turned into a list. The prunable weights' ``.grad`` must be ``None`` on entry.
+    written into ``g``'s storage. While the second pass runs, one batch's gradient also exists
+    transiently (autograd's buffer). Batches are iterated twice (for ``g``, then for ``H g``, on the same
+    data): they are first gathered into a list. The weights' ``.grad`` are left as they were.
+
+    The authors' code divides the logits by a temperature ``T = 200`` before the loss; with this
+    interface that belongs in ``loss_fn`` (e.g. ``cross_entropy(model(x) / 200, y)``).
     """
     plist = list(params.values())
     devices = _model_devices(params)
     data = list(_Batches(batches, devices).once())
+    with _own_grads(plist):
+        return _grasp(model, plist, data, loss_fn)
+
+
+def _grasp(model: nn.Module, plist: list[nn.Parameter], data: list[Any], loss_fn: LossFn) -> list[Tensor]:
     for i, batch in enumerate(data):
         _backward(model, loss_fn, batch, i, plist)
     g = [p.grad if p.grad is not None else torch.zeros_like(p) for p in plist]
     for p in plist:
         p.grad = None
     for i, batch in enumerate(data):
-        with torch.enable_grad():
+        # the fused attention kernels have no double backward; their "math" form does
+        with torch.enable_grad(), _math_attention():
             loss = _compute_loss(model, loss_fn, batch, i)
             grads = torch.autograd.grad(loss, plist, create_graph=True, allow_unused=True)
             z: Tensor | None = None
@@ -292,8 +329,8 @@ def grasp_scores(
                     if "double backward" in str(exc) or "derivative for" in str(exc):
                         raise RuntimeError(
                             "GraSP needs second derivatives (a Hessian-vector product) and an operation "
-                            "of this model does not support double backward; for Hugging Face models "
-                            f"load them with attn_implementation='eager'. ({exc})"
+                            "of this model does not support double backward (a fused kernel?); for Hugging "
+                            f"Face models try attn_implementation='eager'. ({exc})"
                         ) from exc
                     raise
     scores = []
@@ -335,14 +372,33 @@ def force_masks(
 
     ``variant="force"`` ranks every weight, so a weight pruned at an earlier iteration can come back
     (FORCE); ``"iter_snip"`` ranks only the weights still kept (Iterative SNIP, monotone). The
-    weights are modified during the iterations and restored (``W0``, the one extra full-size copy)
-    before returning, also on error. The prunable weights' ``.grad`` must be ``None`` on entry.
+    weights are modified during the iterations and restored (``W0``, the one extra full-size copy;
+    the scores are computed in the gradient buffers) before returning, also on error. The weights'
+    ``.grad`` are left as they were.
     """
     plist = list(params.values())
     total = sum(p.numel() for p in plist)
     stream = _Batches(batches, _model_devices(params))
     w0 = [p.detach().clone() for p in plist]
     keep = [torch.ones(p.shape, dtype=torch.bool, device=p.device) for p in plist]
+    with _own_grads(plist):
+        _force_iterations(model, plist, w0, keep, stream, loss_fn, sparsity, steps, variant, total)
+    return keep
+
+
+def _force_iterations(
+    model: nn.Module,
+    plist: list[nn.Parameter],
+    w0: list[Tensor],
+    keep: list[Tensor],
+    stream: _Batches,
+    loss_fn: LossFn,
+    sparsity: float,
+    steps: int,
+    variant: str,
+    total: int,
+) -> None:
+    """The loop of :func:`force_masks`; writes the final masks into ``keep``."""
     try:
         for t, batch in enumerate(stream.cycle(steps), start=1):
             _backward(model, loss_fn, batch, t - 1, plist)
@@ -360,7 +416,7 @@ def force_masks(
             else:
                 kept = schedules.exponential_keep(t, steps, 1.0 - sparsity)
                 k = total - min(total, max(0, round(kept * total)))
-            keep = _keep_count_masks(scores, k, seed=t)
+            keep[:] = _keep_count_masks(scores, k, seed=t)
             del scores
             with torch.no_grad():
                 for p, w, mask in zip(plist, w0, keep):
@@ -371,7 +427,6 @@ def force_masks(
             for p, w in zip(plist, w0):
                 p.grad = None
                 p.copy_(w)
-    return keep
 
 
 def _seven_frozen_masks(
@@ -398,6 +453,20 @@ def _seven_frozen_masks(
     inner = Pruner(model, "seven", sparsity, start_step=0, prune_steps=steps, include=include,
                    exclude=exclude, state_dtype=state_dtype, **options)
     w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
+    with _own_grads(plist):
+        _seven_iterations(model, plist, w0, inner, stream, loss_fn, steps)
+    return dict(inner.masks)
+
+
+def _seven_iterations(
+    model: nn.Module,
+    plist: list[nn.Parameter],
+    w0: list[Tensor],
+    inner: Pruner,
+    stream: _Batches,
+    loss_fn: LossFn,
+    steps: int,
+) -> None:
     try:
         for t, batch in enumerate(stream.cycle(steps)):
             _backward(model, loss_fn, batch, t, plist)
@@ -415,13 +484,11 @@ def _seven_frozen_masks(
     finally:
         for p in plist:
             p.grad = None
-    return dict(inner.masks)
 
 
 # -- the entry point -----------------------------------------------------------------------------
-def _method_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``options`` into (options of the registered method, options of prune_at_init's protocol)."""
-    protocol: dict[str, Any] = {}
+def _method_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of the registered method (``freeze_during_pruning`` is prune_at_init's own)."""
     if method == "seven":
         freeze = options.pop("freeze_during_pruning", True)
         if freeze is not True:
@@ -430,8 +497,7 @@ def _method_options(method: str, options: dict[str, Any]) -> tuple[dict[str, Any
                 "weights, no weight update); for SEVEN_pre as Algorithm 1 (weights updated while pruning) "
                 "use sp.Pruner(model, 'seven', sparsity, start_step=0, prune_steps=K) in your training loop"
             )
-        protocol["freeze_during_pruning"] = True
-    return options, protocol
+    return options
 
 
 def prune_at_init(
@@ -486,7 +552,7 @@ def prune_at_init(
     include_l = [include] if isinstance(include, str) else (list(include) if include else None)
     exclude_l = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
     params = find_prunable(model, include_l, exclude_l)
-    method_opts, _ = _method_options(method, dict(options))
+    method_opts = _method_options(method, dict(options))
     # validates the option names and values, with the list of valid ones
     cls = get_method(method)
     cls(params, state_dtype=state_dtype, **method_opts)
@@ -508,16 +574,13 @@ def prune_at_init(
         raise TypeError(f"method {method!r} needs batches (an iterable of batches, e.g. a DataLoader)")
     _check_batches(batches)
     fn = _check_loss_fn(loss_fn)
-    plist = list(params.values())
-    saved_grads = [p.grad for p in plist]
+    # forward passes in train mode update buffers (BatchNorm statistics): put them back afterwards
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
-        for p in plist:
-            p.grad = None
         if method == "snip":
             scores = snip_scores(model, params, batches, fn)
             masks = dict(zip(names, _keep_count_masks(scores, k)))
-            del scores  # they live in the .grad buffers, released below
+            del scores  # they live in the former gradient buffers; free them now
         elif method == "grasp":
             s = grasp_scores(model, params, batches, fn)
             for t in s:
@@ -533,17 +596,9 @@ def prune_at_init(
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
-        for p, g in zip(plist, saved_grads):
-            p.grad = g
     return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
                              exclude=exclude_l, optimizer=optimizer, **method_opts)
 
 
 def _train_methods() -> list[str]:
-    from .importance.base import methods
-
     return [m for m in methods() if get_method(m).phase == "train"]
-
-
-# SevenImportance is imported so that "seven" is registered whenever this module is
-_ = SevenImportance

@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .structured import Block, require_blocks
 from .threshold import smallest_k_keep_masks
@@ -88,7 +88,7 @@ def parse_pattern(pattern: str) -> tuple[Any, ...]:
 
 
 # -- N:M ------------------------------------------------------------------------------------------------
-def _owner_kinds(model: nn.Module) -> dict[int, str]:
+def _owner_kinds(model: torch.nn.Module) -> dict[int, str]:
     """``id(weight) -> "conv1d"`` for GPT-2 style ``Conv1D`` weights (stored as (in, out))."""
     out: dict[int, str] = {}
     for module in model.modules():

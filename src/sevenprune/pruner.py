@@ -195,13 +195,13 @@ class Pruner:
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a string, got {pattern!r}")
         self.pattern = pattern
-        if pattern != "unstructured":
-            from .patterns import validate_pattern  # structured / N:M sparsity
-
-            validate_pattern(pattern, self)
         self.sparsity_target = _check_sparsity(sparsity)
         self.start_step = _check_int(start_step, "start_step", 0)
         self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
+        if pattern != "unstructured":
+            from .patterns import validate_pattern  # structured / N:M sparsity
+
+            validate_pattern(pattern, self, sparsity=self.sparsity_target)
         cls = get_method(method)
         self.method = method
         self.importance: Importance = cls(self.params, state_dtype=state_dtype, **method_options)
@@ -521,7 +521,9 @@ class Pruner:
                 raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
             self.masks[n] = m.to(p.device).clone()
         self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
-        self.extra_masks = {n: m.clone() for n, m in state.get("extra_masks", {}).items()}
+        devices = {n: p.device for n, p in self.model.named_parameters()}
+        self.extra_masks = {n: m.to(devices.get(n, m.device)).clone()
+                            for n, m in state.get("extra_masks", {}).items()}
         self.step_count = int(state["step"])
         self.observed_steps = int(state.get("observed_steps", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))

@@ -2,8 +2,9 @@
 
 ``save_state(pruner, path)`` writes a directory ``path`` holding
 
-* ``pruner.safetensors``: the masks (``mask/<weight name>``, bool) and the method's running statistics
-  (``stat/<statistic>/<weight name>``);
+* ``pruner.safetensors``: the masks (``mask/<weight name>``, bool), the method's running statistics
+  (``stat/<statistic>/<weight name>``) and, for structured patterns, the masks of other parameters such
+  as the biases of removed heads (``extra/<parameter name>``);
 * ``pruner.json``: the configuration, the step counters and the weight shapes (human-readable).
 
 Both files are written to temporary names first and renamed, so an interrupted save never leaves a
@@ -55,7 +56,8 @@ def save_state(pruner: Pruner, path: str | os.PathLike[str], *, overwrite: bool 
     state = pruner.state_dict()
     tensors = {f"mask/{n}": m.detach().cpu().contiguous() for n, m in state["masks"].items()}
     tensors.update({f"stat/{k}": t.detach().cpu().contiguous() for k, t in state["importance"].items()})
-    meta = {k: v for k, v in state.items() if k not in ("masks", "importance")}
+    tensors.update({f"extra/{n}": m.detach().cpu().contiguous() for n, m in state["extra_masks"].items()})
+    meta = {k: v for k, v in state.items() if k not in ("masks", "importance", "extra_masks")}
     tmp_tensors = directory / (STATE_TENSORS + ".tmp")
     tmp_json = directory / (STATE_JSON + ".tmp")
     save_file(tensors, str(tmp_tensors), metadata={"format": state["format"]})
@@ -81,6 +83,7 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     state = dict(meta)
     state["masks"] = {k[len("mask/"):]: t for k, t in tensors.items() if k.startswith("mask/")}
     state["importance"] = {k[len("stat/"):]: t for k, t in tensors.items() if k.startswith("stat/")}
+    state["extra_masks"] = {k[len("extra/"):]: t for k, t in tensors.items() if k.startswith("extra/")}
     return state
 
 

@@ -16,14 +16,10 @@ removable the first is kept, all zero, which changes nothing.
 
 **Architectures** (found by module structure, relative to each Transformer layer module):
 
-============  =====================================================  ==========================
-layout        attention (query, key, value, output)                   FFN (in, out)
-============  =====================================================  ==========================
-``bert``      ``attention.self.{query,key,value}``,                   ``intermediate.dense``,
-              ``attention.output.dense``                              ``output.dense``
-``vit``       ``attention.{q,k,v,o}_proj``                            ``mlp.fc1``, ``mlp.fc2``
-``distilbert````attention.{q,k,v,out}_lin``                           ``ffn.lin1``, ``ffn.lin2``
-============  =====================================================  ==========================
+* ``bert``: attention ``attention.self.{query,key,value}`` and ``attention.output.dense``; FFN
+  ``intermediate.dense`` and ``output.dense``;
+* ``vit``: attention ``attention.{q,k,v,o}_proj``; FFN ``mlp.fc1`` and ``mlp.fc2``;
+* ``distilbert``: attention ``attention.{q,k,v,out}_lin``; FFN ``ffn.lin1`` and ``ffn.lin2``.
 
 ``bert`` covers BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MiniLM and the other BERT-shaped encoders of
 transformers 5; ``vit`` covers ViT (transformers 5's module names). In transformers 5 these attention
@@ -62,9 +58,13 @@ __all__ = [
     "LAYOUTS",
     "STRUCTURE_KEY",
     "apply_structure",
+    "build_empty",
     "find_blocks",
+    "load_state_into",
     "load_structured",
+    "model_class_for",
     "removable_groups",
+    "require_blocks",
     "save_structured",
     "shrink",
 ]

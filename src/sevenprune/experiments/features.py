@@ -97,7 +97,7 @@ def image_tensor(item: Any, size: int) -> Tensor:
             item = np.asarray(im.convert("RGB"))
     elif not isinstance(item, np.ndarray):
         item = np.asarray(item.convert("RGB"))
-    x = torch.from_numpy(np.ascontiguousarray(item)).float().div_(255.0)
+    x = torch.tensor(np.asarray(item), dtype=torch.float32).div_(255.0)  # a copy: arrays may be read-only
     if x.ndim == 2:
         x = x.unsqueeze(-1)
     x = x.permute(2, 0, 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import re
 import string
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,11 +41,14 @@ def classification_metrics(preds: Sequence[int] | np.ndarray, labels: Sequence[i
     if p.shape != y.shape or p.size == 0:
         raise ValueError(f"preds and labels must be non-empty and of the same length, got {p.shape} and {y.shape}")
     average = "binary" if num_labels == 2 else "macro"
-    # a constant prediction makes MCC's denominator zero; sklearn returns 0.0 then (and no warning)
+    with warnings.catch_warnings():
+        # a single class in preds and labels makes MCC 0/0; sklearn warns and returns 0.0 (our choice too)
+        warnings.simplefilter("ignore", UserWarning)
+        mcc = float(matthews_corrcoef(y, p))
     return {
         "accuracy": float((p == y).mean()),
         "f1": float(f1_score(y, p, average=average, zero_division=0.0)),
-        "mcc": float(matthews_corrcoef(y, p)),
+        "mcc": mcc,
     }
 
 

@@ -60,7 +60,7 @@ SEVEN_PRE_STEPS = 100
 
 
 #: options that do not change the result (a finished run is still valid if they differ)
-COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model")
+COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads")
 
 
 class RunExistsError(FileExistsError):
@@ -121,6 +121,7 @@ class RunConfig:
     data_dir: str | None = None
     cache_dir: str | None = None
     device: str = "auto"
+    threads: int | None = None
     state_dtype: str = "float32"
     method_options: dict[str, Any] = field(default_factory=dict)
     include: list[str] | None = None
@@ -347,6 +348,8 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     out = Path(out)
     _prepare_dir(out, overwrite)
     t0 = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
     _seed_everything(cfg.seed)
     data = load_task(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
     spec = data.spec

@@ -213,9 +213,11 @@ def parse_vader_sdist(sdist: str | os.PathLike[str]) -> tuple[list[str], list[fl
     return sentences, scores
 
 
-def load_mr(cache_dir: str | os.PathLike[str] | None = None, *, test_size: int = MR_TEST_SIZE,
+def load_mr(cache_dir: str | os.PathLike[str] | None = None, *, test_size: int | None = None,
             sha256: str | None = None) -> TaskData:
-    """The ``mr`` task: label = score > 0, zero scores dropped, a fixed seeded train/test split."""
+    """The ``mr`` task: label = score > 0, zero scores dropped, a fixed seeded train/test split
+    (``test_size`` sentences for the test set, default :data:`MR_TEST_SIZE` = 2,000)."""
+    test_size = MR_TEST_SIZE if test_size is None else test_size
     sentences, scores = parse_vader_sdist(fetch_vader_sdist(cache_dir, sha256=sha256))
     kept = [(s, int(v > 0)) for s, v in zip(sentences, scores) if v != 0]
     if len(kept) <= test_size:
@@ -245,7 +247,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise ValueError(f"{path}: header says {dims} but holds {data.size} bytes")
-    return data.reshape(dims)
+    return data.reshape(dims).copy()  # writable, not a view of the file's bytes
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> TaskData:

@@ -78,10 +78,14 @@ class PlatonImportance(Importance):
             else:
                 sens = (p.detach().float() * p.grad.detach().float()).abs_()
             ibar, unc = self.stats["ibar"][name], self.stats["unc"][name]
-            ibar_new = ibar.float().mul_(b1).add_(sens, alpha=1.0 - b1)
+            # in fp32 state, .float() is the tensor itself and the updates happen in place;
+            # lerp_(x, 1 - b) is b * self + (1 - b) * x in one pass
+            ibar_new = ibar.float().lerp_(sens, 1.0 - b1)
             # |I_t - Ibar_t| with the updated Ibar (Eq. 6), computed in place in `sens`
-            unc.copy_(unc.float().mul_(b2).add_(sens.sub_(ibar_new).abs_(), alpha=1.0 - b2))
-            ibar.copy_(ibar_new)
+            unc_new = unc.float().lerp_(sens.sub_(ibar_new).abs_(), 1.0 - b2)
+            if ibar_new is not ibar:  # low-precision state: write back
+                ibar.copy_(ibar_new)
+                unc.copy_(unc_new)
 
     def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
         if not self.stats:

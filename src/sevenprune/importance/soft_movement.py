@@ -109,14 +109,15 @@ class SoftMovementImportance(Importance):
         """``dS = G * W + lambda * sigmoid'(S) / (L * n_l)`` for one weight (a new fp32 tensor)."""
         p = self.params[name]
         s = self.stats["score"][name]
-        grad = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
         if p.grad is not None:
-            grad.addcmul_(p.detach().float(), p.grad.detach().float())
+            grad = torch.mul(p.detach().float(), p.grad.detach().float())
+        else:
+            grad = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
         lam = float(self.options["reg_lambda"])
         if lam:
             sig = torch.sigmoid(s)  # sigmoid(-inf) = 0: pruned entries get no penalty gradient
             coef = lam / (len(self.params) * p.numel())
-            grad.addcmul_(sig, 1.0 - sig, value=coef)
+            grad.add_(sig.sub_(sig * sig), alpha=coef)  # sigmoid' = sig - sig^2
         return grad
 
     def observe(self, t: int) -> None:
@@ -132,12 +133,14 @@ class SoftMovementImportance(Importance):
                 s.sub_(grad, alpha=lr)  # -inf minus a finite number stays -inf
                 continue
             m, v = self.stats["exp_avg"][name], self.stats["exp_avg_sq"][name]
-            m_new = m.float().mul_(b1).add_(grad, alpha=1.0 - b1)
+            # in fp32 state, .float() is the tensor itself and the updates happen in place
+            m_new = m.float().lerp_(grad, 1.0 - b1)
             v_new = v.float().mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-            denom = (v_new / (1.0 - b2**t)).sqrt_().add_(eps)
-            s.sub_(m_new / denom, alpha=lr / (1.0 - b1**t))
-            m.copy_(m_new)
-            v.copy_(v_new)
+            denom = grad.copy_(v_new).sqrt_().div_(math.sqrt(1.0 - b2**t)).add_(eps)  # reuses `grad`
+            s.addcdiv_(m_new, denom, value=-lr / (1.0 - b1**t))
+            if m_new is not m:  # low-precision state: write back
+                m.copy_(m_new)
+                v.copy_(v_new)
 
     def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
         if not self.stats:

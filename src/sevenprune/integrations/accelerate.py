@@ -70,7 +70,5 @@ def build_pruner(
     if not callable(unwrap):
         raise TypeError(f"accelerator must have an unwrap_model method (accelerate.Accelerator), "
                         f"got {type(accelerator).__name__}")
-    if "optimizer" in pruner_kwargs:
-        raise TypeError("pass the optimizer as the third argument of build_pruner, not as a keyword")
     inner = unwrap_optimizer(optimizer) if optimizer is not None else None
     return Pruner(unwrap(model), optimizer=inner, **pruner_kwargs)

@@ -1,0 +1,83 @@
+"""DDP on the CPU: ``torchrun --nproc_per_node 2`` (gloo), every rank ends with the same masks, and a
+difference between ranks raises a MaskMismatchError naming the weight (see tests/_ddp_worker.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+from sevenprune.distributed import MaskMismatchError, check_masks_consistent, mask_checksums
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+
+
+def worker() -> ModuleType:
+    """tests/_ddp_worker.py, loaded once per session (it caches the 2-process run's results)."""
+    name = "_sevenprune_ddp_worker"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_ddp_worker.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def scenario(name: str) -> list[dict[str, Any]]:
+    per_rank = worker().results()[name]
+    for r, result in enumerate(per_rank):
+        assert "crashed" not in result, f"rank {r}:\n{result['crashed']}"
+    return per_rank
+
+
+def test_ddp_ranks_end_with_identical_masks() -> None:
+    r0, r1 = scenario("ddp")
+    assert r0["losses"] != r1["losses"]  # the ranks read different data ...
+    for r in (r0, r1):
+        assert r["masks_equal"] and r["weights_equal"]  # ... yet hold the same masks and weights
+        assert r["sparsity"] == round(0.75 * r["numel"]) / r["numel"] == 0.75
+        assert r["zeros_where_pruned"]
+        assert r["checks"] == 4  # the consistency check ran at each of the 4 mask updates
+        assert r["names"] == ["0.weight", "2.weight", "4.weight"]  # unwrapped names, no "module."
+
+
+def test_a_forced_difference_raises_on_every_rank() -> None:
+    for r in scenario("mismatch"):
+        assert r["equal"]["error"] is None
+        # one kept and one pruned entry swapped on one rank: same count, caught by the positional hash
+        assert r["swapped"]["error"] == "MaskMismatchError"
+        assert "masks differ between ranks for weight '2.weight'" in r["swapped"]["message"]
+        assert "1 of 3 weights differ" in r["swapped"]["message"]
+        assert r["flipped"]["error"] == "MaskMismatchError"
+        assert "'4.weight'" in r["flipped"]["message"] and "rank 0: 23 kept" in r["flipped"]["message"]
+        assert r["layout"]["error"] == "MaskMismatchError"
+        assert "different sets of weights" in r["layout"]["message"]
+
+
+def test_unsynchronised_gradients_are_caught_at_the_first_mask_update() -> None:
+    for r in scenario("unsynced"):
+        assert r["error"] == "MaskMismatchError" and r["step"] == 1
+        assert "all-reduced" in r["message"]
+
+
+def test_checksums_single_process() -> None:
+    check_masks_consistent({"w": torch.ones(3, dtype=torch.bool)})  # no process group: a no-op
+    a = torch.zeros(4, 5, dtype=torch.bool)
+    a[1, 2] = True
+    b = torch.zeros(4, 5, dtype=torch.bool)
+    b[2, 1] = True
+    sums = mask_checksums({"a": a, "b": b, "c": a.clone()})
+    assert sums[:, 0].tolist() == [1, 1, 1]
+    assert sums[0, 1] != sums[1, 1] and sums[0, 1] == sums[2, 1]
+    # odd sizes (not a multiple of 8 entries) and non-contiguous masks hash too
+    odd = torch.ones(3, 3, dtype=torch.bool).t()
+    assert mask_checksums({"odd": odd})[0, 0] == 9
+    with pytest.raises(TypeError, match="mask 'x' must be a bool tensor"):
+        mask_checksums({"x": torch.ones(2)})
+    assert issubclass(MaskMismatchError, RuntimeError)

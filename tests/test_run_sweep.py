@@ -1,0 +1,241 @@
+"""`run` on a tiny random BERT writes sane files; sweeps resume; `report` rebuilds the same table."""
+
+import hashlib
+import json
+import os
+
+import pytest
+import torch
+
+import sevenprune as sp
+from sevenprune.experiments import tasks
+from sevenprune.experiments.report import build_report, collect_results, markdown_table
+from sevenprune.experiments.run import RunExistsError, plan_schedule, resolve_config, run, RunConfig
+from sevenprune.experiments.sweep import expand, load_sweep_file, sweep
+from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run many times faster on one thread when the two cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A tiny BERT and a fake vader sdist (120 sentences, 24 held out) in a cache directory."""
+    root = tmp_path_factory.mktemp("env")
+    bert = make_tiny_bert(root / "bert")
+    sdist = make_fake_vader_sdist(root / "cache" / tasks.VADER_SDIST, fake_sentences(120, seed=1))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "VADER_SHA256", hashlib.sha256(sdist.read_bytes()).hexdigest())
+        mp.setattr(tasks, "MR_TEST_SIZE", 24)
+        yield {"model": str(bert), "cache_dir": str(root / "cache"), "root": root}
+
+
+def _opts(env, **kw):
+    base = {"task": "mr", "model": env["model"], "cache_dir": env["cache_dir"], "max_steps": 8,
+            "batch_size": 8, "lr": 1e-3, "max_length": 32, "progress": False}
+    return {**base, **kw}
+
+
+def test_run_writes_every_file_with_sane_values(env):
+    out = env["root"] / "run-seven"
+    cfg = resolve_config(_opts(env, method="seven", sparsity=0.5, start_step=2, prune_steps=4, eval_every=4))
+    result = run(cfg, out, log=lambda *a: None)
+    for name in ("config.json", "metrics.jsonl", "result.json", "pruner/pruner.json",
+                 "pruner/pruner.safetensors", "model/model.safetensors", "model/config.json"):
+        assert (out / name).exists(), name
+    saved = json.loads((out / "result.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    for key in ("task", "model", "method", "target_sparsity", "sparsity", "model_sparsity", "metrics", "seconds"):
+        assert key in saved
+    assert saved["task"] == "mr" and saved["method"] == "seven" and saved["target_sparsity"] == 0.5
+    # exactly round(0.5 * N) of the prunable weights, and they are exactly zero
+    assert saved["sparsity"] == pytest.approx(0.5, abs=1e-9)
+    assert saved["zero_fraction"] == pytest.approx(0.5, abs=1e-3)
+    assert 0 < saved["model_sparsity"] < saved["sparsity"]  # embeddings, biases, head are not pruned
+    assert 0.0 <= saved["metrics"]["accuracy"] <= 1.0 and set(saved["metrics"]) == {"accuracy", "f1", "mcc"}
+    assert saved["seconds"] > 0 and saved["steps"] == 8 and saved["eval_examples"] == {"test": 24}
+    assert saved["train_examples"] == 120 - 12 - 24  # 12 zero scores dropped
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [4, 8]
+    assert lines[-1]["accuracy"] == saved["metrics"]["accuracy"] and lines[-1]["sparsity"] == saved["sparsity"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["start_step"] == 2 and config["resolved"]["prune_steps"] == 4
+    assert set(saved["layers"]) and all(0 <= v <= 1 for v in saved["layers"].values())
+
+    # the saved model is pruned where the saved masks say so, and the state reloads
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    weights = load_file(str(out / "model" / "model.safetensors"))
+    model = AutoModelForSequenceClassification.from_pretrained(str(out / "model"))
+    pruner = sp.load_state(out / "pruner", model)
+    assert pruner.sparsity() == pytest.approx(0.5, abs=1e-9)
+    for name, mask in pruner.masks.items():
+        assert torch.all(weights[name][~mask] == 0)
+
+    with pytest.raises(RunExistsError, match="already holds a finished run"):
+        run(cfg, out)
+
+
+def test_dense_run_has_no_pruner(env):
+    out = env["root"] / "run-dense"
+    result = run(resolve_config(_opts(env, method="dense", max_steps=4, save_model=False)), out)
+    assert result["sparsity"] == 0.0 and result["target_sparsity"] == 0.0 and not (out / "pruner").exists()
+    assert not (out / "model").exists()
+
+
+def test_init_method_prunes_before_training(env):
+    result = run(resolve_config(_opts(env, method="snip", sparsity=0.3, max_steps=3, save_model=False)),
+                 env["root"] / "run-snip")
+    assert result["sparsity"] == pytest.approx(0.3, abs=1e-4) and result["start_step"] == 0
+
+
+def test_window_that_does_not_fit_is_an_error():
+    with pytest.raises(ValueError, match="does not fit in max_steps 50"):
+        plan_schedule(RunConfig(method="seven", sparsity=0.5, max_steps=50, start_step=40, prune_steps=20), 100)
+
+
+def test_schedule_defaults_and_aliases():
+    p = plan_schedule(RunConfig(method="seven_pre", sparsity=0.5, max_steps=300), 1000)
+    assert (p["library_method"], p["start_step"], p["prune_steps"]) == ("seven", 0, 100)
+    p = plan_schedule(RunConfig(method="seven_dyn", sparsity=0.5, epochs=2, batch_size=10), 1000)
+    assert (p["max_steps"], p["start_step"], p["prune_steps"]) == (200, 20, 120)
+    with pytest.raises(ValueError, match="prunes from step 0"):
+        plan_schedule(RunConfig(method="seven_pre", sparsity=0.5, max_steps=300, start_step=5), 1000)
+    with pytest.raises(ValueError, match="does not fit"):  # SEVEN_pre's K = 100 needs 100 steps
+        plan_schedule(RunConfig(method="seven_pre", sparsity=0.5, max_steps=50), 1000)
+
+
+def test_preset_and_explicit_flags():
+    cfg = resolve_config({"task": "mrpc", "preset": "paper", "method": "seven", "batch_size": 16})
+    assert (cfg.start_step, cfg.prune_steps, cfg.sparsity, cfg.lr, cfg.batch_size, cfg.epochs) == (300, 600, 0.5, 2e-5, 16, 10)
+    assert resolve_config({"task": "mrpc", "preset": "paper", "method": "seven", "sparsity": 0.8}).sparsity == 0.8
+    with pytest.raises(ValueError, match="unknown preset 'fast'; choose one of \\['paper'\\]"):
+        resolve_config({"task": "mrpc", "preset": "fast", "method": "seven", "sparsity": 0.5})
+
+
+def test_config_errors_name_the_value():
+    with pytest.raises(ValueError, match=r"unknown method 'sevn'; choose one of \['dense'"):
+        resolve_config({"method": "sevn", "sparsity": 0.5})
+    with pytest.raises(ValueError, match="got 1.2"):
+        resolve_config({"method": "seven", "sparsity": 1.2})
+    with pytest.raises(ValueError, match="needs --sparsity"):
+        resolve_config({"method": "magnitude"})
+    with pytest.raises(ValueError, match="does not prune"):
+        resolve_config({"method": "dense", "sparsity": 0.5})
+    with pytest.raises(ValueError, match="model path '/no/such/dir' does not exist"):
+        resolve_config({"method": "seven", "sparsity": 0.5, "model": "/no/such/dir"})
+
+
+def test_sweep_resumes_without_redoing_finished_runs(env):
+    out = env["root"] / "sweep"
+    spec = {**_opts(env, max_steps=6, save_model=False), "methods": ["dense", "seven", "magnitude"],
+            "sparsities": [0.5], "seeds": [1, 2], "out": str(out)}
+    names = [n for n, _ in expand(spec)]
+    assert names == ["dense-seed1", "seven-s0.5-seed1", "magnitude-s0.5-seed1",
+                     "dense-seed2", "seven-s0.5-seed2", "magnitude-s0.5-seed2"]
+    first = sweep(spec, log=lambda *a: None, stop_after=2)  # interrupted after two runs
+    assert first["stopped"] and first["done"] == 2
+    finished = {p.parent.name: os.stat(p).st_mtime_ns for p in (out / "runs").glob("*/result.json")}
+    assert sorted(finished) == ["dense-seed1", "seven-s0.5-seed1"]
+    # a run cut off in the middle: config.json and a metrics line, no result.json
+    cut = out / "runs" / "magnitude-s0.5-seed1"
+    cut.mkdir()
+    (cut / "config.json").write_text("{}")
+    (cut / "metrics.jsonl").write_text('{"step": 3}\n')
+    report = sweep(spec, log=lambda *a: None)
+    assert report["done"] == 4 and report["skipped"] == 2
+    for name, mtime in finished.items():  # not redone
+        assert os.stat(out / "runs" / name / "result.json").st_mtime_ns == mtime
+    assert len((cut / "metrics.jsonl").read_text().splitlines()) == 1  # restarted, old line gone
+    rows = collect_results(out)
+    assert len(rows) == 6
+    for name in ("results.csv", "report.md", "curve.png", "layers.png"):
+        assert (out / name).stat().st_size > 0
+    csv_lines = (out / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 7 and csv_lines[0].startswith("run,task,model,method,seed,target_sparsity")
+    # the table: dense first, mean ± std over the two seeds, computed by hand here
+    accs = {r["run"]: r["metrics"]["accuracy"] for r in rows}
+    import statistics
+
+    seven = [accs["seven-s0.5-seed1"], accs["seven-s0.5-seed2"]]
+    expected = f"| seven | {statistics.mean(seven):.4f} ± {statistics.stdev(seven):.4f} |"
+    table = report["table"].splitlines()
+    assert table[0] == "| method | 50% |" and table[2].startswith("| dense | ") and table[3] == expected
+    assert report["table"] in (out / "report.md").read_text()
+    # a third start does nothing new
+    assert sweep(spec, log=lambda *a: None)["done"] == 0
+    # report rebuilds the same table from the runs alone
+    (out / "report.md").unlink()
+    (out / "curve.png").unlink()
+    again = build_report(out)
+    assert again["table"] == report["table"] and (out / "curve.png").exists()
+    assert again["table"] == markdown_table(rows, "accuracy", ["dense", "seven", "magnitude"])
+    # a changed configuration does not silently reuse the finished runs
+    with pytest.raises(ValueError, match=r"another configuration \(differs in \['lr'\]\)"):
+        sweep({**spec, "lr": 5e-4}, log=lambda *a: None)
+
+
+def test_sweep_file_formats_and_unknown_keys(tmp_path):
+    (tmp_path / "s.toml").write_text('methods = ["dense", "seven"]\nsparsities = [0.5]\nmax_steps = 10\n')
+    assert load_sweep_file(tmp_path / "s.toml") == {"methods": ["dense", "seven"], "sparsities": [0.5], "max_steps": 10}
+    (tmp_path / "s.yaml").write_text("")
+    with pytest.raises(ValueError, match="use a .json or .toml file"):
+        load_sweep_file(tmp_path / "s.yaml")
+    with pytest.raises(ValueError, match=r"unknown sweep key\(s\) \['sparsity_levels'\]"):
+        sweep({"methods": ["dense"], "sparsity_levels": [0.5]})
+
+
+def _squad_dir(root):
+    context = "The film opened in Paris in 2016 and the actors were very good ."
+    rows = [{"id": f"q{i}", "title": "t", "context": context, "question": q,
+             "answers": {"text": [a], "answer_start": [context.index(a)]}}
+            for i, (q, a) in enumerate([("where ?", "Paris"), ("when ?", "2016"), ("who ?", "the actors")])]
+    root.mkdir()
+    for split in ("train", "validation"):
+        (root / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return root
+
+
+def _stsb_dir(root):
+    root.mkdir()
+    rows = [{"sentence1": f"the film {w}", "sentence2": f"a movie {w}", "label": float(i % 5), "idx": i}
+            for i, w in enumerate(["good", "bad", "fun", "dull", "smart", "weak"])]
+    for split in ("train", "validation"):
+        (root / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return root
+
+
+def _fashion_dir(root):
+    import numpy as np
+
+    from sevenprune.experiments.testing import write_idx
+
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 16), ("t10k", 8)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    return root
+
+
+@pytest.mark.parametrize("task, model, make, metrics", [
+    ("squad", "bert", _squad_dir, {"exact_match", "f1"}),
+    ("stsb", "bert", _stsb_dir, {"pearson", "spearman", "mse"}),
+    ("fashion_mnist", "vit-scratch", _fashion_dir, {"accuracy", "f1", "mcc"}),
+])
+def test_run_end_to_end_on_other_task_kinds(env, task, model, make, metrics):
+    data = make(env["root"] / f"data-{task}")
+    cfg = resolve_config({"task": task, "model": env["model"] if model == "bert" else model,
+                          "data_dir": str(data), "method": "magnitude", "sparsity": 0.5, "max_steps": 2,
+                          "start_step": 0, "prune_steps": 1, "batch_size": 4, "max_length": 32,
+                          "progress": False, "save_model": False})
+    result = run(cfg, env["root"] / f"run-{task}")
+    assert set(result["metrics"]) == metrics
+    assert result["sparsity"] == pytest.approx(0.5, abs=1e-6)
