@@ -1,6 +1,6 @@
 """Prune the embedded MiniLM with SEVEN inside the Hugging Face Trainer (CPU, a few minutes).
 
-    python examples/hf_trainer.py                  # 400 movie-review sentences, 40 updates
+    python examples/hf_trainer.py                  # 400 movie-review sentences, 40 updates of 2x8
     python examples/hf_trainer.py --steps 80 --sparsity 0.7 --out /tmp/minilm-pruned
 
 What it shows: ``PruningCallback`` on a Trainer with gradient accumulation, gradient clipping and
@@ -41,7 +41,7 @@ def sentences(n_train: int, n_eval: int) -> tuple[dict[str, list[Any]], dict[str
 
         data = load_mr()
         train = {k: list(v)[:n_train] for k, v in data.train.items()}
-        test = {k: list(v)[:n_eval] for k, v in data.eval["test"].items()}
+        test = {k: list(v)[:n_eval] for k, v in data.evals["test"].items()}
         return train, test, "mr (vaderSentiment movie-review snippets)"
     except Exception as exc:  # noqa: BLE001 - any failure to read mr falls back to the stand-in
         print(f"mr data unavailable ({type(exc).__name__}: {exc}); using the built-in stand-in")
@@ -92,7 +92,7 @@ def main() -> None:
     callback = PruningCallback(method=args.method, sparsity=args.sparsity, start_step=start,
                                prune_steps=window)
     training = transformers.TrainingArguments(
-        output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=16,
+        output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=8,
         gradient_accumulation_steps=2, learning_rate=5e-5, max_grad_norm=1.0, warmup_steps=0,
         logging_steps=5, save_strategy="steps", save_steps=max(1, args.steps // 2), save_total_limit=2,
         eval_strategy="no", report_to=[], use_cpu=True, seed=42, disable_tqdm=True,

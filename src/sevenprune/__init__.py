@@ -10,6 +10,8 @@
 """
 
 from .importance import Importance, methods, register
+from .init_pruning import prune_at_init
+from .lottery import lottery_ticket
 from .pruner import Pruner
 from .schedules import cubic_sparsity
 from .state import load_state, read_state, save_state
@@ -24,7 +26,9 @@ __all__ = [
     "cubic_sparsity",
     "find_prunable",
     "load_state",
+    "lottery_ticket",
     "methods",
+    "prune_at_init",
     "read_state",
     "register",
     "save_state",

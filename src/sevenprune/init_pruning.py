@@ -297,6 +297,16 @@ def grasp_scores(
 
     The authors' code divides the logits by a temperature ``T = 200`` before the loss; with this
     interface that belongs in ``loss_fn`` (e.g. ``cross_entropy(model(x) / 200, y)``).
+
+    For least squares on one sample ``H g = |x|^2 g``: here ``g = [[-1, -3]]``, ``|x|^2 = 10``, so
+    ``S = -W * H g = [[20, -30]]`` and GraSP removes the first weight.
+
+    >>> layer = nn.Linear(2, 1, bias=False)
+    >>> layer.weight.data = torch.tensor([[2.0, -1.0]])
+    >>> batch = (torch.tensor([[1.0, 3.0]]), torch.tensor([[0.0]]))
+    >>> loss = lambda m, b: 0.5 * ((m(b[0]) - b[1]) ** 2).sum()
+    >>> grasp_scores(layer, {"weight": layer.weight}, [batch], loss)
+    [tensor([[ 20., -30.]])]
     """
     plist = list(params.values())
     devices = _model_devices(params)

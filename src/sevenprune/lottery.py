@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from . import schedules
 from .pruner import Pruner, _check_int, _check_sparsity
+from .targets import find_prunable
 from .threshold import smallest_k_keep_masks
 
 __all__ = ["lottery_ticket", "LotteryRoundPruner"]
@@ -142,8 +143,6 @@ def _round_pruner(
     rewind_step: int,
 ) -> LotteryRoundPruner:
     if masks is None:
-        from .targets import find_prunable
-
         masks = {n: torch.ones(p.shape, dtype=torch.bool, device=p.device)
                  for n, p in find_prunable(model, include, exclude).items()}
     done = sum(int((~m).sum()) for m in masks.values()) / max(1, sum(m.numel() for m in masks.values()))

@@ -67,6 +67,9 @@ def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
             raise ValueError(f"model 'vit-scratch' is for image tasks; task {spec.name!r} is {spec.kind}")
         return _scratch_vit(spec), None
     path = resolve_model_path(name)
+    # the report of newly initialised head weights is expected here (a new task head): keep it quiet
+    verbosity = tf.logging.get_verbosity()
+    tf.logging.set_verbosity_error()
     try:
         if spec.kind == "image":
             model = tf.AutoModelForImageClassification.from_pretrained(
@@ -83,6 +86,8 @@ def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
         raise ValueError(f"cannot load model {name!r} ({e.__class__.__name__}: {str(e).splitlines()[0]}); "
                          f"choose one of {list(BUILTIN_MODELS)}, a saved model directory, or a Hugging "
                          f"Face name reachable from this machine") from None
+    finally:
+        tf.logging.set_verbosity(verbosity)
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

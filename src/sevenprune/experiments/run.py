@@ -240,14 +240,20 @@ def is_finished(out: Path) -> bool:
     return (Path(out) / "result.json").exists()
 
 
+def _check_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a finished run (unless ``overwrite``) and a non-empty directory that is not a run."""
+    if is_finished(out) and not overwrite:
+        raise RunExistsError(f"{out} already holds a finished run (result.json); choose another --out "
+                             f"or pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise RunExistsError(f"{out} is a file, not a run directory; choose another --out")
+    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists() and not overwrite:
+        raise RunExistsError(f"{out} is not empty and is not a sevenprune run directory; choose another --out")
+
+
 def _prepare_dir(out: Path, overwrite: bool) -> None:
-    if is_finished(out):
-        if not overwrite:
-            raise RunExistsError(f"{out} already holds a finished run (result.json); choose another --out "
-                                 f"or pass --overwrite to replace it")
+    _check_dir(out, overwrite)
     if out.exists() and any(out.iterdir()):
-        if not (out / "config.json").exists() and not overwrite:
-            raise RunExistsError(f"{out} is not empty and is not a sevenprune run directory; choose another --out")
         # an interrupted (or explicitly overwritten) run: start it again from scratch
         for name in ("result.json", "metrics.jsonl", "config.json"):
             (out / name).unlink(missing_ok=True)
@@ -346,7 +352,7 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
 
     validate(cfg)
     out = Path(out)
-    _prepare_dir(out, overwrite)
+    _check_dir(out, overwrite)  # before any slow work; the directory is written once the model loaded
     t0 = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -356,11 +362,11 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     train_cols = subsample(data.train, cfg.train_limit, DATA_SEED)
     eval_cols = {s: subsample(c, cfg.eval_limit, DATA_SEED + 1) for s, c in data.evals.items()}
     plan = plan_schedule(cfg, len(next(iter(train_cols.values()))))
-    config = {**cfg.to_dict(), "resolved": plan, "task_info": data.info}
-    _write_json(out / "config.json", config)
-
     device = _device(cfg.device)
     model, tokenizer = load_model(cfg.model, spec)
+    _prepare_dir(out, overwrite)
+    config = {**cfg.to_dict(), "resolved": plan, "task_info": data.info}
+    _write_json(out / "config.json", config)
     model.to(device)
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     train_enc = _encode(spec, train_cols, tokenizer, model, cfg, train=True)
