@@ -103,10 +103,22 @@ class Importance(ABC):
         """One score tensor per weight (order of ``params``); pruned entries ``-inf``."""
 
     def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
-        """Called after a mask update (e.g. to pin pruned entries' scores to ``-inf``).
+        """Called after a mask update: pins pruned entries of an accumulated score to ``-inf``.
 
-        ``newly_pruned[name]`` holds the flat indices pruned by this update (only changed weights).
+        ``newly_pruned[name]`` holds the flat indices pruned by this update (only changed weights); it
+        is empty when the masks were replaced wholesale (``Pruner.set_masks``), and then every pruned
+        entry is pinned. The default acts on ``self.stats["score"]``, where methods that accumulate a
+        score keep it; methods that recompute scores from scratch pin in ``scores()`` instead.
         """
+        score = getattr(self, "stats", {}).get("score")
+        if not score:
+            return
+        if newly_pruned:
+            for name, idx in newly_pruned.items():
+                score[name].view(-1)[idx] = -math.inf
+        else:
+            for name, mask in masks.items():
+                self.pin_pruned(score[name], mask)
 
     def release(self) -> None:
         """Free the statistics once the pruning window is over (masks are fixed from then on)."""

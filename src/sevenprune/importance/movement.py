@@ -23,7 +23,6 @@ State (movement): the running sum in fp32 (4 bytes per weight), in ``state_dict(
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
@@ -73,15 +72,6 @@ class MovementImportance(Importance):
         if not self.stats:
             self._allocate()
         return [self.stats["score"][n] for n in self.params]
-
-    def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
-        if not self.stats:
-            return
-        for name, idx in newly_pruned.items():
-            self.stats["score"][name].view(-1)[idx] = -math.inf
-        if not newly_pruned:  # masks replaced wholesale (Pruner.set_masks): pin every pruned entry
-            for name, mask in masks.items():
-                self.pin_pruned(self.stats["score"][name], mask)
 
 
 @register

@@ -174,13 +174,3 @@ class SevenImportance(Importance):
             self._allocate()
         # pruned entries are pinned to -inf in masks_updated, so the scores are used as they are
         return [self.stats["score"][name] for name in self.params]
-
-    def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
-        if not self.stats:
-            return
-        if not newly_pruned:  # masks replaced wholesale (set_masks): pin every pruned entry
-            for name, mask in masks.items():
-                self.pin_pruned(self.stats["score"][name], mask)
-            return
-        for name, idx in newly_pruned.items():
-            self.stats["score"][name].view(-1)[idx] = -math.inf

@@ -148,12 +148,3 @@ class SoftMovementImportance(Importance):
             for name, mask in masks.items():
                 self.pin_pruned(self.stats["score"][name], mask)
         return [self.stats["score"][n] for n in self.params]
-
-    def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
-        if not self.stats:
-            return
-        for name, idx in newly_pruned.items():
-            self.stats["score"][name].view(-1)[idx] = -math.inf
-        if not newly_pruned:
-            for name, mask in masks.items():
-                self.pin_pruned(self.stats["score"][name], mask)
