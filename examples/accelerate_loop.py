@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="seven")
     parser.add_argument("--sparsity", type=float, default=0.5)
-    parser.add_argument("--steps", type=int, default=30, help="optimizer updates")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer updates")
     parser.add_argument("--tiny", action="store_true", help="a small random BERT instead of MiniLM")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

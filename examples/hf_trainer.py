@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--method", default="seven")
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--steps", type=int, default=40, help="optimizer updates")
+    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--train-size", type=int, default=400)
     parser.add_argument("--eval-size", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: a temporary one)")
@@ -93,7 +94,7 @@ def main() -> None:
                                prune_steps=window)
     training = transformers.TrainingArguments(
         output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=8,
-        gradient_accumulation_steps=2, learning_rate=5e-5, max_grad_norm=1.0, warmup_steps=0,
+        gradient_accumulation_steps=2, learning_rate=args.lr, max_grad_norm=1.0, warmup_steps=0,
         logging_steps=5, save_strategy="steps", save_steps=max(1, args.steps // 2), save_total_limit=2,
         eval_strategy="no", report_to=[], use_cpu=True, seed=42, disable_tqdm=True,
     )

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SCENARIOS = ["ddp", "mismatch", "unsynced", "threshold", "threshold_errors", "fsdp2", "accelerate"]
+SCENARIOS = ["ddp", "mismatch", "unsynced", "threshold", "threshold_errors", "fsdp2", "accelerate", "trainer"]
 TIMEOUT_S = 150
 _CACHE: dict[str, Any] = {}
 
@@ -306,7 +306,7 @@ def scenario_fsdp2(rank: int) -> dict[str, Any]:
         for t, m in zip(local, masks):
             t.mul_(m)  # prune the local shard in place
     full = [w.full_tensor().detach() for w in weights]  # test only: the single-process view
-    reference = smallest_k_keep_masks([f.detach().abs() for f in full], k)  # zeros are now the smallest scores
+    reference = smallest_k_keep_masks([f.abs() for f in full], k)  # zeros: now the smallest scores
     return {
         "supported": True,
         "local_rows": [t.shape[0] for t in local],
@@ -353,6 +353,41 @@ def scenario_accelerate(rank: int) -> dict[str, Any]:
         "names": list(pruner.masks),
         "sparsity": pruner.sparsity(),
         "masks_equal": all(_same_on_all_ranks(m) for m in pruner.masks.values()),
+    }
+
+
+def scenario_trainer(rank: int) -> dict[str, Any]:
+    """The HF Trainer under torchrun (DDP over gloo): PruningCallback on every rank, a checkpoint."""
+    import torch
+    import transformers
+
+    from sevenprune.integrations.hf import PruningCallback
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    model = transformers.BertForSequenceClassification(config)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(2, 64, (64, 8), generator=g)
+    rows = [{"input_ids": ids[i], "labels": int(i % 2)} for i in range(64)]
+    out = Path(sys.argv[1]) / "trainer"
+    args = transformers.TrainingArguments(
+        output_dir=str(out), max_steps=4, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+        learning_rate=1e-3, logging_steps=1, save_strategy="steps", save_steps=2, report_to=[],
+        use_cpu=True, disable_tqdm=True, seed=3, ddp_backend="gloo")
+    callback = PruningCallback(method="seven", sparsity=0.5, start_step=0, prune_steps=3)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, callbacks=[callback])
+    trainer.train()
+    pruner = callback.pruner
+    assert pruner is not None
+    return {
+        "world_size": args.world_size,
+        "step": pruner.step_count,
+        "sparsity": pruner.sparsity(),
+        "numel": pruner.numel,
+        "masks_equal": all(_same_on_all_ranks(m) for m in pruner.masks.values()),
+        "saved": sorted(str(p.relative_to(out)) for p in out.glob("checkpoint-*/pruner/*")),
+        "logged": [h["sparsity"] for h in trainer.state.log_history if "loss" in h],
     }
 
 

@@ -109,6 +109,16 @@ def test_run_then_refuse_to_overwrite(env, capsys):
     assert cli.main(argv + ["--overwrite"]) == 0
 
 
+def test_preset_values_and_explicit_flags_are_written(env):
+    out = env["root"] / "r-preset"
+    argv = ["run", *_flags(env), "--preset", "paper", "--method", "seven", "--sparsity", "0.3",
+            "--start-step", "0", "--prune-steps", "2", "--out", str(out)]
+    assert cli.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == "paper" and config["lr"] == 2e-5 and config["epochs"] == 10 and config["seed"] == 3404
+    assert config["sparsity"] == 0.3 and config["batch_size"] == 8 and config["resolved"]["max_steps"] == 4
+
+
 def test_window_too_long_is_a_cli_error(env, capsys):
     argv = ["run", *_flags(env), "--method", "seven", "--sparsity", "0.5", "--start-step", "3",
             "--prune-steps", "5", "--out", str(env["root"] / "r2")]

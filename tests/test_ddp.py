@@ -81,3 +81,14 @@ def test_checksums_single_process() -> None:
     with pytest.raises(TypeError, match="mask 'x' must be a bool tensor"):
         mask_checksums({"x": torch.ones(2)})
     assert issubclass(MaskMismatchError, RuntimeError)
+
+
+def test_hf_trainer_under_torchrun_prunes_identically_on_both_ranks() -> None:
+    for r in scenario("trainer"):
+        assert r["world_size"] == 2 and r["step"] == 4
+        assert r["sparsity"] == round(0.5 * r["numel"]) / r["numel"] and r["masks_equal"]
+        # written once (by the process that saves) beside each checkpoint
+        assert r["saved"] == [f"checkpoint-{s}/pruner/{f}" for s in (2, 4)
+                              for f in ("pruner.json", "pruner.safetensors")]
+        # cubic schedule, s = 0.5 over 3 updates: 0.5 * (1 - (2/3)^3) = 0.3519, 0.5 * (26/27) = 0.4815
+        assert [round(x, 3) for x in r["logged"]] == [0.352, 0.481, 0.5, 0.5]

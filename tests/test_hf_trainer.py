@@ -96,6 +96,8 @@ def test_trainer_prunes_per_optimizer_update_in_event_order(tmp_path: Path) -> N
     trainer.train()
     pruner = callback.pruner
 
+    # attached to the torch optimizer inside the Trainer's AcceleratedOptimizer (clears its state)
+    assert pruner.optimizer is trainer.optimizer.optimizer
     # 6 optimizer updates of 2 micro-batches each: the schedule counted updates, not micro-batches
     assert pruner.step_count == 6 and pruner.observed_steps == 3
     names = [e[0] for e in recorder.events]
@@ -204,3 +206,26 @@ def test_add_to_puts_the_callback_first(tmp_path: Path) -> None:
     callback = PruningCallback.add_to(trainer, method="magnitude", sparsity=0.5, start_step=0, prune_steps=1)
     assert trainer.callback_handler.callbacks[0] is callback
     assert callback.pruner is not None and math.isclose(callback.pruner.sparsity(), 0.0)
+
+
+class Overflow(transformers.TrainerCallback):
+    """Makes one update look like an fp16 overflow: an inf gradient when the pruner looks at it
+    (placed before the PruningCallback, after optimizer.step(), so the weights stay finite)."""
+
+    def __init__(self, at_update: int) -> None:
+        self.at_update = at_update
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+        if state.global_step + 1 == self.at_update:
+            model.bert.encoder.layer[0].attention.self.query.weight.grad[0, 0] = math.inf
+
+
+def test_an_overflowed_update_is_counted_but_not_observed(tmp_path: Path) -> None:
+    callback = PruningCallback(method="seven", sparsity=0.5, start_step=0, prune_steps=4)
+    trainer = transformers.Trainer(model=tiny_bert(), args=make_args(tmp_path, max_steps=5),
+                                   train_dataset=Rows(), callbacks=[Overflow(at_update=2), callback])
+    trainer.train()
+    pruner = callback.pruner
+    assert pruner is not None
+    assert (pruner.step_count, pruner.observed_steps, pruner.skipped_steps) == (5, 3, 1)
+    assert pruner.sparsity() == pytest.approx(round(0.5 * pruner.numel) / pruner.numel)

@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="metric of the table and plot (default: the sweep's, else the task's main metric)")
     p.add_argument("--layers-run", metavar="NAME", help="run shown in layers.png")
 
-    p = sub.add_parser("demo", help="the demo sweep on mr with minilm (about 15 minutes; --quick: about 3)",
+    p = sub.add_parser("demo", help="the demo sweep on mr with minilm (about 15 minutes on 2 idle cores; --quick: about 5)",
                        description="dense, seven_dyn, platon and magnitude at sparsities 0.5 and 0.8 on the mr "
                                    "movie-review task with all-MiniLM-L6-v2; prints the table and the plot's path.")
     p.add_argument("--quick", action="store_true", help="fewer steps and test sentences, for a first look")

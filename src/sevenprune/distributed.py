@@ -131,8 +131,12 @@ def mask_checksums(masks: Mapping[str, Tensor]) -> Tensor:
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
             raise TypeError(f"mask {name!r} must be a bool tensor, got "
                             f"{getattr(mask, 'dtype', type(mask).__name__)}")
-        rows.append(torch.stack([torch.count_nonzero(mask).to(torch.int64), _mask_hash(mask)]).cpu())
-    return torch.stack(rows) if rows else torch.zeros((0, 2), dtype=torch.int64)
+        rows.append(torch.stack([torch.count_nonzero(mask).to(torch.int64), _mask_hash(mask)]))
+    if not rows:
+        return torch.zeros((0, 2), dtype=torch.int64)
+    if len({r.device for r in rows}) == 1:
+        return torch.stack(rows).cpu()  # one device-to-host copy (one sync on a GPU)
+    return torch.stack([r.cpu() for r in rows])
 
 
 def _layout_crc(masks: Mapping[str, Tensor]) -> int:

@@ -237,6 +237,8 @@ class Pruner:
         after every ``optimizer.step()``. Returns the pruner."""
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+            optimizer = optimizer.optimizer  # Accelerate's AcceleratedOptimizer and similar wrappers
         if self._hook is not None:
             self._hook.remove()
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}

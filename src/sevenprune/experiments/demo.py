@@ -1,5 +1,5 @@
 """The main job: a small sweep on ``mr`` with ``minilm`` (dense, SEVEN_dyn, PLATON, magnitude at two
-sparsities), sized to finish within 20 minutes on a 2-core CPU; ``quick`` for a first look (~3 min).
+sparsities), sized to finish within 20 minutes on a 2-core CPU; ``quick`` for a first look (~5 min).
 
 The same sweep as a file: ``experiments/demo.json`` (``sevenprune sweep --config experiments/demo.json``).
 """

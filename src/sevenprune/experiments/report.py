@@ -89,7 +89,7 @@ def markdown_table(rows: list[dict[str, Any]], metric: str, order: list[str] | N
     | seven | 0.7500 ± 0.0707 |
     """
     methods, sparsities, cells = summarise(rows, metric, order)
-    head = "| method | " + " | ".join(f"{s:.0%}" for s in sparsities) + " |"
+    head = "| method | " + " | ".join(f"{round(s * 100, 4):g}%" for s in sparsities) + " |"
     lines = [head, "|---|" + "---|" * len(sparsities)]
     for m in methods:
         lines.append(f"| {m} | " + " | ".join(_cell(cells.get((m, s), [])) for s in sparsities) + " |")

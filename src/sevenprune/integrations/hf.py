@@ -203,7 +203,7 @@ class PruningCallback(TrainerCallback):
             p = params.get(name)
             if p is None or p.shape != mask.shape:
                 continue  # load_state reports layout mismatches with a precise message
-            if bool((p.detach().cpu()[~mask] != 0).any()):
+            if bool((p.detach()[~mask.to(p.device)] != 0).any()):
                 raise ValueError(
                     f"the pruner state in {directory} does not belong to the checkpoint being resumed: "
                     f"weight {name!r} is non-zero where that state prunes it"
