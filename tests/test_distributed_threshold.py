@@ -108,3 +108,18 @@ def test_fsdp2_shards_on_cpu_prune_like_a_single_process() -> None:
     for r in (r0, r1):
         assert r["local_match"]
         assert r["zeros"] == r["k"] == round(0.6 * (108 + 63 + 21))
+
+
+def test_pruner_on_fsdp2_shards_matches_an_unsharded_run() -> None:
+    r0, r1 = scenario("fsdp2_pruner")
+    if not r0["supported"]:
+        pytest.skip(f"FSDP2 fully_shard does not run on this CPU build: {r0['why']}")
+    total = 12 * 9 + 9 * 7 + 7 * 3
+    assert r0["local_rows"] == [5, 4, 2] and r1["local_rows"] == [4, 3, 1]  # each rank holds a shard
+    for r in (r0, r1):
+        assert r["numel"] == total  # counts are global
+        assert r["sparsity"] == r["reference_sparsity"] == round(0.7 * total) / total
+        assert r["report_pruned"] == round(0.7 * total)
+        assert r["masks_match"], "a rank's shard masks differ from the single-process masks"
+        assert r["weights_match"], "weights differ from the unsharded run fed the same data"
+        assert r["zeros"] == round(0.7 * total)

@@ -45,6 +45,19 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _is_sharded(params: Sequence[Tensor]) -> bool:
+    """True for FSDP2-style DTensor weights; mixing sharded and plain weights is refused."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch built without distributed
+        return False
+    flags = [isinstance(p, DTensor) for p in params]
+    if any(flags) and not all(flags):
+        raise ValueError("some prunable weights are sharded (DTensor) and some are not; shard every "
+                         "prunable layer with fully_shard, or exclude the others")
+    return any(flags)
+
+
 def _check_sparsity(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"sparsity must be a number in [0, 1) (the fraction set to zero), got {value!r}")
@@ -118,8 +131,7 @@ class Pruner:
         self.model = model
         self.include = [include] if isinstance(include, str) else (list(include) if include else None)
         self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
-        self.params: dict[str, nn.Parameter] = find_prunable(model, self.include, self.exclude)
-        self.numel = sum(p.numel() for p in self.params.values())
+        self._setup_params(find_prunable(model, self.include, self.exclude))
         self.masks: dict[str, Tensor] = {
             n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in self.params.items()
         }
@@ -133,6 +145,40 @@ class Pruner:
         self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern)
         if optimizer is not None:
             self.attach(optimizer)
+
+    def _setup_params(self, owners: dict[str, nn.Parameter]) -> None:
+        """Record the prunable weights. Under FSDP2 (``fully_shard``: DTensor weights sharded on dim
+        0) the pruner works on each rank's local shard: ``self.params`` are views of the shards, the
+        scores and masks are local, and only counts cross ranks (see ``distributed.py``)."""
+        self._owners = owners  # the model's parameters: the optimizer's keys
+        self._sharded = _is_sharded(list(owners.values()))
+        if self._sharded:
+            from .distributed import dtensor_shard_offsets
+
+            local, self._offsets = dtensor_shard_offsets(list(owners.values()))
+            self.params = {n: t.detach() for n, t in zip(owners, local)}
+        else:
+            self.params = owners
+        self.numel = sum(p.numel() for p in owners.values())  # global count
+
+    def _refresh_local_views(self) -> None:
+        """FSDP2 may re-point a shard's storage (lazy init); take fresh views and their gradients."""
+        if not self._sharded:
+            return
+        for name, owner in self._owners.items():
+            view = owner.to_local().detach()
+            grad = owner.grad
+            view.grad = None if grad is None else grad.to_local()
+            self.params[name] = view
+        self.importance.params.update(self.params)
+
+    def _global(self, values: list[int]) -> list[int]:
+        """Sum integer counts over ranks when the weights are sharded (identity otherwise)."""
+        if not self._sharded:
+            return values
+        t = torch.tensor(values, dtype=torch.int64, device=next(iter(self.params.values())).device)
+        torch.distributed.all_reduce(t)
+        return [int(x) for x in t.tolist()]
 
     @classmethod
     def with_masks(
@@ -242,7 +288,7 @@ class Pruner:
         if self._hook is not None:
             self._hook.remove()
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        missing = [n for n, p in self.params.items() if id(p) not in owned]
+        missing = [n for n, p in self._owners.items() if id(p) not in owned]
         if len(missing) == len(self.params):
             raise ValueError(
                 "the optimizer holds none of the prunable weights (was it built for another model, "
@@ -270,7 +316,9 @@ class Pruner:
             if self._pruned[name] == 0:
                 continue
             p = self.params[name]
-            for value in self.optimizer.state.get(p, {}).values():
+            for value in self.optimizer.state.get(self._owners[name], {}).values():
+                if self._sharded and hasattr(value, "to_local"):
+                    value = value.to_local()  # the rank's shard of a sharded state tensor
                 if isinstance(value, Tensor) and value.shape == p.shape:
                     if isinstance(names, Mapping):
                         value.view(-1)[names[name].to(value.device)] = 0
@@ -287,6 +335,7 @@ class Pruner:
     @torch.no_grad()
     def apply_masks(self, names: Sequence[str] | None = None) -> None:
         """Set every pruned weight to exactly 0.0 (all pruned weights, or those of ``names``)."""
+        self._refresh_local_views()
         for name in self.params if names is None else names:
             if self._pruned[name]:
                 p = self.params[name]
@@ -310,11 +359,19 @@ class Pruner:
         """
         self._last_newly: dict[str, Tensor] = {}
         k = schedules.pruned_count(_check_sparsity(sparsity), self.numel)
-        already = sum(self._pruned.values())
+        already = self._global([sum(self._pruned.values())])[0]
         if k <= already:
             return []
         scores = self.importance.scores(self.masks)
-        if self.pattern != "unstructured":
+        if self._sharded:
+            from .distributed import sharded_smallest_k_keep_masks
+
+            if self.pattern != "unstructured":
+                raise NotImplementedError(f"pattern {self.pattern!r} is not supported with sharded weights")
+            keep = sharded_smallest_k_keep_masks(scores, k, global_offsets=self._offsets,
+                                                 total=self.numel, seed=self.step_count)
+            newly = self._replace_masks(keep)
+        elif self.pattern != "unstructured":
             from .patterns import pattern_keep_masks
 
             keep, self.extra_masks = pattern_keep_masks(self.pattern, self, scores, k)
@@ -333,7 +390,7 @@ class Pruner:
         else:
             keep = threshold.smallest_k_keep_masks(scores, k, seed=self.step_count)
             newly = self._replace_masks(keep)
-        total = sum(self._pruned.values())
+        total = self._global([sum(self._pruned.values())])[0]
         if self.pattern == "unstructured" and total != k:
             raise RuntimeError(
                 f"the threshold pruned {total} entries instead of {k}; the scores of method "
@@ -359,7 +416,8 @@ class Pruner:
 
     def _after_mask_update(self, changed: Sequence[str]) -> None:
         """Under torch.distributed, check that every rank computed the same masks."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # sharded masks differ between ranks by design; replicated (DDP) ones must not
+        if not self._sharded and torch.distributed.is_available() and torch.distributed.is_initialized():
             from .distributed import check_masks_consistent
 
             check_masks_consistent(self.masks)
@@ -374,18 +432,19 @@ class Pruner:
             )
         return grads
 
-    @staticmethod
-    def _all_finite(grads: Sequence[Tensor]) -> bool:
+    def _all_finite(self, grads: Sequence[Tensor]) -> bool:
         # one reduction per tensor and a single host sync; an inf or nan anywhere makes its sum
-        # non-finite
+        # non-finite. Sharded: every rank must take the same decision, so the flags are combined.
         sums = torch.stack([g.sum(dtype=torch.float32).to(grads[0].device) for g in grads])
-        return bool(torch.isfinite(sums).all())
+        finite = bool(torch.isfinite(sums).all())
+        return self._global([int(not finite)])[0] == 0 if self._sharded else finite
 
     @torch.no_grad()
     def step(self) -> None:
         """Call once per optimizer update, after ``optimizer.step()``, before ``zero_grad()``."""
         n = self.step_count + 1
         newly: dict[str, Tensor] = {}
+        self._refresh_local_views()
         if self.importance.needs_grad and n <= self.end_step:
             self._grads()  # raises with a hint if step() is called at the wrong place
         if schedules.in_window(n, self.start_step, self.prune_steps):
@@ -411,13 +470,18 @@ class Pruner:
 
     # -- reporting ----------------------------------------------------------------------------------
     def sparsity(self) -> float:
-        """Fraction of the prunable weights that are pruned (exactly zero once masks are applied)."""
-        return sum(self._pruned.values()) / self.numel
+        """Fraction of the prunable weights that are pruned (exactly zero once masks are applied).
+
+        With sharded weights this is a collective call: every rank must make it."""
+        return self._global([sum(self._pruned.values())])[0] / self.numel
 
     def report(self) -> dict[str, Any]:
-        """Per-layer sparsity, sparsity over the prunable weights and over the whole model."""
+        """Per-layer sparsity, sparsity over the prunable weights and over the whole model.
+
+        With sharded weights this is a collective call: every rank must make it."""
         model_params = sum(p.numel() for p in self.model.parameters())
-        pruned = sum(self._pruned.values())
+        per_layer = dict(zip(self._pruned, self._global(list(self._pruned.values()))))
+        pruned = sum(per_layer.values())
         return {
             "step": self.step_count,
             "method": self.method,
@@ -431,8 +495,8 @@ class Pruner:
             "observed_steps": self.observed_steps,
             "skipped_steps": self.skipped_steps,
             "layers": {
-                n: {"numel": p.numel(), "pruned": self._pruned[n], "sparsity": self._pruned[n] / p.numel()}
-                for n, p in self.params.items()
+                n: {"numel": p.numel(), "pruned": per_layer[n], "sparsity": per_layer[n] / p.numel()}
+                for n, p in self._owners.items()
             },
         }
 
@@ -490,9 +554,8 @@ class Pruner:
                              f"expected {STATE_FORMAT!r})")
         config = state["config"]
         if config.get("include") != self.include or config.get("exclude") != self.exclude:
-            params = find_prunable(self.model, config.get("include"), config.get("exclude"))
-        else:
-            params = self.params
+            self._setup_params(find_prunable(self.model, config.get("include"), config.get("exclude")))
+        params = self.params
         saved = {n: tuple(s) for n, s in state["shapes"].items()}
         mine = {n: tuple(p.shape) for n, p in params.items()}
         if saved != mine:
@@ -507,8 +570,6 @@ class Pruner:
                     f"weights only in the model: {only_mine}" if only_mine else "",
                     f"shapes differ: {shape_diff}" if shape_diff else "") if x)
             )
-        self.params = params
-        self.numel = sum(p.numel() for p in params.values())
         self.include, self.exclude = config.get("include"), config.get("exclude")
         dtype = _DTYPES.get(config.get("state_dtype", "float32"))
         if dtype is None:
