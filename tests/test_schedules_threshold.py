@@ -89,3 +89,14 @@ def test_threshold_large_input_exact() -> None:
 def test_threshold_rejects_bad_k() -> None:
     with pytest.raises(ValueError, match="cannot prune 5 of 4"):
         smallest_k_keep_masks([torch.zeros(4)], 5)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1001])
+def test_sparse_nonzero_equals_nonzero(n: int) -> None:
+    from sevenprune.threshold import _sparse_nonzero
+
+    torch.manual_seed(n)
+    buf = torch.rand(n) < 0.05
+    buf[-1] = True  # the tail after the last whole 8-byte word
+    assert torch.equal(_sparse_nonzero(buf), torch.nonzero(buf).squeeze(1))
+    assert torch.equal(_sparse_nonzero(buf[1:]), torch.nonzero(buf[1:]).squeeze(1))  # unaligned

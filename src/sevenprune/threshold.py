@@ -162,6 +162,22 @@ def smallest_k_keep_masks(
     return keep_masks_for_value(scores, value, k - n_less)
 
 
+def _sparse_nonzero(sel: Tensor) -> Tensor:
+    """``torch.nonzero(sel)`` for a 1-D bool tensor with few True entries, about twice as fast on a
+    CPU: the bools are scanned eight at a time as int64 words, and only the non-zero words expanded.
+    ``sel`` must start at an 8-byte aligned address (a slice from the start of a buffer does)."""
+    n = sel.numel()
+    whole = n // 8 * 8
+    if whole == 0 or sel.storage_offset() % 8:
+        return torch.nonzero(sel).squeeze(1)
+    words = torch.nonzero(sel[:whole].view(torch.int64)).squeeze(1)
+    cand = (words.unsqueeze(1) * 8 + torch.arange(8, device=sel.device)).reshape(-1)
+    idx = cand[sel[cand]]
+    if whole < n:
+        idx = torch.cat([idx, torch.nonzero(sel[whole:]).squeeze(1) + whole])
+    return idx
+
+
 def smallest_k_finite(
     scores: Sequence[Tensor],
     k: int,
@@ -217,7 +233,7 @@ def smallest_k_finite(
                     sel.logical_and_(masks[t].reshape(-1))
                 else:
                     sel.logical_and_(flat > -math.inf)
-            idx = torch.nonzero(sel).squeeze(1)
+            idx = _sparse_nonzero(sel)
             vals.append(flat[idx].float())
             idxs.append(idx)
             tids.append(torch.full((idx.numel(),), t, dtype=torch.long, device=idx.device))

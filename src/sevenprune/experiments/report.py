@@ -212,7 +212,8 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
         "| run | sparsity | model sparsity | " + metric + " | seconds |",
         "|---|---|---|---|---|",
     ]
-    for r in rows:
+    rank = {m: i for i, m in enumerate(_method_order(rows, order))}
+    for r in sorted(rows, key=lambda r: (rank[r["method"]], float(r["target_sparsity"]), r["seed"])):
         lines.append(f"| {r['run']} | {r['sparsity']:.4f} | {r['model_sparsity']:.4f} | "
                      f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f} |")
     lines += ["", f"Plots: `curve.png` (metric against sparsity)"

@@ -228,7 +228,9 @@ def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
         window = window if window is not None else max(1, round(0.6 * max_steps))
     elif phase == "init":
         start = 0
-    if phase == "train" and start + window > max_steps:
+    else:  # dense: no pruning window
+        start = window = None
+    if phase == "train" and start + window > max_steps:  # type: ignore[operator]
         raise ValueError(f"the pruning window (start_step {start} + prune_steps {window} = {start + window}) "
                          f"does not fit in max_steps {max_steps}; raise --max-steps/--epochs or shorten the window")
     return {"max_steps": max_steps, "steps_per_epoch": steps_per_epoch, "library_method": method,
