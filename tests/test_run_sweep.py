@@ -239,3 +239,21 @@ def test_run_end_to_end_on_other_task_kinds(env, task, model, make, metrics):
     result = run(cfg, env["root"] / f"run-{task}")
     assert set(result["metrics"]) == metrics
     assert result["sparsity"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_run_with_a_structured_pattern(env):
+    """--pattern reaches sp.Pruner: 2:4 holds in every group of the saved masks, and the run's pruner
+    state (with the masks of the heads' biases for "heads") saves and reloads."""
+    import sevenprune as sp
+    from sevenprune.patterns import nm_holds
+
+    out = env["root"] / "run-24"
+    cfg = resolve_config(_opts(env, method="seven", sparsity=0.5, start_step=2, prune_steps=4, pattern="2:4"))
+    result = run(cfg, out, log=lambda *a: None)
+    assert result["sparsity"] == pytest.approx(0.5, abs=1e-9)
+    state = sp.read_state(out / "pruner")
+    assert state["config"]["pattern"] == "2:4"
+    assert all(nm_holds(m, 2, 4) for m in state["masks"].values())
+    with pytest.raises(ValueError, match=r"fixes the sparsity at 1 - 2/4 = 0.5; got sparsity=0.7"):
+        run(resolve_config(_opts(env, method="seven", sparsity=0.7, pattern="2:4")), env["root"] / "bad",
+            log=lambda *a: None)

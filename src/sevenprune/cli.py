@@ -90,6 +90,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
     g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
                    help=f"dtype of the method's running statistics (default: {d.state_dtype})")
+    g.add_argument("--pattern", metavar="PATTERN",
+                   help="sparsity pattern: unstructured, N:M (e.g. 2:4; sparsity must be 1 - N/M), heads, "
+                        f"neurons or heads+neurons (default: {d.pattern})")
     g = p.add_argument_group("training and evaluation")
     g.add_argument("--max-steps", type=int, metavar="N",
                    help="optimizer steps in all (default: --epochs over the training set)")
@@ -120,7 +123,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
 
 
 _RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
-             "prune_steps", "method_options", "include", "exclude", "state_dtype", "max_steps", "epochs",
+             "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "max_steps", "epochs",
              "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
              "progress")

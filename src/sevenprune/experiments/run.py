@@ -123,6 +123,7 @@ class RunConfig:
     device: str = "auto"
     threads: int | None = None
     state_dtype: str = "float32"
+    pattern: str = "unstructured"
     method_options: dict[str, Any] = field(default_factory=dict)
     include: list[str] | None = None
     exclude: list[str] | None = None
@@ -384,8 +385,11 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     if plan["phase"] == "train":
         pruner = sp.Pruner(model, plan["library_method"], sparsity, plan["start_step"], plan["prune_steps"],
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
-                           state_dtype=dtype, **cfg.method_options)
+                           state_dtype=dtype, pattern=cfg.pattern, **cfg.method_options)
     elif plan["phase"] == "init":
+        if cfg.pattern != "unstructured":
+            raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
+                             f"(sp.Pruner), not with {cfg.method!r}")
         log(f"pruning at initialisation with {cfg.method} ...")
         init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
         pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
