@@ -216,7 +216,7 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
     for r in sorted(rows, key=lambda r: (rank[r["method"]], float(r["target_sparsity"]), r["seed"])):
         lines.append(f"| {r['run']} | {r['sparsity']:.4f} | {r['model_sparsity']:.4f} | "
                      f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f} |")
-    lines += ["", f"Plots: `curve.png` (metric against sparsity)"
+    lines += ["", "Plots: `curve.png` (metric against sparsity)"
               + (f", `layers.png` (per-layer sparsity of `{chosen['run']}`)" if chosen else "") + "."]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {"table": table, "metric": metric, "csv": csv_path, "report": out / "report.md", "curve": curve,
