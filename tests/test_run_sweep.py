@@ -257,3 +257,16 @@ def test_run_with_a_structured_pattern(env):
     with pytest.raises(ValueError, match=r"fixes the sparsity at 1 - 2/4 = 0.5; got sparsity=0.7"):
         run(resolve_config(_opts(env, method="seven", sparsity=0.7, pattern="2:4")), env["root"] / "bad",
             log=lambda *a: None)
+
+
+@pytest.mark.parametrize("method", ["magnitude_init", "random_init"])
+def test_one_shot_aliases_prune_before_training(env, method):
+    """magnitude_init / random_init prune once at the starting weights (phase "init"), then the mask
+    stays fixed through fine-tuning at the exact target."""
+    out = env["root"] / f"run-{method}"
+    cfg = resolve_config(_opts(env, method=method, sparsity=0.6))
+    result = run(cfg, out, log=lambda *a: None)
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["phase"] == "init"
+    assert config["resolved"]["library_method"] == method.removesuffix("_init")
+    assert result["sparsity"] == pytest.approx(0.6, abs=1e-4)

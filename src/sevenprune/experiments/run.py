@@ -12,14 +12,17 @@ A run directory holds, when finished:
 Methods: ``dense`` (no pruning); every training-time method of :func:`sevenprune.methods`
 (``seven``, ``magnitude``, ``platon``, ``movement``, ...), run through :class:`sevenprune.Pruner`;
 the pruning-at-initialisation methods (``snip``, ``grasp``, ``force``) through
-``sevenprune.init_pruning.prune_at_init``; and three aliases:
+``sevenprune.init_pruning.prune_at_init``; and these aliases:
 
 * ``seven_dyn``: ``seven`` with the default schedule of training-time methods (start after 10% of
   the steps, window 60% of the steps), i.e. SEVEN_dyn;
 * ``seven_pre``: ``seven`` with ``start_step=0`` and ``prune_steps=100`` (the reference hint for K),
   the weights updated at every step as in Algorithm 1, i.e. SEVEN_pre;
 * ``seven_pre_frozen``: SEVEN scored on ``prune_steps`` batches at the starting weights without
-  updating them (``prune_at_init(model, "seven", ...)``), then fine-tuned with the mask fixed.
+  updating them (``prune_at_init(model, "seven", ...)``), then fine-tuned with the mask fixed;
+* ``magnitude_init``, ``random_init``: one-shot magnitude / random pruning at the starting weights
+  (``prune_at_init``), the baselines of the pruning-at-initialisation protocol (plain ``magnitude``
+  and ``random`` prune gradually during fine-tuning).
 
 A pruning window that does not fit in ``max_steps`` is an error, never a lower sparsity.
 """
@@ -49,6 +52,9 @@ ALIASES: dict[str, tuple[str, str]] = {
     "seven_dyn": ("seven", "train"),
     "seven_pre": ("seven", "train"),
     "seven_pre_frozen": ("seven", "init"),
+    # one-shot baselines at the starting weights, for the pruning-at-initialisation protocol
+    "magnitude_init": ("magnitude", "init"),
+    "random_init": ("random", "init"),
 }
 INIT_METHODS = ("snip", "grasp", "force")
 #: modules of methods written beside the core; imported (if present) so that they register
