@@ -104,6 +104,9 @@ class Pruner:
     ``pruner.step()`` call is forgotten.
     """
 
+    #: set only while :meth:`with_masks` builds a pruner for a pruning-at-initialisation method
+    _building_from_masks: bool = False
+
     def __init__(
         self,
         model: nn.Module,
@@ -122,7 +125,7 @@ class Pruner:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         cls = get_method(method)  # validates the name early, with the list of choices
-        if cls.phase == "init" and not getattr(self, "_building_from_masks", False):
+        if cls.phase == "init" and not self._building_from_masks:
             raise ValueError(
                 f"method {method!r} prunes before fine-tuning from a few batches: use "
                 f"sevenprune.prune_at_init(model, {method!r}, sparsity, batches, loss_fn); methods for "
@@ -152,13 +155,14 @@ class Pruner:
         scores and masks are local, and only counts cross ranks (see ``distributed.py``)."""
         self._owners = owners  # the model's parameters: the optimizer's keys
         self._sharded = _is_sharded(list(owners.values()))
+        self.params: dict[str, Tensor]
         if self._sharded:
             from .distributed import dtensor_shard_offsets
 
             local, self._offsets = dtensor_shard_offsets(list(owners.values()))
             self.params = {n: t.detach() for n, t in zip(owners, local)}
         else:
-            self.params = owners
+            self.params = dict(owners)
         self.numel = sum(p.numel() for p in owners.values())  # global count
 
     def _refresh_local_views(self) -> None:
@@ -166,8 +170,9 @@ class Pruner:
         if not self._sharded:
             return
         for name, owner in self._owners.items():
-            view = owner.to_local().detach()
-            grad = owner.grad
+            sharded: Any = owner  # a DTensor
+            view = sharded.to_local().detach()
+            grad: Any = owner.grad
             view.grad = None if grad is None else grad.to_local()
             self.params[name] = view
         self.importance.params.update(self.params)
@@ -203,7 +208,7 @@ class Pruner:
             self.__init__(model, method, sparsity, 0, 1, include=include, exclude=exclude,  # type: ignore[misc]
                           **method_options)
         finally:
-            del self._building_from_masks
+            self._building_from_masks = False
         self.set_masks(masks)
         self.step_count = self.end_step
         self.importance.release()
@@ -283,8 +288,8 @@ class Pruner:
         after every ``optimizer.step()``. Returns the pruner."""
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-            optimizer = optimizer.optimizer  # Accelerate's AcceleratedOptimizer and similar wrappers
+        while isinstance(inner := getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+            optimizer = inner  # Accelerate's AcceleratedOptimizer and similar wrappers
         if self._hook is not None:
             self._hook.remove()
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}

@@ -69,7 +69,7 @@ class Importance(ABC):
 
     def __init__(
         self,
-        params: Mapping[str, nn.Parameter],
+        params: Mapping[str, Tensor],
         *,
         state_dtype: torch.dtype = torch.float32,
         **options: Any,
@@ -85,7 +85,7 @@ class Importance(ABC):
                 f"state_dtype must be torch.float32, torch.bfloat16, torch.float16 or torch.float64, "
                 f"got {state_dtype!r}"
             )
-        self.params = dict(params)
+        self.params: dict[str, Tensor] = dict(params)
         self.state_dtype = state_dtype
         self.options: dict[str, Any] = {**self.defaults, **options}
         self.validate_options()
