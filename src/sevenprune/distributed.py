@@ -77,7 +77,7 @@ def _all_reduce(t: Tensor, op: dist.ReduceOp.RedOpType, group: object | None) ->
     if _world(group)[0] == 1:
         return t
     buf = t.to(_comm_device(group)).contiguous()
-    dist.all_reduce(buf, op=op, group=group)  # type: ignore[arg-type]
+    dist.all_reduce(buf, op=op, group=group)
     return buf.to(t.device)
 
 
@@ -89,13 +89,13 @@ def _all_gather_rows(rows: Tensor, group: object | None) -> list[Tensor]:
     device = _comm_device(group)
     n = torch.tensor([rows.shape[0]], dtype=torch.int64, device=device)
     sizes = [torch.empty_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n, group=group)  # type: ignore[arg-type]
+    dist.all_gather(sizes, n, group=group)
     counts = [int(s) for s in sizes]
     longest = max(counts)
     padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=device)
     padded[: rows.shape[0]] = rows.to(device)
     out = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(out, padded, group=group)  # type: ignore[arg-type]
+    dist.all_gather(out, padded, group=group)
     return [o[:c].cpu() for o, c in zip(out, counts)]
 
 
@@ -352,9 +352,9 @@ def sharded_smallest_k_keep_masks(
     """
     world, _ = _world(group)
     k = _check_int(k, "k")
-    for name, value in (("sample_size", sample_size), ("gather_limit", gather_limit)):
-        if _check_int(value, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    for name, option in (("sample_size", sample_size), ("gather_limit", gather_limit)):
+        if _check_int(option, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {option}")
     if len(global_offsets) != len(local_scores):
         raise ValueError(f"global_offsets has {len(global_offsets)} entries for {len(local_scores)} "
                          "local score tensors; give one offset per tensor")

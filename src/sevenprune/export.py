@@ -63,13 +63,16 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .structured import build_empty, load_state_into, load_structured, shrink
+
+if TYPE_CHECKING:  # transformers is an optional dependency: imported for the type hints only
+    from transformers import PretrainedConfig
 
 __all__ = [
     "COMPRESSED_FILE",
@@ -339,7 +342,8 @@ def export_compressed(
     def write(tmp: Path) -> None:
         from safetensors.torch import save_file
 
-        config = copy.deepcopy(model.config)
+        # _check_model has checked that the model has a config (a transformers PretrainedConfig)
+        config = copy.deepcopy(cast("PretrainedConfig", model.config))
         config.architectures = [type(model).__name__]  # as save_pretrained records it
         config.save_pretrained(str(tmp))
         save_file(tensors, str(tmp / COMPRESSED_FILE), metadata={"format": COMPRESSED_FORMAT})

@@ -234,7 +234,7 @@ def _backward(model: nn.Module, loss_fn: LossFn, batch: Any, index: int, plist: 
     """Accumulate dL/dW of one batch into the prunable weights' ``.grad`` (and nowhere else)."""
     with torch.enable_grad():
         loss = _compute_loss(model, loss_fn, batch, index)
-        loss.backward(inputs=plist)
+        loss.backward(inputs=plist)  # type: ignore[no-untyped-call]
 
 
 def snip_scores(
@@ -334,7 +334,7 @@ def _grasp(model: nn.Module, plist: list[nn.Parameter], data: list[Any], loss_fn
             del grads
             if z is not None and z.requires_grad:
                 try:
-                    z.backward(inputs=plist)
+                    z.backward(inputs=plist)  # type: ignore[no-untyped-call]
                 except RuntimeError as exc:
                     if "double backward" in str(exc) or "derivative for" in str(exc):
                         raise RuntimeError(

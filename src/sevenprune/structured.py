@@ -195,7 +195,9 @@ def removable_groups(
             weight_name = block.linear(role) + ".weight"
             source = masks.get(weight_name) if masks is not None else None
             if source is None:
-                source = model.get_submodule(block.linear(role)).weight.detach()
+                weight = model.get_submodule(block.linear(role)).weight
+                assert isinstance(weight, Tensor)  # an nn.Linear's (find_blocks checked the projections)
+                source = weight.detach()
             gone = _zero_columns(source, count)
             if bool(gone.all()):
                 gone[0] = False  # keep one (all zero: it adds nothing) so the layer stays valid
@@ -274,7 +276,9 @@ def shrink(
     head_record: dict[str, list[int]] = {}
     for block in find_blocks(model):
         gone = groups.get(block.layer, {"heads": [], "neurons": []})
-        device = model.get_submodule(block.query).weight.device
+        query_weight = model.get_submodule(block.query).weight
+        assert isinstance(query_weight, Tensor)  # an nn.Linear's (find_blocks checked the projections)
+        device = query_weight.device
         if gone["heads"]:
             keep_heads = [h for h in range(block.num_heads) if h not in set(gone["heads"])]
             d = block.head_size

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ def _scratch_vit(spec: TaskSpec) -> Any:
 
     patch = 4 if spec.image_size <= 64 else 16
     config = ViTConfig(image_size=spec.image_size, patch_size=patch, num_channels=3, hidden_size=192,
-                       num_hidden_layers=4, num_attention_heads=3, intermediate_size=768,
-                       num_labels=spec.num_labels)
+                       num_hidden_layers=4, num_attention_heads=3, intermediate_size=768)
+    # set after construction: transformers 5 types the config's __init__ without ``num_labels``
+    config.num_labels = spec.num_labels
     return ViTForImageClassification(config)
 
 
@@ -68,7 +70,7 @@ def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
     path = resolve_model_path(name)
     # the report of newly initialised head weights is expected here (a new task head): keep it quiet
     verbosity = tf.logging.get_verbosity()
-    tf.logging.set_verbosity_error()
+    tf.logging.set_verbosity(logging.ERROR)
     try:
         if spec.kind == "image":
             model = tf.AutoModelForImageClassification.from_pretrained(

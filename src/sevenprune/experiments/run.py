@@ -39,7 +39,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -237,9 +237,12 @@ def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
         start = 0
     else:  # dense: no pruning window
         start = window = None
-    if phase == "train" and start + window > max_steps:  # type: ignore[operator]
-        raise ValueError(f"the pruning window (start_step {start} + prune_steps {window} = {start + window}) "
-                         f"does not fit in max_steps {max_steps}; raise --max-steps/--epochs or shorten the window")
+    if phase == "train":
+        assert start is not None and window is not None  # both set above for training-time methods
+        if start + window > max_steps:
+            raise ValueError(f"the pruning window (start_step {start} + prune_steps {window} = {start + window}) "
+                             f"does not fit in max_steps {max_steps}; raise --max-steps/--epochs or shorten "
+                             f"the window")
     return {"max_steps": max_steps, "steps_per_epoch": steps_per_epoch, "library_method": method,
             "phase": phase, "start_step": start, "prune_steps": window}
 
@@ -328,16 +331,17 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
                          f"which this installation does not have") from None
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return m(**batch).loss
+        return cast(torch.Tensor, m(**batch).loss)
 
     if method in ONE_SHOT:
-        batches, kwargs = _DeviceBatches(loader, device, steps or 1), {}
+        # the one-shot methods score on every batch given and ignore ``steps``
+        batches, iterations = _DeviceBatches(loader, device, steps or 1), 1
     else:
-        batches, kwargs = _DeviceBatches(loader, device, None), {"steps": steps or SEVEN_PRE_STEPS}
+        batches, iterations = _DeviceBatches(loader, device, None), steps or SEVEN_PRE_STEPS
     model.eval()
     try:
-        return prune_at_init(model, method, sparsity, batches, loss_fn, include=cfg.include,
-                             exclude=cfg.exclude, state_dtype=state_dtype, **kwargs, **cfg.method_options)
+        return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
+                             exclude=cfg.exclude, state_dtype=state_dtype, **cfg.method_options)
     finally:
         model.train()
 
@@ -421,7 +425,7 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
 
     stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
                   lr_lambda=lr_lambda if cfg.warmup_steps else None, max_grad_norm=cfg.max_grad_norm,
-                  eval_every=cfg.eval_every, on_eval=lambda s, loss: evaluate_all(s, loss) and None,
+                  eval_every=cfg.eval_every, on_eval=evaluate_all,
                   progress=cfg.progress)
     t_eval = time.perf_counter()
     metrics = evaluate_all(plan["max_steps"], stats["train_loss"])

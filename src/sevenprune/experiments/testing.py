@@ -28,7 +28,9 @@ def make_tiny_bert(path: str | os.PathLike[str], *, hidden: int = 32, layers: in
     ``AutoTokenizer.from_pretrained(path)`` load it (the head is initialised then).
     """
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    # BertTokenizerFast: in transformers 5 a runtime alias of BertTokenizer, outside its type hints
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # type: ignore[attr-defined]
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

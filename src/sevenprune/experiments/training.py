@@ -26,7 +26,7 @@ __all__ = ["make_loader", "evaluate", "train", "cycle_batches"]
 
 
 def make_loader(encoded: Encoded, spec: TaskSpec, batch_size: int, *, shuffle: bool, seed: int,
-                pad_id: int) -> DataLoader:
+                pad_id: int) -> DataLoader[dict[str, Any]]:
     """A DataLoader over encoded features (seeded order when shuffled)."""
     generator = torch.Generator().manual_seed(seed)
     features = encoded["features"]
@@ -35,11 +35,11 @@ def make_loader(encoded: Encoded, spec: TaskSpec, batch_size: int, *, shuffle: b
         return collate(batch, pad_id=pad_id, image_size=encoded.get("image_size"),
                        regression=spec.kind == "regression")
 
-    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, generator=generator,  # type: ignore[arg-type]
+    return DataLoader(features, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       collate_fn=fn, drop_last=False)
 
 
-def cycle_batches(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
+def cycle_batches(loader: DataLoader[dict[str, Any]]) -> Iterator[dict[str, torch.Tensor]]:
     """Batches over as many epochs as needed (a new seeded order every epoch)."""
     while True:
         yield from loader
@@ -50,7 +50,7 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: DataLoader,
+def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: DataLoader[dict[str, Any]],
              device: torch.device, *, desc: str = "eval", progress: bool = True) -> dict[str, float]:
     """Metrics of ``model`` over the whole split (predictions gathered first, metrics computed once)."""
     from tqdm.auto import tqdm
@@ -82,7 +82,7 @@ def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: D
 
 def train(
     model: torch.nn.Module,
-    loader: DataLoader,
+    loader: DataLoader[dict[str, Any]],
     optimizer: torch.optim.Optimizer,
     *,
     max_steps: int,
@@ -91,7 +91,7 @@ def train(
     lr_lambda: Callable[[int], float] | None = None,
     max_grad_norm: float | None = 1.0,
     eval_every: int = 0,
-    on_eval: Callable[[int, float], None] | None = None,
+    on_eval: Callable[[int, float], object] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune for ``max_steps`` optimizer updates, calling ``pruner.step()`` after each one.

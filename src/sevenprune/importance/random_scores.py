@@ -54,7 +54,7 @@ class RandomImportance(Importance):
 
     def validate_options(self) -> None:
         seed = self.options["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
         self.stats: dict[str, dict[str, Tensor]] = {}
 

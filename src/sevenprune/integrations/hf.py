@@ -57,6 +57,12 @@ __all__ = ["PruningCallback", "PRUNER_DIR"]
 PRUNER_DIR = "pruner"
 
 
+def _output_dir(args: TrainingArguments) -> Path:
+    """The Trainer's output directory (``TrainingArguments`` sets a default when none is given)."""
+    assert args.output_dir is not None
+    return Path(args.output_dir)
+
+
 class PruningCallback(TrainerCallback):
     """Prune during ``Trainer.train()`` on the Pruner's cubic schedule, one step per optimizer update.
 
@@ -133,18 +139,18 @@ class PruningCallback(TrainerCallback):
     def _checkpoint_dir(args: TrainingArguments, state: TrainerState) -> Path:
         """The directory the Trainer has just saved the checkpoint of this step into."""
         name = f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-        direct = Path(args.output_dir) / name
+        direct = _output_dir(args) / name
         if direct.is_dir():
             return direct
         # hyper-parameter search saves under output_dir/<run name>/: take the newest such checkpoint
-        found = sorted(Path(args.output_dir).glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
+        found = sorted(_output_dir(args).glob(f"*/{name}"), key=lambda p: p.stat().st_mtime)
         if not found:
             raise FileNotFoundError(f"the Trainer saved a checkpoint at step {state.global_step} but "
                                     f"{direct} does not exist; cannot store the pruner state beside it")
         return found[-1]
 
     @staticmethod
-    def _trainer_resume_checkpoint() -> str | None:
+    def _trainer_resume_checkpoint() -> str | os.PathLike[str] | None:
         """The ``resume_from_checkpoint`` of the running ``Trainer.train()`` call.
 
         The Trainer does not pass it to callbacks; it is read from the caller's frame (a local of
@@ -166,7 +172,7 @@ class PruningCallback(TrainerCallback):
         candidates = (
             [self.resume_from] if self.resume_from is not None else
             [self._trainer_resume_checkpoint(), args.resume_from_checkpoint,
-             Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"]
+             _output_dir(args) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"]
         )
         tried = []
         for c in candidates:
