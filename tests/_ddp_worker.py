@@ -4,7 +4,7 @@ Run directly by ``torchrun`` it is the worker::
 
     torchrun --standalone --nproc_per_node 2 tests/_ddp_worker.py OUT_DIR ddp,mismatch,...
 
-and writes ``OUT_DIR/rank<r>.json`` with one result per scenario. Imported (by the tests), its
+and writes ``OUT_DIR/rank<r>.json`` with one result per scenario. Imported (by the tests, as ``from _ddp_worker import scenario``), its
 :func:`results` launches that command once per test session for every scenario (one launch costs
 seconds of process start-up on this machine; the scenarios themselves take well under a second) and
 returns ``{scenario: [result of rank 0, result of rank 1]}``.
@@ -51,6 +51,14 @@ def results() -> dict[str, list[dict[str, Any]]]:
     if isinstance(value, Exception):
         raise value
     return value  # type: ignore[no-any-return]
+
+
+def scenario(name: str) -> list[dict[str, Any]]:
+    """One scenario's per-rank results; fails the test with the rank's traceback if it crashed."""
+    per_rank = results()[name]
+    for r, result in enumerate(per_rank):
+        assert "crashed" not in result, f"rank {r}:\n{result['crashed']}"
+    return per_rank
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,10 +3,6 @@ optimizer; in one process here, and under torchrun with 2 processes (DDP-wrapped
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -14,18 +10,10 @@ from torch import nn
 
 accelerate = pytest.importorskip("accelerate")
 
+from _ddp_worker import scenario  # noqa: E402
 from sevenprune.integrations.accelerate import build_pruner, unwrap_optimizer  # noqa: E402
 
 
-def worker() -> ModuleType:
-    name = "_sevenprune_ddp_worker"  # shared with test_ddp.py: one 2-process launch per session
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_ddp_worker.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def test_single_process_loop_with_accumulation() -> None:
@@ -62,9 +50,7 @@ def test_build_pruner_checks_its_arguments() -> None:
 
 
 def test_two_processes_under_torchrun() -> None:
-    per_rank = worker().results()["accelerate"]
-    for r in per_rank:
-        assert "crashed" not in r, r.get("crashed")
+    for r in scenario("accelerate"):  # fails with the rank's traceback if it crashed
         assert r["distributed_type"] == "DistributedType.MULTI_CPU"
         assert r["wrapped"] == "DistributedDataParallel"
         assert r["names"] == ["0.weight", "2.weight", "4.weight"]  # unwrapped: no "module." prefix

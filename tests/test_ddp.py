@@ -3,37 +3,18 @@ difference between ranks raises a MaskMismatchError naming the weight (see tests
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 import torch
+from _ddp_worker import scenario
 
 from sevenprune.distributed import MaskMismatchError, check_masks_consistent, mask_checksums
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
 
 
-def worker() -> ModuleType:
-    """tests/_ddp_worker.py, loaded once per session (it caches the 2-process run's results)."""
-    name = "_sevenprune_ddp_worker"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_ddp_worker.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-def scenario(name: str) -> list[dict[str, Any]]:
-    per_rank = worker().results()[name]
-    for r, result in enumerate(per_rank):
-        assert "crashed" not in result, f"rank {r}:\n{result['crashed']}"
-    return per_rank
 
 
 def test_ddp_ranks_end_with_identical_masks() -> None:

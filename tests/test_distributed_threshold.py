@@ -3,36 +3,18 @@ in one process over arbitrary pieces, and across 2 gloo processes (plain pieces 
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 import torch
+from _ddp_worker import scenario
 
 from sevenprune.distributed import sharded_smallest_k_keep_masks
 from sevenprune.threshold import smallest_k_keep_masks
 
 
-def worker() -> ModuleType:
-    name = "_sevenprune_ddp_worker"  # shared with test_ddp.py: one 2-process launch per session
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_ddp_worker.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-def scenario(name: str) -> list[dict[str, Any]]:
-    per_rank = worker().results()[name]
-    for r, result in enumerate(per_rank):
-        assert "crashed" not in result, f"rank {r}:\n{result['crashed']}"
-    return per_rank
 
 
 def test_hand_computed_ties_by_global_index() -> None:
