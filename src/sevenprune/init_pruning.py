@@ -355,10 +355,6 @@ def _grasp(model: nn.Module, plist: list[nn.Parameter], data: list[Any], loss_fn
     return scores
 
 
-def _keep_count_masks(scores: Sequence[Tensor], pruned: int, seed: int = 0) -> list[Tensor]:
-    return smallest_k_keep_masks(list(scores), pruned, seed=seed)
-
-
 def force_masks(
     model: nn.Module,
     params: Mapping[str, nn.Parameter],
@@ -426,7 +422,7 @@ def _force_iterations(
             else:
                 kept = schedules.exponential_keep(t, steps, 1.0 - sparsity)
                 k = total - min(total, max(0, round(kept * total)))
-            keep[:] = _keep_count_masks(scores, k, seed=t)
+            keep[:] = smallest_k_keep_masks(scores, k, seed=t)
             del scores
             with torch.no_grad():
                 for p, w, mask in zip(plist, w0, keep):
@@ -576,7 +572,7 @@ def prune_at_init(
         else:
             drawn = random_scores([p.shape for p in params.values()], int(method_opts.get("seed", 0)))
             scores = [s.to(p.device) for s, p in zip(drawn, params.values())]
-        masks = dict(zip(names, _keep_count_masks(scores, k)))
+        masks = dict(zip(names, smallest_k_keep_masks(scores, k)))
         return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
                                  exclude=exclude_l, optimizer=optimizer, **method_opts)
 
@@ -589,13 +585,13 @@ def prune_at_init(
     try:
         if method == "snip":
             scores = snip_scores(model, params, batches, fn)
-            masks = dict(zip(names, _keep_count_masks(scores, k)))
+            masks = dict(zip(names, smallest_k_keep_masks(scores, k)))
             del scores  # they live in the former gradient buffers; free them now
         elif method == "grasp":
             s = grasp_scores(model, params, batches, fn)
             for t in s:
                 t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
-            masks = dict(zip(names, _keep_count_masks(s, k)))
+            masks = dict(zip(names, smallest_k_keep_masks(s, k)))
         elif method == "force":
             masks = dict(zip(names, force_masks(model, params, batches, fn, sparsity, steps,
                                                 method_opts.get("variant", "force"))))

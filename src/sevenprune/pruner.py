@@ -145,6 +145,7 @@ class Pruner:
         self.optimizer: torch.optim.Optimizer | None = None
         self._hook: Any = None
         self.extra_masks: dict[str, Tensor] = {}  # e.g. biases of pruned heads (structured patterns)
+        self._extra_cache: tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]] | None = None
         self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern)
         if optimizer is not None:
             self.attach(optimizer)
@@ -345,10 +346,20 @@ class Pruner:
             if self._pruned[name]:
                 p = self.params[name]
                 p.mul_(self._mask_on(name, p.device))
-        if self.extra_masks:
+        for param, mask in self._extra_params():
+            param.mul_(mask if mask.device == param.device else mask.to(param.device))
+
+    def _extra_params(self) -> list[tuple[Tensor, Tensor]]:
+        """``(parameter, mask)`` of the extra masks, resolved once per change of ``extra_masks``
+        (this runs after every optimizer step: no walk over the model's parameters there)."""
+        if not self.extra_masks:
+            return []
+        cached = self._extra_cache
+        if cached is None or cached[0] is not self.extra_masks:
             params = dict(self.model.named_parameters())
-            for name, mask in self.extra_masks.items():
-                params[name].mul_(mask.to(params[name].device))
+            cached = self._extra_cache = (self.extra_masks,
+                                          [(params[n], m) for n, m in self.extra_masks.items()])
+        return cached[1]
 
     def target_sparsity(self, step: int | None = None) -> float:
         """The schedule's sparsity at ``step`` (default: the current step)."""
@@ -362,11 +373,14 @@ class Pruner:
         Returns the names of the weights whose masks changed. Masks never regrow: a lower sparsity
         than the current one changes nothing.
         """
-        self._last_newly: dict[str, Tensor] = {}
-        k = schedules.pruned_count(_check_sparsity(sparsity), self.numel)
+        return list(self._update_masks(_check_sparsity(sparsity)))
+
+    def _update_masks(self, sparsity: float) -> dict[str, Tensor]:
+        """:meth:`update_masks`, returning ``{weight name: flat indices newly pruned}``."""
+        k = schedules.pruned_count(sparsity, self.numel)
         already = self._global([sum(self._pruned.values())])[0]
         if k <= already:
-            return []
+            return {}
         scores = self.importance.scores(self.masks)
         if self._sharded:
             from .distributed import sharded_smallest_k_keep_masks
@@ -404,8 +418,7 @@ class Pruner:
         self.importance.masks_updated(self.masks, newly)
         self._clear_optimizer_state(newly)
         self._after_mask_update(list(newly))
-        self._last_newly = newly
-        return list(newly)
+        return newly
 
     def _replace_masks(self, keep: Sequence[Tensor]) -> dict[str, Tensor]:
         """Install new keep-masks (intersected with the old ones); return the newly pruned indices."""
@@ -450,20 +463,17 @@ class Pruner:
         n = self.step_count + 1
         newly: dict[str, Tensor] = {}
         self._refresh_local_views()
-        if self.importance.needs_grad and n <= self.end_step:
-            self._grads()  # raises with a hint if step() is called at the wrong place
+        # raises with a hint if step() is called at the wrong place (until the masks are fixed);
+        # a refused call is not counted
+        grads = self._grads() if self.importance.needs_grad and n <= self.end_step else []
+        self.step_count = n
         if schedules.in_window(n, self.start_step, self.prune_steps):
-            grads = self._grads() if self.importance.needs_grad else []
-            self.step_count = n
             if not grads or self._all_finite(grads):
                 self.observed_steps += 1
                 self.importance.observe(n - self.start_step)
             else:
                 self.skipped_steps += 1
-            self.update_masks(self.target_sparsity(n))
-            newly = self._last_newly
-        else:
-            self.step_count = n
+            newly = self._update_masks(self.target_sparsity(n))
         if self._hook is None:
             self.apply_masks()
         else:

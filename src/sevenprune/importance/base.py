@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 __all__ = ["Importance", "register", "get_method", "methods"]
 
@@ -86,6 +86,7 @@ class Importance(ABC):
                 f"got {state_dtype!r}"
             )
         self.params: dict[str, Tensor] = dict(params)
+        self.stats: dict[str, dict[str, Tensor]] = {}
         self.state_dtype = state_dtype
         self.options: dict[str, Any] = {**self.defaults, **options}
         self.validate_options()
@@ -98,9 +99,23 @@ class Importance(ABC):
     def observe(self, t: int) -> None:
         """Read this step's gradients (``param.grad``) and update the running statistics."""
 
-    @abstractmethod
     def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
-        """One score tensor per weight (order of ``params``); pruned entries ``-inf``."""
+        """One score tensor per weight (order of ``params``); pruned entries ``-inf``.
+
+        The default serves methods that accumulate their score in ``self.stats["score"]`` and
+        create their statistics in ``_allocate()``: the scores are returned as they are (no copy),
+        since ``masks_updated`` keeps pruned entries at ``-inf``; statistics created now (no step
+        observed yet) get the current masks pinned first.
+        """
+        if not self.stats:
+            self._allocate()
+            for name, mask in masks.items():
+                self.pin_pruned(self.stats["score"][name], mask)
+        return [self.stats["score"][name] for name in self.params]
+
+    def _allocate(self) -> None:
+        """Create the running statistics in ``self.stats`` (methods using the default ``scores``)."""
+        raise NotImplementedError(f"method {self.name!r} must implement scores() or _allocate()")
 
     def masks_updated(self, masks: Mapping[str, Tensor], newly_pruned: Mapping[str, Tensor]) -> None:
         """Called after a mask update: pins pruned entries of an accumulated score to ``-inf``.

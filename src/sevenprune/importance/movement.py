@@ -68,11 +68,6 @@ class MovementImportance(Importance):
                 # -inf (pruned) minus a finite number stays -inf, so pruned entries stay pinned
                 self.stats["score"][name].addcmul_(p.detach().float(), p.grad.detach().float(), value=-1.0)
 
-    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
-        if not self.stats:
-            self._allocate()
-        return [self.stats["score"][n] for n in self.params]
-
 
 @register
 class InstantMovementImportance(Importance):

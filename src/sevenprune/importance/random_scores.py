@@ -15,7 +15,6 @@ by ``state_dict()``.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -68,10 +67,3 @@ class RandomImportance(Importance):
     def observe(self, t: int) -> None:
         if not self.stats:
             self._allocate()
-
-    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
-        if not self.stats:
-            self._allocate()
-            for name, mask in masks.items():
-                self.pin_pruned(self.stats["score"][name], mask)
-        return [self.stats["score"][n] for n in self.params]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -148,17 +148,19 @@ class SevenImportance(Importance):
         c2 = 1.0 / (1.0 - b2**t)
         fn = self._update_fn()
         compiled = fn is not _eager_update_
-        args: tuple[Any, ...]
+        # compiled: tensors, not Python floats, so that a new t does not trigger a recompilation;
+        # one pair per device and step, not per weight
+        corrections: dict[torch.device, tuple[Any, ...]] = {}
         for name, p in self.params.items():
             m, v, s = self.stats["m"][name], self.stats["v"][name], self.stats["score"][name]
             g = p.grad
             if g is None:  # the weight took no part in this step: a zero gradient
                 g = torch.zeros_like(p)
-            if compiled:
-                # tensors, not Python floats, so that a new t does not trigger a recompilation
-                args = (torch.tensor(c1, device=p.device), torch.tensor(c2, device=p.device))
-            else:
-                args = (c1, c2)
+            if p.device not in corrections:
+                corrections[p.device] = (
+                    (torch.tensor(c1, device=p.device), torch.tensor(c2, device=p.device)) if compiled
+                    else (c1, c2))
+            args = corrections[p.device]
             try:
                 fn(p.detach(), g.detach(), m, v, s, b1, b2, *args, eps, signed)
             except Exception as exc:
@@ -168,9 +170,3 @@ class SevenImportance(Importance):
                 self._kernel = fn = _eager_update_
                 compiled = False
                 fn(p.detach(), g.detach(), m, v, s, b1, b2, c1, c2, eps, signed)
-
-    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
-        if not self.stats:
-            self._allocate()
-        # pruned entries are pinned to -inf in masks_updated, so the scores are used as they are
-        return [self.stats["score"][name] for name in self.params]

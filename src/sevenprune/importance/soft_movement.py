@@ -40,7 +40,6 @@ State: ``S`` in fp32 and Adam's two moments in ``state_dtype`` (12 bytes per wei
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -141,10 +140,3 @@ class SoftMovementImportance(Importance):
             if m_new is not m:  # low-precision state: write back
                 m.copy_(m_new)
                 v.copy_(v_new)
-
-    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
-        if not self.stats:
-            self._allocate()
-            for name, mask in masks.items():
-                self.pin_pruned(self.stats["score"][name], mask)
-        return [self.stats["score"][n] for n in self.params]
