@@ -27,6 +27,15 @@ def mlp() -> nn.Sequential:
     return tiny_mlp()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():  # type: ignore[no-untyped-def]
+    """Tiny models on a shared 2-core machine: extra threads only contend (8-25x slower measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(1234)

@@ -17,13 +17,6 @@ from sevenprune.integrations.hf import PRUNER_DIR, PruningCallback  # noqa: E402
 VOCAB, SEQ = 64, 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    # a tiny model on a shared 2-core machine: extra threads only contend (8x slower measured)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_bert(seed: int = 0) -> Any:

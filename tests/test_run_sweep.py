@@ -15,13 +15,6 @@ from sevenprune.experiments.sweep import expand, load_sweep_file, sweep
 from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run many times faster on one thread when the two cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
