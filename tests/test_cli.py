@@ -93,6 +93,8 @@ def test_run_then_refuse_to_overwrite(env, capsys):
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "sparsity 0.5000 of the prunable weights" in printed and str(out) in printed
+    # --no-save-model: the summary names what was written, and no model/ directory
+    assert "(result.json, metrics.jsonl, config.json, pruner/)" in printed and not (out / "model").exists()
     result = json.loads((out / "result.json").read_text())
     assert result["method"] == "seven_dyn" and result["library_method"] == "seven"
     config = json.loads((out / "config.json").read_text())

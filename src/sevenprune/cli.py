@@ -207,8 +207,9 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     print(f"{result['task']} / {result['model']} / {result['method']}: {metrics}")
     print(f"sparsity {result['sparsity']:.4f} of the prunable weights ({result['model_sparsity']:.4f} of the model), "
           f"target {result['target_sparsity']}; {result['steps']} steps, {result['seconds']:.1f} s")
-    print(f"written to {out}/ (result.json, metrics.jsonl, config.json"
-          + (", pruner/" if result["method"] != "dense" else "") + ", model/)")
+    parts = ["result.json", "metrics.jsonl", "config.json"]
+    parts += [d + "/" for d in ("pruner", "model") if (out / d).is_dir()]  # model/ only if it was saved
+    print(f"written to {out}/ ({', '.join(parts)})")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -87,8 +87,22 @@ def markdown_table(rows: list[dict[str, Any]], metric: str, order: list[str] | N
     |---|---|
     | dense | 0.9000 |
     | seven | 0.7500 ± 0.0707 |
+
+    Only unpruned runs (a dense warm-up) give one column, the metric:
+
+    >>> print(markdown_table([{"run": "d", "method": "dense", "target_sparsity": 0.0, "metrics": {"accuracy": 0.9}},
+    ...                       {"run": "e", "method": "dense", "target_sparsity": 0.0, "metrics": {"accuracy": 0.8}}],
+    ...                      "accuracy"))
+    | method | accuracy |
+    |---|---|
+    | dense | 0.8500 ± 0.0707 |
     """
     methods, sparsities, cells = summarise(rows, metric, order)
+    if not sparsities:  # only unpruned runs (e.g. a dense warm-up): one column, the metric itself
+        lines = [f"| method | {metric} |", "|---|---|"]
+        for m in methods:
+            lines.append(f"| {m} | " + _cell([float(r["metrics"][metric]) for r in rows if r["method"] == m]) + " |")
+        return "\n".join(lines)
     head = "| method | " + " | ".join(f"{round(s * 100, 4):g}%" for s in sparsities) + " |"
     lines = [head, "|---|" + "---|" * len(sparsities)]
     for m in methods:

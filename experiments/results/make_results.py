@@ -1,0 +1,196 @@
+"""Tables and plots of docs/results.md from the sweeps of experiments/results/*.json.
+
+Reads the finished runs under runs/results/<sweep>/runs/, writes the plots to docs/img/results_*.png,
+each sweep's results.csv to docs/results/<sweep>.csv, and replaces every generated block of
+docs/results.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``); the prose around the
+blocks is left as it is. Run from the repository root after (or during) run_all.sh:
+
+    python experiments/results/make_results.py
+
+A cell is the mean ± sample standard deviation over the seeds that have finished (the number of
+seeds is printed beside each table). Differences are paired: every method of a sweep sees the same
+seeds, batches and evaluation sentences, so "SEVEN - baseline" is taken per seed, then averaged.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sevenprune.experiments.report import collect_results, markdown_table, plot_curve, write_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "runs" / "results"
+DOC = ROOT / "docs" / "results.md"
+IMG = ROOT / "docs" / "img"
+CSV_DIR = ROOT / "docs" / "results"
+PAPER = ROOT.parent / "shared" / "docs" / "paper_figure_values.csv"
+
+DYN_ORDER = ["dense", "seven_dyn", "platon", "movement", "soft_movement", "magnitude", "random"]
+PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
+VIT_ORDER = ["dense", "seven_dyn", "magnitude", "seven_pre", "snip", "grasp", "magnitude_init"]
+MOMENTS = [("abs", 0.8, 0.9, "mr_dyn"), ("signed", 0.8, 0.9, "mr_moments_signed_b0.8_0.9"),
+           ("abs", 0.5, 0.7, "mr_moments_abs_b0.5_0.7"), ("abs", 0.9, 0.999, "mr_moments_abs_b0.9_0.999"),
+           ("signed", 0.9, 0.999, "mr_moments_signed_b0.9_0.999")]
+
+
+def rows_of(*sweeps: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for s in sweeps:
+        rows += collect_results(RUNS / s)
+    return rows
+
+
+def by_key(rows: list[dict[str, Any]], metric: str) -> dict[tuple[str, float, int], float]:
+    return {(r["method"], float(r["target_sparsity"]), int(r["seed"])): float(r["metrics"][metric]) for r in rows}
+
+
+def seeds_note(rows: list[dict[str, Any]]) -> str:
+    seeds = sorted({int(r["seed"]) for r in rows})
+    total = sum(float(r["seconds"]) for r in rows)
+    return (f"{len(rows)} runs, seeds {seeds}; compute {total / 60:.0f} min in all "
+            f"({total / max(1, len(rows)):.0f} s a run, one thread each)")
+
+
+def paired_table(rows: list[dict[str, Any]], metric: str, ours: str, baselines: list[str]) -> str:
+    """``ours - baseline`` per seed, mean ± std, and on how many seeds ours is ahead."""
+    vals = by_key(rows, metric)
+    sparsities = sorted({s for (m, s, _) in vals if m == ours})
+    head = "| " + ours + " minus | " + " | ".join(f"{round(s * 100):g}%" for s in sparsities) + " |"
+    lines = [head, "|---|" + "---|" * len(sparsities)]
+    for b in baselines:
+        cells = []
+        for s in sparsities:
+            d = [vals[(ours, s, k)] - vals[(b, s, k)] for (m, s2, k) in vals
+                 if m == ours and s2 == s and (b, s, k) in vals]
+            if not d:
+                cells.append("-")
+                continue
+            wins = sum(x > 0 for x in d)
+            spread = f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else ""
+            cells.append(f"{np.mean(d) * 100:+.1f}{spread} ({wins}/{len(d)})")
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def with_dense(rows: list[dict[str, Any]], dense_from: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in dense_from if r["method"] == "dense"] + [r for r in rows if r["method"] != "dense"]
+
+
+def moments_table(metric: str) -> str:
+    lines = ["| moments | beta1 | beta2 | accuracy at 80% | minus the default (abs, 0.8, 0.9), per seed |",
+             "|---|---|---|---|---|"]
+    base = by_key([r for r in rows_of("mr_dyn") if r["method"] == "seven_dyn"], metric)
+    for moments, b1, b2, sweep in MOMENTS:
+        vals = by_key([r for r in rows_of(sweep) if r["method"] == "seven_dyn"], metric)
+        acc = [v for (m, s, k), v in vals.items() if s == 0.8]
+        if not acc:
+            lines.append(f"| {moments} | {b1} | {b2} | - | - |")
+            continue
+        cell = f"{np.mean(acc):.4f}" + (f" ± {np.std(acc, ddof=1):.4f}" if len(acc) > 1 else "")
+        if sweep == "mr_dyn":
+            diff = "(the default)"
+        else:
+            d = [v - base[k] for k, v in vals.items() if k[1] == 0.8 and k in base]
+            diff = (f"{np.mean(d) * 100:+.1f}" + (f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else "")
+                    + f" points ({len(d)} seeds)") if d else "-"
+        lines.append(f"| {moments} | {b1} | {b2} | {cell} ({len(acc)} seeds) | {diff} |")
+    return "\n".join(lines)
+
+
+def paper_table(ours: list[dict[str, Any]], metric: str) -> str:
+    """The paper's SST-2 drop from dense beside ours on mr (the SST-2 source sentences)."""
+    paper: dict[str, dict[str, str]] = {}
+    with open(PAPER, encoding="utf-8") as f:
+        for row in csv.reader(line for line in f if not line.startswith("#")):
+            if row[0].startswith("SST2") and row[0] != "panel":
+                paper[row[1]] = dict(zip(["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"], row[2:]))
+    dense_paper = 0.921
+    vals = by_key(ours, metric)
+    dense_ours = float(np.mean([v for (m, _, _), v in vals.items() if m == "dense"]))
+    names = [("SEVENpre", "seven_pre"), ("Magnitude", "magnitude_init"), ("SNIP", "snip"), ("GraSP", "grasp")]
+    cols = ["0.5", "0.7", "0.8", "0.9"]
+    lines = ["| method (paper / ours) | " + " | ".join(f"{float(c) * 100:g}%" for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for pname, oname in names:
+        cells = []
+        for c in cols:
+            raw = paper.get(pname, {}).get(c, "").strip()
+            num = re.sub(r"[~<]", "", raw)
+            p = f"{(float(num) - dense_paper) * 100:+.1f}" if num else "-"
+            if raw.startswith("<"):
+                p = "below " + p
+            o = [v for (m, s, _), v in vals.items() if m == oname and abs(s - float(c)) < 1e-9]
+            q = f"{(np.mean(o) - dense_ours) * 100:+.1f}" if o else "-"
+            cells.append(f"{p} / {q}")
+        lines.append(f"| {pname} / {oname} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"docs/results.md has no block {name!r} (<!-- BEGIN {name} --> ... <!-- END {name} -->)")
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def main() -> int:
+    IMG.mkdir(parents=True, exist_ok=True)
+    CSV_DIR.mkdir(parents=True, exist_ok=True)
+    metric = "accuracy"
+    text = DOC.read_text(encoding="utf-8")
+    blocks: dict[str, str] = {}
+
+    dyn = rows_of("mr_dyn")
+    pre = rows_of("mr_pre")  # its own dense: it starts from the pretrained MiniLM
+    vit_dyn = rows_of("vit_dyn")
+    vit_pre = with_dense(rows_of("vit_pre"), vit_dyn)
+    vit = vit_dyn + [r for r in vit_pre if r["method"] != "dense"]
+    for name, rows, order, title in [
+            ("mr_dyn", dyn, DYN_ORDER, "mr / MiniLM: pruning during fine-tuning"),
+            ("mr_pre", pre, PRE_ORDER, "mr / MiniLM: pruning early or at initialisation"),
+            ("vit", vit, VIT_ORDER, "Fashion-MNIST / ViT (4 layers, width 192)")]:
+        if not rows:
+            blocks[name] = "(no finished runs yet)"
+            continue
+        plot_curve(rows, metric, IMG / f"results_{name}.png", order, title=title)
+        blocks[name] = (markdown_table(rows, metric, order) + "\n\n" + seeds_note(rows) + "\n")
+    for sweep in ["mr_dyn", "mr_pre", "vit_dyn", "vit_pre", "vit_pretrain"] + [m[3] for m in MOMENTS[1:]]:
+        rows = rows_of(sweep)
+        if rows:
+            write_csv(rows, CSV_DIR / f"{sweep}.csv")
+    if dyn:
+        blocks["mr_dyn_paired"] = paired_table(dyn, metric, "seven_dyn",
+                                               ["platon", "movement", "soft_movement", "magnitude", "random"])
+    if pre:
+        blocks["mr_pre_paired"] = paired_table(pre, metric, "seven_pre",
+                                               ["seven_pre_frozen", "snip", "grasp", "force", "magnitude_init",
+                                                "random_init"])
+        blocks["paper"] = paper_table(pre, metric)
+    if vit:
+        blocks["vit_paired"] = (paired_table(vit, metric, "seven_dyn", ["magnitude", "seven_pre", "snip", "grasp",
+                                                                        "magnitude_init"]) + "\n\n"
+                                + paired_table(vit, metric, "seven_pre", ["snip", "grasp", "magnitude_init"]))
+    blocks["moments"] = moments_table(metric)
+    pre_vit = rows_of("vit_pretrain")
+    if pre_vit:
+        r = pre_vit[0]
+        blocks["vit_pretrain"] = (f"Pretrained ViT: accuracy {r['metrics'][metric]:.4f} on {r['eval_examples']} test "
+                                  f"images after {r['steps']} steps ({r['seconds'] / 60:.1f} min).")
+    for name, body in blocks.items():
+        if f"<!-- BEGIN {name} -->" in text:
+            text = replace_block(text, name, body)
+        else:
+            print(f"note: docs/results.md has no block {name!r}; skipped", file=sys.stderr)
+    DOC.write_text(text, encoding="utf-8")
+    print(f"updated {DOC.relative_to(ROOT)}, plots in docs/img/results_*.png, csv in docs/results/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
