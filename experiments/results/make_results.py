@@ -82,6 +82,10 @@ def with_dense(rows: list[dict[str, Any]], dense_from: list[dict[str, Any]]) -> 
     return [r for r in dense_from if r["method"] == "dense"] + [r for r in rows if r["method"] != "dense"]
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def moments_table(metric: str) -> str:
     lines = ["| moments | beta1 | beta2 | accuracy at 80% | minus the default (abs, 0.8, 0.9), per seed |",
              "|---|---|---|---|---|"]
@@ -98,8 +102,8 @@ def moments_table(metric: str) -> str:
         else:
             d = [v - base[k] for k, v in vals.items() if k[1] == 0.8 and k in base]
             diff = (f"{np.mean(d) * 100:+.1f}" + (f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else "")
-                    + f" points ({len(d)} seeds)") if d else "-"
-        lines.append(f"| {moments} | {b1} | {b2} | {cell} ({len(acc)} seeds) | {diff} |")
+                    + f" points ({_seeds(len(d))})") if d else "-"
+        lines.append(f"| {moments} | {b1} | {b2} | {cell} ({_seeds(len(acc))}) | {diff} |")
     return "\n".join(lines)
 
 
@@ -160,7 +164,7 @@ def main() -> int:
             continue
         plot_curve(rows, metric, IMG / f"results_{name}.png", order, title=title)
         blocks[name] = (markdown_table(rows, metric, order) + "\n\n" + seeds_note(rows) + "\n")
-    for sweep in ["mr_dyn", "mr_pre", "vit_dyn", "vit_pre", "vit_pretrain"] + [m[3] for m in MOMENTS[1:]]:
+    for sweep in ["mr_warmup", "mr_dyn", "mr_pre", "mr_pre_long", "vit_dyn", "vit_pre", "vit_pretrain"] + [m[3] for m in MOMENTS[1:]]:
         rows = rows_of(sweep)
         if rows:
             write_csv(rows, CSV_DIR / f"{sweep}.csv")
@@ -176,11 +180,15 @@ def main() -> int:
         blocks["vit_paired"] = (paired_table(vit, metric, "seven_dyn", ["magnitude", "seven_pre", "snip", "grasp",
                                                                         "magnitude_init"]) + "\n\n"
                                 + paired_table(vit, metric, "seven_pre", ["snip", "grasp", "magnitude_init"]))
+    long = rows_of("mr_pre_long")
+    if long:
+        blocks["mr_pre_long"] = (markdown_table(long, metric, PRE_ORDER) + "\n\n" + seeds_note(long) + "\n\n"
+                                 + paired_table(long, metric, "seven_pre", ["snip", "grasp", "magnitude_init"]))
     blocks["moments"] = moments_table(metric)
     pre_vit = rows_of("vit_pretrain")
     if pre_vit:
         r = pre_vit[0]
-        blocks["vit_pretrain"] = (f"Pretrained ViT: accuracy {r['metrics'][metric]:.4f} on {r['eval_examples']} test "
+        blocks["vit_pretrain"] = (f"Pretrained ViT: accuracy {r['metrics'][metric]:.4f} on {sum(r['eval_examples'].values())} test "
                                   f"images after {r['steps']} steps ({r['seconds'] / 60:.1f} min).")
     for name, body in blocks.items():
         if f"<!-- BEGIN {name} -->" in text:

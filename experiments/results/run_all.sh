@@ -32,11 +32,13 @@ worker_a() {
       sweep "$c" --seeds $seeds
     done
   done
+  sweep mr_pre_long --seeds 2  # protocol 2 with 3x the fine-tuning (seed 1: worker B)
 }
 worker_b() {
   sweep vit_pretrain
   wait_for runs/results/mr_warmup/runs/dense-seed1/result.json  # written by worker A
   staged mr_pre mr_moments_signed_b0.8_0.9 mr_moments_signed_b0.9_0.999
+  sweep mr_pre_long --seeds 1  # protocol 2 with 3x the fine-tuning (seed 2: worker A)
 }
 
 case "${1:-both}" in

@@ -125,7 +125,7 @@ def plot_curve(rows: list[dict[str, Any]], metric: str, path: str | os.PathLike[
     the dense baseline as a dashed horizontal line."""
     plt = _pyplot()
     methods, sparsities, cells = summarise(rows, metric, order)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for m in methods:
         if m == "dense":
             continue
@@ -141,7 +141,8 @@ def plot_curve(rows: list[dict[str, Any]], metric: str, path: str | os.PathLike[
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    # outside the axes: with many methods, a legend inside covers the curves
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
