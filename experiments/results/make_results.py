@@ -136,6 +136,25 @@ def paper_table(ours: list[dict[str, Any]], metric: str) -> str:
     return "\n".join(lines)
 
 
+def nopooler_table(nopool: list[dict[str, Any]], dyn: list[dict[str, Any]], metric: str) -> str:
+    """Protocol 1 with ``exclude=["pooler"]`` beside the same runs with the pooler prunable."""
+    with_pool, without = by_key(dyn, metric), by_key(nopool, metric)
+    methods = list(dict.fromkeys(m for (m, _, _) in without))
+    sparsities = sorted({s for (_, s, _) in without})
+    lines = ["| method | " + " | ".join(f"{round(s * 100):g}%: pooler prunable / pooler dense" for s in sparsities) + " |",
+             "|---|" + "---|" * len(sparsities)]
+    for m in methods:
+        cells = []
+        for s in sparsities:
+            seeds = sorted(k for (m2, s2, k) in without if m2 == m and s2 == s)
+            a = [with_pool[(m, s, k)] for k in seeds if (m, s, k) in with_pool]
+            b = [without[(m, s, k)] for k in seeds]
+            cells.append(f"{np.mean(a):.4f} / {np.mean(b):.4f}" if a else f"- / {np.mean(b):.4f}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    seeds = sorted({k for (_, _, k) in without})
+    return "\n".join(lines) + f"\n\nMeans over seeds {seeds} (the same seeds on both sides)."
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S)
     if not pattern.search(text):
@@ -164,7 +183,7 @@ def main() -> int:
             continue
         plot_curve(rows, metric, IMG / f"results_{name}.png", order, title=title)
         blocks[name] = (markdown_table(rows, metric, order) + "\n\n" + seeds_note(rows) + "\n")
-    for sweep in ["mr_warmup", "mr_dyn", "mr_pre", "mr_pre_long", "vit_dyn", "vit_pre", "vit_pretrain"] + [m[3] for m in MOMENTS[1:]]:
+    for sweep in ["mr_warmup", "mr_dyn", "mr_pre", "mr_pre_long", "vit_dyn", "vit_pre", "vit_pretrain", "mr_dyn_nopooler"] + [m[3] for m in MOMENTS[1:]]:
         rows = rows_of(sweep)
         if rows:
             write_csv(rows, CSV_DIR / f"{sweep}.csv")
@@ -184,6 +203,9 @@ def main() -> int:
     if long:
         blocks["mr_pre_long"] = (markdown_table(long, metric, PRE_ORDER) + "\n\n" + seeds_note(long) + "\n\n"
                                  + paired_table(long, metric, "seven_pre", ["snip", "grasp", "magnitude_init"]))
+    nopool = rows_of("mr_dyn_nopooler")
+    if nopool:
+        blocks["nopooler"] = nopooler_table(nopool, dyn, metric)
     blocks["moments"] = moments_table(metric)
     pre_vit = rows_of("vit_pretrain")
     if pre_vit:

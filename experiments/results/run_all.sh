@@ -33,6 +33,7 @@ worker_a() {
     done
   done
   sweep mr_pre_long --seeds 2  # protocol 2 with 3x the fine-tuning (seed 1: worker B)
+  sweep mr_dyn_nopooler        # control: protocol 1 with the pooler left dense
 }
 worker_b() {
   sweep vit_pretrain
