@@ -73,7 +73,9 @@ def paired_table(rows: list[dict[str, Any]], metric: str, ours: str, baselines: 
                 continue
             wins = sum(x > 0 for x in d)
             spread = f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else ""
-            cells.append(f"{np.mean(d) * 100:+.1f}{spread} ({wins}/{len(d)})")
+            mean = float(np.mean(d)) * 100
+            mean = 0.0 if abs(mean) < 0.05 else mean  # no "-0.0"
+            cells.append(f"{mean:+.1f}{spread} ({wins}/{len(d)})")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
