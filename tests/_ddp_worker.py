@@ -277,6 +277,18 @@ def scenario_threshold_errors(rank: int) -> dict[str, Any]:
     }
 
 
+def _fully_shard_mlp(model: Any) -> Any:
+    """FSDP2 on a 2-rank CPU mesh: each Linear of the 3-layer test MLP, then the whole (in place)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (2,))
+    for layer in (model[0], model[2], model[4]):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
 def scenario_fsdp2(rank: int) -> dict[str, Any]:
     """FSDP2 ``fully_shard`` on CPU: magnitude scores of the local shards, the sharded threshold, masks
     applied to the local shards; compared with the single-process threshold on the full weights."""
@@ -287,15 +299,9 @@ def scenario_fsdp2(rank: int) -> dict[str, Any]:
     from sevenprune.threshold import smallest_k_keep_masks
 
     try:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 7), nn.ReLU(), nn.Linear(7, 3))
-        mesh = init_device_mesh("cpu", (2,))
-        for layer in (model[0], model[2], model[4]):
-            fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+        model = _fully_shard_mlp(nn.Sequential(nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 7), nn.ReLU(),
+                                               nn.Linear(7, 3)))
     except Exception as exc:  # noqa: BLE001 - reported to the test as "unsupported here"
         return {"supported": False, "why": f"{type(exc).__name__}: {exc}"}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -340,16 +346,9 @@ def scenario_fsdp2_pruner(rank: int) -> dict[str, Any]:
     import sevenprune as sp
 
     try:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
         torch.manual_seed(0)
         reference = nn.Sequential(nn.Linear(12, 9), nn.ReLU(), nn.Linear(9, 7), nn.ReLU(), nn.Linear(7, 3))
-        model = copy.deepcopy(reference)
-        mesh = init_device_mesh("cpu", (2,))
-        for layer in (model[0], model[2], model[4]):
-            fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+        model = _fully_shard_mlp(copy.deepcopy(reference))
     except Exception as exc:  # noqa: BLE001 - reported to the test as "unsupported here"
         return {"supported": False, "why": f"{type(exc).__name__}: {exc}"}
     runs = {}

@@ -1,7 +1,6 @@
 """The command line: help for every flag, errors without tracebacks, run/sweep/report end to end."""
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -10,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from sevenprune import cli
-from sevenprune.experiments import tasks
 from sevenprune.experiments.demo import DEMO
-from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
+
+from _fake_mr import fake_mr
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,12 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    bert = make_tiny_bert(root / "bert")
-    sdist = make_fake_vader_sdist(root / "cache" / tasks.VADER_SDIST, fake_sentences(80, seed=2))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tasks, "VADER_SHA256", hashlib.sha256(sdist.read_bytes()).hexdigest())
-        mp.setattr(tasks, "MR_TEST_SIZE", 16)
-        yield {"model": str(bert), "cache": str(root / "cache"), "root": root}
+    with fake_mr(root, sentences=80, test_size=16, seed=2) as (bert, cache):
+        yield {"model": str(bert), "cache": str(cache), "root": root}
 
 
 def _flags(env):

@@ -1,6 +1,5 @@
 """`run` on a tiny random BERT writes sane files; sweeps resume; `report` rebuilds the same table."""
 
-import hashlib
 import json
 import os
 
@@ -8,11 +7,11 @@ import pytest
 import torch
 
 import sevenprune as sp
-from sevenprune.experiments import tasks
 from sevenprune.experiments.report import build_report, collect_results, markdown_table
 from sevenprune.experiments.run import RunExistsError, plan_schedule, resolve_config, run, RunConfig
 from sevenprune.experiments.sweep import expand, load_sweep_file, sweep
-from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
+
+from _fake_mr import fake_mr
 
 
 
@@ -21,12 +20,8 @@ from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist
 def env(tmp_path_factory):
     """A tiny BERT and a fake vader sdist (120 sentences, 24 held out) in a cache directory."""
     root = tmp_path_factory.mktemp("env")
-    bert = make_tiny_bert(root / "bert")
-    sdist = make_fake_vader_sdist(root / "cache" / tasks.VADER_SDIST, fake_sentences(120, seed=1))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tasks, "VADER_SHA256", hashlib.sha256(sdist.read_bytes()).hexdigest())
-        mp.setattr(tasks, "MR_TEST_SIZE", 24)
-        yield {"model": str(bert), "cache_dir": str(root / "cache"), "root": root}
+    with fake_mr(root, sentences=120, test_size=24, seed=1) as (bert, cache):
+        yield {"model": str(bert), "cache_dir": str(cache), "root": root}
 
 
 def _opts(env, **kw):

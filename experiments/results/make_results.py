@@ -57,6 +57,13 @@ def seeds_note(rows: list[dict[str, Any]]) -> str:
             f"({total / max(1, len(rows)):.0f} s a run, one thread each)")
 
 
+def _points(d: list[float]) -> str:
+    """Mean ± sample std of accuracy differences, in points (no "-0.0")."""
+    mean = float(np.mean(d)) * 100
+    mean = 0.0 if abs(mean) < 0.05 else mean
+    return f"{mean:+.1f}" + (f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else "")
+
+
 def paired_table(rows: list[dict[str, Any]], metric: str, ours: str, baselines: list[str]) -> str:
     """``ours - baseline`` per seed, mean ± std, and on how many seeds ours is ahead."""
     vals = by_key(rows, metric)
@@ -72,10 +79,7 @@ def paired_table(rows: list[dict[str, Any]], metric: str, ours: str, baselines: 
                 cells.append("-")
                 continue
             wins = sum(x > 0 for x in d)
-            spread = f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else ""
-            mean = float(np.mean(d)) * 100
-            mean = 0.0 if abs(mean) < 0.05 else mean  # no "-0.0"
-            cells.append(f"{mean:+.1f}{spread} ({wins}/{len(d)})")
+            cells.append(f"{_points(d)} ({wins}/{len(d)})")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -88,12 +92,13 @@ def _seeds(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
-def moments_table(metric: str) -> str:
+def moments_table(dyn: list[dict[str, Any]], metric: str) -> str:
+    """SEVEN_dyn at 80 % under each (moments, beta1, beta2); ``dyn``: protocol 1's runs (the default)."""
     lines = ["| moments | beta1 | beta2 | accuracy at 80% | minus the default (abs, 0.8, 0.9), per seed |",
              "|---|---|---|---|---|"]
-    base = by_key([r for r in rows_of("mr_dyn") if r["method"] == "seven_dyn"], metric)
+    base = by_key([r for r in dyn if r["method"] == "seven_dyn"], metric)
     for moments, b1, b2, sweep in MOMENTS:
-        vals = by_key([r for r in rows_of(sweep) if r["method"] == "seven_dyn"], metric)
+        vals = base if sweep == "mr_dyn" else by_key(rows_of(sweep), metric)
         acc = [v for (m, s, k), v in vals.items() if s == 0.8]
         if not acc:
             lines.append(f"| {moments} | {b1} | {b2} | - | - |")
@@ -103,8 +108,7 @@ def moments_table(metric: str) -> str:
             diff = "(the default)"
         else:
             d = [v - base[k] for k, v in vals.items() if k[1] == 0.8 and k in base]
-            diff = (f"{np.mean(d) * 100:+.1f}" + (f" ± {np.std(d, ddof=1) * 100:.1f}" if len(d) > 1 else "")
-                    + f" points ({_seeds(len(d))})") if d else "-"
+            diff = f"{_points(d)} points ({_seeds(len(d))})" if d else "-"
         lines.append(f"| {moments} | {b1} | {b2} | {cell} ({_seeds(len(acc))}) | {diff} |")
     return "\n".join(lines)
 
@@ -112,11 +116,17 @@ def moments_table(metric: str) -> str:
 def paper_table(ours: list[dict[str, Any]], metric: str) -> str:
     """The paper's SST-2 drop from dense beside ours on mr (the SST-2 source sentences)."""
     paper: dict[str, dict[str, str]] = {}
+    dense_paper = None
     with open(PAPER, encoding="utf-8") as f:
-        for row in csv.reader(line for line in f if not line.startswith("#")):
-            if row[0].startswith("SST2") and row[0] != "panel":
-                paper[row[1]] = dict(zip(["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"], row[2:]))
-    dense_paper = 0.921
+        header, *rows = csv.reader(line for line in f if not line.startswith("#"))
+    sparsities = [h.removeprefix("s") for h in header[2:]]  # s0.1 ... s0.9
+    for row in rows:
+        if row[0].startswith("SST2"):
+            paper[row[1]] = dict(zip(sparsities, row[2:]))
+            found = re.search(r"dense (\.\d+)", row[0])  # the first row's label: SST2_acc(dense .921)
+            dense_paper = float(found.group(1)) if found else dense_paper
+    if dense_paper is None:
+        raise SystemExit(f"{PAPER}: no SST-2 panel label with the dense accuracy")
     vals = by_key(ours, metric)
     dense_ours = float(np.mean([v for (m, _, _), v in vals.items() if m == "dense"]))
     names = [("SEVENpre", "seven_pre"), ("Magnitude", "magnitude_init"), ("SNIP", "snip"), ("GraSP", "grasp")]
@@ -208,7 +218,7 @@ def main() -> int:
     nopool = rows_of("mr_dyn_nopooler")
     if nopool:
         blocks["nopooler"] = nopooler_table(nopool, dyn, metric)
-    blocks["moments"] = moments_table(metric)
+    blocks["moments"] = moments_table(dyn, metric)
     pre_vit = rows_of("vit_pretrain")
     if pre_vit:
         r = pre_vit[0]
