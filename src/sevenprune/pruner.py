@@ -468,12 +468,15 @@ class Pruner:
         grads = self._grads() if self.importance.needs_grad and n <= self.end_step else []
         self.step_count = n
         if schedules.in_window(n, self.start_step, self.prune_steps):
-            if not grads or self._all_finite(grads):
+            observed = not grads or self._all_finite(grads)
+            if observed:
                 self.observed_steps += 1
-                self.importance.observe(n - self.start_step)
+                # t counts observed steps: a skipped (overflow) step must not advance bias corrections
+                self.importance.observe(self.observed_steps)
             else:
                 self.skipped_steps += 1
-            newly = self._update_masks(self.target_sparsity(n))
+            if self.importance.mask_due(self.observed_steps, observed, n == self.end_step):
+                newly = self._update_masks(self.target_sparsity(n))
         if self._hook is None:
             self.apply_masks()
         else:
