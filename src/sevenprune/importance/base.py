@@ -69,6 +69,12 @@ class Importance(ABC):
     #: options and their defaults; anything else passed to the constructor is an error
     defaults: ClassVar[dict[str, Any]] = {}
 
+    @property
+    def observes_before_window(self) -> bool:
+        """Whether ``observe`` is also called on the steps before the pruning window (scores that
+        learn from the first training step, as movement pruning's); ``t`` then counts those too."""
+        return False
+
     def __init__(
         self,
         params: Mapping[str, Tensor],
