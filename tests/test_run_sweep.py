@@ -266,3 +266,16 @@ def test_one_shot_aliases_prune_before_training(env, method):
     assert config["resolved"]["phase"] == "init"
     assert config["resolved"]["library_method"] == method.removesuffix("_init")
     assert result["sparsity"] == pytest.approx(0.6, abs=1e-4)
+
+
+def test_scope_is_a_run_option_and_old_runs_without_it_still_match():
+    from sevenprune.experiments.sweep import _differences
+
+    assert resolve_config({"scope": "local", "sparsity": 0.5}).scope == "local"
+    with pytest.raises(ValueError, match="unknown scope 'layer'"):
+        resolve_config({"scope": "layer", "sparsity": 0.5})
+    saved = RunConfig(method="seven", sparsity=0.5).to_dict()
+    del saved["scope"]  # a run made before the option existed used the global ranking
+    assert _differences(saved, RunConfig(method="seven", sparsity=0.5).to_dict()) == []
+    assert _differences(saved, RunConfig(method="seven", sparsity=0.5, scope="local").to_dict()) == ["scope"]
+

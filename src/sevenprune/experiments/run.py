@@ -155,6 +155,7 @@ class RunConfig:
     threads: int | None = None
     state_dtype: str = "float32"
     pattern: str = "unstructured"
+    scope: str = "global"
     method_options: dict[str, Any] = field(default_factory=dict)
     include: list[str] | None = None
     exclude: list[str] | None = None
@@ -217,6 +218,9 @@ def validate(cfg: RunConfig) -> None:
                              f"removed), got {s!r}")
     if cfg.model != "vit-scratch":
         resolve_model_path(cfg.model)
+    if cfg.scope not in ("global", "local"):
+        raise ValueError(f"unknown scope {cfg.scope!r}; choose 'global' (one ranking over every prunable weight) "
+                         f"or 'local' (the same fraction in every matrix)")
     if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
     if cfg.device not in ("auto", "cpu") and not cfg.device.startswith("cuda"):
@@ -366,7 +370,7 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     model.eval()
     try:
         return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
-                             exclude=cfg.exclude, state_dtype=state_dtype, **cfg.method_options)
+                             exclude=cfg.exclude, state_dtype=state_dtype, scope=cfg.scope, **cfg.method_options)
     finally:
         model.train()
 
@@ -420,7 +424,7 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     if plan["phase"] == "train":
         pruner = sp.Pruner(model, plan["library_method"], sparsity, plan["start_step"], plan["prune_steps"],
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
-                           state_dtype=dtype, pattern=cfg.pattern, **cfg.method_options)
+                           state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope, **cfg.method_options)
     elif plan["phase"] == "init":
         if cfg.pattern != "unstructured":
             raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "

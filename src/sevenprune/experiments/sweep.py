@@ -98,7 +98,9 @@ def _variants(value: Any) -> dict[str, dict[str, Any]]:
 
 def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     keys = (set(saved) | set(wanted)) - set(COSMETIC) - {"resolved", "task_info", "code"}
-    return sorted(k for k in keys if saved.get(k) != wanted.get(k))
+    # an option added after a run was made is taken at its default (the value that run used)
+    defaults = RunConfig().to_dict()
+    return sorted(k for k in keys if saved.get(k, defaults.get(k)) != wanted.get(k, defaults.get(k)))
 
 
 def sweep(spec: dict[str, Any], *, log: Any = print, stop_after: int | None = None) -> dict[str, Any]:
