@@ -32,7 +32,8 @@ def _opts(env, **kw):
 
 def test_run_writes_every_file_with_sane_values(env):
     out = env["root"] / "run-seven"
-    cfg = resolve_config(_opts(env, method="seven", sparsity=0.5, start_step=2, prune_steps=4, eval_every=4))
+    cfg = resolve_config(_opts(env, method="seven", sparsity=0.5, start_step=2, prune_steps=4, eval_every=4,
+                               diagnostics=True))
     result = run(cfg, out, log=lambda *a: None)
     for name in ("config.json", "metrics.jsonl", "result.json", "pruner/pruner.json",
                  "pruner/pruner.safetensors", "model/model.safetensors", "model/config.json"):
@@ -63,6 +64,10 @@ def test_run_writes_every_file_with_sane_values(env):
         assert float((preds["test.pred"] == preds["test.label"]).mean()) == pytest.approx(
             saved["metrics"]["accuracy"])
     assert config["code"]["version"] == sp.__version__
+    # the cost of pruning and the sentinel diagnostics
+    assert saved["window_steps"] == 4 and 0 < saved["pruner_seconds"] < saved["window_seconds"]
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["method"] == "seven" and diag["snapshots"] and diag["snapshots"][0]["noise_discount"]
 
     # the saved model is pruned where the saved masks say so, and the state reloads
     from safetensors.torch import load_file

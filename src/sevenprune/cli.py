@@ -123,6 +123,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help="do not write the pruned model (model/) to the run directory")
     g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bars")
+    g.add_argument("--diagnostics", action="store_const", const=True,
+                   help="record the sentinel diagnostics of the pruning window into diagnostics.json "
+                        "(sevenprune.PruningDiagnostics; does not change the run's results)")
 
 
 _RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
@@ -130,7 +133,7 @@ _RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "spar
              "epochs",
              "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
-             "progress")
+             "progress", "diagnostics")
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:

@@ -65,6 +65,8 @@ DATA_SEED = 1234
 SEVEN_PRE_STEPS = 100
 
 
+#: the sentinel diagnostics (``--diagnostics``; see sevenprune.diagnostics)
+DIAGNOSTICS_FILE = "diagnostics.json"
 #: per-example predictions of the final evaluation (``<split>.pred`` and ``<split>.label`` arrays)
 PREDICTIONS_FILE = "predictions.npz"
 
@@ -91,7 +93,7 @@ def code_version() -> dict[str, Any]:
 
 
 #: options that do not change the result (a finished run is still valid if they differ)
-COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads")
+COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads", "diagnostics")
 
 
 class RunExistsError(FileExistsError):
@@ -162,6 +164,7 @@ class RunConfig:
     preset: str | None = None
     save_model: bool = True
     progress: bool = True
+    diagnostics: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -456,10 +459,15 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
             merged.update({(k if split == primary else f"{split}/{k}"): v for k, v in m.items()})
         return merged
 
+    diag = None
+    if cfg.diagnostics and pruner is not None and plan["phase"] == "train":
+        diag = sp.PruningDiagnostics(pruner)
     stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
                   lr_lambda=lr_lambda if cfg.warmup_steps else None, max_grad_norm=cfg.max_grad_norm,
                   eval_every=cfg.eval_every, on_eval=evaluate_all,
-                  progress=cfg.progress)
+                  progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None)
+    if diag is not None:
+        diag.save(out / DIAGNOSTICS_FILE)
     t_eval = time.perf_counter()
     final_predictions.clear()
     metrics = evaluate_all(plan["max_steps"], stats["train_loss"])
@@ -499,6 +507,10 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
         "train_examples": len(train_enc["features"]),
         "eval_examples": {s: len(c[next(iter(c))]) for s, c in eval_cols.items()},
         "train_seconds": stats["train_seconds"],
+        # the cost of pruning: pruner.step() over the window's steps, and the window's whole steps
+        "window_steps": stats["window_steps"],
+        "window_seconds": stats["window_seconds"],
+        "pruner_seconds": stats["pruner_seconds"],
         "eval_seconds": eval_seconds,
         "seconds": time.perf_counter() - t0,
         "device": str(device),
