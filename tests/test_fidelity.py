@@ -357,3 +357,27 @@ def test_grasp_hessian_gradient_product_runs_through_the_head() -> None:
     k = full.numel() // 2
     changed = (torch.topk(-full, k).indices.sort().values != torch.topk(-own, k).indices.sort().values).sum()
     assert int(changed) > 0
+
+
+# -- non-finite gradients -------------------------------------------------------------------------------
+def test_all_non_finite_gradients_defer_selection_warn_past_a_few_and_refuse_at_the_end() -> None:
+    layer = layer_with(W)
+    pruner = sp.Pruner(layer, "seven", sparsity=0.5, start_step=0, prune_steps=6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        feed(pruner, layer, [NAN] * 5)
+    assert pruner.sparsity() == 0.0  # nothing observed: nothing selected (no pruning from empty scores)
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 5 - sp.Pruner.QUIET_SKIPS
+    with pytest.raises(RuntimeError, match="observed nothing and cannot choose what to prune"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feed(pruner, layer, [NAN])
+
+
+def test_a_late_first_observation_catches_up_with_the_schedule() -> None:
+    layer = layer_with(W)
+    pruner = sp.Pruner(layer, "seven", sparsity=0.5, start_step=0, prune_steps=4)
+    feed(pruner, layer, [NAN, NAN, GRADS[0]])
+    assert pruner.report()["pruned"] == schedules.pruned_count(sp.cubic_sparsity(3, 0.5, 0, 4), 6)
+    feed(pruner, layer, [GRADS[1]])
+    assert pruner.report()["pruned"] == 3

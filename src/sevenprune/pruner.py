@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -496,6 +497,29 @@ class Pruner:
         finite = bool(torch.isfinite(sums).all())
         return self._global([int(not finite)])[0] == 0 if self._sharded else finite
 
+    #: skipped (non-finite) steps tolerated silently: AMP's loss scaler overflows on its first steps
+    QUIET_SKIPS = 3
+
+    def _skipped(self, n: int) -> None:
+        self.skipped_steps += 1
+        if self.skipped_steps > self.QUIET_SKIPS:
+            warnings.warn(
+                f"pruner.step() {n}: a gradient of a prunable weight is not finite (inf or nan); the step is "
+                f"not observed ({self.skipped_steps} skipped, {self.observed_steps} observed so far). Check the "
+                "learning rate and the loss scaling", RuntimeWarning, stacklevel=3)
+
+    def _has_observed(self, n: int) -> bool:
+        """Whether the method has seen any gradient to select from. Until it has, a mask update is
+        deferred (the next one catches up with the schedule); at the end of the window it is an error."""
+        if self.observed_steps or not self.importance.needs_grad:
+            return True
+        if n == self.end_step:
+            raise RuntimeError(
+                f"pruner.step() {n}: every gradient of the pruning window ({self.skipped_steps} steps) was "
+                f"not finite, so method {self.method!r} observed nothing and cannot choose what to prune; "
+                "fix the non-finite gradients (learning rate, loss scaling) and run again")
+        return False
+
     @torch.no_grad()
     def step(self) -> None:
         """Call once per optimizer update, after ``optimizer.step()``, before ``zero_grad()``."""
@@ -513,15 +537,16 @@ class Pruner:
                 # t counts observed steps: a skipped (overflow) step must not advance bias corrections
                 self.importance.observe(self.observed_steps)
             else:
-                self.skipped_steps += 1
-            if self.importance.mask_due(self.observed_steps, observed, n == self.end_step):
+                self._skipped(n)
+            if self.importance.mask_due(self.observed_steps, observed, n == self.end_step) \
+                    and self._has_observed(n):
                 newly = self._update_masks(self.target_sparsity(n))
         elif n <= self.start_step and self.importance.observes_before_window:
             if not grads or self._all_finite(grads):  # scores that learn before pruning starts
                 self.observed_steps += 1
                 self.importance.observe(self.observed_steps)
             else:
-                self.skipped_steps += 1
+                self._skipped(n)
         if self._hook is None:
             self.apply_masks()
         else:
