@@ -381,3 +381,29 @@ def test_a_late_first_observation_catches_up_with_the_schedule() -> None:
     assert pruner.report()["pruned"] == schedules.pruned_count(sp.cubic_sparsity(3, 0.5, 0, 4), 6)
     feed(pruner, layer, [GRADS[1]])
     assert pruner.report()["pruned"] == 3
+
+
+# -- mask_interval ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("interval", [1, 3])
+def test_mask_interval_selects_every_nth_step_and_the_last_with_exact_counts(interval: int) -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner = sp.Pruner(model, "seven", sparsity=0.7, start_step=2, prune_steps=8, optimizer=opt,
+                       mask_interval=interval)
+    gen = torch.Generator().manual_seed(3)
+    due = 0
+    for step in range(1, 12):
+        x, y = torch.randn(5, 6, generator=gen), torch.randint(0, 3, (5,), generator=gen)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        pruner.step()
+        opt.zero_grad()
+        w = step - 2
+        if 1 <= w <= 8 and (w % interval == 0 or w == 8):
+            due = step
+        expected = schedules.pruned_count(sp.cubic_sparsity(due, 0.7, 2, 8), pruner.numel) if due else 0
+        assert pruner.report()["pruned"] == expected, step
+    assert pruner.observed_steps == 8  # scores are observed every step whatever the interval
+    assert pruner.config()["mask_interval"] == interval
+    with pytest.raises(ValueError, match="mask_interval must be >= 1, got 0"):
+        sp.Pruner(mlp(), "seven", 0.5, mask_interval=0)

@@ -93,6 +93,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--scope", choices=["global", "local"],
                    help="global: one ranking over every prunable weight (SEVEN's reference); local: the same "
                         f"fraction pruned in every matrix (movement's authors, Zhu & Gupta) (default: {d.scope})")
+    g.add_argument("--mask-interval", type=int, metavar="N",
+                   help="select masks every N-th pruning step and on the last one; scores are observed every "
+                        f"step (default: {d.mask_interval}, every step)")
     g.add_argument("--pattern", metavar="PATTERN",
                    help="sparsity pattern: unstructured, N:M (e.g. 2:4; sparsity must be 1 - N/M), heads, "
                         f"neurons or heads+neurons (default: {d.pattern})")
@@ -129,7 +132,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
 
 
 _RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
-             "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "scope", "max_steps",
+             "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "scope", "mask_interval",
+             "max_steps",
              "epochs",
              "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",

@@ -95,6 +95,9 @@ class Pruner:
             scheduled fraction itself, ``round(s * n)`` of its ``n`` entries, as movement pruning's
             authors and Zhu & Gupta rank; for ``"heads"``/``"neurons"`` the same fraction of groups
             in every layer).
+        mask_interval: select masks every ``mask_interval``-th pruning step and on the last one (scores
+            are still observed every step); the schedule's count is exact at each selection. 1 (default)
+            selects every step, as SEVEN's reference; PLATON's authors select every 10 steps.
         **method_options: options of the method (for SEVEN: ``beta1``, ``beta2``, ``eps``,
             ``moments="abs"|"signed"``, ``compile``).
 
@@ -131,6 +134,7 @@ class Pruner:
         state_dtype: torch.dtype = torch.float32,
         pattern: str = "unstructured",
         scope: str = "global",
+        mask_interval: int = 1,
         **method_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -157,7 +161,8 @@ class Pruner:
         self._hook: Any = None
         self.extra_masks: dict[str, Tensor] = {}  # e.g. biases of pruned heads (structured patterns)
         self._extra_cache: tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]] | None = None
-        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern, scope)
+        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern, scope,
+                        mask_interval)
         if optimizer is not None:
             self.attach(optimizer)
 
@@ -256,6 +261,7 @@ class Pruner:
         method_options: Mapping[str, Any],
         pattern: str = "unstructured",
         scope: str = "global",
+        mask_interval: int = 1,
     ) -> None:
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a string, got {pattern!r}")
@@ -263,6 +269,7 @@ class Pruner:
             raise ValueError(f"scope must be one of {list(SCOPES)}, got {scope!r}")
         self.pattern = pattern
         self.scope = scope
+        self.mask_interval = _check_int(mask_interval, "mask_interval", 1)
         self.sparsity_target = _check_sparsity(sparsity)
         self.start_step = _check_int(start_step, "start_step", 0)
         self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
@@ -297,6 +304,7 @@ class Pruner:
             "state_dtype": str(self.state_dtype).replace("torch.", ""),
             "pattern": self.pattern,
             "scope": self.scope,
+            "mask_interval": self.mask_interval,
             "method_options": dict(self.importance.options),
         }
 
@@ -538,8 +546,9 @@ class Pruner:
                 self.importance.observe(self.observed_steps)
             else:
                 self._skipped(n)
-            if self.importance.mask_due(self.observed_steps, observed, n == self.end_step) \
-                    and self._has_observed(n):
+            last = n == self.end_step
+            if ((n - self.start_step) % self.mask_interval == 0 or last) \
+                    and self.importance.mask_due(self.observed_steps, observed, last) and self._has_observed(n):
                 newly = self._update_masks(self.target_sparsity(n))
         elif n <= self.start_step and self.importance.observes_before_window:
             if not grads or self._all_finite(grads):  # scores that learn before pruning starts
@@ -664,7 +673,8 @@ class Pruner:
             raise ValueError(f"unknown state_dtype {config.get('state_dtype')!r} in the state")
         self._configure(config["method"], config["sparsity"], config["start_step"],
                         config["prune_steps"], dtype, config.get("method_options", {}),
-                        config.get("pattern", "unstructured"), config.get("scope", "global"))
+                        config.get("pattern", "unstructured"), config.get("scope", "global"),
+                        config.get("mask_interval", 1))
         self.masks = {}
         for n, p in params.items():
             m = state["masks"][n]

@@ -158,6 +158,7 @@ class RunConfig:
     state_dtype: str = "float32"
     pattern: str = "unstructured"
     scope: str = "global"
+    mask_interval: int = 1
     method_options: dict[str, Any] = field(default_factory=dict)
     include: list[str] | None = None
     exclude: list[str] | None = None
@@ -427,7 +428,8 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     if plan["phase"] == "train":
         pruner = sp.Pruner(model, plan["library_method"], sparsity, plan["start_step"], plan["prune_steps"],
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
-                           state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope, **cfg.method_options)
+                           state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope,
+                           mask_interval=cfg.mask_interval, **cfg.method_options)
     elif plan["phase"] == "init":
         if cfg.pattern != "unstructured":
             raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
