@@ -218,6 +218,10 @@ def main() -> int:
             if found:
                 write_csv(found, CSV_DIR / f"{sweep}.csv")
     blocks: dict[str, str] = results_R.blocks()
+    pre_r = results_R.load_runs(["R_pre80"])
+    if pre_r:  # beside the paper's SST-2 panel: drops from dense, ours from protocol R's dense
+        blocks["R_paper"] = paper_table(pre_r + [r for r in results_R.load_runs(["R_dyn80"]) if r["name"] == "dense"],
+                                        metric)
 
     dyn = rows_of("mr_dyn")
     pre = rows_of("mr_pre")  # its own dense: it starts from the pretrained MiniLM
