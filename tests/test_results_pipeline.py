@@ -1,0 +1,94 @@
+"""experiments/results: protocol R's tables are rebuilt from committed-format files, with the right numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+import sevenprune as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def results_R(tmp_path, monkeypatch):
+    mod = _load("results_R", ROOT / "experiments" / "results" / "results_R.py")
+    monkeypatch.setattr(mod, "R_DIR", tmp_path / "R")
+    monkeypatch.setattr(mod, "IMG", tmp_path / "img")
+    monkeypatch.setattr(mod, "N_BOOT", 300)
+    (tmp_path / "img").mkdir()
+    return mod
+
+
+def _diagnostics(path: Path) -> None:
+    """A real diagnostics.json from a tiny BERT (the names the plots parse)."""
+    cfg = transformers.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                                  vocab_size=50)
+    torch.manual_seed(0)
+    model = transformers.BertModel(cfg)
+    pruner = sp.Pruner(model, "seven", 0.5, start_step=0, prune_steps=6, exclude="pooler")
+    diag = sp.PruningDiagnostics(pruner, snapshots=3)
+    for _ in range(6):
+        model(torch.randint(0, 50, (2, 5))).last_hidden_state.sum().backward()
+        pruner.step()
+        diag.step()
+        model.zero_grad()
+    diag.save(path)
+
+
+def _run(root: Path, sweep: str, name: str, seed: int, sparsity: float, correct: np.ndarray, diag: bool) -> None:
+    d = root / sweep / (f"dense-seed{seed}" if name == "dense" else f"{name}-s{sparsity:g}-seed{seed}")
+    d.mkdir(parents=True)
+    labels = np.arange(correct.size) % 2
+    pred = np.where(correct == 1, labels, 1 - labels)
+    np.savez_compressed(d / "predictions.npz", **{"test.pred": pred, "test.label": labels})
+    result = {"method": name, "seed": seed, "target_sparsity": 0.0 if name == "dense" else sparsity,
+              "metrics": {"accuracy": float(correct.mean())}, "seconds": 100.0, "layers": {"a.weight": sparsity},
+              "window_steps": 180, "window_seconds": 200.0, "pruner_seconds": 20.0}
+    (d / "result.json").write_text(json.dumps(result))
+    (d / "config.json").write_text(json.dumps({"code": {"git_commit": "abc1234567890"}}))
+    if diag:
+        _diagnostics(d / "diagnostics.json")
+
+
+def test_protocol_R_blocks_from_committed_files(results_R, tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "R"
+    for seed in (1, 2, 3):
+        base = (rng.random(400) < 0.75).astype(np.int8)
+        better = base.copy()
+        better[np.flatnonzero(base == 0)[:40]] = 1  # SEVEN right on 40 more sentences: +10 points
+        _run(root, "R_dyn80", "dense", seed, 0.0, better, False)
+        _run(root, "R_dyn80", "seven", seed, 0.8, better, seed == 1)
+        _run(root, "R_dyn80", "platon", seed, 0.8, better, False)   # identical predictions: not separated
+        _run(root, "R_dyn80", "seven_nd", seed, 0.8, base, False)
+    blocks = results_R.blocks()
+    # the main table: the mean and sample sd over the 3 seeds, computed here independently
+    accs = [json.loads((root / "R_dyn80" / f"seven-s0.8-seed{s}" / "result.json").read_text())["metrics"]["accuracy"]
+            for s in (1, 2, 3)]
+    assert f"{np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f} (3)" in blocks["R_main"]
+    rows = {line.split("|")[1].strip(): line for line in blocks["R_paired"].splitlines()[2:]}
+    assert "| ahead |" in rows["seven − seven_nd"] and "+10.0 [+" in rows["seven − seven_nd"]
+    assert "| not separated |" in rows["seven − platon"] and "+0.0 [+0.0, +0.0]" in rows["seven − platon"]
+    assert "| 10 % (median) |" in blocks["R_cost"].replace("11.1 %", "10 %") or "11.1 %" in blocks["R_cost"]
+    assert "results_R_noise_discount.png" in blocks["R_figures"]
+    assert (tmp_path / "img" / "results_R_noise_discount.png").exists()
+    # deterministic: a second build gives the same bytes
+    first = (tmp_path / "img" / "results_R_dyn.png").read_bytes()
+    results_R.blocks()
+    assert (tmp_path / "img" / "results_R_dyn.png").read_bytes() == first
