@@ -74,15 +74,16 @@ def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
     try:
         if spec.kind == "image":
             model = tf.AutoModelForImageClassification.from_pretrained(
-                path, num_labels=spec.num_labels, ignore_mismatched_sizes=True)
+                path, num_labels=spec.num_labels, ignore_mismatched_sizes=True, trust_remote_code=False)
             return model, None
-        tokenizer = tf.AutoTokenizer.from_pretrained(path)
+        tokenizer = tf.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         if spec.kind == "squad":
-            model = tf.AutoModelForQuestionAnswering.from_pretrained(path)
+            model = tf.AutoModelForQuestionAnswering.from_pretrained(path, trust_remote_code=False)
             if not getattr(tokenizer, "is_fast", False):
                 raise ValueError(f"SQuAD needs a fast tokenizer (offsets); {name!r} has a slow one")
         else:
-            model = tf.AutoModelForSequenceClassification.from_pretrained(path, num_labels=spec.num_labels)
+            model = tf.AutoModelForSequenceClassification.from_pretrained(path, num_labels=spec.num_labels,
+                                                                   trust_remote_code=False)
     except OSError as e:
         raise ValueError(f"cannot load model {name!r} ({e.__class__.__name__}: {str(e).splitlines()[0]}); "
                          f"choose one of {list(BUILTIN_MODELS)}, a saved model directory, or a Hugging "

@@ -44,8 +44,11 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from sevenprune._fsutil import (RUN_MARKER, atomic_write_text, check_output_parent, check_replaceable_position,
+                                has_marker, make_sibling_dir, normal_permissions, replace_dir, write_marker)
+
 __all__ = ["RunConfig", "RunExistsError", "resolve_config", "method_choices", "run", "plan_schedule",
-           "ALIASES", "INIT_METHODS", "is_finished", "COSMETIC"]
+           "ALIASES", "INIT_METHODS", "is_finished", "is_run_dir", "COSMETIC", "RUN_FILES"]
 
 #: alias -> (library method, phase); see the module docstring
 ALIASES: dict[str, tuple[str, str]] = {
@@ -252,32 +255,84 @@ def is_finished(out: Path) -> bool:
     return (Path(out) / "result.json").exists()
 
 
+#: everything a run writes into its folder (and nothing else is ever deleted from it)
+RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model")
+
+
+def _is_legacy_run(out: Path) -> bool:
+    """A run folder written before runs carried :data:`RUN_MARKER`: only a run's own names, and a
+    ``config.json`` with the ``resolved`` schedule that only runs write (a model folder has weights
+    and no such key, so it never passes)."""
+    names = {p.name for p in out.iterdir()}
+    if not names <= set(RUN_FILES) | {"config.json.tmp", "result.json.tmp"} or "config.json" not in names:
+        return False
+    try:
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("resolved"), dict)
+
+
+def is_run_dir(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` is a folder that :func:`run` wrote (its marker, or a run from before markers)."""
+    out = Path(out)
+    return out.is_dir() and not out.is_symlink() and (has_marker(out, RUN_MARKER) or _is_legacy_run(out))
+
+
 def _check_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a finished run (unless ``overwrite``) and a non-empty directory that is not a run."""
+    """Refuse, before any slow work: an output that cannot be created, a non-empty folder that is not
+    a run (marker or not: nothing there is ours to delete), a finished run unless ``overwrite``, and
+    a run that may not be replaced (the current folder, home, ...)."""
+    check_output_parent(out, "--out")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not is_run_dir(out):
+        raise RunExistsError(f"{out} is not empty and is not a sevenprune run folder (no {RUN_MARKER} inside); "
+                             f"choose another --out")
     if is_finished(out) and not overwrite:
         raise RunExistsError(f"{out} already holds a finished run (result.json); choose another --out "
                              f"or pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise RunExistsError(f"{out} is a file, not a run directory; choose another --out")
-    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists() and not overwrite:
-        raise RunExistsError(f"{out} is not empty and is not a sevenprune run directory; choose another --out")
+    check_replaceable_position(out, what="--out")
 
 
-def _prepare_dir(out: Path, overwrite: bool) -> None:
-    _check_dir(out, overwrite)
-    if out.exists() and any(out.iterdir()):
-        # an interrupted (or explicitly overwritten) run: start it again from scratch
-        for name in ("result.json", "metrics.jsonl", "config.json"):
-            (out / name).unlink(missing_ok=True)
-        for name in ("pruner", "model"):
-            shutil.rmtree(out / name, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+class _RunFolder:
+    """Where a run writes: ``out`` itself if it is new or empty; otherwise (an interrupted run, or a
+    finished one with ``overwrite``) a new folder beside it that replaces it only once the new run
+    has finished, so a failing run never costs the old one."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.created = not out.exists()
+        self.replacing = out.exists() and any(out.iterdir())
+        if self.replacing:
+            self.path = make_sibling_dir(out, "new")
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            self.path = out
+        write_marker(self.path, RUN_MARKER)
+
+    def commit(self) -> None:
+        normal_permissions(self.path)  # safetensors writes 0o600 files
+        if self.replacing:
+            if not has_marker(self.out, RUN_MARKER) and _is_legacy_run(self.out):
+                write_marker(self.out, RUN_MARKER)  # checked as a run by _check_dir: ours to replace
+            replace_dir(self.path, self.out, RUN_MARKER, what="--out")
+
+    def abort(self) -> None:
+        """Remove what this run wrote (and only that)."""
+        if self.replacing or self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for name in RUN_FILES:
+            p = self.path / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _seed_everything(seed: int) -> None:
@@ -361,11 +416,11 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
 
     from .models import load_model
     from .tasks import load_task, subsample
-    from .training import append_jsonl, evaluate, make_loader, train
+    from .training import make_loader
 
     validate(cfg)
     out = Path(out)
-    _check_dir(out, overwrite)  # before any slow work; the directory is written once the model loaded
+    _check_dir(out, overwrite)  # before any slow work; the folder is written once everything is checked
     t0 = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -377,9 +432,6 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     plan = plan_schedule(cfg, len(next(iter(train_cols.values()))))
     device = _device(cfg.device)
     model, tokenizer = load_model(cfg.model, spec)
-    _prepare_dir(out, overwrite)
-    config = {**cfg.to_dict(), "resolved": plan, "task_info": data.info}
-    _write_json(out / "config.json", config)
     model.to(device)
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     train_enc = _encode(spec, train_cols, tokenizer, model, cfg, train=True)
@@ -396,14 +448,38 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
         pruner = sp.Pruner(model, plan["library_method"], sparsity, plan["start_step"], plan["prune_steps"],
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
                            state_dtype=dtype, pattern=cfg.pattern, **cfg.method_options)
-    elif plan["phase"] == "init":
-        if cfg.pattern != "unstructured":
-            raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
-                             f"(sp.Pruner), not with {cfg.method!r}")
+    elif plan["phase"] == "init" and cfg.pattern != "unstructured":
+        raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
+                         f"(sp.Pruner), not with {cfg.method!r}")
+
+    # every option is checked and the data and model are loaded: only now is anything written
+    folder = _RunFolder(out)
+    try:
+        result = _execute(folder.path, cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer, device,
+                          train_enc, eval_encs, eval_loaders, train_loader, eval_cols, dtype, pad_id, t0, log)
+    except BaseException:
+        folder.abort()
+        raise
+    folder.commit()
+    return result
+
+
+def _execute(out: Path, cfg: RunConfig, plan: dict[str, Any], info: dict[str, Any], spec: Any, model: Any,
+             tokenizer: Any, pruner: Any, optimizer: Any, device: torch.device, train_enc: Any, eval_encs: Any,
+             eval_loaders: Any, train_loader: Any, eval_cols: Any, dtype: torch.dtype, pad_id: int, t0: float,
+             log: Any) -> dict[str, Any]:
+    """The part of :func:`run` that writes into the run folder ``out``."""
+    import sevenprune as sp
+
+    from .training import append_jsonl, evaluate, make_loader, train
+
+    _write_json(out / "config.json", {**cfg.to_dict(), "resolved": plan, "task_info": info})
+    sparsity = float(cfg.sparsity or 0.0)
+    if plan["phase"] == "init":
         log(f"pruning at initialisation with {cfg.method} ...")
         init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
         pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
-                                 plan["prune_steps"], cfg, dtype)
+                                plan["prune_steps"], cfg, dtype)
         if getattr(pruner, "optimizer", None) is None:
             pruner.attach(optimizer)
 
