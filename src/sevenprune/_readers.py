@@ -13,7 +13,15 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["read_json", "read_safetensors", "safetensors_metadata"]
+__all__ = ["one_line", "read_json", "read_safetensors", "safetensors_metadata"]
+
+
+def one_line(exc: BaseException) -> str:
+    """An error for the command line, as one line (an OSError as its file name and reason, no errno)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

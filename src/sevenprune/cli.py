@@ -19,12 +19,23 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``sevenprune run: error: MESSAGE (see sevenprune run --help)``.
+
+    argparse prints its usage block before every error; for a wrong value the block buries the one
+    line that matters. Subcommand parsers inherit this class (``add_subparsers`` uses the parent's).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _value(text: str) -> Any:
@@ -59,9 +70,18 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help=f"{', '.join(f'{k} = {v}' for k, v in BUILTIN_MODELS.items())}; or a saved model "
                         f"directory or a Hugging Face name (default: {d.model})")
     g.add_argument("--data-dir", metavar="DIR",
-                   help="read the task from local files instead of `datasets` (GLUE/SQuAD/CIFAR: a "
-                        "save_to_disk directory or train.* and validation.* files; imagenet: an ImageFolder; "
-                        "fashion_mnist: the idx files)")
+                   help="read the task from local files instead of `datasets` (text-classification: train.* and "
+                        "validation.* files, .csv .tsv .jsonl .json or .parquet; GLUE/SQuAD/CIFAR: a "
+                        "save_to_disk directory or train.* and validation.* files with the Hugging Face column "
+                        "names; image-classification, imagenet: an ImageFolder, train/<class>/ and val/<class>/; "
+                        "fashion_mnist: the idx files; not for mr)")
+    g.add_argument("--text-column", metavar="NAME",
+                   help="text-classification: the text column (default: text, else sentence)")
+    g.add_argument("--text-pair-column", metavar="NAME",
+                   help="text-classification: a second text column, for sentence pairs (default: none)")
+    g.add_argument("--label-column", metavar="NAME",
+                   help="text-classification: the label column, strings or integers (default: label); the "
+                        "number of labels is the number of distinct labels in the training file")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="where the mr data is downloaded (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
     g.add_argument("--preset", choices=preset_names(),
@@ -122,8 +142,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help="no progress bars")
 
 
-_RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
-             "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "max_steps", "epochs",
+_RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
+             "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "max_steps", "epochs",
              "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
              "progress")
@@ -140,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``sevenprune --help``)."""
     from sevenprune import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sevenprune",
         description="Prune Transformer models with SEVEN and the methods it is compared with: single runs, "
                     "sweeps over methods x sparsities x seeds, tables and plots.",
@@ -206,7 +226,8 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
     print(f"{result['task']} / {result['model']} / {result['method']}: {metrics}")
     print(f"sparsity {result['sparsity']:.4f} of the prunable weights ({result['model_sparsity']:.4f} of the model), "
-          f"target {result['target_sparsity']}; {result['steps']} steps, {result['seconds']:.1f} s")
+          f"target {result['target_sparsity']}; {result['steps']} step{'' if result['steps'] == 1 else 's'}, "
+          f"{result['seconds']:.1f} s")
     parts = ["result.json", "metrics.jsonl", "config.json"]
     parts += [d + "/" for d in ("pruner", "model") if (out / d).is_dir()]  # model/ only if it was saved
     print(f"written to {out}/ ({', '.join(parts)})")
@@ -307,8 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sevenprune: interrupted (finished runs are kept; run the same command again to resume)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
-        print(f"sevenprune {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e:  # bad input, and files that cannot be read or written
+        from ._readers import one_line
+
+        print(f"sevenprune {args.command}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
 
 

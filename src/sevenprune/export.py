@@ -68,7 +68,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._readers import read_json, read_safetensors, safetensors_metadata
+from ._readers import one_line, read_json, read_safetensors, safetensors_metadata
 from ._fsutil import (EXPORT_MARKER, check_output_parent, check_removable,
                       check_replaceable_position, make_sibling_dir, normal_permissions,
                       replace_dir, write_marker)
@@ -612,8 +612,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     try:
         report = export_run(args.run_dir, args.format, args.out, model_dir=args.model,
                             pruner_dir=args.pruner, overwrite=args.overwrite, verbose=True)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
-        print(f"sevenprune export: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"sevenprune export: error: {one_line(exc)}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):
         print(json.dumps(report.as_dict(), indent=1, sort_keys=True))

@@ -128,6 +128,9 @@ class RunConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     data_dir: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
     cache_dir: str | None = None
     device: str = "auto"
     threads: int | None = None
@@ -197,17 +200,76 @@ def validate(cfg: RunConfig) -> None:
         resolve_model_path(cfg.model)
     if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
-    if cfg.device not in ("auto", "cpu") and not cfg.device.startswith("cuda"):
-        raise ValueError(f"unknown device {cfg.device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
-    for name in ("batch_size", "eval_batch_size", "max_length"):
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("max_steps", "train_limit", "eval_limit"):
+    _check_device(cfg.device)
+    _check_numbers(cfg)
+    _check_data_options(cfg)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_numbers(cfg: RunConfig) -> None:
+    """Every numeric option in its range (``--epochs 0`` would still run a step; ``--threads 0`` is torch's
+    error later)."""
+    def number(name: str, integer: bool) -> float | None:
         v = getattr(cfg, name)
-        if v is not None and int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if cfg.lr <= 0:
-        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+        if v is None:
+            return None
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok:
+            raise ValueError(f"{_flag(name)} must be {'an integer' if integer else 'a number'}, got {v!r}")
+        return float(v)
+
+    at_least = {"batch_size": 1, "eval_batch_size": 1, "max_length": 1, "doc_stride": 1, "max_steps": 1,
+                "train_limit": 1, "eval_limit": 1, "threads": 1, "prune_steps": 1, "start_step": 0,
+                "warmup_steps": 0, "eval_every": 0}
+    for name, low in at_least.items():
+        v = number(name, integer=True)
+        if v is not None and v < low:
+            raise ValueError(f"{_flag(name)} must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("epochs", "lr"):
+        v = number(name, integer=False)
+        if v is None or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{_flag(name)} must be > 0, got {getattr(cfg, name)}")
+    for name in ("weight_decay", "max_grad_norm"):
+        v = number(name, integer=False)
+        if v is not None and (not math.isfinite(v) or v < 0):
+            raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(cfg, name)}")
+
+
+def _check_device(device: str) -> None:
+    """``auto``, ``cpu``, or a CUDA device this torch can use (checked now, not at the first tensor)."""
+    if not isinstance(device, str) or not (device in ("auto", "cpu") or device == "cuda"
+                                           or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"unknown device {device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use "
+                             f"--device cpu or auto")
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+
+
+def _check_data_options(cfg: RunConfig) -> None:
+    """The options that say where the data is, for the task that reads it."""
+    from .tasks import NO_DATA_DIR_TASKS, USER_DATA_TASKS, get_task
+
+    if cfg.data_dir is not None and cfg.task in NO_DATA_DIR_TASKS:
+        raise ValueError(f"task {cfg.task!r} reads its own data and would ignore --data-dir {cfg.data_dir!r}; "
+                         f"leave --data-dir out, or use --task text-classification for files of your own")
+    if cfg.data_dir is None and cfg.task in USER_DATA_TASKS:
+        raise ValueError(f"task {cfg.task!r} needs --data-dir ({get_task(cfg.task).description})")
+    if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
+        raise FileNotFoundError(f"--data-dir {cfg.data_dir!r} is not a folder")
+    for name in ("text_column", "text_pair_column", "label_column"):
+        value = getattr(cfg, name)
+        if value is not None and cfg.task != "text-classification":
+            raise ValueError(f"{_flag(name)} {value!r} is for --task text-classification, not {cfg.task!r}")
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{_flag(name)} must be a column name, got {value!r}")
 
 
 def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
@@ -425,13 +487,14 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     _seed_everything(cfg.seed)
-    data = load_task(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
+    data = load_task(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, text_column=cfg.text_column,
+                     text_pair_column=cfg.text_pair_column, label_column=cfg.label_column)
     spec = data.spec
     train_cols = subsample(data.train, cfg.train_limit, DATA_SEED)
     eval_cols = {s: subsample(c, cfg.eval_limit, DATA_SEED + 1) for s, c in data.evals.items()}
     plan = plan_schedule(cfg, len(next(iter(train_cols.values()))))
     device = _device(cfg.device)
-    model, tokenizer = load_model(cfg.model, spec)
+    model, tokenizer = load_model(cfg.model, spec, labels=data.info.get("labels"))
     model.to(device)
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     train_enc = _encode(spec, train_cols, tokenizer, model, cfg, train=True)
