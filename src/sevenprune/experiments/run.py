@@ -29,6 +29,7 @@ A pruning window that does not fit in ``max_steps`` is an error, never a lower s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -37,6 +38,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -471,9 +473,37 @@ def _zero_fraction(pruner: Any) -> float:
     return zeros / total if total else 0.0
 
 
+@contextlib.contextmanager
+def _library_progress_bars(enabled: bool) -> Iterator[None]:
+    """Silence transformers' and datasets' own progress bars ("Loading weights", "Writing model
+    shards", ...) under ``--no-progress``; restore the previous setting after."""
+    if enabled:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as tf_logging
+
+    tf_was_on = tf_logging.is_progress_bar_enabled()
+    ds_was_off = datasets.utils.are_progress_bars_disabled()
+    tf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if tf_was_on:
+            tf_logging.enable_progress_bar()
+        if not ds_was_off:
+            datasets.enable_progress_bars()
+
+
 def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
         log: Any = print) -> dict[str, Any]:
     """Run one experiment into the directory ``out``; returns ``result.json``'s content."""
+    with _library_progress_bars(cfg.progress):
+        return _run(cfg, out, overwrite=overwrite, log=log)
+
+
+def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: Any) -> dict[str, Any]:
     import sevenprune as sp
 
     from .models import load_model

@@ -44,7 +44,7 @@ import numpy as np
 
 __all__ = [
     "TaskSpec", "TaskData", "TASKS", "get_task", "task_names", "load_task", "default_cache_dir",
-    "fetch_vader_sdist", "parse_vader_sdist", "load_mr", "read_idx", "load_fashion_mnist",
+    "fetch_vader_sdist", "DownloadError", "parse_vader_sdist", "load_mr", "read_idx", "load_fashion_mnist",
     "load_image_folder", "load_local_splits", "flatten_squad_json",
 ]
 
@@ -169,11 +169,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class DownloadError(OSError, RuntimeError):
+    """The mr data could not be downloaded (an OSError for the command line; a RuntimeError as before)."""
+
+
 def fetch_vader_sdist(cache_dir: str | os.PathLike[str] | None = None, *, sha256: str | None = None) -> Path:
     """Path of the checked ``vaderSentiment-3.3.2.tar.gz`` in ``cache_dir``, downloading it with pip once.
 
-    The download is ``python -m pip download --no-deps --no-binary :all: vaderSentiment==3.3.2``; a
-    file whose sha256 differs from the published one is refused (delete it to fetch again).
+    The download is ``python -m pip download --no-deps --no-binary :all: --require-hashes -r REQ``
+    where ``REQ`` pins ``vaderSentiment==3.3.2 --hash=sha256:...``: pip checks the archive's hash as
+    soon as it is downloaded, before it unpacks it or runs any of its build code (``pip download``
+    prepares an sdist's metadata, which runs its ``setup.py``). The file is checked again here, and
+    on every use; a file whose sha256 differs is refused (delete it to fetch again).
     """
     expected = VADER_SHA256 if sha256 is None else sha256
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -181,15 +188,22 @@ def fetch_vader_sdist(cache_dir: str | os.PathLike[str] | None = None, *, sha256
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   f"vaderSentiment=={VADER_VERSION}", "-d", tmp]
+            requirements = Path(tmp) / "requirements.txt"
+            requirements.write_text(f"vaderSentiment=={VADER_VERSION} --hash=sha256:{expected}\n", encoding="utf-8")
+            download = Path(tmp) / "download"
+            download.mkdir()
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+                   "-r", str(requirements), "-d", str(download)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            got = Path(tmp) / VADER_SDIST
+            got = download / VADER_SDIST
             if proc.returncode != 0 or not got.exists():
-                raise RuntimeError(
-                    f"could not download the mr data ({' '.join(cmd)}) into {cache}:\n"
-                    f"{(proc.stderr or proc.stdout)[-2000:]}\n"
-                    f"Put {VADER_SDIST} there by hand, or choose another --cache-dir.")
+                tail = [x for x in (proc.stderr or proc.stdout).splitlines() if x.strip()][-3:]
+                raise DownloadError(
+                    f"could not download the mr data into {cache} (pip download of vaderSentiment=={VADER_VERSION} "
+                    f"with its sha256: {' / '.join(tail) or 'no output'}); put {VADER_SDIST} there by hand, or "
+                    f"choose another --cache-dir")
+            if _sha256(got) != expected:  # pip checked it; a second look costs nothing
+                raise ValueError(f"the downloaded {VADER_SDIST} has sha256 {_sha256(got)}, expected {expected}")
             os.replace(got, path)
     actual = _sha256(path)
     if actual != expected:
