@@ -50,7 +50,7 @@ from sevenprune._fsutil import (RUN_MARKER, atomic_write_text, check_output_pare
                                 has_marker, make_sibling_dir, normal_permissions, replace_dir, write_marker)
 
 __all__ = ["RunConfig", "RunExistsError", "resolve_config", "method_choices", "run", "plan_schedule",
-           "ALIASES", "INIT_METHODS", "is_finished", "is_run_dir", "COSMETIC", "RUN_FILES"]
+           "ALIASES", "INIT_METHODS", "is_finished", "is_run_dir", "check_run_dir", "COSMETIC", "RUN_FILES"]
 
 #: alias -> (library method, phase); see the module docstring
 ALIASES: dict[str, tuple[str, str]] = {
@@ -343,7 +343,7 @@ def is_run_dir(out: str | os.PathLike[str]) -> bool:
     return out.is_dir() and not out.is_symlink() and (has_marker(out, RUN_MARKER) or _is_legacy_run(out))
 
 
-def _check_dir(out: Path, overwrite: bool) -> None:
+def check_run_dir(out: Path, overwrite: bool) -> None:
     """Refuse, before any slow work: an output that cannot be created, a non-empty folder that is not
     a run (marker or not: nothing there is ours to delete), a finished run unless ``overwrite``, and
     a run that may not be replaced (the current folder, home, ...)."""
@@ -379,7 +379,7 @@ class _RunFolder:
         normal_permissions(self.path)  # safetensors writes 0o600 files
         if self.replacing:
             if not has_marker(self.out, RUN_MARKER) and _is_legacy_run(self.out):
-                write_marker(self.out, RUN_MARKER)  # checked as a run by _check_dir: ours to replace
+                write_marker(self.out, RUN_MARKER)  # checked as a run by check_run_dir: ours to replace
             replace_dir(self.path, self.out, RUN_MARKER, what="--out")
 
     def abort(self) -> None:
@@ -512,7 +512,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
 
     validate(cfg)
     out = Path(out)
-    _check_dir(out, overwrite)  # before any slow work; the folder is written once everything is checked
+    check_run_dir(out, overwrite)  # before any slow work; the folder is written once everything is checked
     t0 = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))

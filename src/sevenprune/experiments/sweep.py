@@ -23,7 +23,7 @@ from typing import Any
 
 from .._fsutil import SWEEP_MARKER, atomic_write_text, check_output_parent, has_marker, write_marker
 from .._readers import read_json
-from .run import COSMETIC, RunConfig, is_finished, resolve_config, run
+from .run import COSMETIC, RunConfig, check_run_dir, is_finished, resolve_config, run
 
 __all__ = ["SWEEP_KEYS", "SWEEP_FILES", "check_types", "is_sweep_dir", "load_sweep_file", "expand", "run_name",
            "sweep"]
@@ -163,8 +163,18 @@ def sweep(spec: dict[str, Any], *, log: Any = print, stop_after: int | None = No
     out = Path(spec.get("out") or "runs/sweep")
     plan = [(name, resolve_config(opts)) for name, opts in expand(spec)]  # validates every run first
     _check_sweep_dir(out)
+    for name, cfg in plan:  # every existing run folder checked before anything is written
+        run_dir = out / "runs" / name
+        if is_finished(run_dir):
+            diff = _differences(read_json(run_dir / "config.json"), cfg.to_dict())
+            if diff:
+                raise ValueError(f"{run_dir} is a finished run with another configuration (differs in {diff}); "
+                                 f"use another sweep output directory (--out) or delete that run")
+        else:
+            check_run_dir(run_dir, overwrite=False)
     out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, SWEEP_MARKER)
+    if not has_marker(out, SWEEP_MARKER):
+        write_marker(out, SWEEP_MARKER)
     record = {k: v for k, v in spec.items()}
     record["out"] = str(out)
     atomic_write_text(out / "sweep.json", json.dumps(record, indent=2) + "\n")
@@ -172,11 +182,6 @@ def sweep(spec: dict[str, Any], *, log: Any = print, stop_after: int | None = No
     for i, (name, cfg) in enumerate(plan, 1):
         run_dir = out / "runs" / name
         if is_finished(run_dir):
-            saved = read_json(run_dir / "config.json")
-            diff = _differences(saved, cfg.to_dict())
-            if diff:
-                raise ValueError(f"{run_dir} is a finished run with another configuration (differs in {diff}); "
-                                 f"use another sweep output directory (--out) or delete that run")
             log(f"[{i}/{len(plan)}] {name}: finished earlier, skipped")
             skipped += 1
             continue
