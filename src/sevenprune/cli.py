@@ -8,8 +8,9 @@ Examples::
     sevenprune report runs/demo
     sevenprune demo --quick
 
-Bad input (an unknown task, method or model path, a sparsity out of range) ends with a one-line
-message naming the value and the choices and exit status 2, never with a traceback.
+Bad input (an unknown task, method or model path, a sparsity out of range, a damaged or missing
+file, an output folder that is not ours) ends with a one-line message naming the file, key or value
+and what is allowed, and exit status 2, never with a traceback.
 """
 
 from __future__ import annotations
@@ -90,10 +91,11 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g = p.add_argument_group("pruning")
     if not sweep:
         g.add_argument("--method", metavar="METHOD",
-                       help="dense (no pruning); seven, magnitude, platon, movement, soft_movement, random "
-                            "(during fine-tuning); snip, grasp, force (at initialisation); seven_dyn (= seven "
-                            "with the default schedule), seven_pre (= seven, start_step 0, prune_steps 100), "
-                            "seven_pre_frozen (SEVEN scored at the starting weights, then fine-tuned) "
+                       help="dense (no pruning); seven, magnitude, platon, movement, movement_instant, "
+                            "soft_movement, random (during fine-tuning); snip, grasp, force, magnitude_init, "
+                            "random_init (at initialisation); seven_dyn (= seven with the default schedule), "
+                            "seven_pre (= seven, start_step 0, prune_steps 100), seven_pre_frozen (SEVEN scored "
+                            "at the starting weights, then fine-tuned) "
                             f"(default: {d.method}); `sevenprune list` shows what is installed")
         g.add_argument("--sparsity", type=float, metavar="S",
                        help="target fraction of prunable weights removed, in (0, 1); not for dense")
@@ -106,7 +108,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--method-option", action="append", type=_key_value, metavar="KEY=VALUE", dest="method_options",
                    help="an option of the method, e.g. beta1=0.85 or moments=signed (repeatable)")
     g.add_argument("--include", action="append", metavar="REGEX",
-                   help="prune only weights whose name matches (repeatable; default: encoder Linear layers)")
+                   help="prune only weights whose name matches (repeatable; default: the weights of every "
+                        "Linear/Conv layer except the task head (classifier, qa_outputs, ...) and embeddings)")
     g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
     g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
                    help=f"dtype of the method's running statistics (default: {d.state_dtype})")
@@ -174,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "result.json, the pruner state (pruner/) and the pruned model (model/) to --out.")
     _add_run_options(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<task>-<method>-s<sparsity>-seed<seed>)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run in --out (a folder that `run` wrote; the old run is deleted only "
+                        "once the new one has finished)")
 
     p = sub.add_parser("sweep", help="run methods x sparsities x seeds (resumable) and build the report",
                        description="Run every method x sparsity x seed (dense once per seed) into OUT/runs/, "
@@ -184,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to compare (see `run --method`)")
     p.add_argument("--sparsities", nargs="+", type=float, metavar="S", help="target sparsities, each in (0, 1)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default: 42)")
-    p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/sweep)")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep directory: new, empty, or a sweep to resume (default: runs/sweep)")
     p.add_argument("--metric", help="metric of the table and plot (default: the task's main metric)")
     p.add_argument("--layers-run", metavar="NAME",
                    help="run shown in layers.png (default: a seven run at the highest sparsity)")

@@ -589,7 +589,9 @@ def _configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                              "structured: pruned heads/neurons removed (smaller dense model)")
     parser.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
                                                      "never overwritten without --overwrite")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output directory, if it is an earlier export (never the run, "
+                             "its model or pruner folders, the current or home folder, or anything above them)")
     parser.add_argument("--model", default=None, help="the pruned model's directory, if not RUN_DIR/model")
     parser.add_argument("--pruner", default=None, help="the pruner state's directory, if not RUN_DIR/pruner")
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")
