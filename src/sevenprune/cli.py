@@ -146,8 +146,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
 
 
 _RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
-             "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "max_steps", "epochs",
-             "batch_size", "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
+             "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude",
+             "state_dtype", "pattern", "max_steps", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay",
+             "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
              "progress")
 

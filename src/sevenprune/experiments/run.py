@@ -485,13 +485,13 @@ def _library_progress_bars(enabled: bool) -> Iterator[None]:
 
     tf_was_on = tf_logging.is_progress_bar_enabled()
     ds_was_off = datasets.utils.are_progress_bars_disabled()
-    tf_logging.disable_progress_bar()
+    tf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     datasets.disable_progress_bars()
     try:
         yield
     finally:
         if tf_was_on:
-            tf_logging.enable_progress_bar()
+            tf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         if not ds_was_off:
             datasets.enable_progress_bars()
 
@@ -548,8 +548,9 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     # every option is checked and the data and model are loaded: only now is anything written
     folder = _RunFolder(out)
     try:
-        result = _execute(folder.path, cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer, device,
-                          train_enc, eval_encs, eval_loaders, train_loader, eval_cols, dtype, pad_id, t0, log)
+        result = _execute(folder.path, _Prepared(cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer,
+                                                 device, train_enc, eval_encs, eval_loaders, train_loader, eval_cols,
+                                                 dtype, pad_id, t0), log)
     except BaseException:
         folder.abort()
         raise
@@ -557,15 +558,39 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     return result
 
 
-def _execute(out: Path, cfg: RunConfig, plan: dict[str, Any], info: dict[str, Any], spec: Any, model: Any,
-             tokenizer: Any, pruner: Any, optimizer: Any, device: torch.device, train_enc: Any, eval_encs: Any,
-             eval_loaders: Any, train_loader: Any, eval_cols: Any, dtype: torch.dtype, pad_id: int, t0: float,
-             log: Any) -> dict[str, Any]:
-    """The part of :func:`run` that writes into the run folder ``out``."""
+@dataclass
+class _Prepared:
+    """Everything :func:`run` checks and builds before it writes anything."""
+
+    cfg: RunConfig
+    plan: dict[str, Any]
+    info: dict[str, Any]
+    spec: Any
+    model: Any
+    tokenizer: Any
+    pruner: Any
+    optimizer: Any
+    device: torch.device
+    train_enc: Any
+    eval_encs: Any
+    eval_loaders: Any
+    train_loader: Any
+    eval_cols: Any
+    dtype: torch.dtype
+    pad_id: int
+    t0: float
+
+
+def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
+    """The part of :func:`run` that writes into the run folder ``out``: prune, train, evaluate, save."""
     import sevenprune as sp
 
     from .training import append_jsonl, evaluate, make_loader, train
 
+    cfg, plan, info, spec, model, tokenizer = p.cfg, p.plan, p.info, p.spec, p.model, p.tokenizer
+    pruner, optimizer, device, dtype, pad_id = p.pruner, p.optimizer, p.device, p.dtype, p.pad_id
+    train_enc, eval_encs, eval_loaders, eval_cols = p.train_enc, p.eval_encs, p.eval_loaders, p.eval_cols
+    train_loader, t0 = p.train_loader, p.t0
     _write_json(out / "config.json", {**cfg.to_dict(), "resolved": plan, "task_info": info})
     sparsity = float(cfg.sparsity or 0.0)
     if plan["phase"] == "init":

@@ -85,7 +85,7 @@ def label_set(labels: list[str | int], path: Path) -> list[str | int]:
     kinds = {type(x) for x in labels}
     if len(kinds) > 1:
         raise ValueError(f"{path}: the labels mix integers and strings (e.g. {labels[0]!r}); use one kind")
-    distinct = sorted(set(labels))  # type: ignore[type-var]
+    distinct = sorted(set(labels))
     if len(distinct) < 2:
         raise ValueError(f"{path}: the training labels take {len(distinct)} value(s) {distinct}; classification "
                          f"needs at least 2")
