@@ -267,3 +267,16 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_an_output_that_cannot_be_created_is_named_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(fs.UnsafePathError, match=r"--out .*a-file/sub cannot be created: .*a-file is a file"):
+        fs.check_output_parent(tmp_path / "a-file" / "sub", "--out")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # the tests run as root, which writes anywhere: stand in for a folder without write permission
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked)
+    with pytest.raises(fs.UnsafePathError, match=r"--out .*locked/new/run cannot be created: .*locked is not writable"):
+        fs.check_output_parent(locked / "new" / "run", "--out")
+    fs.check_output_parent(tmp_path / "new" / "deep" / "run", "--out")  # missing parents are created later

@@ -108,3 +108,20 @@ def test_run_text_classification_end_to_end_with_string_labels(tmp_path, capsys)
 
     model = AutoModelForSequenceClassification.from_pretrained(str(out / "model"))
     assert model.config.num_labels == 3 and model.config.id2label[2] == "positive"
+
+
+def test_run_image_classification_names_its_classes(tmp_path, capsys):
+    from PIL import Image
+
+    for split, n in (("train", 3), ("val", 1)):
+        for c, colour in (("cat", (250, 0, 0)), ("dog", (0, 0, 250))):
+            (tmp_path / "img" / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), colour).save(tmp_path / "img" / split / c / f"{i}.png")
+    out = tmp_path / "run"
+    argv = ["run", "--task", "image-classification", "--data-dir", str(tmp_path / "img"), "--model", "vit-scratch",
+            "--method", "dense", "--max-steps", "1", "--batch-size", "2", "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["task_info"]["labels"] == ["cat", "dog"]
+    assert json.loads((out / "model" / "config.json").read_text())["id2label"] == {"0": "cat", "1": "dog"}
+    assert json.loads((out / "result.json").read_text())["eval_examples"] == {"validation": 2}
