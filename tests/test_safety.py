@@ -280,3 +280,11 @@ def test_an_output_that_cannot_be_created_is_named_before_any_work(tmp_path, mon
     with pytest.raises(fs.UnsafePathError, match=r"--out .*locked/new/run cannot be created: .*locked is not writable"):
         fs.check_output_parent(locked / "new" / "run", "--out")
     fs.check_output_parent(tmp_path / "new" / "deep" / "run", "--out")  # missing parents are created later
+
+
+def test_an_empty_out_folder_keeps_its_own_mode(env):
+    out = env["root"] / "mine-empty"
+    out.mkdir(mode=0o700)
+    os.chmod(out, 0o700)
+    run(_cfg(env, save_model=False), out, log=lambda *a: None)
+    assert mode(out) == 0o700 and mode(out / "pruner" / "pruner.safetensors") == 0o666 & ~_umask()

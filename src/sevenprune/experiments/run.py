@@ -376,7 +376,10 @@ class _RunFolder:
         write_marker(self.path, RUN_MARKER)
 
     def commit(self) -> None:
-        normal_permissions(self.path)  # safetensors writes 0o600 files
+        # safetensors writes 0o600 files; an empty --out that the user made keeps its own mode
+        for p in [self.path] if (self.created or self.replacing) else [self.path / n for n in RUN_FILES]:
+            if p.exists():
+                normal_permissions(p)
         if self.replacing:
             if not has_marker(self.out, RUN_MARKER) and _is_legacy_run(self.out):
                 write_marker(self.out, RUN_MARKER)  # checked as a run by check_run_dir: ours to replace
