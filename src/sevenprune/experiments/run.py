@@ -319,8 +319,10 @@ def is_finished(out: Path) -> bool:
     return (Path(out) / "result.json").exists()
 
 
-#: everything a run writes into its folder (and nothing else is ever deleted from it)
-RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model")
+#: everything a run writes into its folder (and nothing else is ever deleted from it); the last two are
+#: written by runs with diagnostics and per-example predictions
+RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model", "diagnostics.json",
+             "predictions.npz")
 
 
 def _is_legacy_run(out: Path) -> bool:
