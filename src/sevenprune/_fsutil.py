@@ -132,8 +132,10 @@ def check_replaceable_position(path: str | os.PathLike[str], *, protect: Iterabl
     if _above_or_equal(resolved, Path.cwd().resolve()):
         raise UnsafePathError(f"refusing to remove {label}: it is the current folder or one above it")
     for keep in protect:
-        if _above_or_equal(resolved, Path(keep).resolve()):
-            raise UnsafePathError(f"refusing to remove {label}: it holds {keep}, which this command reads")
+        kept = Path(keep).resolve()
+        if _above_or_equal(resolved, kept):
+            what_it_is = "it is" if resolved == kept else "it holds"
+            raise UnsafePathError(f"refusing to remove {label}: {what_it_is} {keep}, which this command reads")
     return resolved
 
 

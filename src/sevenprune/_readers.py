@@ -43,7 +43,7 @@ def read_json(path: str | os.PathLike[str], *, expect: type = dict) -> Any:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise ValueError(f"{path} is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
     if not isinstance(obj, expect):
         want = {"dict": "an object {...}", "list": "a list [...]"}.get(expect.__name__, expect.__name__)
         raise ValueError(f"{path}: expected {want} at the top level, got {type(obj).__name__}")

@@ -52,7 +52,7 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"sweep config {str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno} "
+            raise ValueError(f"sweep config {str(path)!r} is not valid JSON ({exc.msg}: line {exc.lineno} "
                              f"column {exc.colno})") from None
         if not isinstance(spec, dict):
             raise ValueError(f"sweep config {str(path)!r}: expected a table of keys {{\"methods\": [...], ...}} at "
