@@ -311,6 +311,19 @@ CASES = [
      ["s.toml'", "1.5 is not"]),
     ("sweep-binary-config", lambda t, w: sweep_file(t, w, "s.json", b"\xff\xfe\x00binary"),
      ["s.json' is not UTF-8 text"]),
+    ("model-config-truncated",
+     lambda t, w: (damage(copy_run(t, w) / "model" / "config.json", "truncate"),
+                   ["export", str(t / "run"), "--format", "dense", "--out", str(t / "e")])[1],
+     ["cannot read", "model/config.json as a transformers config"]),
+    ("data-dir-damaged-save-to-disk",
+     lambda t, w: ["run", *mr(w)[2:], "--task", "sst2", "--method", "dense", "--data-dir", damaged_dataset(t)],
+     ["--data-dir", "is not a readable datasets save_to_disk folder"]),
+    ("include-not-a-regex",
+     lambda t, w: ["run", *mr(w), "--method", "magnitude", "--sparsity", "0.5", "--include", "(query"],
+     ["include pattern '(query' is not a valid regular expression"]),
+    ("max-length-past-the-model",
+     lambda t, w: ["run", *mr(w)[:-6], "--max-length", "4096", "--no-progress", "--method", "dense"],
+     ["--max-length 4096 exceeds the 128 positions of model"]),
     # -- values that used to be accepted silently ------------------------------------------------------------
     ("epochs-zero", lambda t, w: ["run", "--method", "dense", "--epochs", "0"], ["--epochs must be > 0, got 0"]),
     ("threads-zero", lambda t, w: ["run", "--method", "dense", "--threads", "0"], ["--threads must be >= 1, got 0"]),
@@ -328,6 +341,13 @@ CASES = [
     ("unknown-flag", lambda t, w: ["run", "--method", "dense", "--sparsty", "0.5"],
      ["unrecognized arguments: --sparsty"]),
 ]
+
+
+def damaged_dataset(t: Path) -> str:
+    d = t / "saved"
+    d.mkdir()
+    (d / "dataset_dict.json").write_text('{"splits": ["train", "valid')
+    return str(d)
 
 
 def binary_train(t: Path) -> str:

@@ -530,6 +530,10 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     plan = plan_schedule(cfg, len(next(iter(train_cols.values()))))
     device = _device(cfg.device)
     model, tokenizer = load_model(cfg.model, spec, labels=data.info.get("labels"))
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if spec.kind != "image" and isinstance(positions, int) and cfg.max_length > positions:
+        # longer inputs would index past the position table in the middle of training
+        raise ValueError(f"--max-length {cfg.max_length} exceeds the {positions} positions of model {cfg.model!r}")
     model.to(device)
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     train_enc = _encode(spec, train_cols, tokenizer, model, cfg, train=True)

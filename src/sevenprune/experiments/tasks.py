@@ -404,7 +404,11 @@ def load_local_splits(data_dir: str | os.PathLike[str], splits: tuple[str, ...])
     if (root / "dataset_dict.json").exists():
         import datasets
 
-        dd = datasets.load_from_disk(str(root))
+        try:
+            dd = datasets.load_from_disk(str(root))
+        except Exception as exc:  # datasets raises several types for damaged save_to_disk folders
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"--data-dir {root} is not a readable datasets save_to_disk folder ({first})") from None
         missing = [s for s in splits if s not in dd]
         if missing:
             raise ValueError(f"{root} has splits {list(dd)}, missing {missing}")
