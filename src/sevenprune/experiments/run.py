@@ -2,6 +2,8 @@
 
 A run directory holds, when finished:
 
+* ``.sevenprune-run``: the marker written first, by which a folder is known as a run (a folder
+  without it is never written into unless it is empty, and never deleted);
 * ``config.json``: the effective configuration (defaults <- ``--preset`` <- explicit flags) and the
   resolved schedule (``max_steps``, ``start_step``, ``prune_steps``, the library method);
 * ``metrics.jsonl``: one line per evaluation (step, split, metrics, sparsity, train loss);
@@ -25,6 +27,10 @@ the pruning-at-initialisation methods (``snip``, ``grasp``, ``force``) through
   and ``random`` prune gradually during fine-tuning).
 
 A pruning window that does not fit in ``max_steps`` is an error, never a lower sparsity.
+
+Everything is checked (options, data, model, method options) before the run folder is written. An
+existing run (interrupted, or finished with ``overwrite``) is replaced only once the new run has
+finished: the new one is written beside it and swapped in (:mod:`sevenprune._fsutil`).
 """
 
 from __future__ import annotations
