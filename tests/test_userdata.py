@@ -125,3 +125,12 @@ def test_run_image_classification_names_its_classes(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["task_info"]["labels"] == ["cat", "dog"]
     assert json.loads((out / "model" / "config.json").read_text())["id2label"] == {"0": "cat", "1": "dog"}
     assert json.loads((out / "result.json").read_text())["eval_examples"] == {"validation": 2}
+
+
+def test_numbers_in_a_text_column_are_text_but_a_gap_is_an_error(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\n12,a\n7,b\n")
+    (tmp_path / "validation.csv").write_text("text,label\n3,a\n")
+    assert tasks.load_task("text-classification", data_dir=tmp_path).train["text"] == ["12", "7"]
+    (tmp_path / "validation.csv").write_text("text,label\n3,a\n,b\n")
+    with pytest.raises(ValueError, match=r"validation.csv: row 2: column 'text' holds (nan|None), not text"):
+        tasks.load_task("text-classification", data_dir=tmp_path)

@@ -107,6 +107,9 @@ def _text_column(cols: dict[str, list[Any]], path: Path, wanted: str | None, opt
 def _texts(cols: dict[str, list[Any]], column: str, path: Path) -> list[str]:
     out = []
     for row, value in enumerate(cols[column], 1):
+        # a column of numbers is read as numbers: still text to a tokenizer; a gap is not
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            value = str(value)
         if not isinstance(value, str):
             raise ValueError(f"{path}: row {row}: column {column!r} holds {value!r}, not text")
         out.append(value)
