@@ -288,3 +288,11 @@ def test_an_empty_out_folder_keeps_its_own_mode(env):
     os.chmod(out, 0o700)
     run(_cfg(env, save_model=False), out, log=lambda *a: None)
     assert mode(out) == 0o700 and mode(out / "pruner" / "pruner.safetensors") == 0o666 & ~_umask()
+
+
+def test_sibling_folders_land_beside_the_target_whatever_the_spelling(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    d = fs.make_sibling_dir("a/../out", "tmp")
+    assert d.parent == tmp_path and d.name.startswith(".out.tmp-")
+    assert fs.replace_dir(d, "a/../out", fs.EXPORT_MARKER) == tmp_path / "out" and (tmp_path / "out").is_dir()

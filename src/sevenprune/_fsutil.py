@@ -91,6 +91,12 @@ def has_marker(directory: str | os.PathLike[str], marker: str) -> bool:
     return p.is_file() and not p.is_symlink()
 
 
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with ``..`` and ``.`` folded (``Path.absolute`` keeps them, so ``x/..`` would
+    have the name ``..`` and its siblings would land one folder too high)."""
+    return Path(os.path.abspath(path))
+
+
 def _above_or_equal(path: Path, other: Path) -> bool:
     """Whether ``path`` is ``other`` or one of the folders above it (both resolved)."""
     return path == other or path in other.parents
@@ -144,7 +150,7 @@ def check_output_parent(path: str | os.PathLike[str], what: str) -> None:
 
     Run before any slow work, so that the error comes first and names the path.
     """
-    p = Path(path).absolute()
+    p = _absolute(path)
     if p.exists() and not p.is_dir():
         raise UnsafePathError(f"{what} {path} is a file, not a folder")
     existing = p
@@ -158,7 +164,7 @@ def check_output_parent(path: str | os.PathLike[str], what: str) -> None:
 
 def make_sibling_dir(target: str | os.PathLike[str], tag: str) -> Path:
     """Create an empty hidden folder beside ``target`` (``.<name>.<tag>-<random>``), usual permissions."""
-    target = Path(target).absolute()
+    target = _absolute(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(100):
         candidate = target.parent / f".{target.name}.{tag}-{secrets.token_hex(4)}"
@@ -178,7 +184,7 @@ def replace_dir(staged: str | os.PathLike[str], target: str | os.PathLike[str], 
     is moved aside, ``staged`` renamed into its place, and only then deleted (if the rename fails,
     the old folder is moved back).
     """
-    staged, target = Path(staged), Path(target).absolute()
+    staged, target = Path(staged), _absolute(target)
     if not target.exists() and not target.is_symlink():
         os.replace(staged, target)
         return target
