@@ -624,8 +624,9 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sevenprune.export RUN_DIR --format dense|compressed|structured [--out DIR]``."""
-    parser = _configure_parser(argparse.ArgumentParser(prog="python -m sevenprune.export",
-                                                       description=__doc__.split("\n\n")[0]))
+    from .cli import _Parser  # one-line argparse errors, as `sevenprune export`
+
+    parser = _configure_parser(_Parser(prog="python -m sevenprune.export", description=__doc__.split("\n\n")[0]))
     args = parser.parse_args(argv)
     return int(args.func(args))
 
