@@ -171,6 +171,17 @@ def hf_model_folder(t: Path, w: dict) -> Path:
     return Path(shutil.copytree(w["bert"], t / "hf-model"))
 
 
+def model_with_custom_code(t: Path, w: dict) -> list[str]:
+    """A model folder whose config asks for its own Python code, which would leave a file if it ran."""
+    model = hf_model_folder(t, w)
+    config = json.loads((model / "config.json").read_text())
+    config.update(model_type="evil-bert", auto_map={"AutoConfig": "evil.EvilConfig",
+                                                    "AutoModelForSequenceClassification": "evil.EvilModel"})
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "evil.py").write_text(f"open({str(t / 'RAN')!r}, 'w').write('the checkpoint ran code')\n")
+    return ["run", *mr(w), "--model", str(model), "--method", "dense"]
+
+
 def corrupt_model(t: Path, w: dict) -> list[str]:
     model = hf_model_folder(t, w)
     damage(model / "model.safetensors", "truncate")
@@ -294,6 +305,8 @@ CASES = [
     ("model-shard-outside-the-folder", sharded_model_outside,
      ["model.safetensors.index.json: shard name '../../elsewhere.safetensors' is not a file name inside"]),
     ("run-model-truncated", corrupt_model, ["cannot load model", "hf-model"]),
+    ("run-model-with-custom-code", model_with_custom_code, ["hf-model contains custom code",
+                                                            "trust_remote_code"]),
     ("sweep-run-config-truncated", sweep_with_corrupt_run, ["dense-seed42/config.json is not valid JSON"]),
     ("report-result-truncated", report_with_corrupt_result, ["runs/a/result.json is not valid JSON"]),
     # -- sweep configurations ----------------------------------------------------------------------------
