@@ -32,7 +32,8 @@ def _opts(env, **kw):
 
 def test_run_writes_every_file_with_sane_values(env):
     out = env["root"] / "run-seven"
-    cfg = resolve_config(_opts(env, method="seven", sparsity=0.5, start_step=2, prune_steps=4, eval_every=4))
+    cfg = resolve_config(_opts(env, method="seven", sparsity=0.5, start_step=2, prune_steps=4, eval_every=4,
+                               diagnostics=True))
     result = run(cfg, out, log=lambda *a: None)
     for name in ("config.json", "metrics.jsonl", "result.json", "pruner/pruner.json",
                  "pruner/pruner.safetensors", "model/model.safetensors", "model/config.json"):
@@ -55,6 +56,18 @@ def test_run_writes_every_file_with_sane_values(env):
     config = json.loads((out / "config.json").read_text())
     assert config["resolved"]["start_step"] == 2 and config["resolved"]["prune_steps"] == 4
     assert set(saved["layers"]) and all(0 <= v <= 1 for v in saved["layers"].values())
+    # per-example predictions of the final model: their accuracy is the reported one
+    import numpy as np
+
+    with np.load(out / "predictions.npz") as preds:
+        assert preds["test.pred"].shape == preds["test.label"].shape == (24,)
+        assert float((preds["test.pred"] == preds["test.label"]).mean()) == pytest.approx(
+            saved["metrics"]["accuracy"])
+    assert config["code"]["version"] == sp.__version__
+    # the cost of pruning and the sentinel diagnostics
+    assert saved["window_steps"] == 4 and 0 < saved["pruner_seconds"] < saved["window_seconds"]
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["method"] == "seven" and diag["snapshots"] and diag["snapshots"][0]["noise_discount"]
 
     # the saved model is pruned where the saved masks say so, and the state reloads
     from safetensors.torch import load_file
@@ -259,3 +272,16 @@ def test_one_shot_aliases_prune_before_training(env, method):
     assert config["resolved"]["phase"] == "init"
     assert config["resolved"]["library_method"] == method.removesuffix("_init")
     assert result["sparsity"] == pytest.approx(0.6, abs=1e-4)
+
+
+def test_scope_is_a_run_option_and_old_runs_without_it_still_match():
+    from sevenprune.experiments.sweep import _differences
+
+    assert resolve_config({"scope": "local", "sparsity": 0.5}).scope == "local"
+    with pytest.raises(ValueError, match="unknown scope 'layer'"):
+        resolve_config({"scope": "layer", "sparsity": 0.5})
+    saved = RunConfig(method="seven", sparsity=0.5).to_dict()
+    del saved["scope"]  # a run made before the option existed used the global ranking
+    assert _differences(saved, RunConfig(method="seven", sparsity=0.5).to_dict()) == []
+    assert _differences(saved, RunConfig(method="seven", sparsity=0.5, scope="local").to_dict()) == ["scope"]
+

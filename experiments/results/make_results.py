@@ -1,19 +1,22 @@
-"""Tables and plots of docs/results.md from the sweeps of experiments/results/*.json.
+"""Tables and plots of docs/results.md, rebuilt from committed files only.
 
-Reads the finished runs under runs/results/<sweep>/runs/, writes the plots to docs/img/results_*.png,
-each sweep's results.csv to docs/results/<sweep>.csv, and replaces every generated block of
-docs/results.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``); the prose around the
-blocks is left as it is. Run from the repository root after (or during) run_all.sh:
+Protocol R (the main comparison) comes from the per-run summaries in docs/results/R/ (see
+``experiments/results/results_R.py``); the appendix's 32-step protocols from the per-run CSVs in
+docs/results/<sweep>.csv; the paper's values from experiments/results/paper_figure_values.csv. Every
+generated block of docs/results.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``) is
+replaced; the prose around the blocks is left as it is. From the repository root:
 
-    python experiments/results/make_results.py
+    python experiments/results/make_results.py                # from the committed files (a fresh clone)
+    python experiments/results/make_results.py --from-runs    # first refresh the appendix CSVs from runs/
 
-A cell is the mean ± sample standard deviation over the seeds that have finished (the number of
-seeds is printed beside each table). Differences are paired: every method of a sweep sees the same
-seeds, batches and evaluation sentences, so "SEVEN - baseline" is taken per seed, then averaged.
+A cell of the appendix is the mean ± sample standard deviation over the seeds that have finished.
+Differences are paired: every method of a sweep sees the same seeds, batches and evaluation sentences,
+so "SEVEN - baseline" is taken per seed, then averaged.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import re
 import sys
@@ -22,14 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from sevenprune.experiments.report import collect_results, markdown_table, plot_curve, write_csv
+from sevenprune.experiments.report import _CSV_FIRST, _CSV_LAST, collect_results, markdown_table, plot_curve, write_csv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_R  # noqa: E402 - beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "results"
 DOC = ROOT / "docs" / "results.md"
 IMG = ROOT / "docs" / "img"
 CSV_DIR = ROOT / "docs" / "results"
-PAPER = ROOT.parent / "shared" / "docs" / "paper_figure_values.csv"
+PAPER = ROOT / "experiments" / "results" / "paper_figure_values.csv"
+APPENDIX_SWEEPS = ["mr_warmup", "mr_dyn", "mr_pre", "mr_pre_long", "vit_dyn", "vit_pre", "vit_pretrain",
+                   "mr_dyn_nopooler", "mr_moments_signed_b0.8_0.9", "mr_moments_abs_b0.5_0.7",
+                   "mr_moments_abs_b0.9_0.999", "mr_moments_signed_b0.9_0.999"]
 
 DYN_ORDER = ["dense", "seven_dyn", "platon", "movement", "soft_movement", "magnitude", "random"]
 PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
@@ -39,10 +48,30 @@ MOMENTS = [("abs", 0.8, 0.9, "mr_dyn"), ("signed", 0.8, 0.9, "mr_moments_signed_
            ("signed", 0.9, 0.999, "mr_moments_signed_b0.9_0.999")]
 
 
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
+
+
 def rows_of(*sweeps: str) -> list[dict[str, Any]]:
+    """The runs of the appendix sweeps, read back from their committed CSVs (in the format of
+    ``collect_results``: the metric columns under ``"metrics"``)."""
     rows: list[dict[str, Any]] = []
     for s in sweeps:
-        rows += collect_results(RUNS / s)
+        path = CSV_DIR / f"{s}.csv"
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8", newline="") as f:
+            for raw in csv.DictReader(f):
+                row = {k: _number(v) for k, v in raw.items()}
+                metrics = {k: row.pop(k) for k in list(row) if k not in _CSV_FIRST + _CSV_LAST}
+                row["metrics"] = metrics
+                rows.append(row)
     return rows
 
 
@@ -175,11 +204,20 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from-runs", action="store_true",
+                        help="first rewrite the appendix CSVs in docs/results/ from the runs under runs/results/")
+    args = parser.parse_args()
     IMG.mkdir(parents=True, exist_ok=True)
     CSV_DIR.mkdir(parents=True, exist_ok=True)
     metric = "accuracy"
     text = DOC.read_text(encoding="utf-8")
-    blocks: dict[str, str] = {}
+    if args.from_runs:
+        for sweep in APPENDIX_SWEEPS:
+            found = collect_results(RUNS / sweep)
+            if found:
+                write_csv(found, CSV_DIR / f"{sweep}.csv")
+    blocks: dict[str, str] = results_R.blocks()
 
     dyn = rows_of("mr_dyn")
     pre = rows_of("mr_pre")  # its own dense: it starts from the pretrained MiniLM
@@ -195,10 +233,6 @@ def main() -> int:
             continue
         plot_curve(rows, metric, IMG / f"results_{name}.png", order, title=title)
         blocks[name] = (markdown_table(rows, metric, order) + "\n\n" + seeds_note(rows) + "\n")
-    for sweep in ["mr_warmup", "mr_dyn", "mr_pre", "mr_pre_long", "vit_dyn", "vit_pre", "vit_pretrain", "mr_dyn_nopooler"] + [m[3] for m in MOMENTS[1:]]:
-        rows = rows_of(sweep)
-        if rows:
-            write_csv(rows, CSV_DIR / f"{sweep}.csv")
     if dyn:
         blocks["mr_dyn_paired"] = paired_table(dyn, metric, "seven_dyn",
                                                ["platon", "movement", "soft_movement", "magnitude", "random"])
@@ -222,7 +256,7 @@ def main() -> int:
     pre_vit = rows_of("vit_pretrain")
     if pre_vit:
         r = pre_vit[0]
-        blocks["vit_pretrain"] = (f"Pretrained ViT: accuracy {r['metrics'][metric]:.4f} on {sum(r['eval_examples'].values())} test "
+        blocks["vit_pretrain"] = (f"Pretrained ViT: accuracy {r['metrics'][metric]:.4f} on 2000 test "
                                   f"images after {r['steps']} steps ({r['seconds'] / 60:.1f} min).")
     for name, body in blocks.items():
         if f"<!-- BEGIN {name} -->" in text:

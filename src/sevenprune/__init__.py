@@ -9,6 +9,7 @@
 0.5
 """
 
+from .diagnostics import PruningDiagnostics
 from .importance import Importance, methods, register
 from .init_pruning import prune_at_init
 from .lottery import lottery_ticket
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Importance",
     "Pruner",
+    "PruningDiagnostics",
     "cubic_sparsity",
     "find_prunable",
     "load_state",

@@ -113,6 +113,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
     g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
                    help=f"dtype of the method's running statistics (default: {d.state_dtype})")
+    g.add_argument("--scope", choices=["global", "local"],
+                   help="global: one ranking over every prunable weight (SEVEN's reference); local: the same "
+                        f"fraction pruned in every matrix (movement's authors, Zhu & Gupta) (default: {d.scope})")
+    g.add_argument("--mask-interval", type=int, metavar="N",
+                   help="select masks every N-th pruning step and on the last one; scores are observed every "
+                        f"step (default: {d.mask_interval}, every step)")
     g.add_argument("--pattern", metavar="PATTERN",
                    help="sparsity pattern: unstructured, N:M (e.g. 2:4; sparsity must be 1 - N/M), heads, "
                         f"neurons or heads+neurons (default: {d.pattern})")
@@ -143,14 +149,17 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help="do not write the pruned model (model/) to the run directory")
     g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                    help="no progress bars")
+    g.add_argument("--diagnostics", action="store_const", const=True,
+                   help="record the sentinel diagnostics of the pruning window into diagnostics.json "
+                        "(sevenprune.PruningDiagnostics; does not change the run's results)")
 
 
 _RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
              "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude",
-             "state_dtype", "pattern", "max_steps", "epochs", "batch_size", "eval_batch_size", "lr", "weight_decay",
-             "warmup_steps", "max_grad_norm",
+             "state_dtype", "pattern", "scope", "mask_interval", "max_steps", "epochs", "batch_size",
+             "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
-             "progress")
+             "progress", "diagnostics")
 
 
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
@@ -306,10 +315,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("tasks:")
     for name, t in TASKS.items():
         print(f"  {name:14s} {t.description} [metric: {t.metric}]")
-    print("methods:")
+    from .importance import get_method, methods
+
+    print("methods (options with their defaults, set with --method-option KEY=VALUE):")
+    registered = set(methods())
     for m in method_choices():
         alias = f" (= {ALIASES[m][0]}, {ALIASES[m][1]} phase)" if m in ALIASES else ""
-        print(f"  {m}{alias}")
+        base = ALIASES[m][0] if m in ALIASES else m
+        options = get_method(base).defaults if base in registered else {}
+        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in options.items())
+        print(f"  {m}{alias}" + (f"  [{shown}]" if shown else ""))
+    print("every method: --scope global|local, --pattern unstructured|N:M|heads|neurons|heads+neurons")
     print("models:")
     for name, what in BUILTIN_MODELS.items():
         print(f"  {name:14s} {what}")

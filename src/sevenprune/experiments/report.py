@@ -149,7 +149,7 @@ def plot_curve(rows: list[dict[str, Any]], metric: str, path: str | os.PathLike[
     # outside the axes: with many methods, a legend inside covers the curves
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Software": None})  # same bytes across installs
     plt.close(fig)
     return Path(path)
 
@@ -187,7 +187,7 @@ def plot_layers(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_title(f"{result['run']}: per-layer sparsity")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Software": None})  # same bytes across installs
     plt.close(fig)
     return Path(path)
 

@@ -76,8 +76,35 @@ DATA_SEED = 1234
 SEVEN_PRE_STEPS = 100
 
 
+#: the sentinel diagnostics (``--diagnostics``; see sevenprune.diagnostics)
+DIAGNOSTICS_FILE = "diagnostics.json"
+#: per-example predictions of the final evaluation (``<split>.pred`` and ``<split>.label`` arrays)
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def code_version() -> dict[str, Any]:
+    """The package version and, in a git checkout, the commit (recorded with every run)."""
+    import subprocess
+
+    import sevenprune
+
+    info: dict[str, Any] = {"version": getattr(sevenprune, "__version__", None), "git_commit": None}
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=False)
+        if commit.returncode == 0:
+            info["git_commit"] = commit.stdout.strip()
+            info["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
 #: options that do not change the result (a finished run is still valid if they differ)
-COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads")
+COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads", "diagnostics")
 
 
 class RunExistsError(FileExistsError):
@@ -144,12 +171,15 @@ class RunConfig:
     threads: int | None = None
     state_dtype: str = "float32"
     pattern: str = "unstructured"
+    scope: str = "global"
+    mask_interval: int = 1
     method_options: dict[str, Any] = field(default_factory=dict)
     include: list[str] | None = None
     exclude: list[str] | None = None
     preset: str | None = None
     save_model: bool = True
     progress: bool = True
+    diagnostics: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -206,6 +236,9 @@ def validate(cfg: RunConfig) -> None:
                              f"removed), got {s!r}")
     if cfg.model != "vit-scratch":
         resolve_model_path(cfg.model)
+    if cfg.scope not in ("global", "local"):
+        raise ValueError(f"unknown scope {cfg.scope!r}; choose 'global' (one ranking over every prunable weight) "
+                         f"or 'local' (the same fraction in every matrix)")
     if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
     _check_device(cfg.device)
@@ -231,7 +264,7 @@ def _check_numbers(cfg: RunConfig) -> None:
 
     at_least = {"batch_size": 1, "eval_batch_size": 1, "max_length": 1, "doc_stride": 1, "max_steps": 1,
                 "train_limit": 1, "eval_limit": 1, "threads": 1, "prune_steps": 1, "start_step": 0,
-                "warmup_steps": 0, "eval_every": 0}
+                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1}
     for name, low in at_least.items():
         v = number(name, integer=True)
         if v is not None and v < low:
@@ -325,10 +358,9 @@ def is_finished(out: Path) -> bool:
     return (Path(out) / "result.json").exists()
 
 
-#: everything a run writes into its folder (and nothing else is ever deleted from it); the last two are
-#: written by runs with diagnostics and per-example predictions
-RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model", "diagnostics.json",
-             "predictions.npz")
+#: everything a run writes into its folder (and nothing else is ever deleted from it)
+RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model", DIAGNOSTICS_FILE,
+             PREDICTIONS_FILE)
 
 
 def _is_legacy_run(out: Path) -> bool:
@@ -471,7 +503,7 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     model.eval()
     try:
         return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
-                             exclude=cfg.exclude, state_dtype=state_dtype, **cfg.method_options)
+                             exclude=cfg.exclude, state_dtype=state_dtype, scope=cfg.scope, **cfg.method_options)
     finally:
         model.train()
 
@@ -555,7 +587,8 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     if plan["phase"] == "train":
         pruner = sp.Pruner(model, plan["library_method"], sparsity, plan["start_step"], plan["prune_steps"],
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
-                           state_dtype=dtype, pattern=cfg.pattern, **cfg.method_options)
+                           state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope,
+                           mask_interval=cfg.mask_interval, **cfg.method_options)
     elif plan["phase"] == "init" and cfg.pattern != "unstructured":
         raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
                          f"(sp.Pruner), not with {cfg.method!r}")
@@ -606,7 +639,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     pruner, optimizer, device, dtype, pad_id = p.pruner, p.optimizer, p.device, p.dtype, p.pad_id
     train_enc, eval_encs, eval_loaders, eval_cols = p.train_enc, p.eval_encs, p.eval_loaders, p.eval_cols
     train_loader, t0 = p.train_loader, p.t0
-    _write_json(out / "config.json", {**cfg.to_dict(), "resolved": plan, "task_info": info})
+    _write_json(out / "config.json", {**cfg.to_dict(), "resolved": plan, "task_info": info, "code": code_version()})
     sparsity = float(cfg.sparsity or 0.0)
     if plan["phase"] == "init":
         log(f"pruning at initialisation with {cfg.method} ...")
@@ -619,12 +652,16 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     def lr_lambda(step: int) -> float:
         return min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
 
+    final_predictions: dict[str, np.ndarray] = {}
+
     def evaluate_all(step: int, train_loss: float | None) -> dict[str, float]:
         primary = spec.eval_splits[0]
         merged: dict[str, float] = {}
         for split, loader in eval_loaders.items():
+            kept: dict[str, np.ndarray] = {}
             m = evaluate(model, spec, eval_encs[split], loader, device, desc=f"eval {split}",
-                         progress=cfg.progress)
+                         progress=cfg.progress, keep=kept if spec.kind != "squad" else None)
+            final_predictions.update({f"{split}.{k}": v for k, v in kept.items()})
             append_jsonl(out / "metrics.jsonl", {
                 "step": step, "split": split, **m,
                 "sparsity": pruner.sparsity() if pruner is not None else 0.0,
@@ -632,13 +669,21 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
             merged.update({(k if split == primary else f"{split}/{k}"): v for k, v in m.items()})
         return merged
 
+    diag = None
+    if cfg.diagnostics and pruner is not None and plan["phase"] == "train":
+        diag = sp.PruningDiagnostics(pruner)
     stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
                   lr_lambda=lr_lambda if cfg.warmup_steps else None, max_grad_norm=cfg.max_grad_norm,
                   eval_every=cfg.eval_every, on_eval=evaluate_all,
-                  progress=cfg.progress)
+                  progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None)
+    if diag is not None:
+        diag.save(out / DIAGNOSTICS_FILE)
     t_eval = time.perf_counter()
+    final_predictions.clear()
     metrics = evaluate_all(plan["max_steps"], stats["train_loss"])
     eval_seconds = time.perf_counter() - t_eval
+    if final_predictions:  # per-example predictions of the final model: paired tests between runs
+        np.savez_compressed(out / PREDICTIONS_FILE, **final_predictions)
 
     if pruner is not None:
         report = pruner.report()
@@ -672,6 +717,10 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         "train_examples": len(train_enc["features"]),
         "eval_examples": {s: len(c[next(iter(c))]) for s, c in eval_cols.items()},
         "train_seconds": stats["train_seconds"],
+        # the cost of pruning: pruner.step() over the window's steps, and the window's whole steps
+        "window_steps": stats["window_steps"],
+        "window_seconds": stats["window_seconds"],
+        "pruner_seconds": stats["pruner_seconds"],
         "eval_seconds": eval_seconds,
         "seconds": time.perf_counter() - t0,
         "device": str(device),

@@ -51,8 +51,14 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: DataLoader[dict[str, Any]],
-             device: torch.device, *, desc: str = "eval", progress: bool = True) -> dict[str, float]:
-    """Metrics of ``model`` over the whole split (predictions gathered first, metrics computed once)."""
+             device: torch.device, *, desc: str = "eval", progress: bool = True,
+             keep: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Metrics of ``model`` over the whole split (predictions gathered first, metrics computed once).
+
+    ``keep``: if given, receives the per-example predictions (``"pred"``: class indices, or the
+    regression outputs) and ``"label"``, in the split's order, so that paired tests between runs
+    are possible (not for SQuAD).
+    """
     from tqdm.auto import tqdm
 
     was_training = model.training
@@ -75,6 +81,9 @@ def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: D
         preds = squad_answers(encoded, starts, ends)
         return squad_metrics(preds, encoded["answers"])
     logits = np.concatenate(outs)
+    if keep is not None:
+        keep["pred"] = logits.reshape(-1) if spec.kind == "regression" else logits.argmax(-1).astype(np.int16)
+        keep["label"] = np.asarray(encoded["labels"])
     if spec.kind == "regression":
         return regression_metrics(logits.reshape(-1), encoded["labels"])
     return classification_metrics(logits.argmax(-1), encoded["labels"], num_labels=spec.num_labels)
@@ -93,11 +102,14 @@ def train(
     eval_every: int = 0,
     on_eval: Callable[[int, float], object] | None = None,
     progress: bool = True,
+    after_pruner_step: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune for ``max_steps`` optimizer updates, calling ``pruner.step()`` after each one.
 
     ``on_eval(step, mean_train_loss)`` runs every ``eval_every`` steps (0: never; the caller
-    evaluates at the end). Returns the step count, the last mean loss and the seconds spent.
+    evaluates at the end). ``after_pruner_step()`` runs right after each ``pruner.step()``, while the
+    gradients are still there (diagnostics). Returns the step count, the last mean loss, the seconds
+    spent, and the seconds of the pruning window's steps and of ``pruner.step()`` within them.
     """
     from tqdm.auto import tqdm
 
@@ -108,7 +120,10 @@ def train(
     start = time.perf_counter()
     bar = tqdm(range(1, max_steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
     last_loss = math.nan
+    window_seconds = pruner_seconds = 0.0
+    window_steps = 0
     for step in bar:
+        t_step = time.perf_counter()
         batch = _to(next(batches), device)
         loss = model(**batch).loss
         if not torch.isfinite(loss):
@@ -120,7 +135,15 @@ def train(
         if scheduler is not None:
             scheduler.step()
         if pruner is not None:
+            t_pruner = time.perf_counter()
             pruner.step()
+            pruner_step_time = time.perf_counter() - t_pruner
+            if after_pruner_step is not None:
+                after_pruner_step()
+            if getattr(pruner, "start_step", 0) < step <= getattr(pruner, "end_step", -1):
+                window_steps += 1
+                pruner_seconds += pruner_step_time
+                window_seconds += time.perf_counter() - t_step
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
         if step % 10 == 0 or step == max_steps:
@@ -132,7 +155,8 @@ def train(
             on_eval(step, float(np.mean(losses[-eval_every:])))
     if losses:
         last_loss = float(np.mean(losses[-max(1, eval_every or 50):]))
-    return {"steps": max_steps, "train_loss": last_loss, "train_seconds": time.perf_counter() - start}
+    return {"steps": max_steps, "train_loss": last_loss, "train_seconds": time.perf_counter() - start,
+            "window_steps": window_steps, "window_seconds": window_seconds, "pruner_seconds": pruner_seconds}
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

@@ -1,0 +1,92 @@
+"""Copy the finished protocol-R runs' summaries into docs/results/R/ (committed), and compute the mask
+overlaps that need the masks themselves (too large to commit) into docs/results/R/overlap.json.
+
+Per run: result.json, config.json, metrics.jsonl, predictions.npz, diagnostics.json (not the weights,
+not the pruner state). Run from the repository root, or with --runs pointing at a sweep worktree's
+runs/results (the runs record the commit they were made with in config.json["code"]):
+
+    python experiments/results/R/collect_R.py [--runs RUNS_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from itertools import combinations
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+OUT = ROOT / "docs" / "results" / "R"
+FILES = ("result.json", "config.json", "metrics.jsonl", "predictions.npz", "diagnostics.json")
+
+
+def collect(runs: Path) -> list[str]:
+    copied = []
+    for result in sorted(runs.glob("R_*/runs/*/result.json")):
+        run = result.parent
+        sweep = run.parent.parent.name
+        dest = OUT / sweep / run.name
+        if (dest / "result.json").exists() and (dest / "result.json").read_bytes() == result.read_bytes():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            if (run / name).exists():
+                shutil.copy2(run / name, dest / name)
+        copied.append(f"{sweep}/{run.name}")
+    return copied
+
+
+def overlap(runs: Path) -> dict[str, object]:
+    """Per layer, the Jaccard index of the kept sets of every pair of methods (same sweep, sparsity, seed)."""
+    from safetensors.torch import load_file
+
+    out: dict[str, object] = {}
+    groups: dict[tuple[str, str], dict[str, Path]] = {}
+    for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
+        run = state.parent.parent
+        if not (run / "result.json").exists():
+            continue
+        result = json.loads((run / "result.json").read_text())
+        key = (f"s{result['target_sparsity']:g}", f"seed{result['seed']}")
+        method = run.name.split("-s")[0]
+        groups.setdefault(key, {})[method] = state
+    for (sp, seed), states in sorted(groups.items()):
+        if len(states) < 2:
+            continue
+        masks = {m: {k.removeprefix("mask/"): v for k, v in load_file(str(p)).items() if k.startswith("mask/")}
+                 for m, p in states.items()}
+        pairs = {}
+        for a, b in combinations(sorted(masks), 2):
+            layers = {}
+            for name in masks[a]:
+                if name not in masks[b]:
+                    continue
+                ka, kb = masks[a][name].bool(), masks[b][name].bool()
+                union = int((ka | kb).sum())
+                layers[name] = round(int((ka & kb).sum()) / union, 5) if union else 1.0
+            inter = sum(int((masks[a][n].bool() & masks[b][n].bool()).sum()) for n in layers)
+            union = sum(int((masks[a][n].bool() | masks[b][n].bool()).sum()) for n in layers)
+            pairs[f"{a} | {b}"] = {"all": round(inter / union, 5) if union else 1.0, "layers": layers}
+        out[f"{sp}-{seed}"] = pairs
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "results"), help="the sweeps' runs/results folder")
+    args = parser.parse_args()
+    runs = Path(args.runs)
+    if not runs.is_dir():
+        print(f"collect_R: {runs} is not a directory", file=sys.stderr)
+        return 2
+    OUT.mkdir(parents=True, exist_ok=True)
+    copied = collect(runs)
+    (OUT / "overlap.json").write_text(json.dumps(overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"copied {len(copied)} new run(s) into {OUT.relative_to(ROOT)}: {copied}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

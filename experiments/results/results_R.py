@@ -1,0 +1,369 @@
+"""Protocol R's tables and plots for docs/results.md, from the committed files in docs/results/R/.
+
+Each run's summary (result.json, config.json, predictions.npz, diagnostics.json) is committed by
+``experiments/results/R/collect_R.py``; the mask overlaps, which need the masks, are in
+``docs/results/R/overlap.json``. Nothing here reads ``runs/`` or anything outside the repository, so a
+fresh clone rebuilds the same bytes (the bootstrap is seeded; matplotlib's PNG metadata is fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sevenprune.experiments.stats import mcnemar, paired_bootstrap
+
+ROOT = Path(__file__).resolve().parents[2]
+R_DIR = ROOT / "docs" / "results" / "R"
+IMG = ROOT / "docs" / "img"
+
+DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement", "magnitude", "random"]
+PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
+LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
+          "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
+          "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense"}
+PNG_META = {"Software": None}  # no matplotlib version in the file: identical bytes across installs
+N_BOOT = 4000
+
+
+# -- loading ---------------------------------------------------------------------------------------
+def load_runs(sweeps: list[str]) -> list[dict[str, Any]]:
+    """Every committed run of ``sweeps``: result.json plus ``run``, ``sweep``, ``name`` (method label)."""
+    rows = []
+    for sweep in sweeps:
+        for result in sorted((R_DIR / sweep).glob("*/result.json")):
+            r = json.loads(result.read_text(encoding="utf-8"))
+            r["run"] = result.parent.name
+            r["sweep"] = sweep
+            r["name"] = result.parent.name.split("-s")[0] if not r["run"].startswith("dense") else "dense"
+            r["dir"] = result.parent
+            rows.append(r)
+    return rows
+
+
+def correct(row: dict[str, Any]) -> np.ndarray:
+    with np.load(row["dir"] / "predictions.npz") as p:
+        return (p["test.pred"] == p["test.label"]).astype(np.int8)
+
+
+def diagnostics(row: dict[str, Any]) -> dict[str, Any] | None:
+    path = row["dir"] / "diagnostics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _acc(r: dict[str, Any]) -> float:
+    return float(r["metrics"]["accuracy"])
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.3f}{sd} ({len(values)})"
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def main_table(rows: list[dict[str, Any]], order: list[str]) -> str:
+    """Mean ± sample sd of accuracy (seeds in brackets), method x sparsity; dense in every column."""
+    sparsities = sorted({float(r["target_sparsity"]) for r in rows if r["name"] != "dense"})
+    names = [m for m in order if any(r["name"] == m for r in rows)]
+    lines = ["| method | " + " | ".join(f"{s * 100:g} %" for s in sparsities) + " |",
+             "|---|" + "---|" * len(sparsities)]
+    for m in names:
+        if m == "dense":
+            cell = _cell([_acc(r) for r in rows if r["name"] == "dense"])
+            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cell for _ in sparsities) + " |")
+            continue
+        cells = [_cell([_acc(r) for r in rows if r["name"] == m and float(r["target_sparsity"]) == s])
+                 for s in sparsities]
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """``ours - other`` per sparsity on the seeds both have: bootstrap interval, verdict, McNemar per seed."""
+    by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in rows}
+    dense = {int(r["seed"]): r for r in rows if r["name"] == "dense"}
+    sparsities = sorted({s for (m, s, _) in by if m == ours})
+    lines = ["| comparison | sparsity | seeds | difference, points [95 % CI] | verdict | McNemar p per seed |",
+             "|---|---|---|---|---|---|"]
+    records = []
+    for other in others:
+        for s in sparsities:
+            seeds = sorted(k for (m, s2, k) in by if m == ours and s2 == s
+                           and ((other, s, k) in by or (other == "dense" and k in dense)))
+            if not seeds:
+                continue
+            a = [correct(by[(ours, s, k)]) for k in seeds]
+            b = [correct(dense[k] if other == "dense" else by[(other, s, k)]) for k in seeds]
+            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+            ps = ", ".join(f"{mcnemar(x, y):.2g}" for x, y in zip(a, b))
+            lines.append(f"| {ours} − {other} | {s * 100:g} % | {len(seeds)} | {d.points()} | {d.verdict} | {ps} |")
+            records.append({"ours": ours, "other": other, "sparsity": s, "seeds": len(seeds), "mean": d.mean,
+                            "low": d.low, "high": d.high, "verdict": d.verdict})
+    return "\n".join(lines), records
+
+
+def cost_table(rows: list[dict[str, Any]], order: list[str]) -> str:
+    """Pruner time per window step relative to the rest of the step, and bytes of state per weight."""
+    lines = ["| method | pruner.step() / rest of a window step | state, bytes per prunable weight (peak) | runs |",
+             "|---|---|---|---|"]
+    for m in order:
+        runs = [r for r in rows if r["name"] == m and r.get("window_steps")]
+        if not runs:
+            continue
+        ratios = [r["pruner_seconds"] / max(1e-9, r["window_seconds"] - r["pruner_seconds"]) for r in runs]
+        peaks = [d["state_bytes_per_weight_peak"] for r in runs if (d := diagnostics(r)) and
+                 d.get("state_bytes_per_weight_peak") is not None]
+        peak = f"{np.median(peaks):g}" if peaks else "-"
+        lines.append(f"| {LABELS.get(m, m)} | {np.median(ratios) * 100:.1f} % (median) | {peak} | {len(runs)} |")
+    return "\n".join(lines)
+
+
+def sentinel_table(rows: list[dict[str, Any]], order: list[str]) -> str:
+    """Of the entries at the top of |W*G| at the snapshots: how many the final mask keeps, by class."""
+    lines = ["| method | sparsity | persistent top entries kept | transient top entries kept | runs |",
+             "|---|---|---|---|---|"]
+    for m in order:
+        for s in sorted({float(r["target_sparsity"]) for r in rows if r["name"] == m}):
+            per, tra = [], []
+            for r in rows:
+                if r["name"] != m or float(r["target_sparsity"]) != s or not (d := diagnostics(r)):
+                    continue
+                c = d.get("top_classes", {})
+                if c.get("persistent", {}).get("kept_fraction") is not None:
+                    per.append(c["persistent"]["kept_fraction"])
+                if c.get("transient", {}).get("kept_fraction") is not None:
+                    tra.append(c["transient"]["kept_fraction"])
+            if per or tra:
+                lines.append(f"| {LABELS.get(m, m)} | {s * 100:g} % | {_frac(per)} | {_frac(tra)} | {len(per)} |")
+    return "\n".join(lines)
+
+
+def _frac(v: list[float]) -> str:
+    return f"{np.mean(v) * 100:.1f} %" + (f" ± {np.std(v, ddof=1) * 100:.1f}" if len(v) > 1 else "") if v else "-"
+
+
+# -- plots -------------------------------------------------------------------------------------------
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "sevenprune"
+    return plt
+
+
+def _save(fig: Any, name: str) -> str:
+    path = IMG / name
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_META)
+    _plt().close(fig)
+    return f"docs/img/{name}"
+
+
+def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: str) -> str:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    dense = [_acc(r) for r in rows if r["name"] == "dense"]
+    if dense:
+        ax.axhline(float(np.mean(dense)), color="grey", ls="--", lw=1, label="dense")
+    for m in order:
+        pts = defaultdict(list)
+        for r in rows:
+            if r["name"] == m and m != "dense":
+                pts[float(r["target_sparsity"])].append(_acc(r))
+        if not pts:
+            continue
+        xs = sorted(pts)
+        ys = [float(np.mean(pts[x])) for x in xs]
+        err = [float(np.std(pts[x], ddof=1)) if len(pts[x]) > 1 else 0.0 for x in xs]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=LABELS.get(m, m))
+    ax.set_xlabel("sparsity of the prunable weights")
+    ax.set_ylabel("accuracy (2,000 test sentences)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, name)
+
+
+def _kind(name: str) -> str:
+    for key, label in (("attention.self.query", "query"), ("attention.self.key", "key"),
+                       ("attention.self.value", "value"), ("attention.output.dense", "attention out"),
+                       ("intermediate.dense", "FFN in"), ("output.dense", "FFN out")):
+        if key in name:
+            return label
+    return "other"
+
+
+def _layer_index(name: str) -> int:
+    found = re.search(r"layer\.(\d+)\.", name)
+    return int(found.group(1)) if found else -1
+
+
+def plot_noise_discount(rows: list[dict[str, Any]], name: str) -> str | None:
+    """SEVEN's m_hat/r_hat over the window: median per matrix kind, and the histogram at the last snapshot."""
+    runs = [r for r in rows if r["name"] == "seven" and (d := diagnostics(r)) and d["snapshots"]
+            and d["snapshots"][0].get("noise_discount")]
+    if not runs:
+        return None
+    run = sorted(runs, key=lambda r: (abs(float(r["target_sparsity"]) - 0.8), r["seed"]))[0]
+    d = diagnostics(run)
+    assert d is not None
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    kinds: dict[str, list[tuple[int, float, float, float]]] = defaultdict(list)
+    for snap in d["snapshots"]:
+        per = snap["noise_discount"]["per_weight"]
+        by_kind = defaultdict(list)
+        for w, v in per.items():
+            by_kind[_kind(w)].append(v["quantiles"])
+        for k, qs in by_kind.items():
+            q = np.mean(np.array(qs), axis=0)  # mean over layers of each quantile
+            kinds[k].append((snap["window_step"], q[1], q[2], q[3]))
+    for k, pts in sorted(kinds.items()):
+        xs = [p[0] for p in pts]
+        line = ax1.plot(xs, [p[2] for p in pts], marker="o", label=k)[0]
+        ax1.fill_between(xs, [p[1] for p in pts], [p[3] for p in pts], alpha=0.12, color=line.get_color())
+    ax1.set_xlabel("pruning step (window of 180)")
+    ax1.set_ylabel("m_hat / r_hat of kept weights")
+    ax1.set_title("median (band: quartiles), mean over the 6 layers")
+    ax1.legend(fontsize=7)
+    last = d["snapshots"][-1]["noise_discount"]
+    edges = np.array(last["bin_edges"])
+    by_layer = defaultdict(lambda: np.zeros(len(edges) - 1))
+    for w, v in last["per_weight"].items():
+        by_layer[_layer_index(w)] += np.array(v["histogram"])
+    for layer, hist in sorted(by_layer.items()):
+        ax2.plot((edges[:-1] + edges[1:]) / 2, hist / max(1, hist.sum()), marker=".", label=f"layer {layer}")
+    ax2.set_xlabel("m_hat / r_hat")
+    ax2.set_ylabel("fraction of kept weights")
+    ax2.set_title(f"at window step {d['snapshots'][-1]['window_step']}")
+    ax2.legend(fontsize=7)
+    fig.suptitle(f"SEVEN's noise discount, {run['run']}", fontsize=9)
+    return _save(fig, name)
+
+
+def plot_stability(rows: list[dict[str, Any]], order: list[str], sparsity: float, name: str) -> str | None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    drawn = False
+    for m in order:
+        curves = []
+        for r in rows:
+            if r["name"] == m and float(r["target_sparsity"]) == sparsity and (d := diagnostics(r)):
+                curves.append([(s["window_step"], s["jaccard_with_final_kept"]) for s in d["snapshots"]])
+        if not curves:
+            continue
+        xs = [p[0] for p in curves[0]]
+        ys = np.mean([[p[1] for p in c] for c in curves if len(c) == len(xs)], axis=0)
+        ax.plot(xs, ys, marker="o", label=f"{LABELS.get(m, m)} ({len(curves)})")
+        drawn = True
+    if not drawn:
+        _plt().close(fig)
+        return None
+    ax.set_xlabel("pruning step (window of 180)")
+    ax.set_ylabel("Jaccard(kept now at final sparsity, final kept)")
+    ax.set_title(f"How early each method's ranking settles ({sparsity * 100:g} %)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, name)
+
+
+def plot_layers(rows: list[dict[str, Any]], order: list[str], sparsity: float, name: str) -> str | None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    drawn = False
+    names: list[str] = []
+    for m in order:
+        runs = [r for r in rows if r["name"] == m and float(r["target_sparsity"]) == sparsity and r["layers"]]
+        if not runs:
+            continue
+        names = list(runs[0]["layers"])
+        ys = np.mean([[r["layers"][n] for n in names] for r in runs], axis=0)
+        ax.plot(range(len(names)), ys, marker=".", label=LABELS.get(m, m))
+        drawn = True
+    if not drawn:
+        _plt().close(fig)
+        return None
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{_layer_index(n)} {_kind(n)}" for n in names], rotation=90, fontsize=6)
+    ax.set_ylabel("final sparsity of the matrix")
+    ax.set_title(f"Per-matrix sparsity at {sparsity * 100:g} % overall (mean over seeds)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return _save(fig, name)
+
+
+def plot_overlap(name: str) -> tuple[str | None, str]:
+    path = R_DIR / "overlap.json"
+    if not path.exists():
+        return None, ""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    key = next((k for k in sorted(data) if k.startswith("s0.8-seed1")), None) or next(iter(sorted(data)), None)
+    if key is None:
+        return None, ""
+    pairs = {p: v for p, v in data[key].items() if "seven" in p.split(" | ")[0] or "seven" in p.split(" | ")[1]}
+    if not pairs:
+        return None, ""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    names: list[str] = []
+    for pair, v in sorted(pairs.items()):
+        names = list(v["layers"])
+        ax.plot(range(len(names)), [v["layers"][n] for n in names], marker=".", label=f"{pair} (all {v['all']:.2f})")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{_layer_index(n)} {_kind(n)}" for n in names], rotation=90, fontsize=6)
+    ax.set_ylabel("Jaccard index of the kept sets")
+    ax.set_title(f"Mask overlap with SEVEN per matrix ({key})")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    lines = ["| pair | Jaccard of the kept sets, all matrices |", "|---|---|"]
+    lines += [f"| {p} | {v['all']:.3f} |" for p, v in sorted(pairs.items())]
+    return _save(fig, name), f"Run set {key}.\n\n" + "\n".join(lines)
+
+
+# -- the page's blocks ----------------------------------------------------------------------------------
+def blocks() -> dict[str, str]:
+    out: dict[str, str] = {}
+    dyn = load_runs(["R_dyn80", "R_dyn90", "R_dyn50", "R_base80", "R_base90"])
+    if not dyn:
+        out["R_main"] = "(no finished protocol-R runs yet)"
+        return out
+    seconds = sum(float(r["seconds"]) for r in dyn)
+    commits = sorted({json.loads((r["dir"] / "config.json").read_text())["code"].get("git_commit") or "?"
+                      for r in dyn})
+    out["R_main"] = (main_table(dyn, DYN_ORDER) + "\n\n"
+                     + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(dyn)} runs, "
+                       f"{seconds / 3600:.1f} h of compute (one thread each, two runs side by side). "
+                       f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
+                     + f"![protocol R](../{plot_curve(dyn, DYN_ORDER, 'results_R_dyn.png', 'mr / MiniLM, protocol R')})")
+    table, records = paired(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
+                                           "dense"])
+    out["R_paired"] = table
+    (R_DIR / "paired.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    out["R_sentinels"] = sentinel_table(dyn, DYN_ORDER)
+    out["R_cost"] = cost_table(dyn, DYN_ORDER)
+    figs = []
+    for fig in (plot_noise_discount(dyn, "results_R_noise_discount.png"),
+                plot_stability(dyn, DYN_ORDER, 0.8, "results_R_stability.png"),
+                plot_layers(dyn, DYN_ORDER, 0.8, "results_R_layers.png")):
+        if fig:
+            figs.append(f"![{Path(fig).stem}](../{fig})")
+    overlap_fig, overlap_table = plot_overlap("results_R_overlap.png")
+    if overlap_fig:
+        figs.append(f"![mask overlap](../{overlap_fig})")
+    out["R_figures"] = "\n\n".join(figs) if figs else "(no diagnostics yet)"
+    out["R_overlap"] = overlap_table or "(no overlap data yet)"
+    pooler = load_runs(["R_pooler80"])
+    if pooler:
+        out["R_pooler"] = main_table(pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")
+                                               and float(r["target_sparsity"]) in (0.0, 0.8)], DYN_ORDER)
+    pre = load_runs(["R_pre80"])
+    if pre:
+        pre += [r for r in dyn if r["name"] == "dense"]
+        out["R_pre"] = main_table(pre, PRE_ORDER)
+        out["R_pre_paired"] = paired(pre, "seven_pre", ["seven_pre_frozen", "snip", "grasp", "force",
+                                                        "magnitude_init", "random_init"])[0]
+    return out

@@ -1,0 +1,188 @@
+"""What a pruning run did, in numbers: the statistics behind the sentinel diagnostics of docs/results.md.
+
+Attach a :class:`PruningDiagnostics` to a :class:`~sevenprune.Pruner` and call :meth:`~PruningDiagnostics.step`
+right after every ``pruner.step()`` (the gradients must still be there, so before ``zero_grad()``)::
+
+    diag = sp.PruningDiagnostics(pruner, snapshots=6)
+    for batch in loader:
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        pruner.step()
+        diag.step()
+        optimizer.zero_grad()
+    diag.save("run/diagnostics.json")
+
+It only reads (weights, gradients, the method's statistics, the masks): the run is bit-identical with or
+without it. At ``snapshots`` pruning steps spread over the window it records:
+
+* **the noise discount** (SEVEN with ``noise_discount=True`` only): ``m_hat / r_hat`` of the kept entries,
+  per weight matrix, as quantiles and a histogram on ``[0, 1.05]``; near 1 = a steady gradient, near 0 =
+  mostly noise;
+* **the top first-order scores of the step**: which kept entries have the ``top_fraction`` highest
+  ``|W * G|`` of that batch. At the end each entry is classed by how often it was at the top:
+  *persistent* (at half the snapshots or more: a sentinel by the first-order score's own measure) or
+  *transient* (at exactly one snapshot: large once, by the batch's noise); the summary gives how many
+  of each the final mask keeps. A method that discounts noise keeps more persistent and fewer transient
+  ones than one that does not;
+* **ranking stability**: the entries the method would keep if it stopped now (its current scores at the
+  final sparsity), compared with the final mask (Jaccard index of the kept sets);
+
+and at every pruning step the number of entries pruned (the mask changes; masks only lose entries).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import schedules, threshold
+from .pruner import Pruner
+
+__all__ = ["PruningDiagnostics"]
+
+_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_BINS = 21  # histogram of m_hat / r_hat on [0, 1.05]
+
+
+class PruningDiagnostics:
+    """Record the sentinel diagnostics of one pruning run (see the module docstring).
+
+    Args:
+        pruner: the pruner to watch (a training-time method; its window must not have ended).
+        snapshots: how many pruning steps to take snapshots at, spread evenly over the window (the last
+            one a step before its end, while the method's statistics still exist).
+        top_fraction: the share of kept entries counted as "top" by ``|W * G|`` at a snapshot.
+    """
+
+    def __init__(self, pruner: Pruner, *, snapshots: int = 6, top_fraction: float = 0.01) -> None:
+        if not isinstance(pruner, Pruner):
+            raise TypeError(f"pruner must be a sevenprune.Pruner, got {type(pruner).__name__}")
+        if not isinstance(snapshots, int) or isinstance(snapshots, bool) or snapshots < 1:
+            raise ValueError(f"snapshots must be an integer >= 1, got {snapshots!r}")
+        if not 0.0 < float(top_fraction) < 1.0:
+            raise ValueError(f"top_fraction must be in (0, 1), got {top_fraction!r}")
+        self.pruner = pruner
+        self.top_fraction = float(top_fraction)
+        window = pruner.prune_steps
+        last = max(1, window - 1)
+        points = sorted({max(1, round(last * (i + 1) / snapshots)) for i in range(snapshots)})
+        self.snapshot_steps = [pruner.start_step + w for w in points]
+        self.names = list(pruner.params)
+        self.sizes = [p.numel() for p in pruner.params.values()]
+        self._top_hits = [torch.zeros(n, dtype=torch.int16) for n in self.sizes]
+        self._top_sets: list[list[Tensor]] = []
+        self._candidate_keeps: list[list[Tensor]] = []
+        self.records: list[dict[str, Any]] = []
+        self.pruned_per_step: list[list[int]] = []  # [step, pruned entries after it]
+
+    # -- during the run ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self) -> None:
+        """Call right after ``pruner.step()``, before ``zero_grad()``."""
+        p = self.pruner
+        n = p.step_count
+        if schedules.in_window(n, p.start_step, p.prune_steps):
+            self.pruned_per_step.append([n, int(sum(p._pruned.values()))])
+        if n in self.snapshot_steps and not p.finished:
+            self._snapshot(n)
+
+    def _snapshot(self, n: int) -> None:
+        p = self.pruner
+        record: dict[str, Any] = {"step": n, "window_step": n - p.start_step, "sparsity": p.sparsity(),
+                                  "state_bytes_per_weight": p.state_nbytes() / p.numel,
+                                  "noise_discount": self._noise_discount()}
+        # the top |W * G| of this batch among kept entries
+        first_order = []
+        for name, w in p.params.items():
+            g = w.grad if w.grad is not None else torch.zeros_like(w)
+            s = (w.detach().float() * g.detach().float()).abs_().reshape(-1)
+            s[~p.masks[name].reshape(-1)] = -math.inf
+            first_order.append(s)
+        alive = p.numel - int(sum(p._pruned.values()))
+        top = max(1, round(self.top_fraction * alive))
+        keep_low = threshold.smallest_k_keep_masks(first_order, p.numel - top)  # True = among the top
+        top_sets = []
+        for hits, is_top in zip(self._top_hits, keep_low):
+            idx = torch.nonzero(is_top.reshape(-1).cpu()).squeeze(1)
+            hits[idx] += 1
+            top_sets.append(idx)
+        self._top_sets.append(top_sets)
+        record["top_entries"] = top
+        # what the method would keep if it stopped now, at the final sparsity
+        scores = [s.detach().float().reshape(-1).cpu() for s in p.importance.scores(p.masks)]
+        k_final = schedules.pruned_count(p.sparsity_target, p.numel)
+        self._candidate_keeps.append(threshold.smallest_k_keep_masks(scores, k_final, seed=n))
+        self.records.append(record)
+
+    def _noise_discount(self) -> dict[str, Any] | None:
+        imp = self.pruner.importance
+        stats = getattr(imp, "stats", {})
+        if self.pruner.method != "seven" or "m" not in stats or not imp.options.get("noise_discount", True):
+            return None
+        b1, b2, eps = (float(imp.options[k]) for k in ("beta1", "beta2", "eps"))
+        t = max(1, self.pruner.observed_steps)
+        signed = imp.options["moments"] == "signed"
+        out: dict[str, Any] = {}
+        edges = torch.linspace(0.0, 1.05, _BINS + 1)
+        for name in self.names:
+            m = stats["m"][name].float() / (1 - b1**t)
+            r = (stats["v"][name].float() / (1 - b2**t)).sqrt() + eps
+            ratio = ((m.abs() if signed else m) / r)[self.pruner.masks[name]].reshape(-1).cpu()
+            if ratio.numel() == 0:
+                continue
+            q = torch.quantile(ratio[:1 << 24].double(), torch.tensor(_QUANTILES, dtype=torch.float64))
+            hist = torch.histc(ratio.clamp(0.0, 1.05), bins=_BINS, min=0.0, max=1.05)
+            out[name] = {"quantiles": [round(float(x), 6) for x in q], "histogram": [int(x) for x in hist]}
+        return {"quantile_levels": list(_QUANTILES), "bin_edges": [round(float(e), 4) for e in edges],
+                "per_weight": out}
+
+    # -- after the run ----------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """The recorded statistics, JSON-serialisable. Call after the pruning window ended."""
+        p = self.pruner
+        final = [m.reshape(-1).cpu() for m in p.masks.values()]
+        kept_total = sum(int(m.sum()) for m in final)
+        n_snap = len(self._top_sets)
+        hits = torch.cat([h.int() for h in self._top_hits]) if self._top_hits else torch.zeros(0, dtype=torch.int32)
+        kept_flat = torch.cat(final) if final else torch.zeros(0, dtype=torch.bool)
+        classes = {}
+        if n_snap:
+            for label, sel in (("persistent", hits >= max(1, math.ceil(n_snap / 2))), ("transient", hits == 1)):
+                if n_snap == 1 and label == "persistent":
+                    continue
+                count = int(sel.sum())
+                classes[label] = {"entries": count, "kept": int((sel & kept_flat).sum()),
+                                  "kept_fraction": (int((sel & kept_flat).sum()) / count) if count else None}
+        for record, tops, cand in zip(self.records, self._top_sets, self._candidate_keeps):
+            kept_top = sum(int(m[idx].sum()) for m, idx in zip(final, tops))
+            record["top_kept_by_final_mask"] = kept_top / max(1, sum(int(i.numel()) for i in tops))
+            inter = sum(int((c.reshape(-1) & f).sum()) for c, f in zip(cand, final))
+            union = sum(int((c.reshape(-1) | f).sum()) for c, f in zip(cand, final))
+            record["jaccard_with_final_kept"] = inter / union if union else 1.0
+        return {
+            "method": p.method,
+            "method_options": dict(p.importance.options),
+            "sparsity_target": p.sparsity_target,
+            "start_step": p.start_step,
+            "prune_steps": p.prune_steps,
+            "prunable": p.numel,
+            "kept": kept_total,
+            "top_fraction": self.top_fraction,
+            "snapshots": self.records,
+            "top_classes": classes,
+            "pruned_per_step": self.pruned_per_step,
+            "state_bytes_per_weight_peak": max((r["state_bytes_per_weight"] for r in self.records), default=None),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`summary` as JSON to ``path``; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.summary(), indent=1) + "\n", encoding="utf-8")
+        return path

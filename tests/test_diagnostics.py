@@ -1,0 +1,97 @@
+"""PruningDiagnostics: the recorded statistics against hand computations, and a run it does not change."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import sevenprune as sp
+from sevenprune import schedules
+
+
+def fixed_run(method: str, grads: list[list[list[float]]], weight: list[list[float]], *, sparsity: float,
+              prune_steps: int, snapshots: int, top_fraction: float, **options: object):
+    layer = nn.Linear(len(weight[0]), len(weight), bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight))
+    pruner = sp.Pruner(layer, method, sparsity=sparsity, start_step=0, prune_steps=prune_steps, **options)
+    diag = sp.PruningDiagnostics(pruner, snapshots=snapshots, top_fraction=top_fraction)
+    for g in grads:
+        layer.weight.grad = torch.tensor(g)
+        pruner.step()
+        diag.step()
+    return pruner, diag
+
+
+def test_noise_discount_snapshot_matches_the_moments_by_hand() -> None:
+    # weight 0: |g| = 1, 1 (steady: m_hat / r_hat = 1); weight 1: |g| = 2, 0 at t = 2 with b1 = 0.8, b2 = 0.9:
+    # m_hat = (0.8 * 0.4) / 0.36 = 8/9, r_hat = sqrt(0.9 * 0.4 / 0.19) -> ratio 0.6458
+    grads = [[[1.0, 2.0]], [[1.0, 0.0]], [[1.0, 1.0]]]
+    pruner, diag = fixed_run("seven", grads, [[1.0, 1.0]], sparsity=0.0, prune_steps=3, snapshots=1,
+                             top_fraction=0.5)
+    assert diag.snapshot_steps == [2]
+    nd = diag.summary()["snapshots"][0]["noise_discount"]["per_weight"]["weight"]
+    ratio = (0.8 * 0.4 / 0.36) / math.sqrt(0.9 * 0.4 / 0.19)
+    assert nd["quantiles"][0] == pytest.approx(ratio + 0.05 * (1 - ratio), abs=1e-5)  # linear interpolation
+    assert nd["quantiles"][-1] == pytest.approx(1.0 - 0.05 * (1 - ratio), abs=1e-5)
+    assert sum(nd["histogram"]) == 2
+
+
+def test_persistent_and_transient_top_entries_and_what_the_final_mask_keeps() -> None:
+    # 4 entries, top_fraction 0.25: one "top" entry per snapshot. Entry 0 is at the top at every
+    # snapshot (persistent); entries 1 and 2 are at the top once each (transient); entry 3 never.
+    grads = [[[3.0, 1.0, 0.5, 0.1]], [[3.0, 5.0, 0.5, 0.1]], [[3.0, 0.5, 6.0, 0.1]], [[3.0, 0.5, 0.5, 0.1]],
+             [[3.0, 0.5, 0.5, 0.1]]]
+    pruner, diag = fixed_run("seven", grads, [[1.0] * 4], sparsity=0.25, prune_steps=5, snapshots=4,
+                             top_fraction=0.25)
+    assert diag.snapshot_steps == [1, 2, 3, 4]
+    summary = diag.summary()
+    kept = pruner.masks["weight"][0].tolist()
+    classes = summary["top_classes"]
+    assert classes["persistent"]["entries"] == 1 and classes["persistent"]["kept"] == int(kept[0])
+    assert classes["transient"]["entries"] == 2
+    assert classes["transient"]["kept"] == int(kept[1]) + int(kept[2])
+    # pruned counts follow the cubic schedule at every window step
+    assert kept == [True, True, True, False]  # entry 3 has the lowest score throughout
+    assert summary["pruned_per_step"] == [[n, schedules.pruned_count(sp.cubic_sparsity(n, 0.25, 0, 5), 4)]
+                                          for n in range(1, 6)]
+    for record in summary["snapshots"]:
+        assert 0.0 <= record["jaccard_with_final_kept"] <= 1.0
+    assert summary["snapshots"][-1]["state_bytes_per_weight"] == 13  # SEVEN in fp32: m, v, score + mask
+
+
+def test_diagnostics_do_not_change_the_run(tmp_path) -> None:
+    def train(with_diag: bool):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        pruner = sp.Pruner(model, "seven", 0.6, start_step=1, prune_steps=6, optimizer=opt)
+        diag = sp.PruningDiagnostics(pruner, snapshots=3) if with_diag else None
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(9):
+            x, y = torch.randn(4, 6, generator=gen), torch.randint(0, 3, (4,), generator=gen)
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            pruner.step()
+            if diag is not None:
+                diag.step()
+            opt.zero_grad()
+        if diag is not None:
+            data = json.loads(diag.save(tmp_path / "d.json").read_text())
+            assert [r["step"] for r in data["snapshots"]] == diag.snapshot_steps
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    a, b = train(False), train(True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_diagnostics_reject_bad_arguments() -> None:
+    pruner = sp.Pruner(nn.Linear(4, 4), "seven", 0.5, prune_steps=4)
+    with pytest.raises(ValueError, match="snapshots must be an integer >= 1, got 0"):
+        sp.PruningDiagnostics(pruner, snapshots=0)
+    with pytest.raises(ValueError, match=r"top_fraction must be in \(0, 1\), got 1.5"):
+        sp.PruningDiagnostics(pruner, top_fraction=1.5)

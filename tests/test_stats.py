@@ -1,0 +1,51 @@
+"""Paired statistics: exact cases by hand, and the interval covering what it should."""
+
+import numpy as np
+import pytest
+
+from sevenprune.experiments.stats import mcnemar, paired_bootstrap, verdict
+
+
+def test_identical_predictions_give_zero_with_a_zero_interval():
+    a = [np.array([1, 0, 1, 1, 0]), np.array([0, 0, 1, 1, 1])]
+    d = paired_bootstrap(a, a, n_boot=500)
+    assert (d.mean, d.low, d.high, d.verdict) == (0.0, 0.0, 0.0, "not separated")
+
+
+def test_a_method_right_everywhere_the_other_is_wrong_is_ahead_by_one():
+    a = [np.ones(50), np.ones(50), np.ones(50)]
+    b = [np.zeros(50)] * 3
+    d = paired_bootstrap(a, b, n_boot=500)
+    assert (d.mean, d.low, d.high, d.verdict) == (1.0, 1.0, 1.0, "ahead")
+    assert paired_bootstrap(b, a, n_boot=500).verdict == "behind"
+
+
+def test_the_interval_reflects_seed_noise_and_sentence_noise():
+    rng = np.random.default_rng(1)
+    # seed-level disagreement: A ahead by 10 points on one seed, behind by 10 on another
+    a = [np.r_[np.ones(60), np.zeros(40)], np.r_[np.ones(40), np.zeros(60)]]
+    b = [np.r_[np.ones(50), np.zeros(50)], np.r_[np.ones(50), np.zeros(50)]]
+    d = paired_bootstrap(a, b, n_boot=2000)
+    assert d.mean == pytest.approx(0.0) and d.low < -0.05 and d.high > 0.05 and d.verdict == "not separated"
+    # a true 5-point lead on 2,000 sentences and 3 seeds is separated
+    base = [rng.random(2000) < 0.80 for _ in range(3)]
+    better = [np.where(rng.random(2000) < 0.25, 1, b_) for b_ in base]  # flips some wrong answers to right
+    d = paired_bootstrap(better, base, n_boot=2000)
+    assert d.low > 0 and d.verdict == "ahead"
+    assert d.low <= d.mean <= d.high
+
+
+def test_mcnemar_exact_by_hand():
+    # 10 sentences only A gets right, 2 only B: p = 2 * P(X <= 2), X ~ Bin(12, 1/2) = 2 * 79 / 4096
+    a = np.array([1] * 10 + [0] * 2 + [1] * 30 + [0] * 8)
+    b = np.array([0] * 10 + [1] * 2 + [1] * 30 + [0] * 8)
+    assert mcnemar(a, b) == pytest.approx(2 * 79 / 4096)
+    assert mcnemar(a, a) == 1.0
+
+
+def test_mismatched_test_sets_are_refused():
+    with pytest.raises(ValueError, match="different test sets"):
+        paired_bootstrap([np.ones(3)], [np.ones(4)])
+    with pytest.raises(ValueError, match="same, non-zero number of seeds"):
+        paired_bootstrap([np.ones(3)], [])
+    assert verdict(-0.01, 0.02) == "not separated"
