@@ -128,8 +128,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--epochs", type=float, help=f"epochs when --max-steps is not given (default: {d.epochs:g})")
     g.add_argument("--batch-size", type=int, help=f"training batch size (default: {d.batch_size})")
     g.add_argument("--eval-batch-size", type=int, help=f"evaluation batch size (default: {d.eval_batch_size})")
-    g.add_argument("--lr", type=float, help=f"AdamW learning rate, constant after warm-up (default: {d.lr:g})")
-    g.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default: {d.weight_decay:g})")
+    g.add_argument("--optimizer", choices=["adamw", "sgd", "adafactor"],
+                   help=f"adamw (0.9, 0.999), sgd (momentum 0.9) or adafactor (torch's) (default: {d.optimizer})")
+    g.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr:g})")
+    g.add_argument("--lr-schedule", choices=["constant", "linear", "cosine"],
+                   help=f"after the warm-up: constant, linear decay to 0 or cosine to 0 (default: {d.lr_schedule})")
+    g.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d.weight_decay:g})")
     g.add_argument("--warmup-steps", type=int, help=f"linear learning-rate warm-up steps (default: {d.warmup_steps})")
     g.add_argument("--max-grad-norm", type=float,
                    help=f"gradient clipping norm, 0 = none (default: {d.max_grad_norm:g})")
@@ -157,7 +161,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
 _RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
              "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude",
              "state_dtype", "pattern", "scope", "mask_interval", "max_steps", "epochs", "batch_size",
-             "eval_batch_size", "lr", "weight_decay", "warmup_steps", "max_grad_norm",
+             "eval_batch_size", "lr", "optimizer", "lr_schedule", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
              "progress", "diagnostics")
 

@@ -76,6 +76,42 @@ DATA_SEED = 1234
 SEVEN_PRE_STEPS = 100
 
 
+#: --optimizer choices: AdamW (0.9, 0.999, eps 1e-8), SGD with momentum 0.9, torch's Adafactor
+OPTIMIZERS = ("adamw", "sgd", "adafactor")
+#: --lr-schedule choices (after --warmup-steps of linear warm-up): constant, linear decay to 0, cosine to 0
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The fine-tuning optimizer of a run (its settings are recorded in config.json by name)."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adafactor":  # torch's own (maintained in core since 2.5), with an explicit learning rate
+        return torch.optim.Adafactor(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
+
+
+def lr_factor(schedule: str, warmup_steps: int, max_steps: int) -> Any:
+    """``step -> factor`` for ``LambdaLR`` (step counts optimizer updates from 0), or None for a constant
+    learning rate without warm-up. The same shapes as transformers' ``get_*_schedule_with_warmup``."""
+    if schedule == "constant" and not warmup_steps:
+        return None
+
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps if schedule == "constant" else step / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
+        if schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+    return factor
+
+
 #: the sentinel diagnostics (``--diagnostics``; see sevenprune.diagnostics)
 DIAGNOSTICS_FILE = "diagnostics.json"
 #: per-example predictions of the final evaluation (``<split>.pred`` and ``<split>.label`` arrays)
@@ -153,6 +189,8 @@ class RunConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 2e-5
+    optimizer: str = "adamw"
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
@@ -241,6 +279,10 @@ def validate(cfg: RunConfig) -> None:
                          f"or 'local' (the same fraction in every matrix)")
     if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
     _check_device(cfg.device)
     _check_numbers(cfg)
     _check_data_options(cfg)
@@ -579,8 +621,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     train_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed, pad_id=pad_id)
     eval_loaders = {s: make_loader(e, spec, cfg.eval_batch_size, shuffle=False, seed=0, pad_id=pad_id)
                     for s, e in eval_encs.items()}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.state_dtype]
     pruner = None
     sparsity = float(cfg.sparsity or 0.0)
@@ -649,8 +690,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         if getattr(pruner, "optimizer", None) is None:
             pruner.attach(optimizer)
 
-    def lr_lambda(step: int) -> float:
-        return min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    lr_lambda = lr_factor(cfg.lr_schedule, cfg.warmup_steps, plan["max_steps"])
 
     final_predictions: dict[str, np.ndarray] = {}
 
@@ -673,7 +713,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     if cfg.diagnostics and pruner is not None and plan["phase"] == "train":
         diag = sp.PruningDiagnostics(pruner)
     stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
-                  lr_lambda=lr_lambda if cfg.warmup_steps else None, max_grad_norm=cfg.max_grad_norm,
+                  lr_lambda=lr_lambda, max_grad_norm=cfg.max_grad_norm,
                   eval_every=cfg.eval_every, on_eval=evaluate_all,
                   progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None)
     if diag is not None:
