@@ -347,6 +347,8 @@ CASES = [
      ["--eval-every must be >= 0, got -2"]),
     ("start-step-negative", lambda t, w: ["run", "--method", "seven", "--sparsity", "0.5", "--start-step", "-1"],
      ["--start-step must be >= 0, got -1"]),
+    ("mask-interval-zero", lambda t, w: ["run", "--method", "seven", "--sparsity", "0.5", "--mask-interval", "0"],
+     ["--mask-interval must be >= 1, got 0"]),
     ("max-grad-norm-negative", lambda t, w: ["run", "--method", "dense", "--max-grad-norm", "-1"],
      ["--max-grad-norm must be >= 0, got -1"]),
     ("sparsity-not-a-number", lambda t, w: ["run", "--method", "seven", "--sparsity", "half"],
