@@ -158,3 +158,35 @@ def test_list_shows_tasks_methods_models(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "fashion_mnist" in out and "seven_pre (= seven" in out and "minilm" in out
+
+
+def test_docs_and_help_agree_with_the_tool(capsys):
+    """docs/cli.md and the --help texts name every method, task and export format the tool has."""
+    from sevenprune.experiments.run import method_choices
+    from sevenprune.experiments.tasks import TASKS
+    from sevenprune.export import FORMATS
+
+    docs = (REPO / "docs" / "cli.md").read_text()
+    helps = {}
+    for command in ("run", "export"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    for method in method_choices():
+        assert f"`{method}`" in docs, method
+        assert method in helps["run"], method
+    for task in TASKS:
+        assert f"`{task}`" in docs, task
+        assert task in helps["run"], task
+    assert "--format dense|compressed|structured" in docs
+    for fmt in FORMATS:
+        assert fmt in helps["export"]
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--sparsity", "half"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err == ("sevenprune run: error: argument --sparsity: invalid float value: 'half' "
+                   "(see sevenprune run --help)\n")

@@ -145,9 +145,10 @@ def test_sweep_resumes_without_redoing_finished_runs(env):
     assert first["stopped"] and first["done"] == 2
     finished = {p.parent.name: os.stat(p).st_mtime_ns for p in (out / "runs").glob("*/result.json")}
     assert sorted(finished) == ["dense-seed1", "seven-s0.5-seed1"]
-    # a run cut off in the middle: config.json and a metrics line, no result.json
+    # a run cut off in the middle: its marker, config.json and a metrics line, no result.json
     cut = out / "runs" / "magnitude-s0.5-seed1"
     cut.mkdir()
+    (cut / ".sevenprune-run").write_text("")
     (cut / "config.json").write_text("{}")
     (cut / "metrics.jsonl").write_text('{"step": 3}\n')
     report = sweep(spec, log=lambda *a: None)

@@ -61,8 +61,11 @@ def test_mr_is_fetched_with_pip_download_once(tmp_path, monkeypatch):
     monkeypatch.setattr(tasks, "VADER_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
     calls = []
 
+    requirements = []
+
     def fake_run(cmd, **kwargs):
         calls.append(cmd)
+        requirements.extend([cmd[cmd.index("-r") + 1], Path(cmd[cmd.index("-r") + 1]).read_text()])
         dest = Path(cmd[cmd.index("-d") + 1])
         (dest / tasks.VADER_SDIST).write_bytes(source.read_bytes())
         return subprocess.CompletedProcess(cmd, 0, "", "")
@@ -71,8 +74,10 @@ def test_mr_is_fetched_with_pip_download_once(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     path = tasks.fetch_vader_sdist(cache)
     assert path == cache / tasks.VADER_SDIST and path.exists()
-    assert calls[0][1:] == ["-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            "vaderSentiment==3.3.2", "-d", calls[0][-1]]
+    # pip gets the sha256 (--require-hashes), so it checks the archive before running any of its code
+    assert calls[0][1:] == ["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+                            "-r", requirements[0], "-d", calls[0][-1]]
+    assert requirements[1] == f"vaderSentiment==3.3.2 --hash=sha256:{tasks.VADER_SHA256}\n"
     tasks.fetch_vader_sdist(cache)
     assert len(calls) == 1  # cached
     assert list(cache.iterdir()) == [path]  # no temporary left behind

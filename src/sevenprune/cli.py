@@ -8,8 +8,9 @@ Examples::
     sevenprune report runs/demo
     sevenprune demo --quick
 
-Bad input (an unknown task, method or model path, a sparsity out of range) ends with a one-line
-message naming the value and the choices and exit status 2, never with a traceback.
+Bad input (an unknown task, method or model path, a sparsity out of range, a damaged or missing
+file, an output folder that is not ours) ends with a one-line message naming the file, key or value
+and what is allowed, and exit status 2, never with a traceback.
 """
 
 from __future__ import annotations
@@ -19,12 +20,23 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``sevenprune run: error: MESSAGE (see sevenprune run --help)``.
+
+    argparse prints its usage block before every error; for a wrong value the block buries the one
+    line that matters. Subcommand parsers inherit this class (``add_subparsers`` uses the parent's).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _value(text: str) -> Any:
@@ -59,9 +71,18 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help=f"{', '.join(f'{k} = {v}' for k, v in BUILTIN_MODELS.items())}; or a saved model "
                         f"directory or a Hugging Face name (default: {d.model})")
     g.add_argument("--data-dir", metavar="DIR",
-                   help="read the task from local files instead of `datasets` (GLUE/SQuAD/CIFAR: a "
-                        "save_to_disk directory or train.* and validation.* files; imagenet: an ImageFolder; "
-                        "fashion_mnist: the idx files)")
+                   help="read the task from local files instead of `datasets` (text-classification: train.* and "
+                        "validation.* files, .csv .tsv .jsonl .json or .parquet; GLUE/SQuAD/CIFAR: a "
+                        "save_to_disk directory or train.* and validation.* files with the Hugging Face column "
+                        "names; image-classification, imagenet: an ImageFolder, train/<class>/ and val/<class>/; "
+                        "fashion_mnist: the idx files; not for mr)")
+    g.add_argument("--text-column", metavar="NAME",
+                   help="text-classification: the text column (default: text, else sentence)")
+    g.add_argument("--text-pair-column", metavar="NAME",
+                   help="text-classification: a second text column, for sentence pairs (default: none)")
+    g.add_argument("--label-column", metavar="NAME",
+                   help="text-classification: the label column, strings or integers (default: label); the "
+                        "number of labels is the number of distinct labels in the training file")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="where the mr data is downloaded (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
     g.add_argument("--preset", choices=preset_names(),
@@ -70,10 +91,11 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g = p.add_argument_group("pruning")
     if not sweep:
         g.add_argument("--method", metavar="METHOD",
-                       help="dense (no pruning); seven, magnitude, platon, movement, soft_movement, random "
-                            "(during fine-tuning); snip, grasp, force (at initialisation); seven_dyn (= seven "
-                            "with the default schedule), seven_pre (= seven, start_step 0, prune_steps 100), "
-                            "seven_pre_frozen (SEVEN scored at the starting weights, then fine-tuned) "
+                       help="dense (no pruning); seven, magnitude, platon, movement, movement_instant, "
+                            "soft_movement, random (during fine-tuning); snip, grasp, force, magnitude_init, "
+                            "random_init (at initialisation); seven_dyn (= seven with the default schedule), "
+                            "seven_pre (= seven, start_step 0, prune_steps 100), seven_pre_frozen (SEVEN scored "
+                            "at the starting weights, then fine-tuned) "
                             f"(default: {d.method}); `sevenprune list` shows what is installed")
         g.add_argument("--sparsity", type=float, metavar="S",
                        help="target fraction of prunable weights removed, in (0, 1); not for dense")
@@ -86,7 +108,8 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--method-option", action="append", type=_key_value, metavar="KEY=VALUE", dest="method_options",
                    help="an option of the method, e.g. beta1=0.85 or moments=signed (repeatable)")
     g.add_argument("--include", action="append", metavar="REGEX",
-                   help="prune only weights whose name matches (repeatable; default: encoder Linear layers)")
+                   help="prune only weights whose name matches (repeatable; default: the weights of every "
+                        "Linear/Conv layer except the task head (classifier, qa_outputs, ...) and embeddings)")
     g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
     g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
                    help=f"dtype of the method's running statistics (default: {d.state_dtype})")
@@ -135,11 +158,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                         "(sevenprune.PruningDiagnostics; does not change the run's results)")
 
 
-_RUN_KEYS = ("task", "model", "data_dir", "cache_dir", "preset", "method", "sparsity", "seed", "start_step",
-             "prune_steps", "method_options", "include", "exclude", "state_dtype", "pattern", "scope", "mask_interval",
-             "max_steps",
-             "epochs",
-             "batch_size", "eval_batch_size", "lr", "optimizer", "lr_schedule", "weight_decay", "warmup_steps", "max_grad_norm",
+_RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
+             "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude",
+             "state_dtype", "pattern", "scope", "mask_interval", "max_steps", "epochs", "batch_size",
+             "eval_batch_size", "lr", "optimizer", "lr_schedule", "weight_decay", "warmup_steps", "max_grad_norm",
              "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
              "progress", "diagnostics")
 
@@ -155,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (``sevenprune --help``)."""
     from sevenprune import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sevenprune",
         description="Prune Transformer models with SEVEN and the methods it is compared with: single runs, "
                     "sweeps over methods x sparsities x seeds, tables and plots.",
@@ -169,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "result.json, the pruner state (pruner/) and the pruned model (model/) to --out.")
     _add_run_options(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<task>-<method>-s<sparsity>-seed<seed>)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run in --out (a folder that `run` wrote; the old run is deleted only "
+                        "once the new one has finished)")
 
     p = sub.add_parser("sweep", help="run methods x sparsities x seeds (resumable) and build the report",
                        description="Run every method x sparsity x seed (dense once per seed) into OUT/runs/, "
@@ -179,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to compare (see `run --method`)")
     p.add_argument("--sparsities", nargs="+", type=float, metavar="S", help="target sparsities, each in (0, 1)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default: 42)")
-    p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/sweep)")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep directory: new, empty, or a sweep to resume (default: runs/sweep)")
     p.add_argument("--metric", help="metric of the table and plot (default: the task's main metric)")
     p.add_argument("--layers-run", metavar="NAME",
                    help="run shown in layers.png (default: a seven run at the highest sparsity)")
@@ -221,7 +246,8 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
     print(f"{result['task']} / {result['model']} / {result['method']}: {metrics}")
     print(f"sparsity {result['sparsity']:.4f} of the prunable weights ({result['model_sparsity']:.4f} of the model), "
-          f"target {result['target_sparsity']}; {result['steps']} steps, {result['seconds']:.1f} s")
+          f"target {result['target_sparsity']}; {result['steps']} step{'' if result['steps'] == 1 else 's'}, "
+          f"{result['seconds']:.1f} s")
     parts = ["result.json", "metrics.jsonl", "config.json"]
     parts += [d + "/" for d in ("pruner", "model") if (out / d).is_dir()]  # model/ only if it was saved
     print(f"written to {out}/ ({', '.join(parts)})")
@@ -329,8 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sevenprune: interrupted (finished runs are kept; run the same command again to resume)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as e:
-        print(f"sevenprune {args.command}: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as e:  # bad input, and files that cannot be read or written
+        from ._readers import one_line
+
+        print(f"sevenprune {args.command}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -59,7 +59,6 @@ import os
 import shutil
 import struct
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,6 +68,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._readers import one_line, read_json, read_safetensors, safetensors_metadata
+from ._fsutil import (EXPORT_MARKER, check_output_parent, check_removable,
+                      check_replaceable_position, make_sibling_dir, normal_permissions,
+                      replace_dir, write_marker)
 from .structured import build_empty, load_state_into, load_structured, shrink
 
 if TYPE_CHECKING:  # transformers is an optional dependency: imported for the type hints only
@@ -205,36 +208,52 @@ def _masks_of(model: nn.Module, masks: Any) -> dict[str, Tensor]:
 
 
 class _Staging:
-    """Write into a temporary sibling directory, then move it to ``out`` (refusing to overwrite)."""
+    """Write into a new folder beside ``out``, then swap it in (:mod:`sevenprune._fsutil`).
 
-    def __init__(self, out: str | os.PathLike[str], overwrite: bool) -> None:
+    An existing non-empty ``out`` is refused unless ``overwrite``, and even then only replaced if this
+    tool wrote it (its :data:`EXPORT_MARKER`) and it is none of the protected folders (``protect``:
+    the run's own folders; always: ``/``, home, the current folder and those above them). Every check
+    runs before anything is written.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], overwrite: bool,
+                 protect: Sequence[str | os.PathLike[str]] = ()) -> None:
         self.out = Path(out)
-        if self.out.exists() and not self.out.is_dir():
-            raise FileExistsError(f"{self.out} exists and is not a directory")
-        if self.out.is_dir() and any(self.out.iterdir()) and not overwrite:
-            raise FileExistsError(f"{self.out} exists and is not empty; pass overwrite=True (--overwrite) "
-                                  "or choose another output directory")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self.protect = tuple(protect)
+        self.check(self.out, overwrite, self.protect)
+        self.tmp = make_sibling_dir(self.out, "tmp")
+
+    @staticmethod
+    def check(out: Path, overwrite: bool, protect: Sequence[str | os.PathLike[str]]) -> None:
+        """Raise if ``out`` may not be written (or, with ``overwrite``, replaced)."""
+        check_output_parent(out, "export output")
+        if out.exists():
+            check_replaceable_position(out, protect=protect, what="export output")
+        if out.is_dir() and any(out.iterdir()):
+            if not overwrite:
+                raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) "
+                                      "or choose another output directory")
+            check_removable(out, EXPORT_MARKER, protect=protect, what="export output")
 
     def commit(self) -> Path:
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        os.replace(self.tmp, self.out)
+        write_marker(self.tmp, EXPORT_MARKER)
+        normal_permissions(self.tmp)
+        replace_dir(self.tmp, self.out, EXPORT_MARKER, protect=self.protect, what="export output")
         return self.out
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _staged(out_dir: str | os.PathLike[str], overwrite: bool, write: Any) -> Path:
-    stage = _Staging(out_dir, overwrite)
+def _staged(out_dir: str | os.PathLike[str], overwrite: bool, write: Any,
+            protect: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    stage = _Staging(out_dir, overwrite, protect)
     try:
         write(stage.tmp)
+        return stage.commit()
     except BaseException:
         stage.abort()
         raise
-    return stage.commit()
 
 
 def _dense_sizes(model: nn.Module, masks: Mapping[str, Tensor]) -> tuple[int, int, int, float]:
@@ -263,6 +282,7 @@ def export_dense(
     *,
     overwrite: bool = False,
     verbose: bool = True,
+    protect: Sequence[str | os.PathLike[str]] = (),
 ) -> ExportReport:
     """``save_pretrained`` the pruned model (zeros in place); plain transformers loads it.
 
@@ -271,7 +291,7 @@ def export_dense(
     """
     _check_model(model)
     checked = _masks_of(model, masks)
-    out = _staged(out_dir, overwrite, lambda tmp: model.save_pretrained(str(tmp)))  # type: ignore[operator]
+    out = _staged(out_dir, overwrite, lambda tmp: model.save_pretrained(str(tmp)), protect)  # type: ignore[operator]
     stored, dense32, other, sparsity = _dense_sizes(model, checked)
     files = _files(out)
     report = ExportReport("dense", str(out), files, sum(files.values()), len(checked), stored, dense32, other,
@@ -304,6 +324,7 @@ def export_compressed(
     *,
     overwrite: bool = False,
     verbose: bool = True,
+    protect: Sequence[str | os.PathLike[str]] = (),
 ) -> ExportReport:
     """Write the pruned weights as bitmask + kept values, everything else unchanged, plus the config.
 
@@ -349,7 +370,7 @@ def export_compressed(
         save_file(tensors, str(tmp / COMPRESSED_FILE), metadata={"format": COMPRESSED_FORMAT})
         (tmp / COMPRESSED_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
-    out = _staged(out_dir, overwrite, write)
+    out = _staged(out_dir, overwrite, write, protect)
     files = _files(out)
     with open(out / COMPRESSED_FILE, "rb") as fh:
         header = 8 + struct.unpack("<Q", fh.read(8))[0]
@@ -366,38 +387,57 @@ def load_compressed(directory: str | os.PathLike[str], model_class: type[nn.Modu
 
     ``model_class`` defaults to the class named in ``config.architectures``.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     path, manifest_path = directory / COMPRESSED_FILE, directory / COMPRESSED_MANIFEST
     if not path.is_file() or not manifest_path.is_file():
         raise FileNotFoundError(f"no compressed export in {directory}: expected {COMPRESSED_FILE} and "
                                 f"{COMPRESSED_MANIFEST} (written by export_compressed)")
-    with safe_open(str(path), framework="pt") as fh:
-        fmt = (fh.metadata() or {}).get("format")
-    manifest = json.loads(manifest_path.read_text())
+    fmt = safetensors_metadata(path).get("format")
+    manifest = read_json(manifest_path)
     if fmt != COMPRESSED_FORMAT or manifest.get("format") != COMPRESSED_FORMAT:
         raise ValueError(f"{path} has format {fmt!r}, expected {COMPRESSED_FORMAT!r}")
-    raw = load_file(str(path))
+    raw = read_safetensors(path)
     state: dict[str, Tensor] = {}
     for name, t in raw.items():
         if not name.startswith(("bitmask/", "values/")):
             state[name] = t
-    for name, info in manifest["weights"].items():
-        mask = unpack_mask(raw[f"bitmask/{name}"], info["shape"])
-        values = raw[f"values/{name}"]
-        if values.numel() != int(mask.sum()):
-            raise ValueError(f"{path}: {name!r} has {values.numel()} values for {int(mask.sum())} kept entries")
-        dense = torch.zeros(mask.numel(), dtype=values.dtype)
-        dense[mask.reshape(-1)] = values
-        state[name] = dense.reshape(info["shape"])
-    for alias, target in manifest.get("aliases", {}).items():
+    weights = manifest.get("weights")
+    if not isinstance(weights, dict):
+        raise ValueError(f"{manifest_path}: 'weights' must be an object {{name: {{shape, ...}}}}")
+    for name, info in weights.items():
+        state[name] = _unpack_weight(path, manifest_path, raw, name, info)
+    aliases = manifest.get("aliases", {})
+    if not isinstance(aliases, dict) or any(t not in state for t in aliases.values()):
+        raise ValueError(f"{manifest_path}: 'aliases' must map names to tensors stored in {path.name}")
+    for alias, target in aliases.items():
         state[alias] = state[target]
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     model = build_empty(directory, model_class, dtype=dtypes.pop() if len(dtypes) == 1 else None)
     load_state_into(model, state)
     return model
+
+
+def _unpack_weight(path: Path, manifest_path: Path, raw: Mapping[str, Tensor], name: str, info: Any) -> Tensor:
+    """One pruned weight from its bitmask and values, each checked against the manifest's shape first
+    (an unchecked shape would let a one-byte file ask for a huge allocation)."""
+    shape = info.get("shape") if isinstance(info, dict) else None
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise ValueError(f"{manifest_path}: weight {name!r} has no valid shape (a list of sizes), got {shape!r}")
+    bits, values = raw.get(f"bitmask/{name}"), raw.get(f"values/{name}")
+    if bits is None or values is None:
+        raise ValueError(f"{path} lacks bitmask/{name} or values/{name}, which {manifest_path.name} lists")
+    numel = int(np.prod(shape)) if shape else 1
+    if bits.dtype != torch.uint8 or bits.dim() != 1 or bits.numel() != (numel + 7) // 8:
+        raise ValueError(f"{path}: bitmask/{name} holds {bits.numel()} {bits.dtype} entries; shape {shape} "
+                         f"needs {(numel + 7) // 8} uint8 bytes")
+    mask = unpack_mask(bits, shape)
+    kept = int(mask.sum())
+    if values.dim() != 1 or values.numel() != kept:
+        raise ValueError(f"{path}: {name!r} has {values.numel()} values for {kept} kept entries")
+    dense = torch.zeros(numel, dtype=values.dtype)
+    dense[mask.reshape(-1)] = values
+    return dense.reshape(shape)
 
 
 # -- structured ------------------------------------------------------------------------------------------------
@@ -408,6 +448,7 @@ def export_structured(
     *,
     overwrite: bool = False,
     verbose: bool = True,
+    protect: Sequence[str | os.PathLike[str]] = (),
 ) -> ExportReport:
     """Remove the entirely pruned heads and FFN neurons and save the smaller dense model.
 
@@ -418,7 +459,7 @@ def export_structured(
     _check_model(model)
     checked = _masks_of(model, masks)
     small = shrink(model, checked)
-    out = _staged(out_dir, overwrite, lambda tmp: save_structured(small, tmp, overwrite=True))
+    out = _staged(out_dir, overwrite, lambda tmp: save_structured(small, tmp, overwrite=True), protect)
     stored = sum(p.numel() * p.element_size() for n, p in small.named_parameters() if n in checked)
     dense32 = sum(4 * m.numel() for m in checked.values())
     total = sum(t.numel() * t.element_size() for t in _unique_state(small)[0].values())
@@ -498,6 +539,7 @@ def export_run(
     model_class: type[nn.Module] | None = None,
     overwrite: bool = False,
     verbose: bool = True,
+    protect: Sequence[str | os.PathLike[str]] = (),
 ) -> ExportReport:
     """Export the pruned model of a run directory (see the module docstring for its layout).
 
@@ -510,15 +552,18 @@ def export_run(
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {list(FORMATS)}")
     model_path, pruner_path = find_run_layout(run_dir, model_dir, pruner_dir)
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"export-{format}"
+    # the run, its model and its pruner state are never replaced by an export, --overwrite or not
+    protect = (*protect, run_dir, model_path, pruner_path)
+    _Staging.check(out, overwrite, protect)  # before the (slow) loading
     model = load_structured(model_path, model_class)
     masks = read_state(pruner_path)["masks"]
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"export-{format}"
     if format == "dense":
-        report = export_dense(model, out, masks, overwrite=overwrite, verbose=False)
+        report = export_dense(model, out, masks, overwrite=overwrite, verbose=False, protect=protect)
     elif format == "compressed":
-        report = export_compressed(model, masks, out, overwrite=overwrite, verbose=False)
+        report = export_compressed(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
     else:
-        report = export_structured(model, masks, out, overwrite=overwrite, verbose=False)
+        report = export_structured(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
     _copy_side_files(model_path, Path(report.out_dir), report)
     if verbose:
         print(report.summary())
@@ -544,7 +589,9 @@ def _configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                              "structured: pruned heads/neurons removed (smaller dense model)")
     parser.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
                                                      "never overwritten without --overwrite")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output directory, if it is an earlier export (never the run, "
+                             "its model or pruner folders, the current or home folder, or anything above them)")
     parser.add_argument("--model", default=None, help="the pruned model's directory, if not RUN_DIR/model")
     parser.add_argument("--pruner", default=None, help="the pruner state's directory, if not RUN_DIR/pruner")
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")
@@ -567,8 +614,8 @@ def run_export_command(args: argparse.Namespace) -> int:
     try:
         report = export_run(args.run_dir, args.format, args.out, model_dir=args.model,
                             pruner_dir=args.pruner, overwrite=args.overwrite, verbose=True)
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
-        print(f"sevenprune export: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"sevenprune export: error: {one_line(exc)}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):
         print(json.dumps(report.as_dict(), indent=1, sort_keys=True))
@@ -577,8 +624,9 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sevenprune.export RUN_DIR --format dense|compressed|structured [--out DIR]``."""
-    parser = _configure_parser(argparse.ArgumentParser(prog="python -m sevenprune.export",
-                                                       description=__doc__.split("\n\n")[0]))
+    from .cli import _Parser  # one-line argparse errors, as `sevenprune export`
+
+    parser = _configure_parser(_Parser(prog="python -m sevenprune.export", description=__doc__.split("\n\n")[0]))
     args = parser.parse_args(argv)
     return int(args.func(args))
 

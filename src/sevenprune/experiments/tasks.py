@@ -44,7 +44,7 @@ import numpy as np
 
 __all__ = [
     "TaskSpec", "TaskData", "TASKS", "get_task", "task_names", "load_task", "default_cache_dir",
-    "fetch_vader_sdist", "parse_vader_sdist", "load_mr", "read_idx", "load_fashion_mnist",
+    "fetch_vader_sdist", "DownloadError", "parse_vader_sdist", "load_mr", "read_idx", "load_fashion_mnist",
     "load_image_folder", "load_local_splits", "flatten_squad_json",
 ]
 
@@ -95,7 +95,17 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
              description="ImageNet from an ImageFolder directory (--data-dir)"),
     TaskSpec("fashion_mnist", "image", 10, eval_splits=("test",), image_size=28,
              description="Fashion-MNIST from the Debian package dataset-fashion-mnist (offline image default)"),
+    # the number of labels of these two comes from the data (see userdata.py)
+    TaskSpec("text-classification", "classification", 0, ("text",),
+             description="your own labelled text: --data-dir with train.* and validation.* "
+                         "(csv, tsv, jsonl, json, parquet)"),
+    TaskSpec("image-classification", "image", 0, eval_splits=("validation",), image_size=224,
+             description="your own images: --data-dir with train/<class>/ and val/<class>/ (an ImageFolder)"),
 ]}
+#: tasks that read --data-dir and nothing else
+USER_DATA_TASKS = ("text-classification", "image-classification", "imagenet")
+#: tasks that never read --data-dir
+NO_DATA_DIR_TASKS = ("mr",)
 
 
 def task_names() -> list[str]:
@@ -159,11 +169,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class DownloadError(OSError, RuntimeError):
+    """The mr data could not be downloaded (an OSError for the command line; a RuntimeError as before)."""
+
+
 def fetch_vader_sdist(cache_dir: str | os.PathLike[str] | None = None, *, sha256: str | None = None) -> Path:
     """Path of the checked ``vaderSentiment-3.3.2.tar.gz`` in ``cache_dir``, downloading it with pip once.
 
-    The download is ``python -m pip download --no-deps --no-binary :all: vaderSentiment==3.3.2``; a
-    file whose sha256 differs from the published one is refused (delete it to fetch again).
+    The download is ``python -m pip download --no-deps --no-binary :all: --require-hashes -r REQ``
+    where ``REQ`` pins ``vaderSentiment==3.3.2 --hash=sha256:...``: pip checks the archive's hash as
+    soon as it is downloaded, before it unpacks it or runs any of its build code (``pip download``
+    prepares an sdist's metadata, which runs its ``setup.py``). The file is checked again here, and
+    on every use; a file whose sha256 differs is refused (delete it to fetch again).
     """
     expected = VADER_SHA256 if sha256 is None else sha256
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -171,15 +188,22 @@ def fetch_vader_sdist(cache_dir: str | os.PathLike[str] | None = None, *, sha256
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   f"vaderSentiment=={VADER_VERSION}", "-d", tmp]
+            requirements = Path(tmp) / "requirements.txt"
+            requirements.write_text(f"vaderSentiment=={VADER_VERSION} --hash=sha256:{expected}\n", encoding="utf-8")
+            download = Path(tmp) / "download"
+            download.mkdir()
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+                   "-r", str(requirements), "-d", str(download)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            got = Path(tmp) / VADER_SDIST
+            got = download / VADER_SDIST
             if proc.returncode != 0 or not got.exists():
-                raise RuntimeError(
-                    f"could not download the mr data ({' '.join(cmd)}) into {cache}:\n"
-                    f"{(proc.stderr or proc.stdout)[-2000:]}\n"
-                    f"Put {VADER_SDIST} there by hand, or choose another --cache-dir.")
+                tail = [x for x in (proc.stderr or proc.stdout).splitlines() if x.strip()][-3:]
+                raise DownloadError(
+                    f"could not download the mr data into {cache} (pip download of vaderSentiment=={VADER_VERSION} "
+                    f"with its sha256: {' / '.join(tail) or 'no output'}); put {VADER_SDIST} there by hand, or "
+                    f"choose another --cache-dir")
+            if _sha256(got) != expected:  # pip checked it; a second look costs nothing
+                raise ValueError(f"the downloaded {VADER_SDIST} has sha256 {_sha256(got)}, expected {expected}")
             os.replace(got, path)
     actual = _sha256(path)
     if actual != expected:
@@ -277,14 +301,16 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> TaskDa
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 
 
-def load_image_folder(data_dir: str | os.PathLike[str]) -> TaskData:
+def load_image_folder(data_dir: str | os.PathLike[str], task: str = "imagenet") -> TaskData:
     """``data_dir/train/<class>/<image>`` and ``data_dir/val/<class>/<image>`` (classes sorted by name)."""
     root = Path(data_dir)
     train_dir = root / "train"
     val_dir = next((root / d for d in ("val", "validation") if (root / d).is_dir()), None)
     if not train_dir.is_dir() or val_dir is None:
-        raise FileNotFoundError(f"{root} must hold train/<class>/... and val/<class>/... image folders")
+        raise FileNotFoundError(f"--data-dir {root} must hold train/<class>/... and val/<class>/... image folders")
     classes = sorted(d.name for d in train_dir.iterdir() if d.is_dir())
+    if len(classes) < 2:
+        raise ValueError(f"{train_dir} holds {len(classes)} class folder(s); classification needs at least 2")
     index = {c: i for i, c in enumerate(classes)}
 
     def split(d: Path) -> Columns:
@@ -298,10 +324,14 @@ def load_image_folder(data_dir: str | os.PathLike[str]) -> TaskData:
                     labels.append(index[c])
         return {"image": paths, "label": labels}
 
-    spec = TASKS["imagenet"]
+    spec = TASKS[task]
     if len(classes) != spec.num_labels:
         spec = TaskSpec(**{**spec.__dict__, "num_labels": len(classes)})
-    return TaskData(spec, split(train_dir), {"validation": split(val_dir)}, {"classes": classes})
+    train, validation = split(train_dir), split(val_dir)
+    for d, cols in ((train_dir, train), (val_dir, validation)):
+        if not cols["image"]:
+            raise ValueError(f"{d} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return TaskData(spec, train, {"validation": validation}, {"classes": classes, "labels": classes})
 
 
 # -- local files in the Hugging Face format ------------------------------------------------------------
@@ -324,12 +354,27 @@ def flatten_squad_json(obj: dict[str, Any]) -> Columns:
 
 
 def _read_table(path: Path) -> Columns:
+    try:
+        return _parse_table(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    except (json.JSONDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path} cannot be parsed ({str(exc).splitlines()[0]})") from None
+    except (KeyError, TypeError, AttributeError) as exc:  # JSON of another shape than rows of objects
+        raise ValueError(f"{path}: expected rows of {{column: value}} objects ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_table(path: Path) -> Columns:
     suffix = path.suffix.lower()
     rows: list[dict[str, Any]]
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return {k: list(v) for k, v in pq.read_table(path).to_pydict().items()}
+        try:
+            return {k: list(v) for k, v in pq.read_table(path).to_pydict().items()}
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"{path} is not a readable parquet file ({str(exc).splitlines()[0]})") from None
     if suffix in (".tsv", ".csv"):
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",", quoting=csv.QUOTE_NONE
@@ -359,18 +404,24 @@ def load_local_splits(data_dir: str | os.PathLike[str], splits: tuple[str, ...])
     if (root / "dataset_dict.json").exists():
         import datasets
 
-        dd = datasets.load_from_disk(str(root))
+        try:
+            dd = datasets.load_from_disk(str(root))
+        except Exception as exc:  # datasets raises several types for damaged save_to_disk folders
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"--data-dir {root} is not a readable datasets save_to_disk folder ({first})") from None
         missing = [s for s in splits if s not in dd]
         if missing:
             raise ValueError(f"{root} has splits {list(dd)}, missing {missing}")
         return {s: dd[s][:] for s in splits}
-    out: dict[str, Columns] = {}
-    for s in splits:
-        files = [root / f"{s}{suf}" for suf in LOCAL_SUFFIXES if (root / f"{s}{suf}").exists()]
-        if not files:
-            raise FileNotFoundError(f"no {s}{{{','.join(LOCAL_SUFFIXES)}}} in {root}")
-        out[s] = _read_table(files[0])
-    return out
+    return {s: _read_table(local_split_file(root, s)) for s in splits}
+
+
+def local_split_file(root: Path, split: str) -> Path:
+    """The file ``root/<split>.<suffix>`` that :func:`load_local_splits` reads."""
+    files = [root / f"{split}{suf}" for suf in LOCAL_SUFFIXES if (root / f"{split}{suf}").exists()]
+    if not files:
+        raise FileNotFoundError(f"no {split}{{{','.join(LOCAL_SUFFIXES)}}} in {root}")
+    return files[0]
 
 
 def _hf_splits(spec: TaskSpec, splits: tuple[str, ...]) -> dict[str, Columns]:
@@ -378,6 +429,32 @@ def _hf_splits(spec: TaskSpec, splits: tuple[str, ...]) -> dict[str, Columns]:
 
     dd = datasets.load_dataset(*spec.hf_path)
     return {s: dd[s][:] for s in splits}
+
+
+def _int_label(spec: TaskSpec, value: Any, where: str, row: int) -> int:
+    """A class id in ``0..num_labels-1`` (``-1``: GLUE's unlabelled test rows, refused later for evaluation)."""
+    hint = ("; for labels of your own (strings, or other numbers) use --task text-classification"
+            if spec.kind == "classification" else "")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: row {row}: label {value!r} in column {spec.label_key!r} is not a class id "
+                         f"0..{spec.num_labels - 1} of task {spec.name}{hint}") from None
+    if not number.is_integer() or not -1 <= number < spec.num_labels:
+        raise ValueError(f"{where}: row {row}: label {value!r} in column {spec.label_key!r} is outside the class "
+                         f"ids 0..{spec.num_labels - 1} of task {spec.name}{hint}")
+    return int(number)
+
+
+def _float_label(spec: TaskSpec, value: Any, where: str, row: int) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if number != number:
+        raise ValueError(f"{where}: row {row}: label {value!r} in column {spec.label_key!r} is not a number "
+                         f"(task {spec.name} is a regression)")
+    return number
 
 
 def _normalise_columns(spec: TaskSpec, cols: Columns, where: str) -> Columns:
@@ -388,9 +465,9 @@ def _normalise_columns(spec: TaskSpec, cols: Columns, where: str) -> Columns:
         raise ValueError(f"{spec.name} ({where}): missing column(s) {missing}; found {sorted(cols)}")
     out = dict(cols)
     if spec.kind in ("classification", "image"):
-        out[spec.label_key] = [int(float(x)) for x in cols[spec.label_key]]
+        out[spec.label_key] = [_int_label(spec, x, where, row) for row, x in enumerate(cols[spec.label_key], 1)]
     elif spec.kind == "regression":
-        out[spec.label_key] = [float(x) for x in cols[spec.label_key]]
+        out[spec.label_key] = [_float_label(spec, x, where, row) for row, x in enumerate(cols[spec.label_key], 1)]
     elif spec.kind == "squad":
         out[spec.label_key] = [json.loads(a) if isinstance(a, str) else a for a in cols[spec.label_key]]
     if spec.kind == "image":
@@ -400,26 +477,55 @@ def _normalise_columns(spec: TaskSpec, cols: Columns, where: str) -> Columns:
 
 
 def load_task(name: str, *, data_dir: str | os.PathLike[str] | None = None,
-              cache_dir: str | os.PathLike[str] | None = None) -> TaskData:
+              cache_dir: str | os.PathLike[str] | None = None, text_column: str | None = None,
+              text_pair_column: str | None = None, label_column: str | None = None) -> TaskData:
     """Load every split of task ``name`` (see the module docstring for the sources)."""
     spec = get_task(name)
+    if data_dir is not None and name in NO_DATA_DIR_TASKS:
+        raise ValueError(f"task {name!r} reads its own data and ignores --data-dir {str(data_dir)!r}; leave "
+                         f"--data-dir out, or use --task text-classification for files of your own")
+    if data_dir is None and name in USER_DATA_TASKS:
+        raise ValueError(f"task {name!r} needs --data-dir ({spec.description})")
+    if name == "text-classification":
+        from .userdata import load_text_classification
+
+        assert data_dir is not None  # checked above
+        train, validation, info = load_text_classification(data_dir, text_column=text_column,
+                                                           text_pair_column=text_pair_column,
+                                                           label_column=label_column)
+        keys = ("text", "text_pair") if text_pair_column else ("text",)
+        spec = TaskSpec(**{**spec.__dict__, "num_labels": len(info["labels"]), "text_keys": keys})
+        return TaskData(spec, train, {"validation": validation}, info)
+    if name == "image-classification":
+        assert data_dir is not None
+        return load_image_folder(data_dir, name)
     if name == "mr":
         return load_mr(cache_dir)
     if name == "fashion_mnist":
         return load_fashion_mnist(data_dir)
     if name == "imagenet":
-        if data_dir is None:
-            raise ValueError("task 'imagenet' needs --data-dir pointing at an ImageFolder (train/ and val/)")
+        assert data_dir is not None  # checked above
         return load_image_folder(data_dir)
     splits = ("train",) + spec.eval_splits
     raw = load_local_splits(data_dir, splits) if data_dir else _hf_splits(spec, splits)
-    cols = {s: _normalise_columns(spec, raw[s], str(data_dir or "datasets")) for s in splits}
+
+    def where(split: str) -> str:  # the file an error names
+        if not data_dir:
+            return f"{spec.name} ({split} split of datasets)"
+        root = Path(data_dir)
+        if (root / "dataset_dict.json").exists():
+            return f"{root} ({split} split)"
+        return str(local_split_file(root, split))
+
+    cols = {s: _normalise_columns(spec, raw[s], where(s)) for s in splits}
     if spec.kind == "image":
         spec = TaskSpec(**{**spec.__dict__, "image_key": "image", "label_key": "label"})
-    # GLUE's hidden test labels are -1; evaluation splits must be labelled
-    for s in spec.eval_splits:
-        if spec.kind == "classification" and any(int(y) < 0 for y in cols[s][spec.label_key]):
-            raise ValueError(f"{name}: split {s!r} has unlabelled rows (label -1)")
+    # GLUE's hidden test labels are -1; every split used must be labelled
+    for s in splits:
+        if spec.kind == "classification":
+            row = next((i for i, y in enumerate(cols[s][spec.label_key], 1) if int(y) < 0), None)
+            if row is not None:
+                raise ValueError(f"{where(s)}: split {s!r} has unlabelled rows (label -1), e.g. row {row}")
     return TaskData(spec, cols["train"], {s: cols[s] for s in spec.eval_splits})
 
 
