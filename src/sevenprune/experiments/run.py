@@ -723,7 +723,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     metrics = evaluate_all(plan["max_steps"], stats["train_loss"])
     eval_seconds = time.perf_counter() - t_eval
     if final_predictions:  # per-example predictions of the final model: paired tests between runs
-        np.savez_compressed(out / PREDICTIONS_FILE, **final_predictions)
+        np.savez_compressed(out / PREDICTIONS_FILE, **cast(dict[str, Any], final_predictions))
 
     if pruner is not None:
         report = pruner.report()
