@@ -285,3 +285,12 @@ def test_scope_is_a_run_option_and_old_runs_without_it_still_match():
     assert _differences(saved, RunConfig(method="seven", sparsity=0.5).to_dict()) == []
     assert _differences(saved, RunConfig(method="seven", sparsity=0.5, scope="local").to_dict()) == ["scope"]
 
+
+def test_sweep_variants_of_dense_run_once_per_seed_with_their_options():
+    spec = {"methods": ["dense", "sgd"], "sparsities": [0.5, 0.8], "seeds": [1], "lr": 1e-4,
+            "variants": {"sgd": {"method": "dense", "optimizer": "sgd", "lr": 3e-3}}}
+    runs = dict(expand(spec))
+    assert list(runs) == ["dense-seed1", "sgd-seed1"]
+    assert runs["sgd-seed1"]["optimizer"] == "sgd" and runs["sgd-seed1"]["lr"] == 3e-3
+    assert runs["sgd-seed1"]["sparsity"] is None and runs["dense-seed1"]["lr"] == 1e-4
+

@@ -12,7 +12,8 @@ A sweep configuration (JSON or TOML file, or flags) holds ``methods``, ``sparsit
 ``variants`` names a method with its own options, so that one sweep can compare, say, SEVEN with and
 without its noise discount: ``{"seven_nd": {"method": "seven", "method_options": {"noise_discount":
 false}}}``; ``methods`` may then list ``"seven_nd"``. A variant's ``method_options`` are merged over
-the sweep's; any other key of a variant (a run option such as ``exclude``) replaces the sweep's.
+the sweep's; any other key of a variant (a run option such as ``exclude``) replaces the sweep's. A
+variant of ``dense`` (say, another optimizer) runs once per seed, like ``dense``.
 
 >>> [name for name, _ in expand({"methods": ["dense", "seven"], "sparsities": [0.5, 0.8], "seeds": [1]})]
 ['dense-seed1', 'seven-s0.5-seed1', 'seven-s0.8-seed1']
@@ -140,7 +141,8 @@ def expand(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     seeds = [int(s) for s in spec.get("seeds") or [42]]
     if not methods:
         raise ValueError("a sweep needs at least one method (--methods / \"methods\")")
-    if any(m != "dense" for m in methods) and not sparsities:
+    variant_methods = {k: v.get("method") for k, v in (spec.get("variants") or {}).items() if isinstance(v, dict)}
+    if any(variant_methods.get(m, m) != "dense" for m in methods) and not sparsities:
         raise ValueError("a sweep with pruning methods needs sparsities (--sparsities / \"sparsities\")")
     base = {k: v for k, v in spec.items() if k not in SWEEP_KEYS}
     variants = _variants(spec.get("variants"))
@@ -154,10 +156,11 @@ def expand(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 method_opts.update({k: v for k, v in variant.items() if k != "method_options"})
                 if merged:
                     method_opts["method_options"] = merged
-            for s in ([0.0] if m == "dense" else sparsities):
+            dense = (variants[m]["method"] if m in variants else m) == "dense"
+            for s in ([0.0] if dense else sparsities):
                 opts = {**method_opts, "method": method_opts.get("method", m) if m in variants else m,
-                        "seed": seed, "sparsity": None if m == "dense" else s}
-                runs.append((run_name(m, s, seed), opts))
+                        "seed": seed, "sparsity": None if dense else s}
+                runs.append((f"{m}-seed{seed}" if dense else run_name(m, s, seed), opts))
     return runs
 
 
