@@ -109,6 +109,30 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[st
     return "\n".join(lines), records
 
 
+def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """The page's summary, generated from the paired records so that it can never say more than they do."""
+    if not records:
+        return "(no paired comparison yet)"
+    lines = ["**In short (protocol R, generated from the paired comparisons below):**"]
+    dense = [_acc(r) for r in rows if r["name"] == "dense"]
+    if dense:
+        lines.append(f"- Dense: {np.mean(dense):.3f} ({len(dense)} seed{'s' if len(dense) > 1 else ''}).")
+    for s in sorted({r["sparsity"] for r in records}):
+        seven = [_acc(r) for r in rows if r["name"] == "seven" and float(r["target_sparsity"]) == s]
+        parts = []
+        for r in records:
+            if r["sparsity"] != s or r["other"] == "dense":
+                continue
+            lo, hi = r["low"] * 100, r["high"] * 100
+            parts.append(f"{r['verdict']} of {r['other']} ({r['mean'] * 100:+.1f} [{lo:+.1f}, {hi:+.1f}], "
+                         f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
+        if parts:
+            lines.append(f"- At {s * 100:g} %, SEVEN_dyn ({np.mean(seven):.3f}) is " + "; ".join(parts) + ".")
+    lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
+                 "with 1-3 seeds, \"not separated\" is the usual answer for gaps of a point or two.")
+    return "\n".join(lines)
+
+
 def cost_table(rows: list[dict[str, Any]], order: list[str]) -> str:
     """Pruner time per window step relative to the rest of the step, and bytes of state per weight."""
     lines = ["| method | pruner.step() / rest of a window step | state, bytes per prunable weight (peak) | runs |",
@@ -342,6 +366,7 @@ def blocks() -> dict[str, str]:
     table, records = paired(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
                                            "dense"])
     out["R_paired"] = table
+    out["R_short"] = verdict_summary(records, dyn)
     (R_DIR / "paired.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
     out["R_sentinels"] = sentinel_table(dyn, DYN_ORDER)
     out["R_cost"] = cost_table(dyn, DYN_ORDER)
