@@ -56,7 +56,7 @@ def test_all_baselines_are_registered() -> None:
 # -- PLATON ---------------------------------------------------------------------------------------
 def test_platon_first_step_literal() -> None:
     # I = |W*G| = [[0.5, 2, 1], [3, 0, 1]]; Ibar = 0.15 I; U = 0.05 |I - 0.15 I| = 0.0425 I
-    pruner = observe_only("platon", GRADS[:1])
+    pruner = observe_only("platon", GRADS[:1], delta_t=1)
     stats = pruner.importance.stats
     i = torch.tensor([[0.5, 2.0, 1.0], [3.0, 0.0, 1.0]])
     assert torch.allclose(stats["ibar"]["weight"], 0.15 * i)
@@ -78,7 +78,7 @@ def test_platon_matches_formula_over_three_steps() -> None:
                 unc = b2 * unc + (1 - b2) * abs(sens - ibar)  # the updated Ibar (Eq. 6)
             row.append(ibar * unc)
         expected.append(row)
-    pruner = observe_only("platon", GRADS)
+    pruner = observe_only("platon", GRADS, delta_t=1)
     got = pruner.importance.scores(pruner.masks)[0]
     assert torch.allclose(got, torch.tensor(expected), rtol=1e-6, atol=0)
 
@@ -86,7 +86,7 @@ def test_platon_matches_formula_over_three_steps() -> None:
 def test_platon_keeps_the_uncertain_weight_at_equal_mean_sensitivity() -> None:
     # weight 0: |W*G| = 1 every step; weight 1: 0, 2, 0, 2, ... (same mean, high uncertainty)
     grads = [[[1.0, 2.0 * (t % 2)]] for t in range(20)]
-    pruner = observe_only("platon", grads, weight=[[1.0, 1.0]])
+    pruner = observe_only("platon", grads, weight=[[1.0, 1.0]], delta_t=1)
     ibar = pruner.importance.stats["ibar"]["weight"][0]
     assert abs(ibar[0] - ibar[1]) < 0.1  # about the same smoothed sensitivity
     pruner.update_masks(0.5)
@@ -231,18 +231,27 @@ def train_steps(model: nn.Module, opt: torch.optim.Optimizer, pruner: sp.Pruner,
         opt.zero_grad()
 
 
-@pytest.mark.parametrize("method", TRAIN_METHODS)
-def test_exact_counts_monotone_masks_zero_weights(method: str) -> None:
+#: (method, options, window): masks change every ``window`` pruning steps and on the last one
+COUNT_CASES = [(m, {"delta_t": 1} if m == "platon" else {}, 1) for m in TRAIN_METHODS] + [
+    ("platon", {"delta_t": 3}, 3), ("platon", {}, 10)]
+
+
+@pytest.mark.parametrize(("method", "options", "window"), COUNT_CASES)
+def test_exact_counts_monotone_masks_zero_weights(method: str, options: dict, window: int) -> None:
     model = tiny_mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    pruner = sp.Pruner(model, method, sparsity=0.7, start_step=2, prune_steps=8, optimizer=opt)
+    pruner = sp.Pruner(model, method, sparsity=0.7, start_step=2, prune_steps=8, optimizer=opt, **options)
     previous = {n: m.clone() for n, m in pruner.masks.items()}
+    due = 0  # the last step at which the masks were due
     for step, (x, y) in enumerate(batches(14), start=1):
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
         pruner.step()
         opt.zero_grad()
-        expected = schedules.pruned_count(sp.cubic_sparsity(step, 0.7, 2, 8), pruner.numel)
+        w = step - 2  # pruning step within the window
+        if 1 <= w <= 8 and (w % window == 0 or w == 8):
+            due = step
+        expected = schedules.pruned_count(sp.cubic_sparsity(due, 0.7, 2, 8), pruner.numel) if due else 0
         assert pruner.report()["pruned"] == expected
         for name, mask in pruner.masks.items():
             assert bool((mask <= previous[name]).all()), "a pruned weight came back"

@@ -55,6 +55,14 @@ def test_run_writes_every_file_with_sane_values(env):
     config = json.loads((out / "config.json").read_text())
     assert config["resolved"]["start_step"] == 2 and config["resolved"]["prune_steps"] == 4
     assert set(saved["layers"]) and all(0 <= v <= 1 for v in saved["layers"].values())
+    # per-example predictions of the final model: their accuracy is the reported one
+    import numpy as np
+
+    with np.load(out / "predictions.npz") as preds:
+        assert preds["test.pred"].shape == preds["test.label"].shape == (24,)
+        assert float((preds["test.pred"] == preds["test.label"]).mean()) == pytest.approx(
+            saved["metrics"]["accuracy"])
+    assert config["code"]["version"] == sp.__version__
 
     # the saved model is pruned where the saved masks say so, and the state reloads
     from safetensors.torch import load_file

@@ -283,6 +283,9 @@ def grasp_scores(
 
     ``g = sum_b dL_b/dW`` over every batch, then ``H g = sum_b d(g . dL_b/dW)/dW`` by double backward
     with ``g`` held fixed, as the authors' code does (a Hessian-vector product, no Hessian formed).
+    As in their ``GraSP.py``, ``g`` and ``H g`` run over the weight of **every** Linear/Conv layer the
+    loss depends on, the classifier head included (the cross terms through the head change ``H g`` of
+    the layers below); only the prunable weights (``params``) are scored and returned.
 
     Sign convention: removing a set of weights is the perturbation ``delta = -W`` on them, which
     changes the gradient norm by ``Delta(g^T g) ~ 2 delta^T H g = 2 sum S``. A *large* ``S`` means
@@ -308,11 +311,30 @@ def grasp_scores(
     >>> grasp_scores(layer, {"weight": layer.weight}, [batch], loss)
     [tensor([[ 20., -30.]])]
     """
-    plist = list(params.values())
+    flow = _gradient_flow_weights(model, params)
     devices = _model_devices(params)
     data = list(_Batches(batches, devices).once())
-    with _own_grads(plist):
-        return _grasp(model, plist, data, loss_fn)
+    with _own_grads(flow):
+        all_scores = _grasp(model, flow, data, loss_fn)
+    ids = {id(p) for p in params.values()}
+    by_id = {id(p): s for p, s in zip(flow, all_scores) if id(p) in ids}
+    return [by_id[id(p)] for p in params.values()]
+
+
+def _gradient_flow_weights(model: nn.Module, params: Mapping[str, nn.Parameter]) -> list[nn.Parameter]:
+    """The weights whose gradient norm GraSP preserves: as in the authors' ``GraSP.py``, the weight of
+    every Linear/Conv layer (the classifier head included), plus any other prunable weight, each once."""
+    from .targets import _prunable_module_types
+
+    kinds = _prunable_module_types()
+    out: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        w = getattr(module, "weight", None)
+        if isinstance(module, kinds) and isinstance(w, nn.Parameter) and w.requires_grad:
+            out.setdefault(id(w), w)
+    for p in params.values():
+        out.setdefault(id(p), p)
+    return list(out.values())
 
 
 def _grasp(model: nn.Module, plist: list[nn.Parameter], data: list[Any], loss_fn: LossFn) -> list[Tensor]:
@@ -355,6 +377,14 @@ def _grasp(model: nn.Module, plist: list[nn.Parameter], data: list[Any], loss_fn
     return scores
 
 
+def _select(scores: Sequence[Tensor], scope: str, count_of: Callable[[int], int], seed: int = 0) -> list[Tensor]:
+    """Keep-masks pruning ``count_of(n)`` of the ``n`` lowest scores: over all tensors together
+    (``scope="global"``) or in each tensor separately (``"local"``)."""
+    if scope == "local":
+        return [smallest_k_keep_masks([s], count_of(s.numel()), seed=seed)[0] for s in scores]
+    return smallest_k_keep_masks(scores, count_of(sum(s.numel() for s in scores)), seed=seed)
+
+
 def force_masks(
     model: nn.Module,
     params: Mapping[str, nn.Parameter],
@@ -363,6 +393,7 @@ def force_masks(
     sparsity: float,
     steps: int,
     variant: str = "force",
+    scope: str = "global",
 ) -> list[Tensor]:
     """FORCE / Iterative SNIP (de Jorge, Sanyal, Behl, Torr, Rogez & Dokania, "Progressive
     Skeletonization: Trimming more fat from a network at initialization", ICLR 2021, Sec. 4, Alg. 1).
@@ -374,7 +405,7 @@ def force_masks(
        network) for every weight;
     3. keep the ``round(kappa_t * N)`` highest, ``kappa_t = (1 - s) ** (t / T)`` (the exponential
        schedule, :func:`sevenprune.schedules.exponential_keep`); the last iteration prunes exactly
-       ``round(s * N)``.
+       ``round(s * N)``. With ``scope="local"`` the same counts hold in every matrix separately.
 
     ``variant="force"`` ranks every weight, so a weight pruned at an earlier iteration can come back
     (FORCE); ``"iter_snip"`` ranks only the weights still kept (Iterative SNIP, monotone). The
@@ -388,7 +419,7 @@ def force_masks(
     w0 = [p.detach().clone() for p in plist]
     keep = [torch.ones(p.shape, dtype=torch.bool, device=p.device) for p in plist]
     with _own_grads(plist):
-        _force_iterations(model, plist, w0, keep, stream, loss_fn, sparsity, steps, variant, total)
+        _force_iterations(model, plist, w0, keep, stream, loss_fn, sparsity, steps, variant, total, scope)
     return keep
 
 
@@ -403,6 +434,7 @@ def _force_iterations(
     steps: int,
     variant: str,
     total: int,
+    scope: str = "global",
 ) -> None:
     """The loop of :func:`force_masks`; writes the final masks into ``keep``."""
     try:
@@ -417,12 +449,14 @@ def _force_iterations(
                 if variant == "iter_snip":
                     s.masked_fill_(~mask, -math.inf)
                 scores.append(s)
-            if t == steps:
-                k = schedules.pruned_count(sparsity, total)
-            else:
-                kept = schedules.exponential_keep(t, steps, 1.0 - sparsity)
-                k = total - min(total, max(0, round(kept * total)))
-            keep[:] = smallest_k_keep_masks(scores, k, seed=t)
+            kept = schedules.exponential_keep(t, steps, 1.0 - sparsity)
+
+            def count(n: int) -> int:
+                if t == steps:
+                    return schedules.pruned_count(sparsity, n)
+                return n - min(n, max(0, round(kept * n)))
+
+            keep[:] = _select(scores, scope, count, seed=t)
             del scores
             with torch.no_grad():
                 for p, w, mask in zip(plist, w0, keep):
@@ -446,6 +480,7 @@ def _seven_frozen_masks(
     exclude: list[str] | None,
     state_dtype: torch.dtype,
     options: Mapping[str, Any],
+    scope: str = "global",
 ) -> dict[str, Tensor]:
     """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
 
@@ -457,7 +492,7 @@ def _seven_frozen_masks(
     plist = list(params.values())
     stream = _Batches(batches, _model_devices(params))
     inner = Pruner(model, "seven", sparsity, start_step=0, prune_steps=steps, include=include,
-                   exclude=exclude, state_dtype=state_dtype, **options)
+                   exclude=exclude, state_dtype=state_dtype, scope=scope, **options)
     w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
     with _own_grads(plist):
         _seven_iterations(model, plist, w0, inner, stream, loss_fn, steps)
@@ -518,6 +553,7 @@ def prune_at_init(
     exclude: str | Sequence[str] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     state_dtype: torch.dtype = torch.float32,
+    scope: str = "global",
     **options: Any,
 ) -> Pruner:
     """Prune ``model`` before fine-tuning and return a finished :class:`Pruner` holding the fixed masks.
@@ -534,6 +570,8 @@ def prune_at_init(
         include, exclude: regular expressions over weight names (see :func:`sevenprune.find_prunable`).
         optimizer: attached to the returned pruner if given.
         state_dtype: dtype of SEVEN's moments while scoring (``"seven"`` only).
+        scope: ``"global"`` (one ranking over every prunable weight) or ``"local"`` (the same fraction
+            pruned in every matrix), as for :class:`~sevenprune.Pruner`.
         **options: the method's options: FORCE ``variant="force"|"iter_snip"``; random ``seed``;
             SEVEN ``beta1``, ``beta2``, ``eps``, ``moments``, ``compile``, ``freeze_during_pruning``.
 
@@ -555,6 +593,8 @@ def prune_at_init(
         raise ValueError(f"unknown method {method!r} for prune_at_init; choose one of {list(INIT_METHODS)}{hint}")
     sparsity = _check_sparsity(sparsity)
     steps = _check_int(steps, "steps", 1)
+    if scope not in ("global", "local"):
+        raise ValueError(f"scope must be one of ['global', 'local'], got {scope!r}")
     include_l = [include] if isinstance(include, str) else (list(include) if include else None)
     exclude_l = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
     params = find_prunable(model, include_l, exclude_l)
@@ -562,9 +602,10 @@ def prune_at_init(
     # validates the option names and values, with the list of valid ones
     cls = get_method(method)
     cls(params, state_dtype=state_dtype, **method_opts)
-    total = sum(p.numel() for p in params.values())
-    k = schedules.pruned_count(sparsity, total)
     names = list(params)
+
+    def count(n: int) -> int:
+        return schedules.pruned_count(sparsity, n)
 
     if method in ("magnitude", "random"):
         if method == "magnitude":
@@ -572,9 +613,9 @@ def prune_at_init(
         else:
             drawn = random_scores([p.shape for p in params.values()], int(method_opts.get("seed", 0)))
             scores = [s.to(p.device) for s, p in zip(drawn, params.values())]
-        masks = dict(zip(names, smallest_k_keep_masks(scores, k)))
+        masks = dict(zip(names, _select(scores, scope, count)))
         return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
-                                 exclude=exclude_l, optimizer=optimizer, **method_opts)
+                                 exclude=exclude_l, optimizer=optimizer, scope=scope, **method_opts)
 
     if batches is None:
         raise TypeError(f"method {method!r} needs batches (an iterable of batches, e.g. a DataLoader)")
@@ -585,25 +626,25 @@ def prune_at_init(
     try:
         if method == "snip":
             scores = snip_scores(model, params, batches, fn)
-            masks = dict(zip(names, smallest_k_keep_masks(scores, k)))
+            masks = dict(zip(names, _select(scores, scope, count)))
             del scores  # they live in the former gradient buffers; free them now
         elif method == "grasp":
             s = grasp_scores(model, params, batches, fn)
             for t in s:
                 t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
-            masks = dict(zip(names, smallest_k_keep_masks(s, k)))
+            masks = dict(zip(names, _select(s, scope, count)))
         elif method == "force":
             masks = dict(zip(names, force_masks(model, params, batches, fn, sparsity, steps,
-                                                method_opts.get("variant", "force"))))
+                                                method_opts.get("variant", "force"), scope)))
         else:  # seven
             masks = _seven_frozen_masks(model, params, batches, fn, sparsity, steps, include_l,
-                                        exclude_l, state_dtype, method_opts)
+                                        exclude_l, state_dtype, method_opts, scope)
     finally:
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
     return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
-                             exclude=exclude_l, optimizer=optimizer, **method_opts)
+                             exclude=exclude_l, optimizer=optimizer, scope=scope, **method_opts)
 
 
 def _train_methods() -> list[str]:

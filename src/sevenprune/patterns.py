@@ -25,7 +25,9 @@
       group has the same number of weights, so the sum ranks exactly as the mean does; heads and
       neurons are never ranked against each other.
     * ``sparsity`` is the **fraction of groups removed**, of each kind separately, ranked globally
-      over all layers (``"heads+neurons"`` at 0.5 removes half of all heads and half of all neurons).
+      over all layers (``"heads+neurons"`` at 0.5 removes half of all heads and half of all neurons);
+      with ``scope="local"`` the same fraction in every layer, ranked within the layer (uniform
+      layers: a structured export then has one ``intermediate_size`` for every layer).
       At a pruning step the fraction is ``k / N`` (the schedule's entry count over the prunable
       entries), so the cubic schedule ramps the number of groups.
     * the best-scored head and neuron of each layer are never removed (a layer needs one).
@@ -145,7 +147,8 @@ def _nm_candidate_scores(score: Tensor, mask: Tensor, kind: str, n: int, m: int,
     return _from_rows(cand_scores.reshape(rows.shape), score.shape, kind)
 
 
-def _nm_keep(pruner: Pruner, scores: Sequence[Tensor], k: int, n: int, m: int) -> list[Tensor]:
+def _nm_keep(pruner: Pruner, scores: Sequence[Tensor], k: int, n: int, m: int,
+             per_matrix: Sequence[int] | None = None) -> list[Tensor]:
     target = getattr(pruner, "sparsity_target", None)
     if target is not None and not math.isclose(target, 1 - n / m, rel_tol=0, abs_tol=1e-9):
         raise ValueError(f"pattern '{n}:{m}' fixes the sparsity at 1 - {n}/{m} = {1 - n / m}; "
@@ -161,6 +164,8 @@ def _nm_keep(pruner: Pruner, scores: Sequence[Tensor], k: int, n: int, m: int) -
     if k > limit:
         raise ValueError(f"pattern '{n}:{m}' prunes at most {limit} of {pruner.numel} entries "
                          f"(sparsity {1 - n / m}); the schedule asked for {k}: set sparsity={1 - n / m}")
+    if per_matrix is not None:  # scope="local": each matrix's own count among its candidates
+        return [smallest_k_keep_masks([c], count, seed=pruner.step_count)[0] for c, count in zip(cand, per_matrix)]
     return smallest_k_keep_masks(cand, k, seed=pruner.step_count)
 
 
@@ -215,7 +220,7 @@ def _select_groups(scores: Tensor, gone: Tensor, sizes: list[int], count: int) -
 
 
 def _structured_keep(
-    pruner: Pruner, scores: Sequence[Tensor], k: int, kinds: Sequence[str]
+    pruner: Pruner, scores: Sequence[Tensor], k: int, kinds: Sequence[str], local_fraction: float | None = None
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
     blocks = require_blocks(pruner.model, f"pattern {pruner.pattern!r}")
     names = list(pruner.params)
@@ -226,10 +231,17 @@ def _structured_keep(
     fraction = k / pruner.numel
     for kind in kinds:
         sizes = [b.num_heads if kind == "heads" else b.num_neurons for b in blocks]
-        count = round(fraction * sum(sizes))
         group_scores = torch.cat([_group_scores(b, kind, score_of).cpu() for b in blocks])
         gone = torch.cat([_group_gone(b, kind, pruner.masks).cpu() for b in blocks])
-        chosen = _select_groups(group_scores, gone, sizes, count)
+        if local_fraction is None:
+            chosen = _select_groups(group_scores, gone, sizes, round(fraction * sum(sizes)))
+        else:  # scope="local": the same fraction of groups in every layer, ranked within the layer
+            parts, start = [], 0
+            for size in sizes:
+                sl = slice(start, start + size)
+                parts.append(_select_groups(group_scores[sl], gone[sl], [size], round(local_fraction * size)))
+                start += size
+            chosen = torch.cat(parts)
         start = 0
         for block, size in zip(blocks, sizes):
             sel = chosen[start: start + size]
@@ -296,19 +308,21 @@ def validate_pattern(pattern: str, pruner: Pruner, sparsity: float | None = None
 
 
 def pattern_keep_masks(
-    pattern: str, pruner: Pruner, scores: Sequence[Tensor], k: int
+    pattern: str, pruner: Pruner, scores: Sequence[Tensor], k: int, *,
+    per_matrix: Sequence[int] | None = None, fraction: float | None = None,
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
     """Keep-masks (order of ``pruner.params``) and extra masks (``{parameter name: keep-mask}``).
 
     ``scores``: the method's scores in the order of ``pruner.params``, pruned entries ``-inf``;
     ``k``: the number of entries the schedule wants pruned now. See the module docstring for what each
-    pattern does with them.
+    pattern does with them. ``scope="local"``: ``per_matrix`` gives each weight's own count (n:m) and
+    ``fraction`` the scheduled fraction of groups removed in every layer (heads, neurons).
     """
     parsed = parse_pattern(pattern)
     if len(scores) != len(pruner.params):
         raise ValueError(f"expected {len(pruner.params)} score tensors, got {len(scores)}")
     if parsed[0] == "nm":
-        return _nm_keep(pruner, scores, k, parsed[1], parsed[2]), {}
+        return _nm_keep(pruner, scores, k, parsed[1], parsed[2], per_matrix), {}
     if parsed[0] == "structured":
-        return _structured_keep(pruner, scores, k, parsed[1])
+        return _structured_keep(pruner, scores, k, parsed[1], fraction)
     raise ValueError("pattern_keep_masks is for structured and n:m patterns; 'unstructured' is the pruner's own")

@@ -35,6 +35,8 @@ __all__ = ["Pruner", "STATE_FORMAT"]
 
 #: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
 STATE_FORMAT = "sevenprune.pruner/1"
+#: where the pruned count is reached: over all prunable weights together, or in each matrix
+SCOPES = ("global", "local")
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -85,6 +87,13 @@ class Pruner:
             (see :func:`sevenprune.targets.find_prunable`).
         optimizer: if given, :meth:`attach` is called with it.
         state_dtype: dtype of the method's running moments (``torch.bfloat16`` halves them).
+        pattern: ``"unstructured"`` (default), ``"n:m"``, ``"heads"``, ``"neurons"``, ``"heads+neurons"``
+            (see :mod:`sevenprune.patterns`).
+        scope: ``"global"`` (default, as SEVEN's reference: one threshold over every prunable weight,
+            so layers end with different sparsities) or ``"local"`` (every prunable matrix reaches the
+            scheduled fraction itself, ``round(s * n)`` of its ``n`` entries, as movement pruning's
+            authors and Zhu & Gupta rank; for ``"heads"``/``"neurons"`` the same fraction of groups
+            in every layer).
         **method_options: options of the method (for SEVEN: ``beta1``, ``beta2``, ``eps``,
             ``moments="abs"|"signed"``, ``compile``).
 
@@ -120,6 +129,7 @@ class Pruner:
         optimizer: torch.optim.Optimizer | None = None,
         state_dtype: torch.dtype = torch.float32,
         pattern: str = "unstructured",
+        scope: str = "global",
         **method_options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -146,7 +156,7 @@ class Pruner:
         self._hook: Any = None
         self.extra_masks: dict[str, Tensor] = {}  # e.g. biases of pruned heads (structured patterns)
         self._extra_cache: tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]] | None = None
-        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern)
+        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern, scope)
         if optimizer is not None:
             self.attach(optimizer)
 
@@ -197,6 +207,7 @@ class Pruner:
         include: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
+        scope: str = "global",
         **method_options: Any,
     ) -> Pruner:
         """A finished pruner holding fixed ``masks`` (e.g. from pruning at initialisation).
@@ -207,7 +218,7 @@ class Pruner:
         self._building_from_masks = True
         try:
             self.__init__(model, method, sparsity, 0, 1, include=include, exclude=exclude,  # type: ignore[misc]
-                          **method_options)
+                          scope=scope, **method_options)
         finally:
             self._building_from_masks = False
         self.set_masks(masks)
@@ -243,10 +254,14 @@ class Pruner:
         state_dtype: torch.dtype,
         method_options: Mapping[str, Any],
         pattern: str = "unstructured",
+        scope: str = "global",
     ) -> None:
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a string, got {pattern!r}")
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {list(SCOPES)}, got {scope!r}")
         self.pattern = pattern
+        self.scope = scope
         self.sparsity_target = _check_sparsity(sparsity)
         self.start_step = _check_int(start_step, "start_step", 0)
         self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
@@ -280,6 +295,7 @@ class Pruner:
             "exclude": self.exclude,
             "state_dtype": str(self.state_dtype).replace("torch.", ""),
             "pattern": self.pattern,
+            "scope": self.scope,
             "method_options": dict(self.importance.options),
         }
 
@@ -377,7 +393,10 @@ class Pruner:
 
     def _update_masks(self, sparsity: float) -> dict[str, Tensor]:
         """:meth:`update_masks`, returning ``{weight name: flat indices newly pruned}``."""
-        k = schedules.pruned_count(sparsity, self.numel)
+        local = self.scope == "local"
+        counts = ([schedules.pruned_count(sparsity, p.numel()) for p in self._owners.values()] if local
+                  else [])
+        k = sum(counts) if local else schedules.pruned_count(sparsity, self.numel)
         already = self._global([sum(self._pruned.values())])[0]
         if k <= already:
             return {}
@@ -387,14 +406,34 @@ class Pruner:
 
             if self.pattern != "unstructured":
                 raise NotImplementedError(f"pattern {self.pattern!r} is not supported with sharded weights")
-            keep = sharded_smallest_k_keep_masks(scores, k, global_offsets=self._offsets,
-                                                 total=self.numel, seed=self.step_count)
+            if local:  # one exact selection per matrix, in that matrix's own global order
+                bases = [0]
+                for p in list(self._owners.values())[:-1]:
+                    bases.append(bases[-1] + p.numel())
+                keep = [sharded_smallest_k_keep_masks([s], c, global_offsets=[off - base], total=p.numel(),
+                                                      seed=self.step_count)[0]
+                        for s, c, off, base, p in zip(scores, counts, self._offsets, bases, self._owners.values())]
+            else:
+                keep = sharded_smallest_k_keep_masks(scores, k, global_offsets=self._offsets,
+                                                     total=self.numel, seed=self.step_count)
             newly = self._replace_masks(keep)
         elif self.pattern != "unstructured":
             from .patterns import pattern_keep_masks
 
-            keep, self.extra_masks = pattern_keep_masks(self.pattern, self, scores, k)
+            keep, self.extra_masks = pattern_keep_masks(self.pattern, self, scores, k,
+                                                        per_matrix=counts if local else None,
+                                                        fraction=sparsity if local else None)
             newly = self._replace_masks(keep)
+        elif local:
+            newly = {}
+            for (name, mask), score, count in zip(list(self.masks.items()), scores, counts):
+                need = count - self._pruned[name]
+                if need <= 0:
+                    continue
+                idx = threshold.smallest_k_finite([score], need, masks=[mask], seed=self.step_count)[0]
+                mask.view(-1)[idx] = False
+                self._pruned[name] += idx.numel()
+                newly[name] = idx
         elif k - already <= max(1 << 16, self.numel // 32):
             # the usual case inside a long window: few new entries; find them and update sparsely
             picked = threshold.smallest_k_finite(
@@ -468,12 +507,21 @@ class Pruner:
         grads = self._grads() if self.importance.needs_grad and n <= self.end_step else []
         self.step_count = n
         if schedules.in_window(n, self.start_step, self.prune_steps):
-            if not grads or self._all_finite(grads):
+            observed = not grads or self._all_finite(grads)
+            if observed:
                 self.observed_steps += 1
-                self.importance.observe(n - self.start_step)
+                # t counts observed steps: a skipped (overflow) step must not advance bias corrections
+                self.importance.observe(self.observed_steps)
             else:
                 self.skipped_steps += 1
-            newly = self._update_masks(self.target_sparsity(n))
+            if self.importance.mask_due(self.observed_steps, observed, n == self.end_step):
+                newly = self._update_masks(self.target_sparsity(n))
+        elif n <= self.start_step and self.importance.observes_before_window:
+            if not grads or self._all_finite(grads):  # scores that learn before pruning starts
+                self.observed_steps += 1
+                self.importance.observe(self.observed_steps)
+            else:
+                self.skipped_steps += 1
         if self._hook is None:
             self.apply_masks()
         else:
@@ -591,7 +639,7 @@ class Pruner:
             raise ValueError(f"unknown state_dtype {config.get('state_dtype')!r} in the state")
         self._configure(config["method"], config["sparsity"], config["start_step"],
                         config["prune_steps"], dtype, config.get("method_options", {}),
-                        config.get("pattern", "unstructured"))
+                        config.get("pattern", "unstructured"), config.get("scope", "global"))
         self.masks = {}
         for n, p in params.items():
             m = state["masks"][n]

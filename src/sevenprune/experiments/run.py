@@ -65,6 +65,31 @@ DATA_SEED = 1234
 SEVEN_PRE_STEPS = 100
 
 
+#: per-example predictions of the final evaluation (``<split>.pred`` and ``<split>.label`` arrays)
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def code_version() -> dict[str, Any]:
+    """The package version and, in a git checkout, the commit (recorded with every run)."""
+    import subprocess
+
+    import sevenprune
+
+    info: dict[str, Any] = {"version": getattr(sevenprune, "__version__", None), "git_commit": None}
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10, check=False)
+        if commit.returncode == 0:
+            info["git_commit"] = commit.stdout.strip()
+            info["git_dirty"] = bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
 #: options that do not change the result (a finished run is still valid if they differ)
 COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads")
 
@@ -378,7 +403,7 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     device = _device(cfg.device)
     model, tokenizer = load_model(cfg.model, spec)
     _prepare_dir(out, overwrite)
-    config = {**cfg.to_dict(), "resolved": plan, "task_info": data.info}
+    config = {**cfg.to_dict(), "resolved": plan, "task_info": data.info, "code": code_version()}
     _write_json(out / "config.json", config)
     model.to(device)
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
@@ -410,12 +435,16 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
     def lr_lambda(step: int) -> float:
         return min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
 
+    final_predictions: dict[str, np.ndarray] = {}
+
     def evaluate_all(step: int, train_loss: float | None) -> dict[str, float]:
         primary = spec.eval_splits[0]
         merged: dict[str, float] = {}
         for split, loader in eval_loaders.items():
+            kept: dict[str, np.ndarray] = {}
             m = evaluate(model, spec, eval_encs[split], loader, device, desc=f"eval {split}",
-                         progress=cfg.progress)
+                         progress=cfg.progress, keep=kept if spec.kind != "squad" else None)
+            final_predictions.update({f"{split}.{k}": v for k, v in kept.items()})
             append_jsonl(out / "metrics.jsonl", {
                 "step": step, "split": split, **m,
                 "sparsity": pruner.sparsity() if pruner is not None else 0.0,
@@ -428,8 +457,11 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
                   eval_every=cfg.eval_every, on_eval=evaluate_all,
                   progress=cfg.progress)
     t_eval = time.perf_counter()
+    final_predictions.clear()
     metrics = evaluate_all(plan["max_steps"], stats["train_loss"])
     eval_seconds = time.perf_counter() - t_eval
+    if final_predictions:  # per-example predictions of the final model: paired tests between runs
+        np.savez_compressed(out / PREDICTIONS_FILE, **final_predictions)
 
     if pruner is not None:
         report = pruner.report()

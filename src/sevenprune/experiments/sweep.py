@@ -6,11 +6,20 @@ configuration differs from the sweep's is an error (use another output directory
 reused or overwritten.
 
 A sweep configuration (JSON or TOML file, or flags) holds ``methods``, ``sparsities``, ``seeds``,
-``out``, optionally ``metric`` and ``layers_run``, and any run option (``task``, ``model``,
-``max_steps``, ``lr``, ...; see :class:`~sevenprune.experiments.run.RunConfig`).
+``out``, optionally ``metric``, ``layers_run`` and ``variants``, and any run option (``task``,
+``model``, ``max_steps``, ``lr``, ...; see :class:`~sevenprune.experiments.run.RunConfig`).
+
+``variants`` names a method with its own options, so that one sweep can compare, say, SEVEN with and
+without its noise discount: ``{"seven_nd": {"method": "seven", "method_options": {"noise_discount":
+false}}}``; ``methods`` may then list ``"seven_nd"``. A variant's ``method_options`` are merged over
+the sweep's; any other key of a variant (a run option such as ``exclude``) replaces the sweep's.
 
 >>> [name for name, _ in expand({"methods": ["dense", "seven"], "sparsities": [0.5, 0.8], "seeds": [1]})]
 ['dense-seed1', 'seven-s0.5-seed1', 'seven-s0.8-seed1']
+>>> spec = {"methods": ["seven_nd"], "sparsities": [0.8], "seeds": [1], "method_options": {"beta1": 0.8},
+...         "variants": {"seven_nd": {"method": "seven", "method_options": {"noise_discount": False}}}}
+>>> expand(spec)
+[('seven_nd-s0.8-seed1', {'method_options': {'beta1': 0.8, 'noise_discount': False}, 'method': 'seven', 'seed': 1, 'sparsity': 0.8})]
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from .run import COSMETIC, RunConfig, is_finished, resolve_config, run
 
 __all__ = ["SWEEP_KEYS", "load_sweep_file", "expand", "run_name", "sweep"]
 
-SWEEP_KEYS = ("methods", "sparsities", "seeds", "out", "metric", "layers_run")
+SWEEP_KEYS = ("methods", "sparsities", "seeds", "out", "metric", "layers_run", "variants")
 
 
 def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -55,17 +64,40 @@ def expand(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     if any(m != "dense" for m in methods) and not sparsities:
         raise ValueError("a sweep with pruning methods needs sparsities (--sparsities / \"sparsities\")")
     base = {k: v for k, v in spec.items() if k not in SWEEP_KEYS}
+    variants = _variants(spec.get("variants"))
     runs: list[tuple[str, dict[str, Any]]] = []
     for seed in seeds:
         for m in methods:
+            method_opts = dict(base)
+            if m in variants:
+                variant = variants[m]
+                merged = {**(base.get("method_options") or {}), **(variant.get("method_options") or {})}
+                method_opts.update({k: v for k, v in variant.items() if k != "method_options"})
+                if merged:
+                    method_opts["method_options"] = merged
             for s in ([0.0] if m == "dense" else sparsities):
-                opts = {**base, "method": m, "seed": seed, "sparsity": None if m == "dense" else s}
+                opts = {**method_opts, "method": method_opts.get("method", m) if m in variants else m,
+                        "seed": seed, "sparsity": None if m == "dense" else s}
                 runs.append((run_name(m, s, seed), opts))
     return runs
 
 
+def _variants(value: Any) -> dict[str, dict[str, Any]]:
+    """Check the ``variants`` table: ``{name: {"method": ..., other run options}}``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"sweep key 'variants' must be a table of named method variants, got {value!r}")
+    for name, variant in value.items():
+        if not isinstance(variant, dict) or not isinstance(variant.get("method"), str):
+            raise ValueError(f"sweep variant {name!r} must be a table with a 'method' string, got {variant!r}")
+        if name == "dense":
+            raise ValueError("sweep variant name 'dense' is reserved for the unpruned model")
+    return value
+
+
 def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    keys = (set(saved) | set(wanted)) - set(COSMETIC) - {"resolved", "task_info"}
+    keys = (set(saved) | set(wanted)) - set(COSMETIC) - {"resolved", "task_info", "code"}
     return sorted(k for k in keys if saved.get(k) != wanted.get(k))
 
 

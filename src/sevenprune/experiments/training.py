@@ -51,8 +51,14 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: DataLoader[dict[str, Any]],
-             device: torch.device, *, desc: str = "eval", progress: bool = True) -> dict[str, float]:
-    """Metrics of ``model`` over the whole split (predictions gathered first, metrics computed once)."""
+             device: torch.device, *, desc: str = "eval", progress: bool = True,
+             keep: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Metrics of ``model`` over the whole split (predictions gathered first, metrics computed once).
+
+    ``keep``: if given, receives the per-example predictions (``"pred"``: class indices, or the
+    regression outputs) and ``"label"``, in the split's order, so that paired tests between runs
+    are possible (not for SQuAD).
+    """
     from tqdm.auto import tqdm
 
     was_training = model.training
@@ -75,6 +81,9 @@ def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: D
         preds = squad_answers(encoded, starts, ends)
         return squad_metrics(preds, encoded["answers"])
     logits = np.concatenate(outs)
+    if keep is not None:
+        keep["pred"] = logits.reshape(-1) if spec.kind == "regression" else logits.argmax(-1).astype(np.int16)
+        keep["label"] = np.asarray(encoded["labels"])
     if spec.kind == "regression":
         return regression_metrics(logits.reshape(-1), encoded["labels"])
     return classification_metrics(logits.argmax(-1), encoded["labels"], num_labels=spec.num_labels)

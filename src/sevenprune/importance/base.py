@@ -4,11 +4,13 @@ An :class:`Importance` turns what it observes during training into one score per
 ranking the scores and applying masks is done elsewhere (``threshold``, ``pruner``). The pruner calls,
 in this order, on each pruning step:
 
-1. ``observe(t)`` with ``t`` = 1, 2, ... counting pruning steps (gradients are in ``param.grad``);
-2. ``scores(masks)`` when a mask update is due: one tensor per weight, in the order of ``params``,
+1. ``observe(t)`` with ``t`` = 1, 2, ... counting observed pruning steps (gradients are in
+   ``param.grad``; a step skipped for non-finite gradients is not observed and does not advance ``t``);
+2. ``mask_due(t, observed, last)``: whether the masks change on this step (every step by default);
+3. ``scores(masks)`` when a mask update is due: one tensor per weight, in the order of ``params``,
    higher = more important; entries already pruned (``masks[name]`` False) must be ``-inf`` so that a
    pruned weight never comes back;
-3. ``masks_updated(masks, newly_pruned)`` after the masks changed; ``newly_pruned`` maps each weight
+4. ``masks_updated(masks, newly_pruned)`` after the masks changed; ``newly_pruned`` maps each weight
    whose mask changed to the flat indices (int64) of its newly pruned entries.
 
 Every running statistic lives in ``state_dict()`` so that a resumed run is identical.
@@ -66,6 +68,12 @@ class Importance(ABC):
     phase: ClassVar[str] = "train"
     #: options and their defaults; anything else passed to the constructor is an error
     defaults: ClassVar[dict[str, Any]] = {}
+
+    @property
+    def observes_before_window(self) -> bool:
+        """Whether ``observe`` is also called on the steps before the pruning window (scores that
+        learn from the first training step, as movement pruning's); ``t`` then counts those too."""
+        return False
 
     def __init__(
         self,
@@ -134,6 +142,15 @@ class Importance(ABC):
         else:
             for name, mask in masks.items():
                 self.pin_pruned(score[name], mask)
+
+    def mask_due(self, t: int, observed: bool, last: bool) -> bool:
+        """Whether the masks should be updated on this pruning step (default: every step).
+
+        ``t`` is the number of observed pruning steps so far, ``observed`` whether this step was
+        observed, ``last`` whether it is the last step of the pruning window (a method must return
+        True there, after folding in any statistics it holds back, so that the final count is exact).
+        """
+        return True
 
     def release(self) -> None:
         """Free the statistics once the pruning window is over (masks are fixed from then on)."""

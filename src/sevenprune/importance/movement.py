@@ -13,6 +13,23 @@ The sum runs over the pruning window (from ``start_step``), on the cubic schedul
 threshold; the paper keeps the top-v entries per matrix ("Top_v"), this library's common protocol uses
 one global threshold for every method (method.md).
 
+Two forms (option ``form``):
+
+* ``form="sum"`` (default): the paper's Eq. (5) above, a plain running sum.
+* ``form="adam"``: what the authors' code (``emmental``, ``masked_run_glue.py``) runs. The scores
+  ``S`` are parameters (``mask_init="constant"``, ``mask_scale=0``: ``S_0 = 0``) trained by the
+  model's AdamW in their own group (``mask_scores_learning_rate`` 1e-2, no weight decay) with the
+  straight-through gradient ``dL/dS = G * W`` of ``TopKBinarizer``; so each step moves ``S`` by
+  ``-lr * m_hat / (sqrt(v_hat) + eps)`` of that gradient (Adam's per-entry normalisation, not the
+  raw product). Their binarizer keeps the top fraction of *every matrix*: use it with
+  ``scope="local"``. Their scores learn from the first training step: ``observe_from="start"``
+  (the default for this form) does the same here.
+
+Remaining differences of ``form="adam"`` from their code, by choice of the engine: masks are
+monotone (a pruned weight is zero for good; in their code a masked weight keeps its value and can
+return); the scores' learning rate is constant (theirs follows the model's linear decay); gradient
+clipping of the model does not reach the scores.
+
 ``method="movement_instant"`` is what the SEVEN reference code calls "movement"
 (``strategies/pruner.py``): the instantaneous first-order score ``|W * G|`` of the current batch only,
 with no accumulation. It is *not* movement pruning (it ignores the sign and the history) and is kept
@@ -29,13 +46,19 @@ import torch
 from torch import Tensor
 
 from .base import Importance, register
+from .soft_movement import adam_score_step_
 
 __all__ = ["MovementImportance", "InstantMovementImportance"]
 
 
 @register
 class MovementImportance(Importance):
-    """``method="movement"``: ``S = -sum_t W_t * G_t`` over the pruning window (Sanh et al. 2020, Eq. 5).
+    """``method="movement"``: ``S = -sum_t W_t * G_t`` over the pruning window (Sanh et al. 2020, Eq. 5),
+    or (``form="adam"``) scores trained by Adam on ``G * W`` as the authors' code does.
+
+    Options: ``form`` ("sum" or "adam"); for "adam": ``lr`` (1e-2), ``betas`` ((0.9, 0.999)),
+    ``eps`` (1e-8), ``observe_from`` ("auto": from the first training step for "adam", the window
+    for "sum"; or "window", "start").
 
     >>> import torch, sevenprune as sp
     >>> layer = torch.nn.Linear(2, 1, bias=False)
@@ -48,14 +71,39 @@ class MovementImportance(Importance):
     """
 
     name = "movement"
+    defaults = {"form": "sum", "lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "observe_from": "auto"}
 
     def validate_options(self) -> None:
+        o = self.options
+        if o["form"] not in ("sum", "adam"):
+            raise ValueError(f"form must be 'sum' (the paper's Eq. 5) or 'adam' (the authors' code), got {o['form']!r}")
+        for key in ("lr", "eps"):
+            if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or not o[key] > 0:
+                raise ValueError(f"{key} must be a positive number, got {o[key]!r}")
+        betas = o["betas"]
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
+                           for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        o["betas"] = [float(b) for b in betas]  # JSON-friendly in the saved configuration
+        if o["observe_from"] not in ("auto", "window", "start"):
+            raise ValueError(f"observe_from must be 'auto', 'window' or 'start', got {o['observe_from']!r}")
         self.stats: dict[str, dict[str, Tensor]] = {}
+
+    @property
+    def observes_before_window(self) -> bool:
+        # "auto": the authors' code trains its scores from the first step; the paper's sum is over the window
+        when = self.options["observe_from"]
+        return bool(when == "start" or (when == "auto" and self.options["form"] == "adam"))
 
     def _allocate(self) -> None:
         # fp32 whatever state_dtype says: a low-precision running sum stops growing
         self.stats = {"score": {n: torch.zeros(p.shape, dtype=torch.float32, device=p.device)
                                 for n, p in self.params.items()}}
+        if self.options["form"] == "adam":
+            for stat in ("exp_avg", "exp_avg_sq"):
+                self.stats[stat] = {n: torch.zeros(p.shape, dtype=self.state_dtype, device=p.device)
+                                    for n, p in self.params.items()}
 
     def release(self) -> None:
         self.stats = {}
@@ -63,10 +111,21 @@ class MovementImportance(Importance):
     def observe(self, t: int) -> None:
         if not self.stats:
             self._allocate()
+        adam = self.options["form"] == "adam"
+        b1, b2 = self.options["betas"]
         for name, p in self.params.items():
-            if p.grad is not None:
-                # -inf (pruned) minus a finite number stays -inf, so pruned entries stay pinned
-                self.stats["score"][name].addcmul_(p.detach().float(), p.grad.detach().float(), value=-1.0)
+            if not adam:
+                if p.grad is not None:
+                    # -inf (pruned) minus a finite number stays -inf, so pruned entries stay pinned
+                    self.stats["score"][name].addcmul_(p.detach().float(), p.grad.detach().float(), value=-1.0)
+                continue
+            if p.grad is None:
+                grad = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+            else:  # the straight-through gradient of the scores: dL/dS = G * W
+                grad = torch.mul(p.detach().float(), p.grad.detach().float())
+            adam_score_step_(self.stats["score"][name], grad, self.stats["exp_avg"][name],
+                             self.stats["exp_avg_sq"][name], t, float(self.options["lr"]), b1, b2,
+                             float(self.options["eps"]))
 
 
 @register

@@ -14,6 +14,14 @@ pruning step t = 1, 2, ... (counted from the start of the pruning window)::
 and near 0 for one whose gradient is mostly noise, so the first-order score ``|W * G|`` is discounted
 by the gradient's noise.
 
+``t`` counts the *observed* pruning steps: a step skipped because a gradient was not finite (an AMP
+overflow) advances the schedule but not the bias corrections, so ``1 - b^t`` always matches the number
+of gradients averaged into ``m`` and ``v``.
+
+``noise_discount=False`` is the ablation that tests the sentinel idea: the ratio is dropped and the
+score is the accumulated first-order score ``S_t = S_{t-1} + |W * G|`` on the same schedule and
+threshold (no moments are kept: 4 bytes per weight).
+
 Memory: ``m`` and ``v`` are held in ``state_dtype`` (fp32 by default, bf16 to halve them) and the score
 ``S`` in fp32 (a bf16 running sum over thousands of steps would stop growing), i.e. 12 bytes per
 weight in fp32 and 8 in bf16, plus the pruner's 1-byte mask. They exist only during the pruning window.
@@ -89,11 +97,13 @@ class SevenImportance(Importance):
     """SEVEN score (``method="seven"``).
 
     Options: ``beta1`` (0.8), ``beta2`` (0.9), ``eps`` (1e-9), ``moments`` ("abs" as the reference,
-    or "signed", the symbolic-descent reading), ``compile`` ("auto", True, False).
+    or "signed", the symbolic-descent reading), ``compile`` ("auto", True, False),
+    ``noise_discount`` (True; False drops ``m_hat / r_hat``: the ablation ``S += |W * G|``).
     """
 
     name = "seven"
-    defaults = {"beta1": 0.8, "beta2": 0.9, "eps": 1e-9, "moments": "abs", "compile": "auto"}
+    defaults = {"beta1": 0.8, "beta2": 0.9, "eps": 1e-9, "moments": "abs", "compile": "auto",
+                "noise_discount": True}
 
     def validate_options(self) -> None:
         o = self.options
@@ -106,11 +116,17 @@ class SevenImportance(Importance):
             raise ValueError(f"moments must be 'abs' or 'signed', got {o['moments']!r}")
         if o["compile"] not in ("auto", True, False):
             raise ValueError(f"compile must be 'auto', True or False, got {o['compile']!r}")
+        if not isinstance(o["noise_discount"], bool):
+            raise ValueError(f"noise_discount must be True or False, got {o['noise_discount']!r}")
         self.stats: dict[str, dict[str, Tensor]] = {}
         self._kernel: Callable[..., None] | None = None
 
     # -- statistics -------------------------------------------------------------------------------
     def _allocate(self) -> None:
+        if not self.options["noise_discount"]:  # the ablation needs no moments
+            self.stats = {"score": {n: torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+                                    for n, p in self.params.items()}}
+            return
         self.stats = {"m": {}, "v": {}, "score": {}}
         for name, p in self.params.items():
             self.stats["m"][name] = torch.zeros(p.shape, dtype=self.state_dtype, device=p.device)
@@ -142,6 +158,11 @@ class SevenImportance(Importance):
     def observe(self, t: int) -> None:
         if not self.stats:
             self._allocate()
+        if not self.options["noise_discount"]:
+            for name, p in self.params.items():
+                if p.grad is not None:  # no gradient: no first-order score this step
+                    self.stats["score"][name].add_((p.detach().float() * p.grad.detach().float()).abs_())
+            return
         b1, b2, eps = float(self.options["beta1"]), float(self.options["beta2"]), float(self.options["eps"])
         signed = self.options["moments"] == "signed"
         c1 = 1.0 / (1.0 - b1**t)

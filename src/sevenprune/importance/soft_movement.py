@@ -29,6 +29,11 @@ Simplifications forced by the engine (masks are chosen by the pruner, not by the
   so that the count is exact). Lambda is constant (the authors' code ramps it up with ``tau``).
 * **No regrowth.** In the paper a masked weight keeps its value and its score keeps learning, so it can
   come back. Here a pruned weight is zero for good (masks are monotone, its score is ``-inf``).
+* **Lambda and the threshold are not scheduled.** The authors' code ramps the sigmoid threshold ``tau``
+  on a cubic schedule and the regulariser with it (``lambda_t = final_lambda * tau_t / final_tau``);
+  here lambda is constant and the count comes from the pruner's cubic schedule.
+* **When the scores learn.** The authors' scores are trained from the first step of fine-tuning;
+  here from the first pruning step, unless ``observe_from="start"``.
 * **The scores are not a model parameter.** They are updated inside ``observe`` from ``param.grad``
   after the user's optimizer step, so the model's own optimizer and forward pass are untouched; the
   weights' forward uses the current hard mask, as in the paper.
@@ -49,12 +54,31 @@ from .base import Importance, register
 __all__ = ["SoftMovementImportance"]
 
 
+def adam_score_step_(s: Tensor, grad: Tensor, m: Tensor, v: Tensor, t: int, lr: float, b1: float, b2: float,
+                     eps: float) -> None:
+    """One Adam step on learned scores ``s`` (fp32, in place) with gradient ``grad`` (fp32; overwritten).
+
+    ``m`` and ``v`` (any float dtype) are Adam's moments, updated in place; ``t`` counts Adam steps
+    from 1 (bias corrections ``1 - b^t``). ``-inf`` entries of ``s`` (pruned) stay ``-inf``.
+    """
+    # in fp32 state, .float() is the tensor itself and the updates happen in place
+    m_new = m.float().lerp_(grad, 1.0 - b1)
+    v_new = v.float().mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
+    denom = grad.copy_(v_new).sqrt_().div_(math.sqrt(1.0 - b2**t)).add_(eps)  # reuses `grad`
+    s.addcdiv_(m_new, denom, value=-lr / (1.0 - b1**t))
+    if m_new is not m:  # low-precision state: write back
+        m.copy_(m_new)
+        v.copy_(v_new)
+
+
 @register
 class SoftMovementImportance(Importance):
     """``method="soft_movement"``: learned scores with an L1 penalty on ``sigmoid(S)`` (Sanh et al. 2020).
 
     Options: ``lr`` (1e-2), ``reg_lambda`` (400.0), ``init`` (0.0), ``score_optimizer`` ("adam" or
-    "sgd"), ``betas`` ((0.9, 0.999)), ``eps`` (1e-8).
+    "sgd"), ``betas`` ((0.9, 0.999)), ``eps`` (1e-8), ``observe_from`` ("window": the scores learn during
+    the pruning window; "start": from the first training step, as the authors' scores, which are model
+    parameters trained from the start).
 
     >>> import torch, sevenprune as sp
     >>> layer = torch.nn.Linear(2, 1, bias=False)
@@ -69,7 +93,11 @@ class SoftMovementImportance(Importance):
 
     name = "soft_movement"
     defaults = {"lr": 1e-2, "reg_lambda": 400.0, "init": 0.0, "score_optimizer": "adam",
-                "betas": (0.9, 0.999), "eps": 1e-8}
+                "betas": (0.9, 0.999), "eps": 1e-8, "observe_from": "window"}
+
+    @property
+    def observes_before_window(self) -> bool:
+        return bool(self.options["observe_from"] == "start")
 
     def validate_options(self) -> None:
         o = self.options
@@ -90,6 +118,8 @@ class SoftMovementImportance(Importance):
                            for b in betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         o["betas"] = [float(b) for b in betas]  # JSON-friendly in the saved configuration
+        if o["observe_from"] not in ("window", "start"):
+            raise ValueError(f"observe_from must be 'window' or 'start', got {o['observe_from']!r}")
         self.stats: dict[str, dict[str, Tensor]] = {}
 
     def _allocate(self) -> None:
@@ -131,12 +161,5 @@ class SoftMovementImportance(Importance):
             if not adam:
                 s.sub_(grad, alpha=lr)  # -inf minus a finite number stays -inf
                 continue
-            m, v = self.stats["exp_avg"][name], self.stats["exp_avg_sq"][name]
-            # in fp32 state, .float() is the tensor itself and the updates happen in place
-            m_new = m.float().lerp_(grad, 1.0 - b1)
-            v_new = v.float().mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-            denom = grad.copy_(v_new).sqrt_().div_(math.sqrt(1.0 - b2**t)).add_(eps)  # reuses `grad`
-            s.addcdiv_(m_new, denom, value=-lr / (1.0 - b1**t))
-            if m_new is not m:  # low-precision state: write back
-                m.copy_(m_new)
-                v.copy_(v_new)
+            adam_score_step_(s, grad, self.stats["exp_avg"][name], self.stats["exp_avg_sq"][name], t, lr, b1, b2,
+                             eps)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Protocol R (docs/results.md): the main comparison, 268-step runs of MiniLM on mr, resumably.
+#
+# Two workers of one thread each (about 1.2x the throughput of one 2-thread worker on a 2-core
+# machine), seeds staged so that an interrupted set has every method at the first seeds. The most
+# informative cells run first: SEVEN, its noise_discount=False control and PLATON at 0.8 and 0.9.
+# From the repository root (ideally a `git worktree` pinned at a commit, recorded with the results):
+#
+#     bash experiments/results/R/run_R.sh            # both workers
+#     python experiments/results/R/collect_R.py      # copy the finished runs' summaries into docs/results/R
+set -uo pipefail  # no -e: one failed sweep must not stop the others
+cd "$(dirname "$0")/../../.."
+SP=${SP:-sevenprune}
+CFG=experiments/results/R
+mkdir -p runs/results/logs
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
+git rev-parse HEAD > runs/results/R_commit.txt 2>/dev/null || true
+
+sweep() { $SP sweep --config "$CFG/$1.json" "${@:2}"; }
+worker() {  # worker CONFIG...: each config at seed 1, then 1 2, then 1 2 3
+  for seeds in "1" "1 2" "1 2 3"; do
+    for c in "$@"; do sweep "$c" --seeds $seeds; done
+  done
+}
+
+case "${1:-both}" in
+  a) worker R_dyn80 2>&1 | tee -a runs/results/logs/R_a.log ;;
+  b) worker R_dyn90 2>&1 | tee -a runs/results/logs/R_b.log ;;
+  both)
+    worker R_dyn80 >> runs/results/logs/R_a.log 2>&1 &
+    worker R_dyn90 >> runs/results/logs/R_b.log 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both]" >&2; exit 2 ;;
+esac
