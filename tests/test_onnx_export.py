@@ -172,6 +172,19 @@ def test_uniform_neurons_give_a_standard_config(tmp_path):
                                rtol=0, atol=1e-6)
 
 
+def test_local_scope_neurons_load_with_plain_transformers(tmp_path):
+    """Pruner(pattern="neurons", scope="local"): half the neurons of every layer, a standard config."""
+    model = tiny_bert()
+    pruner = sp.Pruner(model, "magnitude", 0.5, prune_steps=1, pattern="neurons", scope="local")
+    pruner.step()
+    run = make_run(tmp_path, model, pruner)
+    assert main([str(run), "--format", "structured", "--plain"]) == 0
+    loaded = transformers.AutoModelForSequenceClassification.from_pretrained(str(run / "export-structured")).eval()
+    assert loaded.config.intermediate_size == 32
+    inputs = feeds(3, 11)
+    np.testing.assert_allclose(torch_logits(loaded, inputs), torch_logits(model, inputs), rtol=0, atol=1e-6)
+
+
 def test_plain_refuses_what_a_config_cannot_describe(tmp_path):
     model, pruner = pruned("neurons", 0.5)  # ranked over all layers: different counts per layer
     small = shrink(model, pruner.masks)
