@@ -256,6 +256,9 @@ def export_onnx(
     of the prunable weights); they must already be applied. ``structured``: remove the entirely pruned
     heads and FFN neurons first (``ValueError`` if there are none; ``pattern``, the run's pruning
     pattern, only makes that message precise). ``quantize``: ``None`` or ``"int8"``.
+
+    In the report, ``pruned_bytes`` counts the masked weights' entries that remain in the exported
+    model at 4 bytes each (1 with int8), an estimate: ONNX renames and may transpose initializers.
     """
     from .export import ExportReport, _check_model, _files, _masks_of, _param_count, _staged
     from .pruner import Pruner
