@@ -14,12 +14,12 @@ from sevenprune import schedules
 
 
 def fixed_run(method: str, grads: list[list[list[float]]], weight: list[list[float]], *, sparsity: float,
-              prune_steps: int, snapshots: int, top_fraction: float, **options: object):
+              prune_steps: int, snapshots: int, top_fraction: float | None, **options: object):
     layer = nn.Linear(len(weight[0]), len(weight), bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor(weight))
     pruner = sp.Pruner(layer, method, sparsity=sparsity, start_step=0, prune_steps=prune_steps, **options)
-    diag = sp.PruningDiagnostics(pruner, snapshots=snapshots, top_fraction=top_fraction)
+    diag = sp.PruningDiagnostics(pruner, snapshots=snapshots, top_fractions=(top_fraction,))
     for g in grads:
         layer.weight.grad = torch.tensor(g)
         pruner.step()
@@ -51,7 +51,7 @@ def test_persistent_and_transient_top_entries_and_what_the_final_mask_keeps() ->
     assert diag.snapshot_steps == [1, 2, 3, 4]
     summary = diag.summary()
     kept = pruner.masks["weight"][0].tolist()
-    classes = summary["top_classes"]
+    classes = summary["top_classes"]["0.25"]
     assert classes["persistent"]["entries"] == 1 and classes["persistent"]["kept"] == int(kept[0])
     assert classes["transient"]["entries"] == 2
     assert classes["transient"]["kept"] == int(kept[1]) + int(kept[2])
@@ -93,5 +93,27 @@ def test_diagnostics_reject_bad_arguments() -> None:
     pruner = sp.Pruner(nn.Linear(4, 4), "seven", 0.5, prune_steps=4)
     with pytest.raises(ValueError, match="snapshots must be an integer >= 1, got 0"):
         sp.PruningDiagnostics(pruner, snapshots=0)
-    with pytest.raises(ValueError, match=r"top_fraction must be in \(0, 1\), got 1.5"):
-        sp.PruningDiagnostics(pruner, top_fraction=1.5)
+    with pytest.raises(ValueError, match=r"top_fractions must be numbers in \(0, 1\) or None, got \(1.5,\)"):
+        sp.PruningDiagnostics(pruner, top_fractions=(1.5,))
+
+
+def test_the_default_top_set_is_what_a_one_batch_first_order_score_would_keep() -> None:
+    # sparsity 0.5 of 4 entries: the "keep" top set has 2 entries per snapshot (the final keep count)
+    grads = [[[3.0, 2.0, 0.5, 0.1]], [[3.0, 0.1, 2.0, 0.5]], [[3.0, 0.1, 0.5, 2.0]], [[3.0, 2.0, 0.5, 0.1]]]
+    layer = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    pruner = sp.Pruner(layer, "seven", sparsity=0.5, start_step=0, prune_steps=100)
+    diag = sp.PruningDiagnostics(pruner, snapshots=3)
+    assert diag.snapshot_steps == [33, 66, 99]
+    diag.snapshot_steps = [1, 2, 3]  # early snapshots, while the long window has pruned nothing yet
+    for g in grads:
+        layer.weight.grad = torch.tensor(g)
+        pruner.step()
+        diag.step()
+    summary = diag.summary()
+    assert [r["top_entries"]["keep"] for r in summary["snapshots"]] == [2, 2, 2]
+    # entry 0 at the top every time (persistent); 1, 2 and 3 once each (transient)
+    keep = summary["top_classes"]["keep"]
+    assert keep["persistent"]["entries"] == 1 and keep["transient"]["entries"] == 3
+

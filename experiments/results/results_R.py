@@ -149,7 +149,15 @@ def cost_table(rows: list[dict[str, Any]], order: list[str]) -> str:
     return "\n".join(lines)
 
 
-def sentinel_table(rows: list[dict[str, Any]], order: list[str]) -> str:
+def _classes(d: dict[str, Any], label: str) -> dict[str, Any]:
+    """The persistent/transient classes of one top set (early runs recorded only the 1 % set, flat)."""
+    c = d.get("top_classes", {})
+    if "persistent" in c or "transient" in c:  # the first format: one set, the top 1 %
+        return c if label == "0.01" else {}
+    return c.get(label, {})
+
+
+def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "keep") -> str:
     """Of the entries at the top of |W*G| at the snapshots: how many the final mask keeps, by class."""
     lines = ["| method | sparsity | persistent top entries kept | transient top entries kept | runs |",
              "|---|---|---|---|---|"]
@@ -159,7 +167,7 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str]) -> str:
             for r in rows:
                 if r["name"] != m or float(r["target_sparsity"]) != s or not (d := diagnostics(r)):
                     continue
-                c = d.get("top_classes", {})
+                c = _classes(d, label)
                 if c.get("persistent", {}).get("kept_fraction") is not None:
                     per.append(c["persistent"]["kept_fraction"])
                 if c.get("transient", {}).get("kept_fraction") is not None:
@@ -188,7 +196,7 @@ def _save(fig: Any, name: str) -> str:
     path = IMG / name
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_META)
     _plt().close(fig)
-    return f"docs/img/{name}"
+    return f"img/{name}"
 
 
 def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: str) -> str:
@@ -362,23 +370,25 @@ def blocks() -> dict[str, str]:
                      + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(dyn)} runs, "
                        f"{seconds / 3600:.1f} h of compute (one thread each, two runs side by side). "
                        f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
-                     + f"![protocol R](../{plot_curve(dyn, DYN_ORDER, 'results_R_dyn.png', 'mr / MiniLM, protocol R')})")
+                     + f"![protocol R]({plot_curve(dyn, DYN_ORDER, 'results_R_dyn.png', 'mr / MiniLM, protocol R')})")
     table, records = paired(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
                                            "dense"])
     out["R_paired"] = table
     out["R_short"] = verdict_summary(records, dyn)
     (R_DIR / "paired.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-    out["R_sentinels"] = sentinel_table(dyn, DYN_ORDER)
+    out["R_sentinels"] = ("Top set = the entries a one-batch |W·G| would keep at the final sparsity:\n\n"
+                          + sentinel_table(dyn, DYN_ORDER, "keep")
+                          + "\n\nTop set = the top 1 % of |W·G|:\n\n" + sentinel_table(dyn, DYN_ORDER, "0.01"))
     out["R_cost"] = cost_table(dyn, DYN_ORDER)
     figs = []
     for fig in (plot_noise_discount(dyn, "results_R_noise_discount.png"),
                 plot_stability(dyn, DYN_ORDER, 0.8, "results_R_stability.png"),
                 plot_layers(dyn, DYN_ORDER, 0.8, "results_R_layers.png")):
         if fig:
-            figs.append(f"![{Path(fig).stem}](../{fig})")
+            figs.append(f"![{Path(fig).stem}]({fig})")
     overlap_fig, overlap_table = plot_overlap("results_R_overlap.png")
     if overlap_fig:
-        figs.append(f"![mask overlap](../{overlap_fig})")
+        figs.append(f"![mask overlap]({overlap_fig})")
     out["R_figures"] = "\n\n".join(figs) if figs else "(no diagnostics yet)"
     out["R_overlap"] = overlap_table or "(no overlap data yet)"
     pooler = load_runs(["R_pooler80"])

@@ -19,12 +19,13 @@ without it. At ``snapshots`` pruning steps spread over the window it records:
 * **the noise discount** (SEVEN with ``noise_discount=True`` only): ``m_hat / r_hat`` of the kept entries,
   per weight matrix, as quantiles and a histogram on ``[0, 1.05]``; near 1 = a steady gradient, near 0 =
   mostly noise;
-* **the top first-order scores of the step**: which kept entries have the ``top_fraction`` highest
-  ``|W * G|`` of that batch. At the end each entry is classed by how often it was at the top:
-  *persistent* (at half the snapshots or more: a sentinel by the first-order score's own measure) or
-  *transient* (at exactly one snapshot: large once, by the batch's noise); the summary gives how many
-  of each the final mask keeps. A method that discounts noise keeps more persistent and fewer transient
-  ones than one that does not;
+* **the top first-order scores of the step**: which kept entries have the highest ``|W * G|`` of that
+  batch, for each fraction in ``top_fractions`` (``None`` stands for the final keep fraction
+  ``1 - sparsity``: the entries a one-batch first-order criterion would keep). At the end each entry is
+  classed by how often it was at the top: *persistent* (at half the snapshots or more: a sentinel by
+  the first-order score's own measure) or *transient* (at exactly one snapshot: large once, by the
+  batch's noise: a temporary sentinel); the summary gives how many of each the final mask keeps. A
+  method that discounts noise keeps more persistent and fewer transient ones than one that does not;
 * **ranking stability**: the entries the method would keep if it stopped now (its current scores at the
   final sparsity), compared with the final mask (Jaccard index of the kept sets);
 
@@ -58,26 +59,30 @@ class PruningDiagnostics:
         pruner: the pruner to watch (a training-time method; its window must not have ended).
         snapshots: how many pruning steps to take snapshots at, spread evenly over the window (the last
             one a step before its end, while the method's statistics still exist).
-        top_fraction: the share of kept entries counted as "top" by ``|W * G|`` at a snapshot.
+        top_fractions: the shares of kept entries counted as "top" by ``|W * G|`` at a snapshot; ``None``
+            stands for the final keep fraction ``1 - sparsity``.
     """
 
-    def __init__(self, pruner: Pruner, *, snapshots: int = 6, top_fraction: float = 0.01) -> None:
+    def __init__(self, pruner: Pruner, *, snapshots: int = 6,
+                 top_fractions: tuple[float | None, ...] = (None, 0.01)) -> None:
         if not isinstance(pruner, Pruner):
             raise TypeError(f"pruner must be a sevenprune.Pruner, got {type(pruner).__name__}")
         if not isinstance(snapshots, int) or isinstance(snapshots, bool) or snapshots < 1:
             raise ValueError(f"snapshots must be an integer >= 1, got {snapshots!r}")
-        if not 0.0 < float(top_fraction) < 1.0:
-            raise ValueError(f"top_fraction must be in (0, 1), got {top_fraction!r}")
+        fractions = [1.0 - pruner.sparsity_target if f is None else f for f in top_fractions]
+        if not fractions or not all(0.0 < float(f) < 1.0 for f in fractions):
+            raise ValueError(f"top_fractions must be numbers in (0, 1) or None, got {top_fractions!r}")
         self.pruner = pruner
-        self.top_fraction = float(top_fraction)
+        self.top_fractions = [float(f) for f in fractions]
+        self._labels = ["keep" if f is None else f"{float(f):g}" for f in top_fractions]
         window = pruner.prune_steps
         last = max(1, window - 1)
         points = sorted({max(1, round(last * (i + 1) / snapshots)) for i in range(snapshots)})
         self.snapshot_steps = [pruner.start_step + w for w in points]
         self.names = list(pruner.params)
         self.sizes = [p.numel() for p in pruner.params.values()]
-        self._top_hits = [torch.zeros(n, dtype=torch.int16) for n in self.sizes]
-        self._top_sets: list[list[Tensor]] = []
+        self._top_hits = {lab: [torch.zeros(n, dtype=torch.int16) for n in self.sizes] for lab in self._labels}
+        self._top_sets: dict[str, list[list[Tensor]]] = {lab: [] for lab in self._labels}
         self._candidate_keeps: list[list[Tensor]] = []
         self.records: list[dict[str, Any]] = []
         self.pruned_per_step: list[list[int]] = []  # [step, pruned entries after it]
@@ -106,15 +111,17 @@ class PruningDiagnostics:
             s[~p.masks[name].reshape(-1)] = -math.inf
             first_order.append(s)
         alive = p.numel - int(sum(p._pruned.values()))
-        top = max(1, round(self.top_fraction * alive))
-        keep_low = threshold.smallest_k_keep_masks(first_order, p.numel - top)  # True = among the top
-        top_sets = []
-        for hits, is_top in zip(self._top_hits, keep_low):
-            idx = torch.nonzero(is_top.reshape(-1).cpu()).squeeze(1)
-            hits[idx] += 1
-            top_sets.append(idx)
-        self._top_sets.append(top_sets)
-        record["top_entries"] = top
+        record["top_entries"] = {}
+        for label, fraction in zip(self._labels, self.top_fractions):
+            top = min(alive, max(1, round(fraction * p.numel)) if label == "keep" else max(1, round(fraction * alive)))
+            keep_low = threshold.smallest_k_keep_masks(first_order, p.numel - top)  # True = among the top
+            top_sets = []
+            for hits, is_top in zip(self._top_hits[label], keep_low):
+                idx = torch.nonzero(is_top.reshape(-1).cpu()).squeeze(1)
+                hits[idx] += 1
+                top_sets.append(idx)
+            self._top_sets[label].append(top_sets)
+            record["top_entries"][label] = top
         # what the method would keep if it stopped now, at the final sparsity
         scores = [s.detach().float().reshape(-1).cpu() for s in p.importance.scores(p.masks)]
         k_final = schedules.pruned_count(p.sparsity_target, p.numel)
@@ -149,20 +156,26 @@ class PruningDiagnostics:
         p = self.pruner
         final = [m.reshape(-1).cpu() for m in p.masks.values()]
         kept_total = sum(int(m.sum()) for m in final)
-        n_snap = len(self._top_sets)
-        hits = torch.cat([h.int() for h in self._top_hits]) if self._top_hits else torch.zeros(0, dtype=torch.int32)
+        n_snap = len(self.records)
         kept_flat = torch.cat(final) if final else torch.zeros(0, dtype=torch.bool)
-        classes = {}
-        if n_snap:
-            for label, sel in (("persistent", hits >= max(1, math.ceil(n_snap / 2))), ("transient", hits == 1)):
-                if n_snap == 1 and label == "persistent":
-                    continue
-                count = int(sel.sum())
-                classes[label] = {"entries": count, "kept": int((sel & kept_flat).sum()),
-                                  "kept_fraction": (int((sel & kept_flat).sum()) / count) if count else None}
-        for record, tops, cand in zip(self.records, self._top_sets, self._candidate_keeps):
-            kept_top = sum(int(m[idx].sum()) for m, idx in zip(final, tops))
-            record["top_kept_by_final_mask"] = kept_top / max(1, sum(int(i.numel()) for i in tops))
+        classes: dict[str, dict[str, Any]] = {}
+        for top_label in self._labels:
+            hits = torch.cat([h.int() for h in self._top_hits[top_label]])
+            per: dict[str, Any] = {}
+            if n_snap:
+                for label, sel in (("persistent", hits >= max(1, math.ceil(n_snap / 2))), ("transient", hits == 1)):
+                    if n_snap == 1 and label == "persistent":
+                        continue
+                    count = int(sel.sum())
+                    kept = int((sel & kept_flat).sum())
+                    per[label] = {"entries": count, "kept": kept, "kept_fraction": kept / count if count else None}
+            classes[top_label] = per
+        for i, (record, cand) in enumerate(zip(self.records, self._candidate_keeps)):
+            record["top_kept_by_final_mask"] = {}
+            for top_label in self._labels:
+                tops = self._top_sets[top_label][i]
+                kept_top = sum(int(m[idx].sum()) for m, idx in zip(final, tops))
+                record["top_kept_by_final_mask"][top_label] = kept_top / max(1, sum(int(x.numel()) for x in tops))
             inter = sum(int((c.reshape(-1) & f).sum()) for c, f in zip(cand, final))
             union = sum(int((c.reshape(-1) | f).sum()) for c, f in zip(cand, final))
             record["jaccard_with_final_kept"] = inter / union if union else 1.0
@@ -174,7 +187,7 @@ class PruningDiagnostics:
             "prune_steps": p.prune_steps,
             "prunable": p.numel,
             "kept": kept_total,
-            "top_fraction": self.top_fraction,
+            "top_fractions": dict(zip(self._labels, self.top_fractions)),
             "snapshots": self.records,
             "top_classes": classes,
             "pruned_per_step": self.pruned_per_step,
