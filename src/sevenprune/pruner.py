@@ -131,14 +131,24 @@ class Pruner:
         include: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        state_dtype: torch.dtype = torch.float32,
+        state_dtype: torch.dtype | str = torch.float32,
         pattern: str = "unstructured",
         scope: str = "global",
         mask_interval: int = 1,
-        **method_options: Any,
+        method_options: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        # the method's options as keywords, or as the ``method_options`` mapping of ``config()``
+        both = sorted(set(method_options or {}) & set(options))
+        if both:
+            raise TypeError(f"method option(s) {both} given twice (as keywords and in method_options)")
+        method_options = {**(method_options or {}), **options}
+        if isinstance(state_dtype, str):
+            if state_dtype not in _DTYPES:
+                raise ValueError(f"unknown state_dtype {state_dtype!r}; choose one of {sorted(_DTYPES)}")
+            state_dtype = _DTYPES[state_dtype]
         cls = get_method(method)  # validates the name early, with the list of choices
         if cls.phase == "init" and not self._building_from_masks:
             raise ValueError(
@@ -293,7 +303,14 @@ class Pruner:
         return self.step_count >= self.end_step
 
     def config(self) -> dict[str, Any]:
-        """The configuration, JSON-serialisable; ``Pruner(model, **config_kwargs)`` rebuilds it."""
+        """The configuration, JSON-serialisable; ``Pruner(model, **pruner.config())`` builds an equal one.
+
+        >>> import torch, sevenprune as sp
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+        >>> p = sp.Pruner(model, "seven", 0.5, beta1=0.7, state_dtype=torch.bfloat16)
+        >>> sp.Pruner(model, **p.config()).config() == p.config()
+        True
+        """
         return {
             "method": self.method,
             "sparsity": self.sparsity_target,
