@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from .base import Importance, register
-from .soft_movement import adam_score_step_
+from .soft_movement import adam_score_step_, check_adam_options
 
 __all__ = ["MovementImportance", "InstantMovementImportance"]
 
@@ -77,15 +77,7 @@ class MovementImportance(Importance):
         o = self.options
         if o["form"] not in ("sum", "adam"):
             raise ValueError(f"form must be 'sum' (the paper's Eq. 5) or 'adam' (the authors' code), got {o['form']!r}")
-        for key in ("lr", "eps"):
-            if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or not o[key] > 0:
-                raise ValueError(f"{key} must be a positive number, got {o[key]!r}")
-        betas = o["betas"]
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
-                           for b in betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        o["betas"] = [float(b) for b in betas]  # JSON-friendly in the saved configuration
+        check_adam_options(o)
         if o["observe_from"] not in ("auto", "window", "start"):
             raise ValueError(f"observe_from must be 'auto', 'window' or 'start', got {o['observe_from']!r}")
         self.stats: dict[str, dict[str, Tensor]] = {}

@@ -45,6 +45,7 @@ State: ``S`` in fp32 and Adam's two moments in ``state_dtype`` (12 bytes per wei
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -52,6 +53,18 @@ from torch import Tensor
 from .base import Importance, register
 
 __all__ = ["SoftMovementImportance"]
+
+
+def check_adam_options(o: dict[str, Any]) -> None:
+    """Validate ``lr``, ``eps`` and ``betas`` of Adam-trained scores in place (betas become a JSON list)."""
+    for key in ("lr", "eps"):
+        if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or not o[key] > 0:
+            raise ValueError(f"{key} must be a positive number, got {o[key]!r}")
+    betas = o["betas"]
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    o["betas"] = [float(b) for b in betas]  # JSON-friendly in the saved configuration
 
 
 def adam_score_step_(s: Tensor, grad: Tensor, m: Tensor, v: Tensor, t: int, lr: float, b1: float, b2: float,
@@ -101,9 +114,7 @@ class SoftMovementImportance(Importance):
 
     def validate_options(self) -> None:
         o = self.options
-        for key in ("lr", "eps"):
-            if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or not o[key] > 0:
-                raise ValueError(f"{key} must be a positive number, got {o[key]!r}")
+        check_adam_options(o)
         lam = o["reg_lambda"]
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or math.isinf(lam):
             raise ValueError(f"reg_lambda must be a finite number >= 0, got {lam!r}")
@@ -112,12 +123,6 @@ class SoftMovementImportance(Importance):
             raise ValueError(f"init must be a finite number, got {init!r}")
         if o["score_optimizer"] not in ("adam", "sgd"):
             raise ValueError(f"score_optimizer must be 'adam' or 'sgd', got {o['score_optimizer']!r}")
-        betas = o["betas"]
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
-                           for b in betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        o["betas"] = [float(b) for b in betas]  # JSON-friendly in the saved configuration
         if o["observe_from"] not in ("window", "start"):
             raise ValueError(f"observe_from must be 'window' or 'start', got {o['observe_from']!r}")
         self.stats: dict[str, dict[str, Tensor]] = {}
