@@ -294,3 +294,23 @@ def test_sweep_variants_of_dense_run_once_per_seed_with_their_options():
     assert runs["sgd-seed1"]["optimizer"] == "sgd" and runs["sgd-seed1"]["lr"] == 3e-3
     assert runs["sgd-seed1"]["sparsity"] is None and runs["dense-seed1"]["lr"] == 1e-4
 
+
+
+def test_report_never_overwrites_files_in_a_folder_it_did_not_write(env, tmp_path):
+    import shutil
+
+    # runs copied by hand into a folder of the user's, which already holds a report.md of theirs
+    src = env["root"] / "run-seven"
+    if not (src / "result.json").exists():
+        pytest.skip("needs the run of test_run_writes_every_file_with_sane_values")
+    folder = tmp_path / "mine"
+    shutil.copytree(src, folder / "runs" / "seven-s0.5-seed42")
+    (folder / "report.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match="is not a sweep folder written by sevenprune"):
+        build_report(folder)
+    assert (folder / "report.md").read_text() == "my notes"
+    # without the user's file the report is written, the folder marked, and it can be rebuilt
+    (folder / "report.md").unlink()
+    build_report(folder)
+    assert (folder / ".sevenprune-sweep").exists() and (folder / "report.md").read_text() != "my notes"
+    build_report(folder)

@@ -192,6 +192,23 @@ def plot_layers(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+REPORT_FILES = ("results.csv", "report.md", "curve.png", "layers.png")
+
+
+def _check_report_outputs(out: Path) -> None:
+    """Replace report files only in a folder the tool wrote (a sweep's marker or its sweep.json); in any
+    other folder, write them only where they do not exist yet, and mark the folder as ours."""
+    from .._fsutil import SWEEP_MARKER, has_marker, write_marker
+
+    if has_marker(out, SWEEP_MARKER) or (out / "sweep.json").is_file():
+        return
+    existing = [name for name in REPORT_FILES if (out / name).exists()]
+    if existing:
+        raise FileExistsError(f"{out / existing[0]} exists and {out} is not a sweep folder written by sevenprune "
+                              f"(no {SWEEP_MARKER}); move the file away or choose another folder")
+    write_marker(out, SWEEP_MARKER)
+
+
 def build_report(out: str | os.PathLike[str], *, metric: str | None = None, order: list[str] | None = None,
                  layers_run: str | None = None) -> dict[str, Any]:
     """(Re)build ``results.csv``, ``report.md``, ``curve.png`` and ``layers.png`` in ``out``.
@@ -203,6 +220,7 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
     rows = collect_results(out)
     if not rows:
         raise ValueError(f"no finished runs under {out / 'runs'} (a run is finished once it has result.json)")
+    _check_report_outputs(out)
     sweep: dict[str, Any] = {}
     if (out / "sweep.json").exists():
         sweep = read_json(out / "sweep.json")
