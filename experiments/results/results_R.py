@@ -124,7 +124,8 @@ def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -
             if r["sparsity"] != s or r["other"] == "dense":
                 continue
             lo, hi = r["low"] * 100, r["high"] * 100
-            parts.append(f"{r['verdict']} of {r['other']} ({r['mean'] * 100:+.1f} [{lo:+.1f}, {hi:+.1f}], "
+            words = {"ahead": "ahead of", "behind": "behind", "not separated": "not separated from"}[r["verdict"]]
+            parts.append(f"{words} {r['other']} ({r['mean'] * 100:+.1f} [{lo:+.1f}, {hi:+.1f}], "
                          f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
         if parts:
             lines.append(f"- At {s * 100:g} %, SEVEN_dyn ({np.mean(seven):.3f}) is " + "; ".join(parts) + ".")
@@ -174,7 +175,7 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
                     tra.append(c["transient"]["kept_fraction"])
             if per or tra:
                 lines.append(f"| {LABELS.get(m, m)} | {s * 100:g} % | {_frac(per)} | {_frac(tra)} | {len(per)} |")
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else "(no run has recorded this set yet)"
 
 
 def _frac(v: list[float]) -> str:
@@ -337,7 +338,7 @@ def plot_overlap(name: str) -> tuple[str | None, str]:
     key = next((k for k in sorted(data) if k.startswith("s0.8-seed1")), None) or next(iter(sorted(data)), None)
     if key is None:
         return None, ""
-    pairs = {p: v for p, v in data[key].items() if "seven" in p.split(" | ")[0] or "seven" in p.split(" | ")[1]}
+    pairs = {p.replace(" | ", " vs "): v for p, v in data[key].items() if "seven" in p}
     if not pairs:
         return None, ""
     plt = _plt()

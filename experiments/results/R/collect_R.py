@@ -68,7 +68,7 @@ def overlap(runs: Path) -> dict[str, object]:
                 layers[name] = round(int((ka & kb).sum()) / union, 5) if union else 1.0
             inter = sum(int((masks[a][n].bool() & masks[b][n].bool()).sum()) for n in layers)
             union = sum(int((masks[a][n].bool() | masks[b][n].bool()).sum()) for n in layers)
-            pairs[f"{a} | {b}"] = {"all": round(inter / union, 5) if union else 1.0, "layers": layers}
+            pairs[f"{a} vs {b}"] = {"all": round(inter / union, 5) if union else 1.0, "layers": layers}
         out[f"{sp}-{seed}"] = pairs
     return out
 
