@@ -24,8 +24,10 @@ without it. At ``snapshots`` pruning steps spread over the window it records:
   ``1 - sparsity``: the entries a one-batch first-order criterion would keep). At the end each entry is
   classed by how often it was at the top: *persistent* (at half the snapshots or more: a sentinel by
   the first-order score's own measure) or *transient* (at exactly one snapshot: large once, by the
-  batch's noise: a temporary sentinel); the summary gives how many of each the final mask keeps. A
-  method that discounts noise keeps more persistent and fewer transient ones than one that does not;
+  batch's noise: a temporary sentinel); the summary gives how many of each the final mask keeps.
+  Only entries still kept at a snapshot can be at its top (a pruned weight is zero): with a large top
+  set, entries pruned early are at the top of the first snapshots only and count as transient, so read
+  the classes of a small top set (the 1 % default), whose entries are rarely pruned;
 * **ranking stability**: the entries the method would keep if it stopped now (its current scores at the
   final sparsity), compared with the final mask (Jaccard index of the kept sets);
 
