@@ -252,3 +252,18 @@ def test_command_line(tmp_path, capsys):
     assert torch.equal(logits(load_exported(run / "export-dense")), logits(model))
     with pytest.raises(SystemExit):
         parser.parse_args(["export", str(run), "--format", "zip"])
+
+
+def test_a_dense_run_exports_without_a_pruner_state(tmp_path):
+    # a `dense` run has model/ and no pruner/: dense and ONNX exports need no masks; the others refuse
+    from sevenprune.export import export_run, find_run_layout
+    from transformers import BertConfig, BertForSequenceClassification
+
+    cfg = BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=50)
+    torch.manual_seed(0)
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path / "run" / "model")
+    assert find_run_layout(tmp_path / "run", require_pruner=False) == (tmp_path / "run" / "model", None)
+    report = export_run(tmp_path / "run", "dense", verbose=False)
+    assert report.sparsity == 0.0 and (tmp_path / "run" / "export-dense" / "model.safetensors").exists()
+    with pytest.raises(FileNotFoundError, match="no single pruner state"):
+        export_run(tmp_path / "run", "compressed", verbose=False)

@@ -531,8 +531,12 @@ def find_run_layout(
     run_dir: str | os.PathLike[str],
     model_dir: str | os.PathLike[str] | None = None,
     pruner_dir: str | os.PathLike[str] | None = None,
-) -> tuple[Path, Path]:
-    """``(model dir, pruner state dir)`` of a run directory (layout in the module docstring)."""
+    *,
+    require_pruner: bool = True,
+) -> tuple[Path, Path | None]:
+    """``(model dir, pruner state dir)`` of a run directory (layout in the module docstring).
+
+    With ``require_pruner=False`` a run without any pruner state (a ``dense`` run) gives ``None``."""
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"run directory {run} does not exist")
@@ -559,6 +563,8 @@ def find_run_layout(
         found = [d for d in (run / "pruner", run) if (d / "pruner.json").is_file()]
         if not found:
             found = sorted({p.parent for p in run.rglob("pruner.json")})
+            if not found and not require_pruner:
+                return model, None
             if len(found) != 1:
                 raise FileNotFoundError(
                     f"no single pruner state in {run}: expected {run / 'pruner'}/pruner.json"
@@ -600,14 +606,16 @@ def export_run(
                             if format == "structured" else ""))
     if plain and format != "structured":
         raise ValueError(f"--plain applies to --format structured, not {format!r}")
-    model_path, pruner_path = find_run_layout(run_dir, model_dir, pruner_dir)
+    # a dense run (no pruner state) exports as it is to the formats that need no masks
+    dense_ok = format == "dense" or (format == "onnx" and not structured)
+    model_path, pruner_path = find_run_layout(run_dir, model_dir, pruner_dir, require_pruner=not dense_ok)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"export-{format}"
     # the run, its model and its pruner state are never replaced by an export, --overwrite or not
-    protect = (*protect, run_dir, model_path, pruner_path)
+    protect = (*protect, run_dir, model_path, *([pruner_path] if pruner_path is not None else []))
     _Staging.check(out, overwrite, protect)  # before the (slow) loading
     model = load_structured(model_path, model_class)
-    state = read_state(pruner_path)
-    masks = state["masks"]
+    state = read_state(pruner_path) if pruner_path is not None else {}
+    masks = state["masks"] if pruner_path is not None else None  # None: the zeros of the weights (none)
     if format == "dense":
         report = export_dense(model, out, masks, overwrite=overwrite, verbose=False, protect=protect)
     elif format == "compressed":
