@@ -46,7 +46,7 @@ from . import schedules
 from .importance.base import Importance, get_method, methods, register
 from .importance.random_scores import random_scores
 from .pruner import Pruner, _check_int, _check_sparsity
-from .targets import find_prunable
+from .targets import find_prunable, pattern_list
 from .threshold import smallest_k_keep_masks
 
 __all__ = [
@@ -595,8 +595,7 @@ def prune_at_init(
     steps = _check_int(steps, "steps", 1)
     if scope not in ("global", "local"):
         raise ValueError(f"scope must be one of ['global', 'local'], got {scope!r}")
-    include_l = [include] if isinstance(include, str) else (list(include) if include else None)
-    exclude_l = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
+    include_l, exclude_l = pattern_list(include), pattern_list(exclude)
     params = find_prunable(model, include_l, exclude_l)
     method_opts = _method_options(method, dict(options))
     # validates the option names and values, with the list of valid ones

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from . import schedules
 from .pruner import Pruner, _check_int, _check_sparsity
-from .targets import find_prunable
+from .targets import find_prunable, pattern_list
 from .threshold import smallest_k_keep_masks
 
 __all__ = ["lottery_ticket", "LotteryRoundPruner"]
@@ -103,8 +103,7 @@ def lottery_ticket(
     sparsity = _check_sparsity(sparsity)
     rounds = _check_int(rounds, "rounds", 1)
     rewind_step = _check_int(rewind_step, "rewind_step", 0)
-    include_l = [include] if isinstance(include, str) else (list(include) if include else None)
-    exclude_l = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
+    include_l, exclude_l = pattern_list(include), pattern_list(exclude)
 
     rewind: dict[str, Tensor] | None = _snapshot(model) if rewind_step == 0 else None
     masks: dict[str, Tensor] | None = None

@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 from . import schedules, threshold
 from .importance import Importance, get_method, methods
-from .targets import find_prunable
+from .targets import find_prunable, pattern_list
 
-__all__ = ["Pruner", "STATE_FORMAT"]
+__all__ = ["Pruner", "STATE_FORMAT", "STATE_DTYPES", "SCOPES"]
 
 #: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
 STATE_FORMAT = "sevenprune.pruner/1"
@@ -71,8 +71,9 @@ def _check_sparsity(value: Any) -> float:
     return float(value)
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-           "float64": torch.float64}
+#: ``state_dtype`` by name (in configurations and on the command line)
+STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+                "float64": torch.float64}
 
 
 class Pruner:
@@ -146,9 +147,9 @@ class Pruner:
             raise TypeError(f"method option(s) {both} given twice (as keywords and in method_options)")
         method_options = {**(method_options or {}), **options}
         if isinstance(state_dtype, str):
-            if state_dtype not in _DTYPES:
-                raise ValueError(f"unknown state_dtype {state_dtype!r}; choose one of {sorted(_DTYPES)}")
-            state_dtype = _DTYPES[state_dtype]
+            if state_dtype not in STATE_DTYPES:
+                raise ValueError(f"unknown state_dtype {state_dtype!r}; choose one of {sorted(STATE_DTYPES)}")
+            state_dtype = STATE_DTYPES[state_dtype]
         cls = get_method(method)  # validates the name early, with the list of choices
         if cls.phase == "init" and not self._building_from_masks:
             raise ValueError(
@@ -157,8 +158,7 @@ class Pruner:
                 f"Pruner are {[m for m in methods() if get_method(m).phase == 'train']}"
             )
         self.model = model
-        self.include = [include] if isinstance(include, str) else (list(include) if include else None)
-        self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
+        self.include, self.exclude = pattern_list(include), pattern_list(exclude)
         self._setup_params(find_prunable(model, self.include, self.exclude))
         self.masks: dict[str, Tensor] = {
             n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in self.params.items()
@@ -685,7 +685,7 @@ class Pruner:
                     f"shapes differ: {shape_diff}" if shape_diff else "") if x)
             )
         self.include, self.exclude = config.get("include"), config.get("exclude")
-        dtype = _DTYPES.get(config.get("state_dtype", "float32"))
+        dtype = STATE_DTYPES.get(config.get("state_dtype", "float32"))
         if dtype is None:
             raise ValueError(f"unknown state_dtype {config.get('state_dtype')!r} in the state")
         self._configure(config["method"], config["sparsity"], config["start_step"],

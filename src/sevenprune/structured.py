@@ -43,7 +43,6 @@ loading the weights. Plain ``from_pretrained`` refuses such a checkpoint (size m
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass

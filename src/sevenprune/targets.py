@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_EXCLUDE", "find_prunable", "describe_candidates"]
+__all__ = ["DEFAULT_EXCLUDE", "find_prunable", "describe_candidates", "pattern_list"]
 
 #: Module-name patterns excluded by default: task heads and everything under an embeddings module.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -62,6 +62,11 @@ def _as_patterns(value: str | Sequence[str] | None, what: str) -> list[str]:
         except re.error as exc:
             raise ValueError(f"{what} pattern {p!r} is not a valid regular expression: {exc}") from exc
     return patterns
+
+
+def pattern_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """``include``/``exclude`` as given by a user (one pattern, several, or none) as a list or ``None``."""
+    return [value] if isinstance(value, str) else (list(value) if value else None)
 
 
 def _unique_weights(model: nn.Module) -> dict[str, nn.Parameter]:

@@ -13,7 +13,6 @@ import re
 import string
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -116,8 +115,3 @@ def squad_metrics(predictions: Sequence[str], answers: Sequence[Sequence[str]]) 
         f1 += max(squad_f1(pred, t) for t in truths)
     n = len(predictions)
     return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1 / n}
-
-
-def as_jsonable(metrics: dict[str, Any]) -> dict[str, float]:
-    """Metrics as plain floats (JSON)."""
-    return {k: float(v) for k, v in metrics.items()}

@@ -52,6 +52,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from sevenprune.pruner import STATE_DTYPES
+
 from sevenprune._fsutil import (RUN_MARKER, atomic_write_text, check_output_parent, check_replaceable_position,
                                 has_marker, make_sibling_dir, normal_permissions, replace_dir, write_marker)
 
@@ -622,7 +624,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     eval_loaders = {s: make_loader(e, spec, cfg.eval_batch_size, shuffle=False, seed=0, pad_id=pad_id)
                     for s, e in eval_encs.items()}
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.state_dtype]
+    dtype = STATE_DTYPES[cfg.state_dtype]
     pruner = None
     sparsity = float(cfg.sparsity or 0.0)
     if plan["phase"] == "train":

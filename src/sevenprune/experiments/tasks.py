@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -527,9 +526,3 @@ def load_task(name: str, *, data_dir: str | os.PathLike[str] | None = None,
             if row is not None:
                 raise ValueError(f"{where(s)}: split {s!r} has unlabelled rows (label -1), e.g. row {row}")
     return TaskData(spec, cols["train"], {s: cols[s] for s in spec.eval_splits})
-
-
-def clear_directory(path: Path) -> None:
-    """Remove a directory tree if it exists."""
-    if path.exists():
-        shutil.rmtree(path)
