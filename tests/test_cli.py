@@ -190,3 +190,15 @@ def test_argparse_errors_are_one_line(capsys):
     assert e.value.code == 2
     assert err == ("sevenprune run: error: argument --sparsity: invalid float value: 'half' "
                    "(see sevenprune run --help)\n")
+
+
+def test_a_programming_error_is_not_disguised_as_bad_input(monkeypatch):
+    # a TypeError inside the tool is a bug: it must surface as a traceback, not as exit 2 "bad input"
+    from sevenprune import cli
+
+    def broken(args):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    monkeypatch.setitem(cli._COMMANDS, "list", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        cli.main(["list"])

@@ -355,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sevenprune: interrupted (finished runs are kept; run the same command again to resume)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, TypeError, OSError) as e:  # bad input, and files that cannot be read or written
+    except (ValueError, OSError) as e:  # bad input, and files that cannot be read or written
         from ._readers import one_line
 
         print(f"sevenprune {args.command}: error: {one_line(e)}", file=sys.stderr)

@@ -689,7 +689,7 @@ def run_export_command(args: argparse.Namespace) -> int:
                             pruner_dir=args.pruner, structured=getattr(args, "structured", False),
                             quantize=getattr(args, "quantize", None), plain=getattr(args, "plain", False),
                             overwrite=args.overwrite, verbose=True)
-    except (OSError, ValueError, TypeError, ImportError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         print(f"sevenprune export: error: {one_line(exc)}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):

@@ -255,6 +255,26 @@ def resolve_config(explicit: dict[str, Any]) -> RunConfig:
     return cfg
 
 
+def _check_method_options(cfg: RunConfig) -> None:
+    """The method's options, checked by the method itself before anything is loaded (an unknown name or
+    a bad value is bad input: ``ValueError``)."""
+    from sevenprune.importance import get_method
+
+    if cfg.method == "dense":
+        if cfg.method_options:
+            raise ValueError(f"method 'dense' takes no --method-option; got {sorted(cfg.method_options)}")
+        return
+    if not isinstance(cfg.method_options, dict):
+        raise ValueError(f"method_options must be a table of option names and values, got {cfg.method_options!r}")
+    library = ALIASES[cfg.method][0] if cfg.method in ALIASES else cfg.method
+    options = dict(cfg.method_options)
+    options.pop("freeze_during_pruning", None)  # prune_at_init's own (checked there)
+    try:
+        get_method(library)({}, **options)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def validate(cfg: RunConfig) -> None:
     """Check names and ranges before anything is loaded (errors name the value and the choices)."""
     from .models import resolve_model_path
@@ -264,6 +284,7 @@ def validate(cfg: RunConfig) -> None:
     choices = method_choices()
     if cfg.method not in choices:
         raise ValueError(f"unknown method {cfg.method!r}; choose one of {choices}")
+    _check_method_options(cfg)
     if cfg.method == "dense":
         if cfg.sparsity not in (None, 0, 0.0):
             raise ValueError(f"method 'dense' does not prune; got --sparsity {cfg.sparsity} (leave it out or use 0)")
