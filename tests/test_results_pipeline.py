@@ -92,3 +92,25 @@ def test_protocol_R_blocks_from_committed_files(results_R, tmp_path):
     first = (tmp_path / "img" / "results_R_dyn.png").read_bytes()
     results_R.blocks()
     assert (tmp_path / "img" / "results_R_dyn.png").read_bytes() == first
+
+
+def test_collect_copies_summaries_only_and_computes_mask_overlap(tmp_path, monkeypatch):
+    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
+    monkeypatch.setattr(collect, "OUT", tmp_path / "committed")
+    runs = tmp_path / "runs"
+    layer = torch.nn.Linear(4, 1, bias=False)
+    keeps = {"seven": [True, True, False, False], "platon": [True, False, True, False]}
+    for name, keep in keeps.items():
+        d = runs / "R_dyn80" / "runs" / f"{name}-s0.5-seed1"
+        pruner = sp.Pruner(layer, "magnitude", 0.5, prune_steps=1)
+        pruner.set_masks({"weight": torch.tensor([keep])})
+        sp.save_state(pruner, d / "pruner")
+        (d / "result.json").write_text(json.dumps({"target_sparsity": 0.5, "seed": 1}))
+        (d / "predictions.npz").write_bytes(b"x")
+    collect.collect(runs)
+    copied = sorted(p.name for p in (tmp_path / "committed" / "R_dyn80" / "seven-s0.5-seed1").iterdir())
+    assert copied == ["predictions.npz", "result.json"]  # never the pruner state or the weights
+    pairs = collect.overlap(runs)["s0.5-seed1"]
+    # kept sets {0, 1} and {0, 2}: intersection 1, union 3
+    assert pairs["platon vs seven"]["all"] == pytest.approx(1 / 3, abs=1e-5)
+    assert pairs["platon vs seven"]["layers"]["weight"] == pytest.approx(1 / 3, abs=1e-5)
