@@ -117,3 +117,25 @@ def test_the_default_top_set_is_what_a_one_batch_first_order_score_would_keep() 
     keep = summary["top_classes"]["keep"]
     assert keep["persistent"]["entries"] == 1 and keep["transient"]["entries"] == 3
 
+
+
+def test_discount_effect_finds_the_steady_weights_seven_rescues() -> None:
+    # 4 steady weights (|g| = 1) and 4 noisy ones (|g| alternating 2.0 / 0.2: larger first-order sum).
+    # At 50 %, the first-order sum keeps the noisy ones, SEVEN the steady ones: the discount rescues the
+    # steady (ratio ~1) and drops the noisy (lower ratio).
+    grads = [[[1.0] * 4 + [2.0 if t % 2 == 0 else 0.2] * 4] for t in range(12)]
+    layer = nn.Linear(8, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    pruner = sp.Pruner(layer, "seven", sparsity=0.5, start_step=0, prune_steps=10_000)  # nothing pruned yet
+    diag = sp.PruningDiagnostics(pruner, snapshots=1)
+    diag.snapshot_steps = [12]
+    for g in grads:
+        layer.weight.grad = torch.tensor(g)
+        pruner.step()
+        diag.step()
+    effect = diag.summary()["discount_effect"]
+    assert effect["rescued"]["entries"] == 4 and effect["dropped"]["entries"] == 4
+    assert effect["rescued"]["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert effect["dropped"]["ratio_mean"] < 0.9
+    assert effect["jaccard_kept"] == 0.0

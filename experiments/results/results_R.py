@@ -178,6 +178,21 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
     return "\n".join(lines) if len(lines) > 2 else "(no run has recorded this set yet)"
 
 
+def discount_table(rows: list[dict[str, Any]]) -> str:
+    """SEVEN's ranking against the first-order sum on the same run: what the noise discount changes."""
+    lines = ["| run | window step | kept by SEVEN only (rescued): entries, mean m_hat/r_hat | kept by the sum only "
+             "(dropped): entries, mean m_hat/r_hat | all kept entries: mean m_hat/r_hat | Jaccard of the two kept sets |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["name"] != "seven" or not (d := diagnostics(r)) or not d.get("discount_effect"):
+            continue
+        e = d["discount_effect"]
+        lines.append(f"| {r['run']} | {e['step'] - d['start_step']} | {e['rescued']['entries']:,}, "
+                     f"{e['rescued']['ratio_mean']:.3f} | {e['dropped']['entries']:,}, {e['dropped']['ratio_mean']:.3f} "
+                     f"| {e['alive']['ratio_mean']:.3f} | {e['jaccard_kept']:.3f} |")
+    return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit DISCOUNT_COMMIT on)"
+
+
 def _frac(v: list[float]) -> str:
     return f"{np.mean(v) * 100:.1f} %" + (f" ± {np.std(v, ddof=1) * 100:.1f}" if len(v) > 1 else "") if v else "-"
 
@@ -382,6 +397,7 @@ def blocks() -> dict[str, str]:
     # mostly means "pruned early" and says nothing about noise
     out["R_sentinels"] = sentinel_table(dyn, DYN_ORDER, "0.01")
     out["R_cost"] = cost_table(dyn, DYN_ORDER)
+    out["R_discount"] = discount_table(dyn)
     figs = []
     for fig in (plot_noise_discount(dyn, "results_R_noise_discount.png"),
                 plot_stability(dyn, DYN_ORDER, 0.8, "results_R_stability.png"),
