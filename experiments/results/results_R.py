@@ -190,7 +190,7 @@ def discount_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['run']} | {e['step'] - d['start_step']} | {e['rescued']['entries']:,}, "
                      f"{e['rescued']['ratio_mean']:.3f} | {e['dropped']['entries']:,}, {e['dropped']['ratio_mean']:.3f} "
                      f"| {e['alive']['ratio_mean']:.3f} | {e['jaccard_kept']:.3f} |")
-    return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit DISCOUNT_COMMIT on)"
+    return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit add5813157 on)"
 
 
 def _frac(v: list[float]) -> str:
