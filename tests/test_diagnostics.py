@@ -134,7 +134,7 @@ def test_discount_effect_finds_the_steady_weights_seven_rescues() -> None:
         layer.weight.grad = torch.tensor(g)
         pruner.step()
         diag.step()
-    effect = diag.summary()["discount_effect"]
+    effect = diag.summary()["discount_effect"][-1]
     assert effect["rescued"]["entries"] == 4 and effect["dropped"]["entries"] == 4
     assert effect["rescued"]["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
     assert effect["dropped"]["ratio_mean"] < 0.9

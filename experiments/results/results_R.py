@@ -181,15 +181,22 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
 def discount_table(rows: list[dict[str, Any]]) -> str:
     """SEVEN's ranking against the first-order sum on the same run: what the noise discount changes."""
     lines = ["| run | window step | kept by SEVEN only (rescued): entries, mean m_hat/r_hat | kept by the sum only "
-             "(dropped): entries, mean m_hat/r_hat | all kept entries: mean m_hat/r_hat | Jaccard of the two kept sets |",
+             "(dropped): entries, mean m_hat/r_hat | still kept entries: mean m_hat/r_hat | Jaccard of the two sets |",
              "|---|---|---|---|---|---|"]
+
+    def mean(x: dict[str, Any]) -> str:
+        return f"{x['ratio_mean']:.3f}" if x["ratio_mean"] is not None else "-"
+
     for r in rows:
         if r["name"] != "seven" or not (d := diagnostics(r)) or not d.get("discount_effect"):
             continue
-        e = d["discount_effect"]
-        lines.append(f"| {r['run']} | {e['step'] - d['start_step']} | {e['rescued']['entries']:,}, "
-                     f"{e['rescued']['ratio_mean']:.3f} | {e['dropped']['entries']:,}, {e['dropped']['ratio_mean']:.3f} "
-                     f"| {e['alive']['ratio_mean']:.3f} | {e['jaccard_kept']:.3f} |")
+        effects = d["discount_effect"]
+        if isinstance(effects, dict):  # the first form (one comparison among the kept entries): not shown
+            continue
+        for e in effects:
+            lines.append(f"| {r['run']} | {e['window_step']} | {e['rescued']['entries']:,}, {mean(e['rescued'])} | "
+                         f"{e['dropped']['entries']:,}, {mean(e['dropped'])} | {mean(e['alive'])} | "
+                         f"{e['jaccard_kept']:.3f} |")
     return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit add5813157 on)"
 
 

@@ -34,11 +34,13 @@ without it. At ``snapshots`` pruning steps spread over the window it records:
 and at every pruning step the number of entries pruned (the mask changes; masks only lose entries).
 
 For SEVEN with its noise discount it also keeps, beside the run, the score the ablation would have on
-the same trajectory (``S += |W * G|``, 4 more bytes per weight while recording), and at the last
-snapshot compares the two rankings at the final sparsity among the entries still kept: the entries
-the discount *rescues* (kept by SEVEN, not by the first-order sum) and those it *drops* (the reverse),
-with the quantiles of their ``m_hat / r_hat``. If the sentinel idea is what SEVEN does, the rescued
-entries have steadier gradients (a higher ratio) than the dropped ones.
+the same trajectory (``S += |W * G|`` over every entry, 4 more bytes per weight while recording), and
+at every snapshot compares the set SEVEN would keep at the final sparsity (its current scores) with
+the set that sum would keep: the entries the discount *rescues* (kept by SEVEN only) and those it
+*drops* (kept by the sum only), with the quantiles of their ``m_hat / r_hat``. If the sentinel idea is
+what SEVEN does, the rescued entries have steadier gradients (a higher ratio) than the dropped ones.
+(The trajectory is SEVEN's: an entry it pruned stops adding to the sum, which favours agreement, so
+the early snapshots are the informative ones.)
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class PruningDiagnostics:
         self._first_order: list[Tensor] | None = (
             [torch.zeros(n, dtype=torch.float32) for n in self.sizes]
             if pruner.method == "seven" and opts.get("noise_discount", True) else None)
-        self.discount_effect: dict[str, Any] | None = None
+        self.discount_effect: list[dict[str, Any]] = []
         self._observed = pruner.observed_steps
 
     # -- during the run ---------------------------------------------------------------------------
@@ -117,8 +119,10 @@ class PruningDiagnostics:
         self._observed = p.observed_steps
         if n in self.snapshot_steps and not p.finished:
             self._snapshot(n)
-            if n == self.snapshot_steps[-1] and self._first_order is not None:
-                self.discount_effect = self._discount_effect()
+            if self._first_order is not None:
+                effect = self._discount_effect()
+                if effect is not None:
+                    self.discount_effect.append(effect)
 
     def _snapshot(self, n: int) -> None:
         p = self.pruner
@@ -159,9 +163,8 @@ class PruningDiagnostics:
         k_final = schedules.pruned_count(p.sparsity_target, p.numel)
         seven = [s.detach().float().reshape(-1).cpu() for s in p.importance.scores(p.masks)]
         alive = [m.reshape(-1).cpu() for m in p.masks.values()]
-        plain = [torch.where(a, acc, torch.tensor(-math.inf)) for acc, a in zip(self._first_order or [], alive)]
         keep_seven = threshold.smallest_k_keep_masks(seven, k_final, seed=1)
-        keep_plain = threshold.smallest_k_keep_masks(plain, k_final, seed=1)
+        keep_plain = threshold.smallest_k_keep_masks(list(self._first_order or []), k_final, seed=1)
         imp = p.importance
         b1, b2, eps = (float(imp.options[k]) for k in ("beta1", "beta2", "eps"))
         t = max(1, p.observed_steps)
@@ -183,7 +186,7 @@ class PruningDiagnostics:
             return {"entries": int(values.numel()), "ratio_mean": round(float(values.double().mean()), 6),
                     "ratio_quantiles": [round(float(x), 6) for x in torch.quantile(sample.double(), levels)]}
 
-        return {"step": p.step_count, "quantile_levels": list(_QUANTILES),
+        return {"step": p.step_count, "window_step": p.step_count - p.start_step, "quantile_levels": list(_QUANTILES),
                 "rescued": describe(ks & ~kp), "dropped": describe(kp & ~ks),
                 "kept_by_both": describe(ks & kp), "alive": describe(al),
                 "jaccard_kept": int((ks & kp).sum()) / max(1, int((ks | kp).sum()))}
