@@ -197,7 +197,7 @@ def discount_table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['run']} | {e['window_step']} | {e['rescued']['entries']:,}, {mean(e['rescued'])} | "
                          f"{e['dropped']['entries']:,}, {mean(e['dropped'])} | {mean(e['alive'])} | "
                          f"{e['jaccard_kept']:.3f} |")
-    return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit add5813157 on)"
+    return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit 05617c015a on)"
 
 
 def _frac(v: list[float]) -> str:
