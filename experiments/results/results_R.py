@@ -106,6 +106,8 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[st
             lines.append(f"| {ours} − {other} | {s * 100:g} % | {len(seeds)} | {d.points()} | {d.verdict} | {ps} |")
             records.append({"ours": ours, "other": other, "sparsity": s, "seeds": len(seeds), "mean": d.mean,
                             "low": d.low, "high": d.high, "verdict": d.verdict})
+    if not records:
+        return f"(no paired comparison yet: {ours} has no finished run beside another method)", records
     return "\n".join(lines), records
 
 
