@@ -200,6 +200,18 @@ def mlp(seed: int = 0) -> nn.Sequential:
     return nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 4), nn.ReLU(), nn.Linear(4, 3))
 
 
+def sgd_steps(model: nn.Module, opt: torch.optim.Optimizer, pruner: sp.Pruner, steps: int):
+    """One seeded SGD step + ``pruner.step()`` at a time; yields the step number after each."""
+    gen = torch.Generator().manual_seed(3)
+    for step in range(1, steps + 1):
+        x, y = torch.randn(5, 6, generator=gen), torch.randint(0, 3, (5,), generator=gen)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        pruner.step()
+        opt.zero_grad()
+        yield step
+
+
 def test_local_scope_prunes_each_matrix_by_its_own_ranking() -> None:
     # magnitude in one step: every matrix loses its own round(s * n) smallest |W| (a global threshold
     # would strip the small-valued layer first)
@@ -228,13 +240,7 @@ def test_local_scope_reaches_the_scheduled_fraction_in_every_matrix_at_every_ste
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     extra = {"delta_t": 1} if method == "platon" else {}
     pruner = sp.Pruner(model, method, sparsity=0.7, start_step=1, prune_steps=6, optimizer=opt, scope="local", **extra)
-    gen = torch.Generator().manual_seed(3)
-    for step in range(1, 9):
-        x, y = torch.randn(5, 6, generator=gen), torch.randint(0, 3, (5,), generator=gen)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        pruner.step()
-        opt.zero_grad()
+    for step in sgd_steps(model, opt, pruner, 8):
         s = sp.cubic_sparsity(step, 0.7, 1, 6)
         for name, p in pruner.params.items():
             assert int((~pruner.masks[name]).sum()) == schedules.pruned_count(s, p.numel()), (name, step)
@@ -390,14 +396,8 @@ def test_mask_interval_selects_every_nth_step_and_the_last_with_exact_counts(int
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     pruner = sp.Pruner(model, "seven", sparsity=0.7, start_step=2, prune_steps=8, optimizer=opt,
                        mask_interval=interval)
-    gen = torch.Generator().manual_seed(3)
     due = 0
-    for step in range(1, 12):
-        x, y = torch.randn(5, 6, generator=gen), torch.randint(0, 3, (5,), generator=gen)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        pruner.step()
-        opt.zero_grad()
+    for step in sgd_steps(model, opt, pruner, 11):
         w = step - 2
         if 1 <= w <= 8 and (w % interval == 0 or w == 8):
             due = step

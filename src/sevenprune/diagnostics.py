@@ -55,6 +55,7 @@ import torch
 from torch import Tensor
 
 from . import schedules, threshold
+from .importance.seven import SevenImportance
 from .pruner import Pruner
 
 __all__ = ["PruningDiagnostics"]
@@ -99,7 +100,7 @@ class PruningDiagnostics:
         self.pruned_per_step: list[list[int]] = []  # [step, pruned entries after it]
         opts = pruner.importance.options
         self._first_order: list[Tensor] | None = (
-            [torch.zeros(n, dtype=torch.float32) for n in self.sizes]
+            [torch.zeros(w.numel(), dtype=torch.float32, device=w.device) for w in pruner.params.values()]
             if pruner.method == "seven" and opts.get("noise_discount", True) else None)
         self.discount_effect: list[dict[str, Any]] = []
         self._observed = pruner.observed_steps
@@ -115,7 +116,7 @@ class PruningDiagnostics:
             if self._first_order is not None and p.observed_steps > self._observed:  # the ablation's score
                 for acc, w in zip(self._first_order, p.params.values()):
                     if w.grad is not None:
-                        acc.add_((w.detach().float() * w.grad.detach().float()).abs_().reshape(-1).cpu())
+                        acc.add_((w.detach().float() * w.grad.detach().float()).abs_().reshape(-1))
         self._observed = p.observed_steps
         if n in self.snapshot_steps and not p.finished:
             self._snapshot(n)
@@ -164,17 +165,11 @@ class PruningDiagnostics:
         seven = [s.detach().float().reshape(-1).cpu() for s in p.importance.scores(p.masks)]
         alive = [m.reshape(-1).cpu() for m in p.masks.values()]
         keep_seven = threshold.smallest_k_keep_masks(seven, k_final, seed=1)
-        keep_plain = threshold.smallest_k_keep_masks(list(self._first_order or []), k_final, seed=1)
+        keep_plain = threshold.smallest_k_keep_masks([a.cpu() for a in self._first_order or []], k_final, seed=1)
         imp = p.importance
-        b1, b2, eps = (float(imp.options[k]) for k in ("beta1", "beta2", "eps"))
+        assert isinstance(imp, SevenImportance)  # only SEVEN runs keep the first-order sum
         t = max(1, p.observed_steps)
-        signed = imp.options["moments"] == "signed"
-        ratios = []
-        for name in self.names:
-            m = stats["m"][name].float() / (1 - b1**t)
-            r = (stats["v"][name].float() / (1 - b2**t)).sqrt() + eps
-            ratios.append(((m.abs() if signed else m) / r).reshape(-1).cpu())
-        ratio = torch.cat(ratios)
+        ratio = torch.cat([imp.discount(name, t).reshape(-1).cpu() for name in self.names])
         ks, kp, al = torch.cat(keep_seven), torch.cat(keep_plain), torch.cat(alive)
         levels = torch.tensor(_QUANTILES, dtype=torch.float64)
 
@@ -194,17 +189,13 @@ class PruningDiagnostics:
     def _noise_discount(self) -> dict[str, Any] | None:
         imp = self.pruner.importance
         stats = getattr(imp, "stats", {})
-        if self.pruner.method != "seven" or "m" not in stats or not imp.options.get("noise_discount", True):
+        if not isinstance(imp, SevenImportance) or "m" not in stats:  # "m": SEVEN with its noise discount
             return None
-        b1, b2, eps = (float(imp.options[k]) for k in ("beta1", "beta2", "eps"))
         t = max(1, self.pruner.observed_steps)
-        signed = imp.options["moments"] == "signed"
         out: dict[str, Any] = {}
         edges = torch.linspace(0.0, 1.05, _BINS + 1)
         for name in self.names:
-            m = stats["m"][name].float() / (1 - b1**t)
-            r = (stats["v"][name].float() / (1 - b2**t)).sqrt() + eps
-            ratio = ((m.abs() if signed else m) / r)[self.pruner.masks[name]].reshape(-1).cpu()
+            ratio = imp.discount(name, t)[self.pruner.masks[name]].reshape(-1).cpu()
             if ratio.numel() == 0:
                 continue
             q = torch.quantile(ratio[:1 << 24].double(), torch.tensor(_QUANTILES, dtype=torch.float64))

@@ -19,6 +19,7 @@ Steps are optimizer updates. Call ``n`` of ``pruner.step()`` is a pruning step w
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import warnings
@@ -433,9 +434,7 @@ class Pruner:
             if self.pattern != "unstructured":
                 raise NotImplementedError(f"pattern {self.pattern!r} is not supported with sharded weights")
             if local:  # one exact selection per matrix, in that matrix's own global order
-                bases = [0]
-                for p in list(self._owners.values())[:-1]:
-                    bases.append(bases[-1] + p.numel())
+                bases = itertools.accumulate((p.numel() for p in self._owners.values()), initial=0)
                 keep = [sharded_smallest_k_keep_masks([s], c, global_offsets=[off - base], total=p.numel(),
                                                       seed=self.step_count)[0]
                         for s, c, off, base, p in zip(scores, counts, self._offsets, bases, self._owners.values())]
@@ -555,7 +554,9 @@ class Pruner:
         # a refused call is not counted
         grads = self._grads() if self.importance.needs_grad and n <= self.end_step else []
         self.step_count = n
-        if schedules.in_window(n, self.start_step, self.prune_steps):
+        in_window = schedules.in_window(n, self.start_step, self.prune_steps)
+        # scores are observed in the window, and before it for methods whose scores learn from step 1
+        if in_window or (n <= self.start_step and self.importance.observes_before_window):
             observed = not grads or self._all_finite(grads)
             if observed:
                 self.observed_steps += 1
@@ -564,15 +565,9 @@ class Pruner:
             else:
                 self._skipped(n)
             last = n == self.end_step
-            if ((n - self.start_step) % self.mask_interval == 0 or last) \
+            if in_window and ((n - self.start_step) % self.mask_interval == 0 or last) \
                     and self.importance.mask_due(self.observed_steps, observed, last) and self._has_observed(n):
                 newly = self._update_masks(self.target_sparsity(n))
-        elif n <= self.start_step and self.importance.observes_before_window:
-            if not grads or self._all_finite(grads):  # scores that learn before pruning starts
-                self.observed_steps += 1
-                self.importance.observe(self.observed_steps)
-            else:
-                self._skipped(n)
         if self._hook is None:
             self.apply_masks()
         else:

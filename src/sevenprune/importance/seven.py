@@ -136,6 +136,14 @@ class SevenImportance(Importance):
     def release(self) -> None:
         self.stats = {}
 
+    def discount(self, name: str, t: int) -> Tensor:
+        """The noise discount ``m_hat / r_hat`` (``|m_hat| / r_hat`` for signed moments) of weight ``name``
+        after ``t`` observed steps, as the score update computes it (a new fp32 tensor)."""
+        b1, b2, eps = float(self.options["beta1"]), float(self.options["beta2"]), float(self.options["eps"])
+        m = self.stats["m"][name].float() / (1.0 - b1**t)
+        r = (self.stats["v"][name].float() / (1.0 - b2**t)).sqrt_().add_(eps)
+        return (m.abs_() if self.options["moments"] == "signed" else m).div_(r)
+
     def _use_compile(self) -> bool:
         flag = self.options["compile"]
         if flag == "auto":
