@@ -407,3 +407,24 @@ def test_mask_interval_selects_every_nth_step_and_the_last_with_exact_counts(int
     assert pruner.config()["mask_interval"] == interval
     with pytest.raises(ValueError, match="mask_interval must be >= 1, got 0"):
         sp.Pruner(mlp(), "seven", 0.5, mask_interval=0)
+
+
+def test_local_scope_with_an_n_m_pattern_counts_per_matrix_and_ends_exactly_2_4() -> None:
+    from sevenprune.patterns import nm_holds
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner = sp.Pruner(model, "magnitude", sparsity=0.5, start_step=0, prune_steps=4, optimizer=opt,
+                       pattern="2:4", scope="local")
+    gen = torch.Generator().manual_seed(1)
+    for step in range(1, 5):
+        x, y = torch.randn(5, 8, generator=gen), torch.randint(0, 4, (5,), generator=gen)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        pruner.step()
+        opt.zero_grad()
+        s = sp.cubic_sparsity(step, 0.5, 0, 4)
+        for name, p in pruner.params.items():
+            assert int((~pruner.masks[name]).sum()) == schedules.pruned_count(s, p.numel()), (name, step)
+    assert all(nm_holds(m, 2, 4) for m in pruner.masks.values())
