@@ -55,7 +55,7 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
     pruner.step_count = pruner.observed_steps = middle
     pruner.update_masks(pruner.target_sparsity(middle))
     opt.zero_grad()
-    timers = {"scoring": 0.0, "selection": 0.0}
+    timers = {"scoring": 0.0, "selection": 0.0, "hook": 0.0}
 
     def timed(name: str, fn: Any) -> Any:
         def wrapper(*a: Any, **k: Any) -> Any:
@@ -68,8 +68,10 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
 
     pruner.importance.observe = timed("scoring", pruner.importance.observe)  # type: ignore[method-assign]
     pruner._update_masks = timed("selection", pruner._update_masks)  # type: ignore[method-assign]
+    # the optimizer hook re-applies the masks after every optimizer.step(): a cost of pruning too
+    pruner.apply_masks = timed("hook", pruner.apply_masks)  # type: ignore[method-assign]
 
-    def pruned_step() -> tuple[float, float, float, float]:
+    def pruned_step() -> tuple[float, float, float, float, float]:
         for k in timers:
             timers[k] = 0.0
         t0 = time.perf_counter()
@@ -78,7 +80,7 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
         pruner.step()
         opt.zero_grad()
         t2 = time.perf_counter()
-        return t2 - t0, t2 - t1, timers["scoring"], timers["selection"]
+        return t2 - t0, t2 - t1, timers["scoring"], timers["selection"], timers["hook"]
 
     def plain_step() -> float:
         t0 = time.perf_counter()
@@ -89,21 +91,25 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
     pruner.attach(opt)
     for _ in range(2):  # warm-up (compiles the fused SEVEN update on a large model)
         pruned_step()
-    plain, pruned, own, scoring, selection = [], [], [], [], []
-    # a multiple of the interval, so that the interval's selection steps are in the sample in proportion
-    repeats = max(args.repeats, interval) if interval > 1 else args.repeats
+    plain, pruned, own, scoring, selection, hook = [], [], [], [], [], []
+    scans = sum(c.scans for c in getattr(pruner, "_candidate_sets", {}).values())
+    # selection cost varies from step to step (a candidate scan every few steps): sample many steps
+    repeats = max(args.repeats, 2 * interval, 16)
     for i in range(repeats):
-        pruner.detach()  # the plain step runs without the pruner's optimizer hook
-        plain.append(plain_step())
-        pruner.attach(opt)
-        total, o, sc, se = pruned_step()
+        if i < args.repeats:
+            pruner.detach()  # the plain step runs without the pruner's optimizer hook
+            plain.append(plain_step())
+            pruner.attach(opt)
+        total, o, sc, se, ho = pruned_step()
         pruned.append(total)
         own.append(o)
         scoring.append(sc)
         selection.append(se)
+        hook.append(ho)
         if args.verbose:
             print(f"  [{i + 1}/{repeats}] plain {plain[-1]:.3f} s, with pruner {total:.3f} s (pruner.step {o:.3f} s: "
-                  f"scoring {sc:.3f}, selection {se:.3f})", flush=True)
+                  f"scoring {sc:.3f}, selection {se:.3f}; masks after optimizer.step {ho:.3f})", flush=True)
+    scans = sum(c.scans for c in getattr(pruner, "_candidate_sets", {}).values()) - scans
     # the mean over the sampled steps is the cost per step (selection happens on some steps only)
     step = statistics.median(plain)
     mean_own = statistics.fmean(own)
@@ -111,7 +117,9 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
             "median_plain_step_s": step, "mean_pruner_step_s": mean_own,
             "mean_scoring_s": statistics.fmean(scoring), "mean_selection_s": statistics.fmean(selection),
             "mean_rest_s": mean_own - statistics.fmean(scoring) - statistics.fmean(selection),
-            "ratio": (step + mean_own) / step, "prunable_params": pruner.numel,
+            "ratio": (step + mean_own) / step, "mean_hook_s": statistics.fmean(hook),
+            "ratio_with_hook": (step + mean_own + statistics.fmean(hook)) / step,
+            "measured_steps": repeats, "candidate_scans": scans, "prunable_params": pruner.numel,
             "bytes_per_param_fp32": pruner.state_nbytes() / pruner.numel}
 
 
@@ -136,14 +144,16 @@ def main() -> None:
     else:
         grid = [(args.window, args.batch, args.threads, args.mask_interval)]
     results = []
-    print("| K | batch | threads | interval | step (s) | pruner.step (s) | scoring | selection | rest | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| K | batch | threads | interval | step (s) | pruner.step (s) | scoring | selection | rest | ratio "
+          "| masks after optimizer.step (s) | ratio with it | candidate scans / steps |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for window, batch, threads, interval in grid:
         r = measure(args, window, batch, threads, interval)
         results.append(r)
         print(f"| {window} | {batch} | {threads} | {interval} | {r['median_plain_step_s']:.3f} | "
               f"{r['mean_pruner_step_s']:.3f} | {r['mean_scoring_s']:.3f} | {r['mean_selection_s']:.3f} | "
-              f"{r['mean_rest_s']:.3f} | {r['ratio']:.3f} |", flush=True)
+              f"{r['mean_rest_s']:.3f} | {r['ratio']:.3f} | {r['mean_hook_s']:.3f} | {r['ratio_with_hook']:.3f} | "
+              f"{r['candidate_scans']} / {r['measured_steps']} |", flush=True)
     model = BertForSequenceClassification(BertConfig() if not args.small else BertConfig(
         hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024))
     small = sp.Pruner(model, args.method, sparsity=0.6, start_step=0, prune_steps=100, state_dtype=torch.bfloat16)

@@ -100,3 +100,38 @@ def test_sparse_nonzero_equals_nonzero(n: int) -> None:
     buf[-1] = True  # the tail after the last whole 8-byte word
     assert torch.equal(_sparse_nonzero(buf), torch.nonzero(buf).squeeze(1))
     assert torch.equal(_sparse_nonzero(buf[1:]), torch.nonzero(buf[1:]).squeeze(1))  # unaligned
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_candidate_set_over_growing_scores_matches_a_brute_force_sort_at_every_selection(seed: int) -> None:
+    """Scores that only grow (as SEVEN's sums), with ties, over many selections: the candidate set
+    must pick exactly the entries a brute-force sort picks, both when it reuses its candidates and
+    when the threshold overtakes its bound and it rescans (both happen here)."""
+    from sevenprune.threshold import CandidateSet
+
+    rng = torch.Generator().manual_seed(seed)
+    scores = [torch.randint(0, 50, (100, 100), generator=rng).float(),
+              torch.randint(0, 50, (5000,), generator=rng).float()]
+    alive = [torch.ones(s.shape, dtype=torch.bool) for s in scores]
+    # a third of the entries grow 8 times faster: candidates overtake entries outside the set
+    speed = [1 + 7 * (torch.rand(s.shape, generator=rng) < 1 / 3) for s in scores]
+    cs = CandidateSet(sample_size=256)  # 15,000 entries > 4 x 256: sampled bands with a finite bound
+    reused = 0
+    for step in range(30):
+        k = 50 + 20 * (step % 5)
+        for s, a, fast in zip(scores, alive, speed):  # scores grow at uneven rates; ties stay common
+            s[a] += (torch.randint(0, 3, s.shape, generator=rng) * fast).float()[a]
+        # independently: a stable sort of every score, pruned ones first (-inf), first ``pruned + k``
+        flat = torch.cat([torch.where(a, s, -math.inf).reshape(-1) for s, a in zip(scores, alive)])
+        gone = torch.sort(flat, stable=True).indices[: sum(int((~a).sum()) for a in alive) + k]
+        keep = torch.ones(flat.numel(), dtype=torch.bool)
+        keep[gone] = False
+        expected = [m.reshape(s.shape) for m, s in zip(torch.split(keep, [s.numel() for s in scores]), scores)]
+        scans = cs.scans
+        picked = cs.smallest_k(scores, k, masks=alive, cover=3 * k, seed=step)
+        reused += cs.scans == scans
+        for s, a, idx in zip(scores, alive, picked):
+            a.view(-1)[idx] = False
+            s.view(-1)[idx] = -math.inf  # pinned, as the pruner does
+        assert all(torch.equal(e, a) for e, a in zip(expected, alive)), f"step {step}"
+    assert 0 < reused < 30  # both paths were taken

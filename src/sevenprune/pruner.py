@@ -258,6 +258,7 @@ class Pruner:
                 raise ValueError(f"mask for {name!r} must be a bool tensor of shape {tuple(p.shape)}")
             self.masks[name] = m.to(p.device).clone()
             self._pruned[name] = m.numel() - int(torch.count_nonzero(m))
+        self._forget_candidates()
         self.importance.masks_updated(self.masks, {})
         self._clear_optimizer_state(list(self.params))
         self.apply_masks()
@@ -291,6 +292,7 @@ class Pruner:
         cls = get_method(method)
         self.method = method
         self.importance: Importance = cls(self.params, state_dtype=state_dtype, **method_options)
+        self._candidate_sets: dict[int, threshold.CandidateSet] = {}  # see _candidates
         self.state_dtype = state_dtype
 
     # -- configuration ------------------------------------------------------------------------------
@@ -451,18 +453,22 @@ class Pruner:
             newly = self._replace_masks(keep)
         elif local:
             newly = {}
-            for (name, mask), score, count in zip(list(self.masks.items()), scores, counts):
+            ahead = self._lookahead_counts()
+            for i, ((name, mask), score, count) in enumerate(zip(list(self.masks.items()), scores, counts)):
                 need = count - self._pruned[name]
                 if need <= 0:
                     continue
-                idx = threshold.smallest_k_finite([score], need, masks=[mask], seed=self.step_count)[0]
+                idx = self._candidates(i).smallest_k([score], need, masks=[mask], seed=self.step_count,
+                                                     cover=ahead[i] - self._pruned[name] if ahead else 0)[0]
                 mask.view(-1)[idx] = False
                 self._pruned[name] += idx.numel()
                 newly[name] = idx
         elif k - already <= max(1 << 16, self.numel // 32):
             # the usual case inside a long window: few new entries; find them and update sparsely
-            picked = threshold.smallest_k_finite(
-                scores, k - already, masks=list(self.masks.values()), seed=self.step_count
+            ahead = self._lookahead_counts()
+            picked = self._candidates(0).smallest_k(
+                scores, k - already, masks=list(self.masks.values()), seed=self.step_count,
+                cover=sum(ahead) - already if ahead else 0,
             )
             newly = {}
             for (name, mask), idx in zip(list(self.masks.items()), picked):
@@ -484,8 +490,34 @@ class Pruner:
         self._after_mask_update(list(newly))
         return newly
 
+    #: selections ahead whose entries a candidate scan gathers (monotone scores; see ``_candidates``)
+    LOOKAHEAD = 8
+
+    def _candidates(self, i: int) -> threshold.CandidateSet:
+        """The candidate set of selection group ``i`` (0: every weight, global scope; the weight's
+        position, local scope). Without monotone scores, a set that is never reused: a full scan."""
+        if not self.importance.monotone_scores:
+            return threshold.CandidateSet()
+        return self._candidate_sets.setdefault(i, threshold.CandidateSet())
+
+    def _forget_candidates(self) -> None:
+        """Masks changed other than by an incremental selection: candidate sets must be rebuilt."""
+        self._candidate_sets = {}
+
+    def _lookahead_counts(self) -> list[int]:
+        """Per weight, the count the schedule prunes ``LOOKAHEAD`` selections from now (within the
+        window): the size of a new candidate set. Empty outside ``step()`` or without monotone scores."""
+        n = self.step_count
+        if not self.importance.monotone_scores or not schedules.in_window(n, self.start_step, self.prune_steps):
+            return []
+        ahead = self.target_sparsity(min(n + self.LOOKAHEAD * self.mask_interval, self.end_step))
+        if self.scope == "local":
+            return [schedules.pruned_count(ahead, p.numel()) for p in self._owners.values()]
+        return [schedules.pruned_count(ahead, self.numel)]
+
     def _replace_masks(self, keep: Sequence[Tensor]) -> dict[str, Tensor]:
         """Install new keep-masks (intersected with the old ones); return the newly pruned indices."""
+        self._forget_candidates()
         newly: dict[str, Tensor] = {}
         for (name, old), new in zip(list(self.masks.items()), keep):
             new = new.to(old.device) & old  # monotone even if a method forgot to pin pruned scores
@@ -694,6 +726,7 @@ class Pruner:
                 raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
             self.masks[n] = m.to(p.device).clone()
         self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
+        self._forget_candidates()
         devices = {n: p.device for n, p in self.model.named_parameters()}
         self.extra_masks = {n: m.to(devices.get(n, m.device)).clone()
                             for n, m in state.get("extra_masks", {}).items()}

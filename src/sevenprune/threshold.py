@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["smallest_k_keep_masks", "kth_smallest_value", "keep_masks_for_value"]
+__all__ = ["smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest_value", "keep_masks_for_value"]
 
 _SAMPLE_SIZE = 1 << 16
 
@@ -178,6 +178,66 @@ def _sparse_nonzero(sel: Tensor) -> Tensor:
     return idx
 
 
+def _scan(
+    scores: Sequence[Tensor], k: int, masks: Sequence[Tensor] | None, sample_size: int, seed: int
+) -> tuple[list[Tensor], list[Tensor], float]:
+    """Every eligible entry with ``s <= hi`` (values as fp32, flat indices in order; per tensor) and
+    ``hi``, chosen from a sample so that at least ``k`` entries qualify; ``hi = inf`` gathers every
+    eligible entry (small inputs, or an unlucky sample). Eligible: ``masks`` True, else ``s > -inf``."""
+    sizes = [s.numel() for s in scores]
+    total = sum(sizes)
+    hi = math.inf
+    if total > 4 * sample_size:
+        sample = _sample(scores, total, sample_size, seed)
+        finite = sample[sample > -math.inf]
+        if finite.numel():
+            alive = total * finite.numel() / sample.numel()
+            quantile = min(1.0, k / alive)
+            values, _ = torch.sort(finite)
+            ns = values.numel()
+            spread = 5.0 * math.sqrt(max(ns * quantile * (1 - quantile), 1.0)) + 16.0
+            rank = math.ceil(quantile * ns + spread)
+            hi = float(values[rank]) if rank < ns else math.inf
+    buf = torch.empty(max(sizes), dtype=torch.bool, device=scores[0].device)
+    while True:
+        vals, idxs = [], []
+        for t, s in enumerate(scores):
+            flat = s.reshape(-1)
+            sel = buf[: flat.numel()]
+            if hi == math.inf:
+                torch.gt(flat, -math.inf, out=sel)
+            else:
+                torch.le(flat, hi, out=sel)
+                if masks is not None:
+                    sel.logical_and_(masks[t].reshape(-1))
+                else:
+                    sel.logical_and_(flat > -math.inf)
+            idx = _sparse_nonzero(sel)
+            vals.append(flat[idx].float())
+            idxs.append(idx)
+        found = sum(i.numel() for i in idxs)
+        if found >= k or hi == math.inf:
+            return vals, idxs, hi
+        hi = math.inf  # the sample was unlucky; take every finite entry
+
+
+def _pick(vals: Sequence[Tensor], idxs: Sequence[Tensor], k: int) -> tuple[list[Tensor], Tensor, float]:
+    """The ``k`` smallest of the candidates in the order (value, global index), as flat indices per
+    tensor; also the bool mask of the chosen among the concatenated candidates, and the k-th value.
+
+    Candidates are in global index order (tensor, then flat index), so "every value below the k-th,
+    then the first ties in that order" is the stable sort's choice, in linear time."""
+    v = torch.cat(list(vals))
+    if v.numel() < k:
+        raise ValueError(f"cannot prune {k} more entries: only {v.numel()} have a finite score")
+    value = v.kthvalue(k).values
+    chosen = v < value
+    ties = torch.nonzero(v == value).squeeze(1)[: k - int(torch.count_nonzero(chosen))]
+    chosen[ties] = True
+    parts = torch.split(chosen, [int(i.numel()) for i in idxs])
+    return [i[c] for i, c in zip(idxs, parts)], chosen, float(value)
+
+
 def smallest_k_finite(
     scores: Sequence[Tensor],
     k: int,
@@ -199,52 +259,66 @@ def smallest_k_finite(
     >>> [i.tolist() for i in smallest_k_finite([a, b], 2)]
     [[2], [0]]
     """
-    sizes = [s.numel() for s in scores]
-    total = sum(sizes)
     if k <= 0:
         return [torch.empty(0, dtype=torch.long, device=s.device) for s in scores]
-    sample = _sample(scores, total, sample_size, seed) if total > 4 * sample_size else None
-    quantile = 0.0
-    if sample is not None:
-        finite = sample[sample > -math.inf]
-        if finite.numel():
-            alive = total * finite.numel() / sample.numel()
-            quantile = min(1.0, k / alive)
-            values, _ = torch.sort(finite)
-            ns = values.numel()
-            spread = 5.0 * math.sqrt(max(ns * quantile * (1 - quantile), 1.0)) + 16.0
-            rank = math.ceil(quantile * ns + spread)
-            hi = float(values[rank]) if rank < ns else math.inf
-        else:
-            hi = math.inf
-    else:
-        hi = math.inf
-    buf = torch.empty(max(sizes), dtype=torch.bool, device=scores[0].device)
-    while True:
-        vals, tids, idxs = [], [], []
-        for t, s in enumerate(scores):
-            flat = s.reshape(-1)
-            sel = buf[: flat.numel()]
-            if hi == math.inf:
-                torch.gt(flat, -math.inf, out=sel)
-            else:
-                torch.le(flat, hi, out=sel)
-                if masks is not None:
-                    sel.logical_and_(masks[t].reshape(-1))
-                else:
-                    sel.logical_and_(flat > -math.inf)
-            idx = _sparse_nonzero(sel)
-            vals.append(flat[idx].float())
-            idxs.append(idx)
-            tids.append(torch.full((idx.numel(),), t, dtype=torch.long, device=idx.device))
-        found = sum(i.numel() for i in idxs)
-        if found >= k or hi == math.inf:
-            break
-        hi = math.inf  # the sample was unlucky; take every finite entry
-    if found < k:
-        raise ValueError(f"cannot prune {k} more entries: only {found} have a finite score")
-    v, tid, ix = torch.cat(vals), torch.cat(tids), torch.cat(idxs)
-    # candidates are in global index order, so a stable sort by value breaks ties by index
-    order = torch.sort(v, stable=True).indices[:k]
-    tid, ix = tid[order], ix[order]
-    return [torch.sort(ix[tid == t]).values for t in range(len(scores))]
+    vals, idxs, _ = _scan(scores, k, masks, sample_size, seed)
+    return _pick(vals, idxs, k)[0]
+
+
+class CandidateSet:
+    """:func:`smallest_k_finite` for a sequence of selections over scores that **never decrease**
+    (SEVEN's accumulated sums, fixed random scores), touching only the entries near the threshold.
+
+    A full scan gathers every eligible entry with ``s <= bound`` (the candidates), for more entries
+    than this selection needs (``cover``: what the next few selections will prune). Later selections
+    read only the candidates' scores. They stay exact: an entry outside the set had ``s > bound`` at
+    the scan and its score has not decreased since, so whenever the k-th smallest candidate is
+    ``<= bound``, no outside entry can be among the k smallest (nor tie with the k-th). Otherwise, or
+    when fewer than k candidates are left, the set is rebuilt by a new scan. The result is the one
+    :func:`smallest_k_finite` returns, entry for entry.
+
+    The caller must :meth:`clear` the set whenever the eligible entries change other than by its own
+    selections (masks replaced or loaded) or the scores may have decreased.
+
+    >>> s = [torch.tensor([5.0, 1.0, 4.0, 2.0])]
+    >>> cs = CandidateSet()
+    >>> cs.smallest_k(s, 1, cover=2)[0].tolist()     # scans; keeps the 2 lowest as candidates
+    [1]
+    >>> s[0][1] = -math.inf; s[0] += 0.5             # pruned entry pinned, scores grow
+    >>> cs.smallest_k(s, 1)[0].tolist()               # from the candidates only
+    [3]
+    """
+
+    def __init__(self, sample_size: int = _SAMPLE_SIZE) -> None:
+        self.sample_size = sample_size
+        self.idx: list[Tensor] | None = None
+        self.bound = math.inf
+        self.scans = 0  # full scans made (for benchmarks and tests)
+
+    def clear(self) -> None:
+        self.idx = None
+
+    def smallest_k(self, scores: Sequence[Tensor], k: int, *, masks: Sequence[Tensor] | None = None,
+                   cover: int = 0, seed: int = 0) -> list[Tensor]:
+        """As :func:`smallest_k_finite`; ``cover`` (>= k) sizes the candidate set of a new scan."""
+        if k <= 0:
+            return [torch.empty(0, dtype=torch.long, device=s.device) for s in scores]
+        if self.idx is not None and len(self.idx) == len(scores):
+            vals = [s.reshape(-1)[i].float() for s, i in zip(scores, self.idx)]
+            if sum(v.numel() for v in vals) >= k:
+                picked, chosen, value = _pick(vals, self.idx, k)
+                if value <= self.bound:
+                    self._drop(chosen)
+                    return picked
+        vals, idxs, hi = _scan(scores, max(k, cover), masks, self.sample_size, seed)
+        self.scans += 1
+        picked, chosen, _ = _pick(vals, idxs, k)
+        self.idx, self.bound = idxs, hi
+        self._drop(chosen)
+        return picked
+
+    def _drop(self, chosen: Tensor) -> None:
+        """Remove the entries just selected (they are pruned) from the candidates."""
+        assert self.idx is not None
+        parts = torch.split(~chosen, [int(i.numel()) for i in self.idx])
+        self.idx = [i[keep] for i, keep in zip(self.idx, parts)]

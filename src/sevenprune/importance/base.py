@@ -68,6 +68,10 @@ class Importance(ABC):
     phase: ClassVar[str] = "train"
     #: options and their defaults; anything else passed to the constructor is an error
     defaults: ClassVar[dict[str, Any]] = {}
+    #: True if no entry's score ever decreases between selections (an accumulated sum of non-negative
+    #: terms, or fixed scores): the pruner may then select among the entries near the last threshold
+    #: only (:class:`sevenprune.threshold.CandidateSet`), with the same result as a full scan
+    monotone_scores: ClassVar[bool] = False
 
     @property
     def observes_before_window(self) -> bool:

@@ -48,6 +48,7 @@ class RandomImportance(Importance):
     """
 
     name = "random"
+    monotone_scores = True  # drawn once, never changed
     needs_grad = False
     defaults = {"seed": 0}
 

@@ -102,6 +102,7 @@ class SevenImportance(Importance):
     """
 
     name = "seven"
+    monotone_scores = True  # S only accumulates |...| >= 0 (pruned entries stay at -inf)
     defaults = {"beta1": 0.8, "beta2": 0.9, "eps": 1e-9, "moments": "abs", "compile": "auto",
                 "noise_discount": True}
 
