@@ -92,7 +92,7 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
     for _ in range(2):  # warm-up (compiles the fused SEVEN update on a large model)
         pruned_step()
     plain, pruned, own, scoring, selection, hook = [], [], [], [], [], []
-    scans = sum(c.scans for c in getattr(pruner, "_candidate_sets", {}).values())
+    scans = getattr(getattr(pruner, "_selector", None), "scans", 0)  # candidate scans (0: code without them)
     # selection cost varies from step to step (a candidate scan every few steps): sample many steps
     repeats = max(args.repeats, 2 * interval, 16)
     for i in range(repeats):
@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
         if args.verbose:
             print(f"  [{i + 1}/{repeats}] plain {plain[-1]:.3f} s, with pruner {total:.3f} s (pruner.step {o:.3f} s: "
                   f"scoring {sc:.3f}, selection {se:.3f}; masks after optimizer.step {ho:.3f})", flush=True)
-    scans = sum(c.scans for c in getattr(pruner, "_candidate_sets", {}).values()) - scans
+    scans = getattr(getattr(pruner, "_selector", None), "scans", 0) - scans
     # the mean over the sampled steps is the cost per step (selection happens on some steps only)
     step = statistics.median(plain)
     mean_own = statistics.fmean(own)

@@ -3,7 +3,7 @@
 ``sp.Pruner(model, method, sparsity, ..., pattern=...)`` accepts:
 
 ``"unstructured"`` (default)
-    one global threshold over every prunable entry (handled by the pruner itself).
+    one global threshold over every prunable entry (:class:`sevenprune.selection.Unstructured`).
 
 ``"n:m"`` (e.g. ``"2:4"``, ``"4:8"``; ``1 <= n < m``)
     in every group of ``m`` consecutive *input* weights of a row (the reduction dimension of the
@@ -51,18 +51,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .structured import Block, require_blocks
 from .threshold import smallest_k_keep_masks
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .pruner import Pruner
-
-__all__ = ["VALID_PATTERNS", "nm_holds", "parse_pattern", "pattern_keep_masks", "validate_pattern"]
+__all__ = ["VALID_PATTERNS", "group_keep_masks", "nm_holds", "nm_keep_masks", "parse_pattern", "require_blocks",
+           "validate_pattern", "weight_kinds"]
 
 #: the valid forms, for error messages
 VALID_PATTERNS = "'unstructured', 'n:m' with 1 <= n < m (e.g. '2:4', '4:8'), 'heads', 'neurons', 'heads+neurons'"
@@ -112,9 +110,10 @@ def _from_rows(rows: Tensor, shape: torch.Size, kind: str) -> Tensor:
     return rows.reshape(shape)
 
 
-def _kinds_of(pruner: Pruner) -> list[str]:
-    owners = _owner_kinds(pruner.model)
-    return [owners.get(id(p), "matrix") for p in pruner.params.values()]
+def weight_kinds(model: nn.Module, params: Mapping[str, Tensor]) -> list[str]:
+    """Per prunable weight: ``"conv1d"`` (GPT-2 ``Conv1D``, stored as (in, out)) or ``"matrix"``."""
+    owners = _owner_kinds(model)
+    return [owners.get(id(p), "matrix") for p in params.values()]
 
 
 def nm_holds(mask: Tensor, n: int, m: int, *, transposed: bool = False) -> bool:
@@ -147,26 +146,21 @@ def _nm_candidate_scores(score: Tensor, mask: Tensor, kind: str, n: int, m: int,
     return _from_rows(cand_scores.reshape(rows.shape), score.shape, kind)
 
 
-def _nm_keep(pruner: Pruner, scores: Sequence[Tensor], k: int, n: int, m: int,
-             per_matrix: Sequence[int] | None = None) -> list[Tensor]:
-    target = getattr(pruner, "sparsity_target", None)
-    if target is not None and not math.isclose(target, 1 - n / m, rel_tol=0, abs_tol=1e-9):
-        raise ValueError(f"pattern '{n}:{m}' fixes the sparsity at 1 - {n}/{m} = {1 - n / m}; "
-                         f"the pruner's sparsity is {target}")
-    kinds = _kinds_of(pruner)
-    names = list(pruner.params)
+def nm_keep_masks(scores: Sequence[Tensor], masks: Mapping[str, Tensor], kinds: Sequence[str], k: int, n: int,
+                  m: int, *, numel: int, per_matrix: Sequence[int] | None = None, seed: int = 0) -> list[Tensor]:
+    """Keep-masks (order of ``masks``) pruning ``k`` entries in all (``per_matrix``: each weight's own
+    count), only among each group's ``m - n`` lowest-scored entries."""
     cand = [
-        _nm_candidate_scores(s.float() if not s.is_floating_point() else s, pruner.masks[name].to(s.device),
-                             kind, n, m, name)
-        for name, s, kind in zip(names, scores, kinds)
+        _nm_candidate_scores(s.float() if not s.is_floating_point() else s, mask.to(s.device), kind, n, m, name)
+        for (name, mask), s, kind in zip(masks.items(), scores, kinds)
     ]
-    limit = pruner.numel * (m - n) // m
+    limit = numel * (m - n) // m
     if k > limit:
-        raise ValueError(f"pattern '{n}:{m}' prunes at most {limit} of {pruner.numel} entries "
+        raise ValueError(f"pattern '{n}:{m}' prunes at most {limit} of {numel} entries "
                          f"(sparsity {1 - n / m}); the schedule asked for {k}: set sparsity={1 - n / m}")
     if per_matrix is not None:  # scope="local": each matrix's own count among its candidates
-        return [smallest_k_keep_masks([c], count, seed=pruner.step_count)[0] for c, count in zip(cand, per_matrix)]
-    return smallest_k_keep_masks(cand, k, seed=pruner.step_count)
+        return [smallest_k_keep_masks([c], count, seed=seed)[0] for c, count in zip(cand, per_matrix)]
+    return smallest_k_keep_masks(cand, k, seed=seed)
 
 
 # -- heads and neurons ------------------------------------------------------------------------------------
@@ -219,20 +213,21 @@ def _select_groups(scores: Tensor, gone: Tensor, sizes: list[int], count: int) -
     return chosen | (gone & ~protected)
 
 
-def _structured_keep(
-    pruner: Pruner, scores: Sequence[Tensor], k: int, kinds: Sequence[str], local_fraction: float | None = None
+def group_keep_masks(
+    blocks: Sequence[Block], scores: Sequence[Tensor], masks: Mapping[str, Tensor], params: Mapping[str, Tensor],
+    kinds: Sequence[str], fraction: float, local_fraction: float | None = None,
 ) -> tuple[list[Tensor], dict[str, Tensor]]:
-    blocks = require_blocks(pruner.model, f"pattern {pruner.pattern!r}")
-    names = list(pruner.params)
+    """Keep-masks (order of ``masks``) removing ``fraction`` of the groups of each kind, ranked over all
+    layers (``local_fraction``: that fraction in every layer), and the extra masks of their biases
+    (``params``: the model's parameters by name)."""
+    names = list(masks)
     score_of = dict(zip(names, scores))
-    keep = {name: torch.ones_like(pruner.masks[name]) for name in names}
-    params = dict(pruner.model.named_parameters())
+    keep = {name: torch.ones_like(masks[name]) for name in names}
     extra: dict[str, Tensor] = {}
-    fraction = k / pruner.numel
     for kind in kinds:
         sizes = [b.num_heads if kind == "heads" else b.num_neurons for b in blocks]
         group_scores = torch.cat([_group_scores(b, kind, score_of).cpu() for b in blocks])
-        gone = torch.cat([_group_gone(b, kind, pruner.masks).cpu() for b in blocks])
+        gone = torch.cat([_group_gone(b, kind, masks).cpu() for b in blocks])
         if local_fraction is None:
             chosen = _select_groups(group_scores, gone, sizes, round(fraction * sum(sizes)))
         else:  # scope="local": the same fraction of groups in every layer, ranked within the layer
@@ -269,18 +264,19 @@ def _extra_bias(extra: dict[str, Tensor], params: Mapping[str, Tensor], name: st
         extra[name] = keep.to(bias.device).clone()
 
 
-# -- the pruner's hooks --------------------------------------------------------------------------------------
-def validate_pattern(pattern: str, pruner: Pruner, sparsity: float | None = None) -> None:
-    """Check that ``pattern`` is valid and fits ``pruner``'s model and prunable weights.
+# -- checks ------------------------------------------------------------------------------------------------
+def validate_pattern(pattern: str, model: nn.Module, params: Mapping[str, Tensor],
+                     sparsity: float | None = None) -> tuple[Any, ...]:
+    """Check that ``pattern`` is valid and fits ``model`` and its prunable weights ``params``; return
+    :func:`parse_pattern`'s reading of it.
 
-    Called by ``Pruner`` when ``pattern != "unstructured"``. Raises ``ValueError`` naming the pattern
-    and the valid forms, the weight that does not fit, or (if ``sparsity`` is given) the sparsity an
-    ``n:m`` pattern requires.
+    Raises ``ValueError`` naming the pattern and the valid forms, the weight that does not fit, or (if
+    ``sparsity`` is given) the sparsity an ``n:m`` pattern requires.
     """
     parsed = parse_pattern(pattern)
     if parsed[0] == "nm":
         _, n, m = parsed
-        for (name, p), kind in zip(pruner.params.items(), _kinds_of(pruner)):
+        for (name, p), kind in zip(params.items(), weight_kinds(model, params)):
             length = _as_rows(p.detach(), kind).shape[1]
             if length % m:
                 raise ValueError(
@@ -291,7 +287,7 @@ def validate_pattern(pattern: str, pruner: Pruner, sparsity: float | None = None
             raise ValueError(f"pattern {pattern!r} fixes the sparsity at 1 - {n}/{m} = {1 - n / m}; "
                              f"got sparsity={sparsity}")
     elif parsed[0] == "structured":
-        blocks = require_blocks(pruner.model, f"pattern {pattern!r}")
+        blocks = require_blocks(model, f"pattern {pattern!r}")
         roles = []
         if "heads" in parsed[1]:
             roles += ["query", "key", "value", "attn_out"]
@@ -300,29 +296,9 @@ def validate_pattern(pattern: str, pruner: Pruner, sparsity: float | None = None
         for block in blocks:
             for role in roles:
                 weight = block.linear(role) + ".weight"
-                if weight not in pruner.params:
+                if weight not in params:
                     raise ValueError(
                         f"pattern {pattern!r} needs {weight!r} among the prunable weights (it is not: "
                         "check include=/exclude=)"
                     )
-
-
-def pattern_keep_masks(
-    pattern: str, pruner: Pruner, scores: Sequence[Tensor], k: int, *,
-    per_matrix: Sequence[int] | None = None, fraction: float | None = None,
-) -> tuple[list[Tensor], dict[str, Tensor]]:
-    """Keep-masks (order of ``pruner.params``) and extra masks (``{parameter name: keep-mask}``).
-
-    ``scores``: the method's scores in the order of ``pruner.params``, pruned entries ``-inf``;
-    ``k``: the number of entries the schedule wants pruned now. See the module docstring for what each
-    pattern does with them. ``scope="local"``: ``per_matrix`` gives each weight's own count (n:m) and
-    ``fraction`` the scheduled fraction of groups removed in every layer (heads, neurons).
-    """
-    parsed = parse_pattern(pattern)
-    if len(scores) != len(pruner.params):
-        raise ValueError(f"expected {len(pruner.params)} score tensors, got {len(scores)}")
-    if parsed[0] == "nm":
-        return _nm_keep(pruner, scores, k, parsed[1], parsed[2], per_matrix), {}
-    if parsed[0] == "structured":
-        return _structured_keep(pruner, scores, k, parsed[1], fraction)
-    raise ValueError("pattern_keep_masks is for structured and n:m patterns; 'unstructured' is the pruner's own")
+    return parsed

@@ -19,7 +19,6 @@ Steps are optimizer updates. Call ``n`` of ``pruner.step()`` is a pruning step w
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import warnings
@@ -29,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import schedules, threshold
+from . import schedules, selection
 from .importance import Importance, get_method, methods
 from .targets import find_prunable, pattern_list
 
@@ -258,7 +257,7 @@ class Pruner:
                 raise ValueError(f"mask for {name!r} must be a bool tensor of shape {tuple(p.shape)}")
             self.masks[name] = m.to(p.device).clone()
             self._pruned[name] = m.numel() - int(torch.count_nonzero(m))
-        self._forget_candidates()
+        self._selector.forget()
         self.importance.masks_updated(self.masks, {})
         self._clear_optimizer_state(list(self.params))
         self.apply_masks()
@@ -285,14 +284,13 @@ class Pruner:
         self.sparsity_target = _check_sparsity(sparsity)
         self.start_step = _check_int(start_step, "start_step", 0)
         self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
-        if pattern != "unstructured":
-            from .patterns import validate_pattern  # structured / N:M sparsity
-
-            validate_pattern(pattern, self, sparsity=self.sparsity_target)
         cls = get_method(method)
         self.method = method
         self.importance: Importance = cls(self.params, state_dtype=state_dtype, **method_options)
-        self._candidate_sets: dict[int, threshold.CandidateSet] = {}  # see _candidates
+        self._selector = selection.build_selector(
+            pattern, scope, model=self.model, params=self.params, sizes=[p.numel() for p in self._owners.values()],
+            monotone=self.importance.monotone_scores, sparsity=self.sparsity_target,
+            offsets=self._offsets if self._sharded else None)
         self.state_dtype = state_dtype
 
     # -- configuration ------------------------------------------------------------------------------
@@ -430,57 +428,13 @@ class Pruner:
         if k <= already:
             return {}
         scores = self.importance.scores(self.masks)
-        if self._sharded:
-            from .distributed import sharded_smallest_k_keep_masks
-
-            if self.pattern != "unstructured":
-                raise NotImplementedError(f"pattern {self.pattern!r} is not supported with sharded weights")
-            if local:  # one exact selection per matrix, in that matrix's own global order
-                bases = itertools.accumulate((p.numel() for p in self._owners.values()), initial=0)
-                keep = [sharded_smallest_k_keep_masks([s], c, global_offsets=[off - base], total=p.numel(),
-                                                      seed=self.step_count)[0]
-                        for s, c, off, base, p in zip(scores, counts, self._offsets, bases, self._owners.values())]
-            else:
-                keep = sharded_smallest_k_keep_masks(scores, k, global_offsets=self._offsets,
-                                                     total=self.numel, seed=self.step_count)
-            newly = self._replace_masks(keep)
-        elif self.pattern != "unstructured":
-            from .patterns import pattern_keep_masks
-
-            keep, self.extra_masks = pattern_keep_masks(self.pattern, self, scores, k,
-                                                        per_matrix=counts if local else None,
-                                                        fraction=sparsity if local else None)
-            newly = self._replace_masks(keep)
-        elif local:
-            newly = {}
-            ahead = self._lookahead_counts()
-            for i, ((name, mask), score, count) in enumerate(zip(list(self.masks.items()), scores, counts)):
-                need = count - self._pruned[name]
-                if need <= 0:
-                    continue
-                idx = self._candidates(i).smallest_k([score], need, masks=[mask], seed=self.step_count,
-                                                     cover=ahead[i] - self._pruned[name] if ahead else 0)[0]
-                mask.view(-1)[idx] = False
-                self._pruned[name] += idx.numel()
-                newly[name] = idx
-        elif k - already <= max(1 << 16, self.numel // 32):
-            # the usual case inside a long window: few new entries; find them and update sparsely
-            ahead = self._lookahead_counts()
-            picked = self._candidates(0).smallest_k(
-                scores, k - already, masks=list(self.masks.values()), seed=self.step_count,
-                cover=sum(ahead) - already if ahead else 0,
-            )
-            newly = {}
-            for (name, mask), idx in zip(list(self.masks.items()), picked):
-                if idx.numel():
-                    mask.view(-1)[idx] = False
-                    self._pruned[name] += idx.numel()
-                    newly[name] = idx
-        else:
-            keep = threshold.smallest_k_keep_masks(scores, k, seed=self.step_count)
-            newly = self._replace_masks(keep)
+        target = selection.Target(k=k, already=already, fraction=sparsity, counts=counts,
+                                  ahead=self._lookahead_counts(), seed=self.step_count)
+        newly = self._selector.select(scores, self.masks, self._pruned, target)
+        if self._selector.extra_masks is not None:
+            self.extra_masks = self._selector.extra_masks
         total = self._global([sum(self._pruned.values())])[0]
-        if self.pattern == "unstructured" and total != k:
+        if self._selector.exact_count and total != k:
             raise RuntimeError(
                 f"the threshold pruned {total} entries instead of {k}; the scores of method "
                 f"{self.method!r} probably contain NaN"
@@ -490,23 +444,12 @@ class Pruner:
         self._after_mask_update(list(newly))
         return newly
 
-    #: selections ahead whose entries a candidate scan gathers (monotone scores; see ``_candidates``)
+    #: selections ahead whose entries a candidate scan gathers (monotone scores; see ``selection.py``)
     LOOKAHEAD = 8
 
-    def _candidates(self, i: int) -> threshold.CandidateSet:
-        """The candidate set of selection group ``i`` (0: every weight, global scope; the weight's
-        position, local scope). Without monotone scores, a set that is never reused: a full scan."""
-        if not self.importance.monotone_scores:
-            return threshold.CandidateSet()
-        return self._candidate_sets.setdefault(i, threshold.CandidateSet())
-
-    def _forget_candidates(self) -> None:
-        """Masks changed other than by an incremental selection: candidate sets must be rebuilt."""
-        self._candidate_sets = {}
-
     def _lookahead_counts(self) -> list[int]:
-        """Per weight, the count the schedule prunes ``LOOKAHEAD`` selections from now (within the
-        window): the size of a new candidate set. Empty outside ``step()`` or without monotone scores."""
+        """Per weight (local scope) or in all, the count the schedule prunes ``LOOKAHEAD`` selections from
+        now (within the window): how many entries a new candidate scan gathers. Empty outside the window."""
         n = self.step_count
         if not self.importance.monotone_scores or not schedules.in_window(n, self.start_step, self.prune_steps):
             return []
@@ -514,19 +457,6 @@ class Pruner:
         if self.scope == "local":
             return [schedules.pruned_count(ahead, p.numel()) for p in self._owners.values()]
         return [schedules.pruned_count(ahead, self.numel)]
-
-    def _replace_masks(self, keep: Sequence[Tensor]) -> dict[str, Tensor]:
-        """Install new keep-masks (intersected with the old ones); return the newly pruned indices."""
-        self._forget_candidates()
-        newly: dict[str, Tensor] = {}
-        for (name, old), new in zip(list(self.masks.items()), keep):
-            new = new.to(old.device) & old  # monotone even if a method forgot to pin pruned scores
-            pruned = new.numel() - int(torch.count_nonzero(new))
-            if pruned != self._pruned[name]:
-                newly[name] = torch.nonzero((old & ~new).view(-1)).squeeze(1)
-            self.masks[name] = new
-            self._pruned[name] = pruned
-        return newly
 
     def _after_mask_update(self, changed: Sequence[str]) -> None:
         """Under torch.distributed, check that every rank computed the same masks."""
@@ -726,7 +656,7 @@ class Pruner:
                 raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
             self.masks[n] = m.to(p.device).clone()
         self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
-        self._forget_candidates()
+        self._selector.forget()
         devices = {n: p.device for n, p in self.model.named_parameters()}
         self.extra_masks = {n: m.to(devices.get(n, m.device)).clone()
                             for n, m in state.get("extra_masks", {}).items()}
