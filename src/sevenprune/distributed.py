@@ -36,6 +36,8 @@ import torch
 from torch import Tensor
 from torch import distributed as dist
 
+from .threshold import kth_smallest
+
 __all__ = [
     "MaskMismatchError",
     "check_masks_consistent",
@@ -190,132 +192,20 @@ def _check_int(value: object, name: str) -> int:
     return int(value)
 
 
-class _Band:
-    """The value band that holds the k-th smallest score, with global counts at its edges.
+class _GroupReduction:
+    """Counts all-reduced and band values all-gathered over the ranks of ``group``
+    (:class:`sevenprune.threshold.CountReduction`)."""
 
-    ``lo`` is exclusive (None: unbounded), ``hi`` inclusive or exclusive (None: unbounded);
-    ``below`` = #(s <= lo) < k <= ``upto`` = #(s in band or below).
-    """
+    def __init__(self, group: object | None) -> None:
+        self.group = group
+        self.rank = _world(group)[1]
 
-    def __init__(self, total: int) -> None:
-        self.lo: float | None = None
-        self.hi: float | None = None
-        self.hi_inclusive = True
-        self.below = 0
-        self.upto = total
+    def sum(self, counts: list[int]) -> list[int]:
+        return [int(c) for c in _all_reduce(torch.tensor(counts, dtype=torch.int64), dist.ReduceOp.SUM,
+                                            self.group).tolist()]
 
-    def select(self, s: Tensor) -> Tensor:
-        upper = None if self.hi is None else (s <= self.hi) if self.hi_inclusive else (s < self.hi)
-        if self.lo is None:
-            return torch.ones_like(s, dtype=torch.bool) if upper is None else upper
-        return s > self.lo if upper is None else upper.logical_and_(s > self.lo)
-
-    def candidates(self, sample: Tensor, k: int) -> list[float]:
-        """Two values of the band from a sorted sample of it, bracketing the target rank."""
-        ns = sample.numel()
-        m = self.upto - self.below
-        q = (k - self.below) / m
-        rank = q * ns
-        spread = 5.0 * math.sqrt(max(ns * q * (1.0 - q), 1.0)) + 16.0
-        picks = {math.floor(rank - spread), math.ceil(rank + spread)}
-        picks = {r for r in picks if 0 <= r < ns} or {min(max(round(rank), 0), ns - 1)}
-        return sorted({float(sample[r]) for r in picks})
-
-    def raise_lo(self, x: float, le: int) -> None:
-        """#(s <= x) = le < k: the k-th value is above x."""
-        if self.lo is None or x > self.lo:
-            self.lo, self.below = x, le
-
-    def lower_hi(self, x: float, lt: int) -> None:
-        """#(s < x) = lt >= k: the k-th value is below x."""
-        if self.hi is None or x < self.hi or (x == self.hi and self.hi_inclusive):
-            self.hi, self.hi_inclusive, self.upto = x, False, lt
-
-
-def _count(values: Sequence[Tensor], tests: Sequence[tuple[str, float]], group: object | None) -> list[int]:
-    """Global counts ``#(v < x)`` (``"lt"``) or ``#(v <= x)`` (``"le"``) for each test; one all_reduce."""
-    counts = [sum(int(torch.count_nonzero(v < x if op == "lt" else v <= x)) for v in values)
-              for op, x in tests]
-    return _all_reduce(torch.tensor(counts, dtype=torch.int64), dist.ReduceOp.SUM, group).tolist()
-
-
-def _narrow(band: _Band, values: Sequence[Tensor], sample: Tensor, k: int,
-            group: object | None) -> tuple[float, int] | None:
-    """Narrow ``band`` around the k-th value with two candidates read off ``sample``.
-
-    ``values`` hold every entry of the band (and possibly entries below it, when ``band.below`` is
-    0). The usual outcome needs one count per candidate (lower: ``<=``, upper: ``<``); a candidate
-    whose count lands on the other side of k is counted again with the other comparison.
-    """
-    below = band.below  # counts over the band's values: add what lies below it
-    xs = band.candidates(sample, k)
-    first = [("le", xs[0])] + ([("lt", xs[-1])] if len(xs) > 1 else [])
-    counts = dict(zip(first, (below + c for c in _count(values, first, group))))
-    missing = [("lt" if op == "le" else "le", x) for (op, x), c in counts.items()
-               if (op == "le" and c >= k) or (op == "lt" and c < k)]
-    if missing:
-        counts.update(zip(missing, (below + c for c in _count(values, missing, group))))
-    for x in xs:
-        le, lt = counts.get(("le", x)), counts.get(("lt", x))
-        if le is not None and le < k:
-            band.raise_lo(x, le)
-        elif lt is not None and lt >= k:
-            band.lower_hi(x, lt)
-        else:  # lt < k <= le: x is the k-th smallest value
-            assert le is not None and lt is not None
-            return x, lt
-    return None
-
-
-def _gather_sample(parts: Sequence[Tensor], group: object | None) -> Tensor:
-    local = torch.cat([p.double().cpu() for p in parts]) if parts else torch.zeros(0, dtype=torch.float64)
-    return torch.sort(torch.cat(_all_gather_rows(local, group))).values
-
-
-def _sharded_kth(
-    flat: Sequence[Tensor], k: int, total: int, group: object | None,
-    sample_size: int, gather_limit: int, seed: int,
-) -> tuple[float, int]:
-    """``(v, n_less)``: the global k-th smallest value and how many entries are below it."""
-    _, rank = _world(group)
-    gen = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + rank)
-    band = _Band(total)
-    values: list[Tensor] = list(flat)
-    if total > gather_limit:
-        # a first band from a uniform sample of everything (as in threshold.py), checked by counting
-        parts = []
-        for v in values:
-            if v.numel():
-                take = max(1, math.ceil(sample_size * v.numel() / total))
-                idx = torch.randint(v.numel(), (take,), generator=gen).to(v.device)
-                parts.append(v[idx])
-        found = _narrow(band, values, _gather_sample(parts, group), k, group)
-        if found is not None:
-            return found
-        values = [v[band.select(v)] for v in values]  # the few values inside the band, local only
-    while band.upto - band.below > gather_limit:
-        # narrow further on the (already small) local band values; only counts cross ranks
-        m = band.upto - band.below
-        parts = []
-        for v in values:
-            if v.numel():
-                take = max(1, math.ceil(sample_size * v.numel() / m))
-                parts.append(v[torch.randint(v.numel(), (take,), generator=gen).to(v.device)])
-        sample = _gather_sample(parts, group)
-        if sample.numel() == 0:
-            break  # counts and values disagree: NaN scores; reported below
-        found = _narrow(band, values, sample, k, group)
-        if found is not None:
-            return found
-        values = [v[band.select(v)] for v in values]
-    gathered = _gather_sample([v[band.select(v)] for v in values], group)
-    m = band.upto - band.below
-    if gathered.numel() != m or bool(torch.isnan(gathered).any()):
-        raise ValueError(f"the scores hold NaN near the threshold ({m} entries counted in the band, "
-                         f"{int(torch.isnan(gathered).sum())} NaN among {gathered.numel()} gathered); "
-                         "scores must not be NaN")
-    value = float(gathered[k - band.below - 1])  # sorted: the k-th smallest overall
-    return value, band.below + int(torch.count_nonzero(gathered < value))
+    def gather(self, values: Tensor) -> Tensor:
+        return torch.cat(_all_gather_rows(values, self.group))
 
 
 def sharded_smallest_k_keep_masks(
@@ -389,7 +279,8 @@ def sharded_smallest_k_keep_masks(
         return [torch.ones_like(s, dtype=torch.bool) for s in local_scores]
     if k == total:
         return [torch.zeros_like(s, dtype=torch.bool) for s in local_scores]
-    value, n_less = _sharded_kth(flat, k, total, group, sample_size, gather_limit, seed)
+    value, n_less = kth_smallest(flat, k, reduction=_GroupReduction(group), sample_size=sample_size,
+                                 sample_above=gather_limit, gather_limit=gather_limit, seed=seed)
     quota = k - n_less  # how many entries equal to `value` are pruned, lowest global index first
     eq = [f == value for f in flat]
     eq_rows = torch.tensor([[o, int(torch.count_nonzero(e))] for o, e in zip(offsets, eq)],

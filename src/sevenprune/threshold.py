@@ -8,39 +8,37 @@ That order makes ties deterministic (the earliest entries are pruned first) and 
 Why not ``torch.kthvalue``/``topk`` on a concatenation? On a BERT-base-size model (85.5 M scores) that
 costs about 2.2 s on this machine's CPU, and a full copy of the scores (see docs/performance.md). Here:
 
-1. draw a small random sample of the scores (fixed seed) and read from it a narrow band
-   ``[lo, hi]`` that almost surely holds the k-th smallest value;
-2. one counting pass (per tensor) checks that it does: ``#(s < lo) < k <= #(s <= hi)``;
-3. the few values strictly inside the band are gathered and the exact k-th value ``v`` is taken
-   among them (``kthvalue`` on a band of ~1% of the entries);
+1. draw a small random sample of the scores (fixed seed) and read from it two values that almost
+   surely bracket the k-th smallest value;
+2. one counting pass (per tensor) checks that they do, ``#(s <= lo) < k <= #(s < hi)``;
+3. the few values inside the band are gathered and the exact k-th value ``v`` is taken among them
+   (``kthvalue`` on a band of ~1% of the entries);
 4. masks are ``s > v``, plus, for entries equal to ``v``, the first ones in index order are pruned
    until exactly k are.
 
-If the sampled band misses (it cannot for a correct sample, but scores may be adversarial) the band
-widens to everything, so the result is always exact. Memory: per-tensor temporaries only, never more
-than one full-size copy of the scores alive at once. Scores must not contain NaN (the pruner checks
-the pruned count afterwards and raises if they did).
+If the sampled values miss (they cannot for a correct sample, but scores may be adversarial) the band
+stays wider and the result is still exact. The same algorithm (:func:`kth_smallest`) serves scores
+sharded over ranks, with the counts summed across them (:class:`CountReduction`, see
+:mod:`sevenprune.distributed`). Memory: per-tensor temporaries only, never more than one full-size
+copy of the scores alive at once. Scores must not contain NaN (``ValueError``).
+
+Inside a pruning window, where each step prunes a few more entries, :func:`smallest_k_finite` and
+:class:`CandidateSet` find just the new ones.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest_value", "keep_masks_for_value"]
+__all__ = ["smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest", "kth_smallest_value",
+           "keep_masks_for_value", "CountReduction", "LOCAL"]
 
 _SAMPLE_SIZE = 1 << 16
-
-
-@dataclass
-class _BandCounts:
-    lt_lo: int  # entries with s < lo
-    eq_lo: int  # entries with s == lo
-    le_hi: int  # entries with s <= hi
 
 
 def _sample(scores: Sequence[Tensor], total: int, sample_size: int, seed: int) -> Tensor:
@@ -56,64 +54,179 @@ def _sample(scores: Sequence[Tensor], total: int, sample_size: int, seed: int) -
     return torch.cat(parts)
 
 
-def _band_from_sample(sample: Tensor, k: int, total: int) -> tuple[float, float]:
-    """A band [lo, hi] of values that holds the k-th smallest with overwhelming probability."""
-    values, _ = torch.sort(sample)
-    ns = values.numel()
-    q = k / total
-    rank = q * ns
-    spread = 5.0 * math.sqrt(max(ns * q * (1.0 - q), 1.0)) + 16.0
-    lo_rank, hi_rank = math.floor(rank - spread), math.ceil(rank + spread)
-    lo = float(values[lo_rank]) if lo_rank >= 0 else -math.inf
-    hi = float(values[hi_rank]) if hi_rank < ns else math.inf
-    return lo, hi
+class CountReduction(Protocol):
+    """How counts and a few values cross the holders of the scores: identity in one process
+    (:data:`LOCAL`), all-reduce and all-gather across ranks for sharded scores
+    (:mod:`sevenprune.distributed`)."""
+
+    rank: int
+
+    def sum(self, counts: list[int]) -> list[int]:
+        """Every holder's counts, summed element-wise."""
+        ...
+
+    def gather(self, values: Tensor) -> Tensor:
+        """Every holder's values (1-D fp64 on the CPU), concatenated in rank order."""
+        ...
 
 
-def _count_band(scores: Sequence[Tensor], lo: float, hi: float) -> _BandCounts:
-    lt_lo = eq_lo = le_hi = 0
-    for s in scores:
-        if lo != -math.inf:
-            lt_lo += int(torch.count_nonzero(s < lo))
-        eq_lo += int(torch.count_nonzero(s == lo))
-        le_hi += int(torch.count_nonzero(s <= hi)) if hi != math.inf else s.numel()
-    return _BandCounts(lt_lo, eq_lo, le_hi)
+class _Local:
+    rank = 0
+
+    def sum(self, counts: list[int]) -> list[int]:
+        return counts
+
+    def gather(self, values: Tensor) -> Tensor:
+        return values
 
 
-def _inside(scores: Sequence[Tensor], lo: float, hi: float) -> Tensor:
+#: the scores are all in this process
+LOCAL: CountReduction = _Local()
+
+
+class _Band:
+    """The value band that holds the k-th smallest score, with global counts at its edges.
+
+    ``lo`` is exclusive (None: unbounded), ``hi`` inclusive or exclusive (None: unbounded);
+    ``below`` = #(s <= lo) < k <= ``upto`` = #(s in band or below).
+    """
+
+    def __init__(self, total: int) -> None:
+        self.lo: float | None = None
+        self.hi: float | None = None
+        self.hi_inclusive = True
+        self.below = 0
+        self.upto = total
+
+    def select(self, s: Tensor) -> Tensor:
+        upper = None if self.hi is None else (s <= self.hi) if self.hi_inclusive else (s < self.hi)
+        if self.lo is None:
+            return torch.ones_like(s, dtype=torch.bool) if upper is None else upper
+        return s > self.lo if upper is None else upper.logical_and_(s > self.lo)
+
+    def candidates(self, sample: Tensor, k: int) -> list[float]:
+        """Two values of the band from a sorted sample of it, bracketing the target rank."""
+        ns = sample.numel()
+        m = self.upto - self.below
+        q = (k - self.below) / m
+        rank = q * ns
+        spread = 5.0 * math.sqrt(max(ns * q * (1.0 - q), 1.0)) + 16.0
+        picks = {math.floor(rank - spread), math.ceil(rank + spread)}
+        picks = {r for r in picks if 0 <= r < ns} or {min(max(round(rank), 0), ns - 1)}
+        return sorted({float(sample[r]) for r in picks})
+
+    def raise_lo(self, x: float, le: int) -> None:
+        """#(s <= x) = le < k: the k-th value is above x."""
+        if self.lo is None or x > self.lo:
+            self.lo, self.below = x, le
+
+    def lower_hi(self, x: float, lt: int) -> None:
+        """#(s < x) = lt >= k: the k-th value is below x."""
+        if self.hi is None or x < self.hi or (x == self.hi and self.hi_inclusive):
+            self.hi, self.hi_inclusive, self.upto = x, False, lt
+
+
+def _count(values: Sequence[Tensor], tests: Sequence[tuple[str, float]], reduction: CountReduction) -> list[int]:
+    """Counts ``#(v < x)`` (``"lt"``) or ``#(v <= x)`` (``"le"``) for each test, summed over holders."""
+    return reduction.sum([sum(int(torch.count_nonzero(v < x if op == "lt" else v <= x)) for v in values)
+                          for op, x in tests])
+
+
+def _narrow(band: _Band, values: Sequence[Tensor], sample: Tensor, k: int,
+            reduction: CountReduction) -> tuple[float, int] | None:
+    """Narrow ``band`` around the k-th value with two candidates read off ``sample`` (sorted); return
+    ``(value, n_less)`` if a candidate is the k-th value itself.
+
+    ``values`` hold every entry of the band (and possibly entries below it, when ``band.below`` is
+    0). The usual outcome needs one count per candidate (lower: ``<=``, upper: ``<``); a candidate
+    whose count lands on the other side of k is counted again with the other comparison.
+    """
+    below = band.below  # counts over the band's values: add what lies below it
+    xs = band.candidates(sample, k)
+    first = [("le", xs[0])] + ([("lt", xs[-1])] if len(xs) > 1 else [])
+    counts = dict(zip(first, (below + c for c in _count(values, first, reduction))))
+    missing = [("lt" if op == "le" else "le", x) for (op, x), c in counts.items()
+               if (op == "le" and c >= k) or (op == "lt" and c < k)]
+    if missing:
+        counts.update(zip(missing, (below + c for c in _count(values, missing, reduction))))
+    for x in xs:
+        le, lt = counts.get(("le", x)), counts.get(("lt", x))
+        if le is not None and le < k:
+            band.raise_lo(x, le)
+        elif lt is not None and lt >= k:
+            band.lower_hi(x, lt)
+        else:  # lt < k <= le: x is the k-th smallest value
+            assert le is not None and lt is not None
+            return x, lt
+    return None
+
+
+def _drawn(values: Sequence[Tensor], of: int, sample_size: int, gen: torch.Generator,
+           reduction: CountReduction) -> Tensor:
+    """A uniform sample (with replacement) of ``sample_size`` of ``of`` values held over all holders,
+    sorted, fp64 on the CPU."""
     parts = []
-    for s in scores:
-        sel = s > lo
-        if hi != math.inf:
-            sel &= s < hi
-        parts.append(s[sel].float())
-    return torch.cat(parts) if parts else torch.empty(0)
+    for v in values:
+        if v.numel():
+            take = max(1, math.ceil(sample_size * v.numel() / of))
+            parts.append(v[torch.randint(v.numel(), (take,), generator=gen).to(v.device)].double().cpu())
+    local = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+    return torch.sort(reduction.gather(local)).values
+
+
+def kth_smallest(
+    values: Sequence[Tensor], k: int, *, reduction: CountReduction = LOCAL, sample_size: int = _SAMPLE_SIZE,
+    sample_above: int | None = None, gather_limit: float = math.inf, seed: int = 0,
+) -> tuple[float, int]:
+    """``(v, n_less)``: the k-th smallest (1-based) of the flat ``values`` of every holder, and how many
+    entries are below it; the one exact k-selection under every selector.
+
+    Above ``sample_above`` entries (default ``4 * sample_size``), a sample gives two values that bracket
+    the k-th and counting checks them (every holder counts its own values; only counts cross through
+    ``reduction``); the band is narrowed on its own values while it holds more than ``gather_limit``,
+    then gathered (through ``reduction``) and the k-th value taken from it exactly. Scores must not be
+    NaN (``ValueError`` where one is met).
+
+    >>> kth_smallest([torch.tensor([3.0, 1.0, 2.0]), torch.tensor([1.0, 5.0])], 3)
+    (2.0, 2)
+    """
+    total = reduction.sum([sum(v.numel() for v in values)])[0]
+    if not 1 <= k <= total:
+        raise ValueError(f"k must be in [1, {total}], got {k}")
+    sample_above = 4 * sample_size if sample_above is None else sample_above
+    gen = torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + reduction.rank)
+    band = _Band(total)
+    if total > sample_above:
+        # a first band from a uniform sample of everything, checked by counting
+        found = _narrow(band, values, _drawn(values, total, sample_size, gen, reduction), k, reduction)
+        if found is not None:
+            return found
+        values = [v[band.select(v)] for v in values]  # the values inside the band, each holder its own
+    while band.upto - band.below > gather_limit:
+        # narrow further on the (already small) band values; only counts cross holders
+        sample = _drawn(values, band.upto - band.below, sample_size, gen, reduction)
+        if sample.numel() == 0:
+            break  # counts and values disagree: NaN scores; reported below
+        found = _narrow(band, values, sample, k, reduction)
+        if found is not None:
+            return found
+        values = [v[band.select(v)] for v in values]
+    local = [v[band.select(v)].double().cpu() for v in values]
+    gathered = reduction.gather(torch.cat(local) if local else torch.zeros(0, dtype=torch.float64))
+    m = band.upto - band.below
+    if gathered.numel() != m or bool(torch.isnan(gathered).any()):
+        raise ValueError(f"the scores hold NaN near the threshold ({m} entries counted in the band, "
+                         f"{int(torch.isnan(gathered).sum())} NaN among {gathered.numel()} gathered); "
+                         "scores must not be NaN")
+    value = float(torch.kthvalue(gathered, k - band.below).values)
+    return value, band.below + int(torch.count_nonzero(gathered < value))
 
 
 def kth_smallest_value(
     scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
 ) -> tuple[float, int]:
     """Return ``(v, n_less)``: the k-th smallest value (1-based) and how many entries are ``< v``."""
-    total = sum(s.numel() for s in scores)
-    if not 1 <= k <= total:
-        raise ValueError(f"k must be in [1, {total}], got {k}")
-    if total <= 4 * sample_size:
-        lo, hi = -math.inf, math.inf
-    else:
-        lo, hi = _band_from_sample(_sample(scores, total, sample_size, seed), k, total)
-    counts = _count_band(scores, lo, hi)
-    if not counts.lt_lo < k <= counts.le_hi:  # the sample missed: fall back to the whole range
-        lo, hi = -math.inf, math.inf
-        counts = _count_band(scores, lo, hi)
-    below_band = counts.lt_lo + counts.eq_lo
-    if k <= below_band:
-        return lo, counts.lt_lo
-    band = _inside(scores, lo, hi)
-    if k <= below_band + band.numel():
-        value = float(torch.kthvalue(band, k - below_band).values)
-        n_less = below_band + int(torch.count_nonzero(band < value))
-        return value, n_less
-    # the k-th value equals hi
-    return hi, below_band + band.numel()
+    return kth_smallest([s.reshape(-1) for s in scores], k, sample_size=sample_size, seed=seed)
 
 
 def keep_masks_for_value(scores: Sequence[Tensor], value: float, quota: int) -> list[Tensor]:
