@@ -381,6 +381,32 @@ def plot_overlap(name: str) -> tuple[str | None, str]:
     return _save(fig, name), f"Run set {key}.\n\n" + "\n".join(lines)
 
 
+def magnitude_overlap_table(order: list[str]) -> str:
+    """How much of each method's kept set the pretrained weights' magnitude alone would have kept."""
+    path = R_DIR / "magnitude_overlap.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    cells: dict[tuple[str, str], list[float]] = {}
+    chance: dict[str, float] = {}
+    for run, v in data.items():
+        name, _, rest = run.split("/", 1)[1].partition("-s")
+        if not rest:
+            continue
+        sparsity = rest.split("-")[0]
+        cells.setdefault((name, sparsity), []).append(v["kept_in_pretrained_top_abs_w"])
+        chance[sparsity] = v["kept_fraction"]
+    known = [m for m in order if any(k[0] == m for k in cells)] + sorted({k[0] for k in cells} - set(order))
+    lines = ["| method | sparsity | kept weights among the pretrained top-\\|W\\| (same count per matrix) "
+             "| unrelated to magnitude (= kept fraction) | runs |", "|---|---|---|---|---|"]
+    for m in known:
+        for sparsity in sorted({k[1] for k in cells if k[0] == m}):
+            v = cells[(m, sparsity)]
+            lines.append(f"| {LABELS.get(m, m)} | {float(sparsity):.0%} | {float(np.mean(v)):.3f} | "
+                         f"{chance[sparsity]:.3f} | {len(v)} |")
+    return "\n".join(lines)
+
+
 # -- the page's blocks ----------------------------------------------------------------------------------
 def blocks() -> dict[str, str]:
     out: dict[str, str] = {}
@@ -417,7 +443,10 @@ def blocks() -> dict[str, str]:
     if overlap_fig:
         figs.append(f"![mask overlap]({overlap_fig})")
     out["R_figures"] = "\n\n".join(figs) if figs else "(no diagnostics yet)"
-    out["R_overlap"] = overlap_table or "(no overlap data yet)"
+    magnitude = magnitude_overlap_table(DYN_ORDER + PRE_ORDER)
+    out["R_overlap"] = (overlap_table or "(no overlap data yet)") + (
+        "\n\nHow much of each kept set the pretrained weights' magnitude alone would keep:\n\n" + magnitude
+        if magnitude else "")
     pooler = load_runs(["R_pooler80"])
     if pooler:
         out["R_pooler"] = main_table(pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")

