@@ -71,6 +71,13 @@ def _check_sparsity(value: Any) -> float:
     return float(value)
 
 
+def _factor(mask: Tensor) -> Tensor:
+    """A bool mask as a multiplication factor: the same bytes read as uint8 0/1. ``w * mask`` gives the
+    same values either way (``w * 0`` or ``w * 1``), but PyTorch's CPU kernel for a float times a bool is
+    not vectorised: on BERT-base's 85 M weights it takes 53 ms against 16 ms with uint8 (2 threads)."""
+    return mask.view(torch.uint8)
+
+
 #: ``state_dtype`` by name (in configurations and on the command line)
 STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
                 "float64": torch.float64}
@@ -372,7 +379,7 @@ class Pruner:
                     if isinstance(names, Mapping):
                         value.view(-1)[names[name].to(value.device)] = 0
                     else:
-                        value.mul_(self._mask_on(name, p.device))
+                        value.mul_(_factor(self._mask_on(name, p.device)))
 
     # -- masks --------------------------------------------------------------------------------------
     def _mask_on(self, name: str, device: torch.device) -> Tensor:
@@ -388,9 +395,9 @@ class Pruner:
         for name in self.params if names is None else names:
             if self._pruned[name]:
                 p = self.params[name]
-                p.mul_(self._mask_on(name, p.device))
+                p.mul_(_factor(self._mask_on(name, p.device)))
         for param, mask in self._extra_params():
-            param.mul_(mask if mask.device == param.device else mask.to(param.device))
+            param.mul_(_factor(mask if mask.device == param.device else mask.to(param.device)))
 
     def _extra_params(self) -> list[tuple[Tensor, Tensor]]:
         """``(parameter, mask)`` of the extra masks, resolved once per change of ``extra_masks``
