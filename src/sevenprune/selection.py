@@ -125,6 +125,12 @@ class _Candidates:
         return self.done + sum(c.scans for c in self.sets.values())
 
 
+def _capped(cover: int, need: int, numel: int) -> int:
+    """A candidate scan gathers at most ``numel / 32`` entries beyond what this selection needs: early in
+    a short window the schedule's next few steps prune millions (values and indices: 12 bytes each)."""
+    return min(cover, max(need, numel // 32))
+
+
 class Unstructured(Selector):
     """``scope="global"``: exactly the k lowest scores over every prunable weight."""
 
@@ -138,7 +144,7 @@ class Unstructured(Selector):
             self._candidates.clear()
             return replace_masks(masks, pruned, threshold.smallest_k_keep_masks(scores, target.k, seed=target.seed))
         # the usual case inside a long window: few new entries; find them and update sparsely
-        cover = sum(target.ahead) - target.already if target.ahead else 0
+        cover = _capped(sum(target.ahead) - target.already if target.ahead else 0, new, self.numel)
         picked = self._candidates.get(0).smallest_k(scores, new, masks=list(masks.values()), seed=target.seed,
                                                     cover=cover)
         newly: dict[str, Tensor] = {}
@@ -163,7 +169,7 @@ class PerMatrix(Unstructured):
             need = count - pruned[name]
             if need <= 0:
                 continue
-            cover = target.ahead[i] - pruned[name] if target.ahead else 0
+            cover = _capped(target.ahead[i] - pruned[name] if target.ahead else 0, need, mask.numel())
             idx = self._candidates.get(i).smallest_k([score], need, masks=[mask], seed=target.seed, cover=cover)[0]
             _prune_indices(masks, pruned, name, idx, newly)
         return newly
