@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -319,14 +319,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("tasks:")
     for name, t in TASKS.items():
         print(f"  {name:14s} {t.description} [metric: {t.metric}]")
-    from .importance import get_method, methods
+    from .importance import get_method
+    from .importance import methods as pruner_methods
+    from .init_pruning import init_method
 
     print("methods (options with their defaults, set with --method-option KEY=VALUE):")
-    registered = set(methods())
     for m in method_choices():
         alias = f" (= {ALIASES[m][0]}, {ALIASES[m][1]} phase)" if m in ALIASES else ""
         base = ALIASES[m][0] if m in ALIASES else m
-        options = get_method(base).defaults if base in registered else {}
+        options: Mapping[str, Any]
+        if m == "dense":
+            options = {}
+        elif base in pruner_methods():
+            options = get_method(base).defaults
+        else:
+            options = init_method(base).defaults
         shown = " ".join(f"{k}={json.dumps(v)}" for k, v in options.items())
         print(f"  {m}{alias}" + (f"  [{shown}]" if shown else ""))
     print("every method: --scope global|local, --pattern unstructured|N:M|heads|neurons|heads+neurons")

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -52,7 +51,9 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from sevenprune.pruner import STATE_DTYPES
+import sevenprune as sp
+from sevenprune._validate import SCOPES, STATE_DTYPES
+from sevenprune.init_pruning import init_method, prune_at_init
 
 from sevenprune._fsutil import (RUN_MARKER, atomic_write_text, check_output_parent, check_replaceable_position,
                                 has_marker, make_sibling_dir, normal_permissions, replace_dir, write_marker)
@@ -69,9 +70,8 @@ ALIASES: dict[str, tuple[str, str]] = {
     "magnitude_init": ("magnitude", "init"),
     "random_init": ("random", "init"),
 }
-INIT_METHODS = ("snip", "grasp", "force")
-#: modules of methods written beside the core; imported (if present) so that they register
-_METHOD_MODULES = ("platon", "movement", "soft_movement", "random_scores")
+#: the methods that only prune at initialisation (the others are also the Pruner's)
+INIT_METHODS = tuple(m for m in sp.init_methods() if m not in sp.pruner_methods())
 #: the seed of the data subsamples (--train-limit, --eval-limit): every run of a sweep sees the same rows
 DATA_SEED = 1234
 #: SEVEN_pre's default window (the reference hint: 100 steps at batch 32)
@@ -149,31 +149,14 @@ class RunExistsError(FileExistsError):
     """The run directory already holds a finished run."""
 
 
-def _register_methods() -> list[str]:
-    import sevenprune as sp
-
-    for mod in _METHOD_MODULES:
-        try:
-            importlib.import_module(f"sevenprune.importance.{mod}")
-        except ImportError:
-            pass
-    try:
-        importlib.import_module("sevenprune.init_pruning")
-    except ImportError:
-        pass
-    return sp.methods()
-
-
 def _phase(method: str) -> str:
-    from sevenprune.importance import get_method
-
-    return get_method(method).phase
+    """``"train"`` for a method the Pruner runs during fine-tuning, ``"init"`` for the others."""
+    return "train" if method in sp.pruner_methods() else "init"
 
 
 def method_choices() -> list[str]:
     """Every ``--method`` value: ``dense``, the aliases, the library's methods, the init methods."""
-    lib = _register_methods()
-    return ["dense"] + sorted(set(lib) | set(ALIASES) | set(INIT_METHODS))
+    return ["dense"] + sorted(set(sp.methods()) | set(ALIASES))
 
 
 @dataclass
@@ -266,11 +249,14 @@ def _check_method_options(cfg: RunConfig) -> None:
         return
     if not isinstance(cfg.method_options, dict):
         raise ValueError(f"method_options must be a table of option names and values, got {cfg.method_options!r}")
-    library = ALIASES[cfg.method][0] if cfg.method in ALIASES else cfg.method
+    library, phase = ALIASES.get(cfg.method, (cfg.method, _phase(cfg.method)))
     options = dict(cfg.method_options)
-    options.pop("freeze_during_pruning", None)  # prune_at_init's own (checked there)
     try:
-        get_method(library)({}, **options)
+        if phase == "init":
+            init_method(library).options({}, torch.float32, options)
+        else:
+            options.pop("freeze_during_pruning", None)  # prune_at_init's own (refused by the Pruner later)
+            get_method(library)({}, **options)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
 
@@ -297,11 +283,11 @@ def validate(cfg: RunConfig) -> None:
                              f"removed), got {s!r}")
     if cfg.model != "vit-scratch":
         resolve_model_path(cfg.model)
-    if cfg.scope not in ("global", "local"):
+    if cfg.scope not in SCOPES:
         raise ValueError(f"unknown scope {cfg.scope!r}; choose 'global' (one ranking over every prunable weight) "
                          f"or 'local' (the same fraction in every matrix)")
-    if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
+    if cfg.state_dtype not in STATE_DTYPES:
+        raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of {list(STATE_DTYPES)}")
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")
     if cfg.lr_schedule not in LR_SCHEDULES:
@@ -395,7 +381,7 @@ def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
     if cfg.method in ALIASES:
         method, phase = ALIASES[cfg.method]
     elif cfg.method != "dense":
-        method, phase = cfg.method, (_phase(cfg.method) if cfg.method in _register_methods() else "init")
+        method, phase = cfg.method, _phase(cfg.method)
     if cfg.method == "seven_pre" or cfg.method == "seven_pre_frozen":
         if start not in (None, 0):
             raise ValueError(f"{cfg.method} prunes from step 0; got --start-step {start} (use seven_dyn)")
@@ -551,12 +537,6 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     """Score before fine-tuning: SNIP/GraSP on ``steps`` batches (default 1), FORCE/SEVEN_pre frozen
     for ``steps`` iterations (default 100), each on the next batch. Gradients are taken in eval mode
     (no dropout), so the masks do not depend on dropout noise."""
-    try:
-        from sevenprune.init_pruning import prune_at_init
-    except ImportError:
-        raise ValueError(f"method {method!r} prunes at initialisation through sevenprune.init_pruning, "
-                         f"which this installation does not have") from None
-
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return cast(torch.Tensor, m(**batch).loss)
 

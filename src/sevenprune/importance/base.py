@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._validate import state_dtype as check_state_dtype
+
 __all__ = ["Importance", "register", "get_method", "methods"]
 
 _REGISTRY: dict[str, type[Importance]] = {}
@@ -40,7 +42,8 @@ def register(cls: type[Importance]) -> type[Importance]:
 
 
 def methods() -> list[str]:
-    """Names of every pruning method available (``sp.methods()``)."""
+    """Names of the registered methods, those :class:`sevenprune.Pruner` runs during fine-tuning
+    (``sp.methods()`` adds those of :func:`sevenprune.prune_at_init`)."""
     return sorted(_REGISTRY)
 
 
@@ -63,9 +66,6 @@ class Importance(ABC):
     name: ClassVar[str] = ""
     #: whether ``observe`` reads gradients (the pruner then checks that they exist)
     needs_grad: ClassVar[bool] = True
-    #: "train": scored during fine-tuning through ``Pruner.step()``; "init": scored before
-    #: fine-tuning from batches and a loss, through ``sevenprune.prune_at_init``
-    phase: ClassVar[str] = "train"
     #: options and their defaults; anything else passed to the constructor is an error
     defaults: ClassVar[dict[str, Any]] = {}
 
@@ -88,11 +88,7 @@ class Importance(ABC):
                 f"method {self.name!r} got unknown option(s) {unknown}; "
                 f"its options are {sorted(self.defaults) or 'none'}"
             )
-        if state_dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-            raise ValueError(
-                f"state_dtype must be torch.float32, torch.bfloat16, torch.float16 or torch.float64, "
-                f"got {state_dtype!r}"
-            )
+        state_dtype = check_state_dtype(state_dtype)
         self.params: dict[str, Tensor] = dict(params)
         self.stats: dict[str, dict[str, Tensor]] = {}
         self.state_dtype = state_dtype
