@@ -1,4 +1,4 @@
-"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` (and ``export``).
+"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` and ``export``.
 
 Examples::
 
@@ -228,13 +228,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list tasks, methods and built-in models")
 
-    try:  # `sevenprune export`, written beside this module; optional
-        from .export import add_export_parser
-    except ImportError:
-        pass
-    else:
-        add_export_parser(sub)
+    _add_export_parser(sub)
     return parser
+
+
+def _add_export_parser(sub: Any) -> None:
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="export a pruned run as a dense, compressed, structured or ONNX model",
+                       description="Export a run's pruned model (RUN_DIR/model, RUN_DIR/pruner) as a dense, "
+                                   "compressed, structured or ONNX model, and print the sizes.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (model/ and pruner/ inside)")
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="dense: save_pretrained with zeros; compressed: bitmask + kept values; "
+                        "structured: pruned heads/neurons removed (smaller dense model); "
+                        "onnx: model.onnx for onnxruntime")
+    p.add_argument("--structured", action="store_true",
+                   help="onnx: remove the pruned heads and neurons first (runs with a structured pattern)")
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="onnx: dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic)")
+    p.add_argument("--plain", action="store_true",
+                   help="structured: fail unless plain transformers can load the export (no head removed, "
+                        "the same number of FFN neurons in every layer)")
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
+                                                "never overwritten without --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output directory, if it is an earlier export (never the run, "
+                        "its model or pruner folders, the current or home folder, or anything above them)")
+    p.add_argument("--model", default=None, help="the pruned model's directory, if not RUN_DIR/model")
+    p.add_argument("--pruner", default=None, help="the pruner state's directory, if not RUN_DIR/pruner")
+    p.add_argument("--json", action="store_true", help="also print the report as JSON")
 
 
 def _default_run_dir(cfg: Any) -> Path:
@@ -343,7 +366,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list}
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .run_export import export_run
+
+    try:
+        report = export_run(args.run_dir, args.format, args.out, model_dir=args.model, pruner_dir=args.pruner,
+                            structured=args.structured, quantize=args.quantize, plain=args.plain,
+                            overwrite=args.overwrite, verbose=True)
+    except ImportError as exc:  # an optional dependency of the format (onnx, onnxruntime)
+        raise ValueError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1, sort_keys=True))
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list,
+             "export": _cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -353,9 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = _COMMANDS.get(args.command) or getattr(args, "func", None)
-    if handler is None:
-        parser.error(f"command {args.command!r} is not available")
+    handler = _COMMANDS[args.command]
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
