@@ -533,10 +533,12 @@ ONE_SHOT = ("snip", "grasp")
 
 
 def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device: torch.device,
-                   steps: int | None, cfg: RunConfig, state_dtype: torch.dtype) -> Any:
+                   steps: int | None, cfg: RunConfig, state_dtype: torch.dtype,
+                   optimizer: torch.optim.Optimizer) -> sp.Pruner:
     """Score before fine-tuning: SNIP/GraSP on ``steps`` batches (default 1), FORCE/SEVEN_pre frozen
     for ``steps`` iterations (default 100), each on the next batch. Gradients are taken in eval mode
-    (no dropout), so the masks do not depend on dropout noise."""
+    (no dropout), so the masks do not depend on dropout noise. The pruner returned holds the masks,
+    with ``optimizer`` attached (as a user's ``prune_at_init(..., optimizer=optimizer)``)."""
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return cast(torch.Tensor, m(**batch).loss)
 
@@ -548,7 +550,8 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     model.eval()
     try:
         return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
-                             exclude=cfg.exclude, state_dtype=state_dtype, scope=cfg.scope, **cfg.method_options)
+                             exclude=cfg.exclude, optimizer=optimizer, state_dtype=state_dtype, scope=cfg.scope,
+                             **cfg.method_options)
     finally:
         model.train()
 
@@ -689,9 +692,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         log(f"pruning at initialisation with {cfg.method} ...")
         init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
         pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
-                                plan["prune_steps"], cfg, dtype)
-        if getattr(pruner, "optimizer", None) is None:
-            pruner.attach(optimizer)
+                                plan["prune_steps"], cfg, dtype, optimizer)
 
     lr_lambda = lr_factor(cfg.lr_schedule, cfg.warmup_steps, plan["max_steps"])
 
