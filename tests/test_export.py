@@ -277,4 +277,4 @@ def test_exporters_take_one_argument_order(tmp_path):
     assert old.out_dir == str(tmp_path / "old") and old.sparsity == pytest.approx(0.5, abs=0.01)
     with pytest.raises(TypeError, match="needs out_dir"):
         export_dense(model, pruner)
-    assert export.export_run is export_run and export.find_run_layout is find_run_layout  # the older path
+    assert not hasattr(export, "export_run")  # run directories are run_export's job

@@ -367,12 +367,3 @@ def load_exported(directory: str | os.PathLike[str], model_class: type[nn.Module
     if (directory / COMPRESSED_FILE).is_file():
         return load_compressed(directory, model_class)
     return load_structured(directory, model_class)
-
-
-def __getattr__(name: str) -> Any:
-    """``export_run`` and ``find_run_layout``, which moved to :mod:`sevenprune.run_export`, by their old path."""
-    if name in ("export_run", "find_run_layout"):
-        from . import run_export
-
-        return getattr(run_export, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
