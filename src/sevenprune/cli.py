@@ -57,6 +57,7 @@ def _key_value(text: str) -> tuple[str, Any]:
 def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     """Flags shared by ``run`` and ``sweep``. Their default is None, so that an explicit flag can be
     told apart from a default (an explicit flag always wins over ``--preset``)."""
+    from ._validate import SCOPES, STATE_DTYPES
     from .experiments.models import BUILTIN_MODELS
     from .experiments.presets import preset_names
     from .experiments.run import RunConfig
@@ -111,9 +112,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help="prune only weights whose name matches (repeatable; default: the weights of every "
                         "Linear/Conv layer except the task head (classifier, qa_outputs, ...) and embeddings)")
     g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
-    g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
+    g.add_argument("--state-dtype", choices=list(STATE_DTYPES),
                    help=f"dtype of the method's running statistics (default: {d.state_dtype})")
-    g.add_argument("--scope", choices=["global", "local"],
+    g.add_argument("--scope", choices=list(SCOPES),
                    help="global: one ranking over every prunable weight (SEVEN's reference); local: the same "
                         f"fraction pruned in every matrix (movement's authors, Zhu & Gupta) (default: {d.scope})")
     g.add_argument("--mask-interval", type=int, metavar="N",
@@ -158,16 +159,14 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                         "(sevenprune.PruningDiagnostics; does not change the run's results)")
 
 
-_RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
-             "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude",
-             "state_dtype", "pattern", "scope", "mask_interval", "max_steps", "epochs", "batch_size",
-             "eval_batch_size", "lr", "optimizer", "lr_schedule", "weight_decay", "warmup_steps", "max_grad_norm",
-             "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
-             "progress", "diagnostics")
-
-
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
-    out = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
+    """The run options given on the command line: every field of ``RunConfig`` whose flag was used."""
+    import dataclasses
+
+    from .experiments.run import RunConfig
+
+    keys = [f.name for f in dataclasses.fields(RunConfig)]
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if "method_options" in out:
         out["method_options"] = dict(out["method_options"])
     return out
