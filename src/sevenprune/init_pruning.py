@@ -48,7 +48,7 @@ from ._validate import check_int, check_scope, check_sparsity
 from .importance.base import get_method, methods
 from .importance.random_scores import random_scores
 from .pruner import Pruner
-from .targets import find_prunable, pattern_list
+from .targets import find_prunable, pattern_list, prunable_module_types
 from .threshold import smallest_k_keep_masks
 
 __all__ = [
@@ -279,9 +279,7 @@ def grasp_scores(
 def _gradient_flow_weights(model: nn.Module, params: Mapping[str, nn.Parameter]) -> list[nn.Parameter]:
     """The weights whose gradient norm GraSP preserves: as in the authors' ``GraSP.py``, the weight of
     every Linear/Conv layer (the classifier head included), plus any other prunable weight, each once."""
-    from .targets import _prunable_module_types
-
-    kinds = _prunable_module_types()
+    kinds = prunable_module_types()
     out: dict[int, nn.Parameter] = {}
     for module in model.modules():
         w = getattr(module, "weight", None)
