@@ -422,36 +422,6 @@ def _force_iterations(
                 p.copy_(w)
 
 
-def _seven_frozen_masks(
-    model: nn.Module,
-    params: Mapping[str, nn.Parameter],
-    batches: Any,
-    loss_fn: LossFn,
-    sparsity: float,
-    steps: int,
-    include: list[str] | None,
-    exclude: list[str] | None,
-    state_dtype: torch.dtype,
-    options: Mapping[str, Any],
-    scope: str = "global",
-) -> dict[str, Tensor]:
-    """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
-
-    ``steps`` = K batches at the starting weights, no weight update: at step t the gradient of the
-    *masked* network is observed by SEVEN's score (``sevenprune.importance.seven``), the cubic
-    schedule ``s * (1 - (1 - t/K)**3)`` gives the sparsity and the global threshold prunes the
-    lowest-scored kept weights (monotone). The last step reaches exactly ``round(s * N)``.
-    """
-    plist = list(params.values())
-    stream = _Batches(batches, _model_devices(params))
-    inner = Pruner(model, "seven", sparsity, start_step=0, prune_steps=steps, include=include,
-                   exclude=exclude, state_dtype=state_dtype, scope=scope, **options)
-    w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
-    with _own_grads(plist):
-        _seven_iterations(model, plist, w0, inner, stream, loss_fn, steps)
-    return dict(inner.masks)
-
-
 def _seven_iterations(
     model: nn.Module,
     plist: list[nn.Parameter],
@@ -593,9 +563,22 @@ def _check_seven(options: dict[str, Any]) -> None:
 
 
 def _seven_masks(req: InitRequest) -> dict[str, Tensor]:
+    """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
+
+    ``steps`` = K batches at the starting weights, no weight update: at step t the gradient of the
+    *masked* network is observed by SEVEN's score (``sevenprune.importance.seven``), the cubic
+    schedule ``s * (1 - (1 - t/K)**3)`` gives the sparsity and the global threshold prunes the
+    lowest-scored kept weights (monotone). The last step reaches exactly ``round(s * N)``.
+    """
     assert req.loss_fn is not None
-    return _seven_frozen_masks(req.model, req.params, req.batches, req.loss_fn, req.sparsity, req.steps,
-                               req.include, req.exclude, req.state_dtype, req.options, req.scope)
+    plist = list(req.params.values())
+    stream = _Batches(req.batches, _model_devices(req.params))
+    inner = Pruner(req.model, "seven", req.sparsity, start_step=0, prune_steps=req.steps, include=req.include,
+                   exclude=req.exclude, state_dtype=req.state_dtype, scope=req.scope, **req.options)
+    w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
+    with _own_grads(plist):
+        _seven_iterations(req.model, plist, w0, inner, stream, req.loss_fn, req.steps)
+    return dict(inner.masks)
 
 
 def _magnitude_masks(req: InitRequest) -> dict[str, Tensor]:
