@@ -66,7 +66,8 @@ from torch import Tensor, nn
 
 from ._readers import read_json, read_safetensors, safetensors_metadata
 from ._export_common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
-from .structured import build_empty, load_state_into, load_structured, shrink
+from ._checkpoint import load_state_into
+from .structured import build_empty, load_structured, shrink
 
 if TYPE_CHECKING:  # transformers is an optional dependency: imported for the type hints only
     from transformers import PretrainedConfig
