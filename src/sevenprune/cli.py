@@ -60,7 +60,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     from ._validate import SCOPES, STATE_DTYPES
     from .experiments.models import BUILTIN_MODELS
     from .experiments.presets import preset_names
-    from .experiments.run import RunConfig
+    from .experiments.config import RunConfig
     from .experiments.tasks import TASKS
 
     d = RunConfig()
@@ -163,7 +163,7 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line: every field of ``RunConfig`` whose flag was used."""
     import dataclasses
 
-    from .experiments.run import RunConfig
+    from .experiments.config import RunConfig
 
     keys = [f.name for f in dataclasses.fields(RunConfig)]
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
@@ -335,7 +335,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .experiments.models import BUILTIN_MODELS
-    from .experiments.run import ALIASES, method_choices
+    from .experiments.config import ALIASES, method_choices
     from .experiments.tasks import TASKS
 
     print("tasks:")
