@@ -50,7 +50,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without transfor
 from ..importance import get_method
 from ..pruner import Pruner
 from ..state import STATE_JSON, load_state, read_state, save_state
-from .accelerate import unwrap_optimizer
 
 __all__ = ["PruningCallback", "PRUNER_DIR"]
 
@@ -216,7 +215,7 @@ class PruningCallback(TrainerCallback):
         if state.global_step > 0:
             self._resume(args, state, pruner)
         if optimizer is not None:
-            pruner.attach(unwrap_optimizer(optimizer))
+            pruner.attach(optimizer)  # attach takes the inner torch optimizer of the Trainer's wrapper
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                           **kwargs: Any) -> None:
