@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ._fsutil import (EXPORT_MARKER, check_output_parent, check_removable, check_replaceable_position,
                       make_sibling_dir, normal_permissions, replace_dir, write_marker)
+from ._validate import check_may_write
 
 __all__ = ["ExportReport", "Staging", "checked_masks", "check_export_model", "file_sizes", "param_count",
            "write_staged"]
@@ -132,10 +133,8 @@ class Staging:
         check_output_parent(out, "export output")
         if out.exists():
             check_replaceable_position(out, protect=protect, what="export output")
-        if out.is_dir() and any(out.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) "
-                                      "or choose another output directory")
+        check_may_write(out, overwrite, " (--overwrite)")
+        if out.is_dir() and any(out.iterdir()):  # overwrite: only an earlier export is replaced
             check_removable(out, EXPORT_MARKER, protect=protect, what="export output")
 
     def commit(self) -> Path:

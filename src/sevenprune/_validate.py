@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 __all__ = ["SCOPES", "STATE_DTYPES", "check_int", "check_sparsity", "check_scope", "state_dtype",
-           "dtype_name", "check_not_a_file", "unwrap_optimizer"]
+           "dtype_name", "check_not_a_file", "check_may_write", "unwrap_optimizer"]
 
 #: where the pruned count is reached: over all prunable weights together, or in each matrix
 SCOPES = ("global", "local")
@@ -87,6 +87,19 @@ def check_not_a_file(path: str | os.PathLike[str], what: str = "") -> Path:
     if directory.exists() and not directory.is_dir():
         label = f"{what} {directory}" if what else str(directory)
         raise FileExistsError(f"{label} exists and is not a directory; pass a directory path")
+    return directory
+
+
+def check_may_write(path: str | os.PathLike[str], overwrite: bool, hint: str = "") -> Path:
+    """``path`` as a ``Path``, refused (``FileExistsError``) if it is a file, or a non-empty directory
+    while ``overwrite`` is false: an output directory is written only when new or empty, or when asked.
+
+    ``hint`` names the command-line flag of ``overwrite`` if there is one (``" (--overwrite)"``).
+    """
+    directory = Path(path)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())) and not overwrite:
+        raise FileExistsError(f"{directory} exists and is not empty; pass overwrite=True{hint} or choose another "
+                              f"output directory")
     return directory
 
 

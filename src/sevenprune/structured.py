@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checkpoint import load_state_into, model_class_for, read_safetensors_dir
+from ._validate import check_may_write
 
 __all__ = [
     "Block",
@@ -337,15 +338,9 @@ def apply_structure(model: nn.Module, structure: Mapping[str, Any]) -> nn.Module
     return model
 
 
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True or choose another directory")
-
-
 def save_structured(model: nn.Module, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """``save_pretrained`` a (shrunken) transformers model, its structure recorded in its config."""
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
+    out = check_may_write(out_dir, overwrite)
     save = getattr(model, "save_pretrained", None)
     if save is None:
         raise TypeError(f"save_structured needs a transformers PreTrainedModel, got {type(model).__name__}")
