@@ -397,6 +397,7 @@ def test_a_one_pass_iterator_too_short_for_steps() -> None:
         ("snip", {"sparsity": 1.0}, ValueError, "sparsity must be in"),
         ("force", {"steps": 0}, ValueError, "steps must be >= 1"),
         ("snip", {"include": "nothing_matches"}, ValueError, "matched no weight"),
+        ("magnitude", {"state_dtype": torch.int8}, ValueError, "state_dtype must be one of"),
     ],
 )
 def test_bad_arguments(method: str, kwargs: dict, error: type, match: str) -> None:

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from . import schedules
 from ._validate import check_int, check_scope, check_sparsity
+from ._validate import state_dtype as check_state_dtype
 from .importance.base import get_method, methods
 from .importance.random_scores import random_scores
 from .pruner import Pruner
@@ -492,13 +493,13 @@ class InitMethod:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], None] | None = None
 
-    def options(self, params: Mapping[str, Tensor], state_dtype: torch.dtype, given: Mapping[str, Any]) -> dict[str, Any]:
+    def options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """``given`` checked (unknown names and bad values refused) and completed with the defaults."""
         options = dict(given)
         if self.check is not None:
             self.check(options)
         if self.scorer is not None:
-            return dict(get_method(self.scorer)(params, state_dtype=state_dtype, **options).options)
+            return get_method(self.scorer).checked_options(options)
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             raise TypeError(f"method {self.name!r} got unknown option(s) {unknown}; "
@@ -613,7 +614,7 @@ def prune_at_init(
     include: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    state_dtype: torch.dtype = torch.float32,
+    state_dtype: torch.dtype | str = torch.float32,
     scope: str = "global",
     **options: Any,
 ) -> Pruner:
@@ -657,9 +658,10 @@ def prune_at_init(
     sparsity = check_sparsity(sparsity)
     steps = check_int(steps, "steps", 1)
     scope = check_scope(scope)
+    state_dtype = check_state_dtype(state_dtype)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)
     params = find_prunable(model, include_l, exclude_l)
-    method_opts = entry.options(params, state_dtype, options)
+    method_opts = entry.options(options)
     fn: LossFn | None = None
     if entry.needs_data:
         if batches is None:

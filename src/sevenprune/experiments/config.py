@@ -172,10 +172,10 @@ def _check_method_options(cfg: RunConfig) -> None:
     options = dict(cfg.method_options)
     try:
         if phase == "init":
-            init_method(library).options({}, torch.float32, options)
+            init_method(library).options(options)
         else:
             options.pop("freeze_during_pruning", None)  # prune_at_init's own (refused by the Pruner later)
-            get_method(library)({}, **options)
+            get_method(library).checked_options(options)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
 

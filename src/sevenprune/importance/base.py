@@ -82,22 +82,40 @@ class Importance(ABC):
         state_dtype: torch.dtype = torch.float32,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise TypeError(
-                f"method {self.name!r} got unknown option(s) {unknown}; "
-                f"its options are {sorted(self.defaults) or 'none'}"
-            )
-        state_dtype = check_state_dtype(state_dtype)
+        self.options: dict[str, Any] = self.checked_options(options)
+        self.state_dtype = check_state_dtype(state_dtype)
         self.params: dict[str, Tensor] = dict(params)
         self.stats: dict[str, dict[str, Tensor]] = {}
-        self.state_dtype = state_dtype
-        self.options: dict[str, Any] = {**self.defaults, **options}
         self.validate_options()
 
+    @classmethod
+    def checked_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` completed with :attr:`defaults` and checked, without building the method: an
+        unknown name is a ``TypeError``, a bad value a ``ValueError`` (:meth:`check_options`).
+
+        >>> from sevenprune.importance import get_method
+        >>> get_method("random").checked_options({"seed": 3})
+        {'seed': 3}
+        """
+        unknown = sorted(set(options) - set(cls.defaults))
+        if unknown:
+            raise TypeError(
+                f"method {cls.name!r} got unknown option(s) {unknown}; "
+                f"its options are {sorted(cls.defaults) or 'none'}"
+            )
+        full = {**cls.defaults, **options}
+        cls.check_options(full)
+        return full
+
     # -- to implement ---------------------------------------------------------------------------
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Raise ``ValueError`` for a bad option value (name it and the valid range); a value may be
+        normalised in place (a tuple to a JSON list)."""
+
     def validate_options(self) -> None:
-        """Raise ``ValueError`` for a bad option value (name it and the valid range)."""
+        """The older, per-instance form of :meth:`check_options`, still called after ``__init__`` has
+        set ``self.options`` (for methods written against it)."""
 
     @abstractmethod
     def observe(self, t: int) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .base import Importance
@@ -25,10 +24,10 @@ class FixedMasks(Importance):
     name = "fixed"
     needs_grad = False
 
-    def __init__(self, params: Mapping[str, Tensor], *, state_dtype: torch.dtype = torch.float32,
-                 **options: Any) -> None:
-        super().__init__(params, state_dtype=state_dtype)
-        self.options = dict(options)  # the options of the method that chose the masks, as given
+    @classmethod
+    def checked_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options of the method that chose the masks, as given (that method checked them)."""
+        return dict(options)
 
     def observe(self, t: int) -> None:
         """Nothing to observe: the masks are fixed."""
