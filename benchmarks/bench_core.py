@@ -53,7 +53,7 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
     model(input_ids=ids[:1, :8], labels=labels[:1]).loss.backward()
     pruner.importance.observe(1)
     pruner.step_count = pruner.observed_steps = middle
-    pruner.update_masks(pruner.target_sparsity(middle))
+    pruner.update_masks(pruner.scheduled_sparsity(middle))
     opt.zero_grad()
     timers = {"scoring": 0.0, "selection": 0.0, "hook": 0.0}
 

@@ -45,7 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import sevenprune as sp  # noqa: E402
-from sevenprune.export import export_run  # noqa: E402
+from sevenprune.run_export import export_run  # noqa: E402
 from sevenprune.onnx_export import export_onnx, onnx_predict, onnx_session  # noqa: E402
 from sevenprune.structured import load_structured  # noqa: E402
 

@@ -120,7 +120,7 @@ def check_pruner_on_cuda() -> bool:
             pruner.step()
             opt.zero_grad()
             pruned = sum(int((~m).sum()) for m in pruner.masks.values())
-            want = round(pruner.target_sparsity(step) * pruner.numel)
+            want = round(pruner.scheduled_sparsity(step) * pruner.numel)
             if pattern != "heads+neurons" and pruned != want:
                 counts_ok = False
                 print(f"  step {step}: pruned {pruned}, schedule wants {want}")

@@ -332,3 +332,13 @@ def test_on_cuda(method: str) -> None:
     pruner = sp.Pruner(model, method, sparsity=0.5, start_step=0, prune_steps=4, optimizer=opt)
     train_steps(model, opt, pruner, [(x.cuda(), y.cuda()) for x, y in batches(4)])
     assert pruner.sparsity() == round(0.5 * pruner.numel) / pruner.numel
+
+
+@pytest.mark.parametrize("method", TRAIN_METHODS)
+def test_options_are_checked_without_building_the_method(method: str) -> None:
+    cls = sp.importance.get_method(method)
+    assert cls.checked_options({}).keys() == cls.defaults.keys()  # the defaults, completed (betas as a list)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['nope'\]"):
+        cls.checked_options({"nope": 1})
+    pruner = sp.Pruner(layer_with(W), method, 0.5)
+    assert pruner.importance.options == cls.checked_options({})

@@ -202,3 +202,18 @@ def test_a_programming_error_is_not_disguised_as_bad_input(monkeypatch):
     monkeypatch.setitem(cli._COMMANDS, "list", broken)
     with pytest.raises(TypeError, match="unsupported operand"):
         cli.main(["list"])
+
+
+def test_every_run_option_has_a_flag_and_reaches_the_config():
+    import dataclasses
+
+    from sevenprune.experiments.run import RunConfig
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    assert fields <= {a.dest for a in subparsers.choices["run"]._actions}
+    args = parser.parse_args(["run", "--method", "magnitude", "--sparsity", "0.5", "--mask-interval", "3",
+                              "--state-dtype", "bfloat16", "--scope", "local", "--no-progress"])
+    assert cli._explicit(args) == {"method": "magnitude", "sparsity": 0.5, "mask_interval": 3,
+                                   "state_dtype": "bfloat16", "scope": "local", "progress": False}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -13,19 +12,17 @@ import torch
 import transformers
 
 import sevenprune as sp
+from sevenprune import cli
 from sevenprune.export import (
-    add_export_parser,
     export_compressed,
     export_dense,
-    export_run,
     export_structured,
-    find_run_layout,
     load_compressed,
     load_exported,
-    main,
     pack_mask,
     unpack_mask,
 )
+from sevenprune.run_export import export_run, find_run_layout
 
 
 def tiny_bert(seed: int = 0, cls=transformers.BertForSequenceClassification):
@@ -72,7 +69,7 @@ def test_pack_rejects_non_bool():
 # -- dense ---------------------------------------------------------------------------------------------------------
 def test_dense_round_trip_with_plain_transformers(tmp_path):
     model, pruner = pruned()
-    report = export_dense(model, tmp_path / "d", pruner, verbose=False)
+    report = export_dense(model, pruner, tmp_path / "d", verbose=False)
     loaded = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "d")).eval()
     assert torch.equal(logits(loaded), logits(model))
     params = dict(loaded.named_parameters())
@@ -116,7 +113,7 @@ def test_compressed_sizes_at_90_percent(tmp_path, capsys):
     assert report.total_bytes == sum(os.path.getsize(tmp_path / "c" / f) for f in os.listdir(tmp_path / "c"))
     # against the dense export of the same model the file saves at least 80% of the pruned weights'
     # size (the embeddings, unpruned, dominate this tiny model's files)
-    dense = export_dense(model, tmp_path / "d", pruner, verbose=False)
+    dense = export_dense(model, pruner, tmp_path / "d", verbose=False)
     saved = dense.files["model.safetensors"] - report.files["compressed.safetensors"]
     assert saved >= 0.8 * report.pruned_dense_fp32_bytes
 
@@ -155,10 +152,10 @@ def test_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         export_compressed(model, pruner.masks, tmp_path / "c", verbose=False)
     with pytest.raises(FileExistsError, match="not empty"):
-        export_dense(model, tmp_path / "c", verbose=False)
+        export_dense(model, None, tmp_path / "c", verbose=False)
     assert sorted(os.listdir(tmp_path)) == before  # nothing half-written left behind
     (tmp_path / "empty").mkdir()
-    export_dense(model, tmp_path / "empty", verbose=False)  # an empty directory is fine
+    export_dense(model, None, tmp_path / "empty", verbose=False)  # an empty directory is fine
     export_compressed(model, pruner.masks, tmp_path / "c", overwrite=True, verbose=False)
     assert torch.equal(logits(load_compressed(tmp_path / "c")), logits(model))
 
@@ -174,7 +171,7 @@ def test_masks_must_match_the_model(tmp_path):
     with pytest.raises(ValueError, match="names no parameter"):
         export_compressed(model, {"nope.weight": masks[name]}, tmp_path / "c", verbose=False)
     with pytest.raises(TypeError, match="PreTrainedModel"):
-        export_dense(torch.nn.Linear(2, 2), tmp_path / "d", verbose=False)
+        export_dense(torch.nn.Linear(2, 2), None, tmp_path / "d", verbose=False)
     assert not any(tmp_path.iterdir())
 
 
@@ -191,7 +188,7 @@ def test_structured_export_is_smaller_and_agrees(tmp_path):
     assert report.params == sum(p.numel() for p in loaded.parameters()) < report.dense_params
     assert loaded.bert.encoder.layer[0].attention.self.query.out_features < 32
     torch.testing.assert_close(logits(loaded), logits(model), rtol=0, atol=1e-6)
-    dense = export_dense(model, tmp_path / "d", verbose=False)
+    dense = export_dense(model, None, tmp_path / "d", verbose=False)
     assert report.files["model.safetensors"] < dense.files["model.safetensors"]
 
 
@@ -240,23 +237,20 @@ def test_find_run_layout(tmp_path):
 
 def test_command_line(tmp_path, capsys):
     run, model = make_run(tmp_path)
-    assert main([str(run), "--format", "compressed", "--out", str(tmp_path / "c"), "--json"]) == 0
+    assert cli.main(["export", str(run), "--format", "compressed", "--out", str(tmp_path / "c"), "--json"]) == 0
     out = capsys.readouterr().out
     assert "of their dense fp32 size" in out and '"pruned_ratio"' in out
-    assert main([str(run), "--format", "compressed", "--out", str(tmp_path / "c")]) == 2  # exists
+    assert cli.main(["export", str(run), "--format", "compressed", "--out", str(tmp_path / "c")]) == 2  # exists
     assert "exists and is not empty" in capsys.readouterr().err
-    parser = argparse.ArgumentParser(prog="sevenprune")
-    add_export_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["export", str(run), "--format", "dense"])
-    assert args.func(args) == 0
+    assert cli.main(["export", str(run), "--format", "dense"]) == 0
     assert torch.equal(logits(load_exported(run / "export-dense")), logits(model))
     with pytest.raises(SystemExit):
-        parser.parse_args(["export", str(run), "--format", "zip"])
+        cli.main(["export", str(run), "--format", "zip"])
+    assert "invalid choice: 'zip'" in capsys.readouterr().err
 
 
 def test_a_dense_run_exports_without_a_pruner_state(tmp_path):
     # a `dense` run has model/ and no pruner/: dense and ONNX exports need no masks; the others refuse
-    from sevenprune.export import export_run, find_run_layout
     from transformers import BertConfig, BertForSequenceClassification
 
     cfg = BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=50)
@@ -267,3 +261,20 @@ def test_a_dense_run_exports_without_a_pruner_state(tmp_path):
     assert report.sparsity == 0.0 and (tmp_path / "run" / "export-dense" / "model.safetensors").exists()
     with pytest.raises(FileNotFoundError, match="no single pruner state"):
         export_run(tmp_path / "run", "compressed", verbose=False)
+
+
+def test_exporters_take_one_argument_order(tmp_path):
+    import inspect
+
+    from sevenprune import export
+    from sevenprune.onnx_export import export_onnx
+
+    for writer in (export_dense, export_compressed, export_structured, export_onnx):
+        assert list(inspect.signature(writer).parameters)[:3] == ["model", "masks", "out_dir"], writer.__name__
+    model, pruner = pruned(0.5)
+    with pytest.warns(DeprecationWarning, match=r"\(model, masks, out_dir\)"):
+        old = export_dense(model, tmp_path / "old", pruner, verbose=False)  # the older order still works
+    assert old.out_dir == str(tmp_path / "old") and old.sparsity == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(TypeError, match="needs out_dir"):
+        export_dense(model, pruner)
+    assert not hasattr(export, "export_run")  # run directories are run_export's job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,8 @@ def test_trainer_prunes_per_optimizer_update_in_event_order(tmp_path: Path) -> N
 
 
 def test_checkpoint_resume_gives_the_masks_of_an_uninterrupted_run(tmp_path: Path) -> None:
-    def run(out: Path, resume: str | None) -> PruningCallback:
-        callback = PruningCallback(method="seven", sparsity=0.6, start_step=1, prune_steps=4)
+    def run(out: Path, resume: str | bool | None, **callback_args: Any) -> PruningCallback:
+        callback = PruningCallback(method="seven", sparsity=0.6, start_step=1, prune_steps=4, **callback_args)
         args = make_args(out, save_strategy="steps", save_steps=3)
         trainer = transformers.Trainer(model=tiny_bert(), args=args, train_dataset=Rows(),
                                        callbacks=[callback])
@@ -136,17 +137,37 @@ def test_checkpoint_resume_gives_the_masks_of_an_uninterrupted_run(tmp_path: Pat
     mid = sp.read_state(ckpt / PRUNER_DIR)
     assert mid["step"] == 3 and 0 < sum(int((~m).sum()) for m in mid["masks"].values())
 
-    # a fresh model, a fresh callback, resumed from step 3 (in the middle of the pruning window)
-    resumed = run(tmp_path / "resumed", str(ckpt))
-    assert full.pruner is not None and resumed.pruner is not None
-    assert resumed.pruner.step_count == 6
-    for name, mask in full.pruner.masks.items():
-        assert torch.equal(mask, resumed.pruner.masks[name]), name
-    for name, p in full.pruner.params.items():
-        assert torch.equal(p, resumed.pruner.params[name]), name
-    # the end state equals the checkpoint the uninterrupted run wrote at step 6
+    # a fresh model, a fresh callback, resumed from step 3 (in the middle of the pruning window): from a
+    # checkpoint outside output_dir, named explicitly; and from output_dir's own checkpoint-3 (=True)
+    shutil.rmtree(tmp_path / "full" / "checkpoint-6")
+    for resumed in (run(tmp_path / "resumed", str(ckpt), resume_from=ckpt), run(tmp_path / "full", True)):
+        assert full.pruner is not None and resumed.pruner is not None
+        assert resumed.pruner.step_count == 6
+        for name, mask in full.pruner.masks.items():
+            assert torch.equal(mask, resumed.pruner.masks[name]), name
+        for name, p in full.pruner.params.items():
+            assert torch.equal(p, resumed.pruner.params[name]), name
+    # the end state equals the checkpoint the uninterrupted run wrote at step 6 (written again by the resumed run)
     final = sp.read_state(tmp_path / "full" / "checkpoint-6" / PRUNER_DIR)
-    assert all(torch.equal(final["masks"][n], m) for n, m in resumed.pruner.masks.items())
+    assert all(torch.equal(final["masks"][n], m) for n, m in full.pruner.masks.items())
+
+
+def test_resume_from_a_checkpoint_elsewhere_needs_it_named(tmp_path: Path) -> None:
+    def trainer(out: Path, callback: PruningCallback, **overrides: Any) -> Any:
+        return transformers.Trainer(model=tiny_bert(), args=make_args(out, **overrides), train_dataset=Rows(),
+                                    callbacks=[callback])
+
+    first = PruningCallback(method="magnitude", sparsity=0.5, start_step=0, prune_steps=4)
+    trainer(tmp_path / "a", first, save_strategy="steps", save_steps=2, max_steps=2).train()
+    ckpt = str(tmp_path / "a" / "checkpoint-2")
+    # the Trainer does not tell callbacks where it resumes from (and no stack frame is read for it)
+    with pytest.raises(FileNotFoundError, match=r"resume_from=.*resume_from_checkpoint="):
+        trainer(tmp_path / "b", PruningCallback(method="magnitude", sparsity=0.5, start_step=0, prune_steps=4),
+                max_steps=4).train(resume_from_checkpoint=ckpt)
+    # named in TrainingArguments (a documented field), it is found
+    named = PruningCallback(method="magnitude", sparsity=0.5, start_step=0, prune_steps=4)
+    trainer(tmp_path / "c", named, max_steps=4, resume_from_checkpoint=ckpt).train(resume_from_checkpoint=ckpt)
+    assert named.pruner is not None and named.pruner.step_count == 4 and named.pruner.sparsity() == 0.5
 
 
 def test_resume_with_state_of_another_run_is_refused(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ pytest.importorskip("onnxscript")
 import onnx  # noqa: E402
 
 import sevenprune as sp  # noqa: E402
-from sevenprune.export import export_run, export_structured, load_exported, main  # noqa: E402
+from sevenprune import cli  # noqa: E402
+from sevenprune.export import export_structured, load_exported  # noqa: E402
+from sevenprune.run_export import export_run  # noqa: E402
 from sevenprune.onnx_export import export_onnx, onnx_predict, onnx_session  # noqa: E402
 from sevenprune.plain_config import plain_config_problem  # noqa: E402
 from sevenprune.structured import shrink  # noqa: E402
@@ -178,7 +180,7 @@ def test_local_scope_neurons_load_with_plain_transformers(tmp_path):
     pruner = sp.Pruner(model, "magnitude", 0.5, prune_steps=1, pattern="neurons", scope="local")
     pruner.step()
     run = make_run(tmp_path, model, pruner)
-    assert main([str(run), "--format", "structured", "--plain"]) == 0
+    assert cli.main(["export", str(run), "--format", "structured", "--plain"]) == 0
     loaded = transformers.AutoModelForSequenceClassification.from_pretrained(str(run / "export-structured")).eval()
     assert loaded.config.intermediate_size == 32
     inputs = feeds(3, 11)
@@ -221,26 +223,26 @@ def make_run(tmp_path, model, pruner):
 def test_command_line_onnx_structured_int8(tmp_path, capsys):
     model, pruner = pruned("heads+neurons", 0.5)
     run = make_run(tmp_path, model, pruner)
-    assert main([str(run), "--format", "onnx", "--structured", "--quantize", "int8"]) == 0
+    assert cli.main(["export", str(run), "--format", "onnx", "--structured", "--quantize", "int8"]) == 0
     out = run / "export-onnx"
     assert sorted(os.listdir(out)) == [".sevenprune-export", "config.json", "model.onnx", "vocab.txt"]
     assert "export (onnx)" in capsys.readouterr().out
     inputs = feeds(4, 9)
     assert (onnx_logits(out, inputs).argmax(1) == torch_logits(model, inputs).argmax(1)).mean() >= 0.75
-    assert main([str(run), "--format", "onnx"]) == 2  # never overwritten without --overwrite
+    assert cli.main(["export", str(run), "--format", "onnx"]) == 2  # never overwritten without --overwrite
     assert "exists and is not empty" in capsys.readouterr().err
 
 
 def test_command_line_refusals(tmp_path, capsys):
     model, pruner = pruned("unstructured", 0.5)
     run = make_run(tmp_path, model, pruner)
-    assert main([str(run), "--format", "onnx", "--structured"]) == 2
+    assert cli.main(["export", str(run), "--format", "onnx", "--structured"]) == 2
     line = capsys.readouterr().err.splitlines()[-1]  # one line (above it: save_pretrained's progress bar)
     assert line.startswith("sevenprune export: error:")
     assert "pattern 'unstructured'" in line and "export without --structured" in line
-    assert main([str(run), "--format", "dense", "--quantize", "int8"]) == 2
+    assert cli.main(["export", str(run), "--format", "dense", "--quantize", "int8"]) == 2
     assert "apply to --format onnx" in capsys.readouterr().err
-    assert main([str(run), "--format", "onnx", "--plain"]) == 2
+    assert cli.main(["export", str(run), "--format", "onnx", "--plain"]) == 2
     assert "--plain applies to --format structured" in capsys.readouterr().err
     assert not (run / "export-onnx").exists() and not (run / "export-dense").exists()
 

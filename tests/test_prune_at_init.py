@@ -236,8 +236,10 @@ def test_returned_pruner_keeps_masks_through_fine_tuning_and_saves(tmp_path: Pat
         assert bool((pruner.params[name][~mask] == 0).all())
     sp.save_state(pruner, tmp_path / "s")
     other = sp.load_state(tmp_path / "s", tiny_mlp(seed=1))
-    assert other.method == "grasp"
+    assert other.method == "grasp" and other.config() == pruner.config() and other.finished
     assert all(torch.equal(other.masks[n], m) for n, m in pruner.masks.items())
+    with pytest.raises(ValueError, match="another configuration.*method: state 'grasp', pruner 'snip'"):
+        sp.load_state(tmp_path / "s", ip.prune_at_init(tiny_mlp(seed=1), "snip", 0.6, mlp_batches(), ce))
 
 
 def test_iterative_methods_cycle_through_the_batches_in_order() -> None:
@@ -290,6 +292,25 @@ def test_init_methods_are_listed_and_refused_by_pruner() -> None:
     assert {"snip", "grasp", "force"} <= set(sp.methods())
     with pytest.raises(ValueError, match="prune_at_init"):
         sp.Pruner(tiny_mlp(), "snip", 0.5)
+
+
+def test_one_registry_of_init_methods_of_functions_returning_masks() -> None:
+    assert sp.init_methods() == list(ip.INIT_METHODS) == METHODS
+    # the Pruner's registry holds only the methods it runs; sp.methods() is both
+    assert not {"snip", "grasp", "force"} & set(sp.pruner_methods())
+    assert sp.methods() == sorted(set(sp.pruner_methods()) | set(sp.init_methods()))
+    model = tiny_mlp()
+    params = sp.find_prunable(model)
+    request = ip.InitRequest(model, params, 0.5, None, None, 1, "global", torch.float32, None, None, {"seed": 0})
+    masks = ip.init_method("magnitude").masks(request)
+    assert list(masks) == list(params) and all(m.dtype == torch.bool for m in masks.values())
+    assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * sum(p.numel() for p in params.values()))
+    with pytest.raises(ValueError, match=r"unknown method 'snipp' for prune_at_init; choose one of \['snip'"):
+        ip.init_method("snipp")
+    # an init method's pruner holds the fixed masks only: no statistics, no scorer of the method
+    pruner = ip.prune_at_init(model, "seven", 0.5, mlp_batches(), ce, steps=2)
+    assert pruner.importance.name == "fixed" and pruner.state_nbytes() == sum(m.numel() for m in pruner.masks.values())
+    assert pruner.config()["method"] == "seven" and pruner.config()["method_options"]["beta1"] == 0.8
 
 
 def test_tiny_bert_every_method() -> None:
@@ -376,6 +397,7 @@ def test_a_one_pass_iterator_too_short_for_steps() -> None:
         ("snip", {"sparsity": 1.0}, ValueError, "sparsity must be in"),
         ("force", {"steps": 0}, ValueError, "steps must be >= 1"),
         ("snip", {"include": "nothing_matches"}, ValueError, "matched no weight"),
+        ("magnitude", {"state_dtype": torch.int8}, ValueError, "state_dtype must be one of"),
     ],
 )
 def test_bad_arguments(method: str, kwargs: dict, error: type, match: str) -> None:

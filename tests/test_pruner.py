@@ -218,6 +218,73 @@ def test_state_round_trip_keeps_every_statistic(tmp_path) -> None:  # type: igno
     assert (tmp_path / "s" / "pruner.json").read_text().count('"moments": "signed"') == 1
 
 
+def test_load_state_dict_refuses_another_configuration_naming_the_fields() -> None:
+    model = tiny_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seven = sp.Pruner(model, "seven", 0.9, start_step=0, prune_steps=10, optimizer=opt)
+    train(model, opt, seven, 3)
+    state = seven.state_dict()
+    other = sp.Pruner(tiny_mlp(), "magnitude", 0.5, start_step=0, prune_steps=10)
+    before = other.config()
+    with pytest.raises(ValueError, match=r"another configuration.*method: state 'seven', pruner 'magnitude'"
+                                         r".*sparsity: state 0.9, pruner 0.5") as info:
+        other.load_state_dict(state)
+    assert "start_step" not in str(info.value) and "from_state" in str(info.value)
+    assert other.config() == before and other.step_count == 0  # nothing was reconfigured or loaded
+    # the same configuration loads; from_state builds it from the state
+    same = sp.Pruner(tiny_mlp(), "seven", 0.9, start_step=0, prune_steps=10)
+    same.load_state_dict(state)
+    built = sp.Pruner.from_state(tiny_mlp(), state)
+    for p in (same, built):
+        assert p.config() == seven.config() and p.step_count == 3
+        assert all(torch.equal(p.masks[n], seven.masks[n]) for n in seven.masks)
+
+
+def test_from_state_and_config_rebuild_every_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = tiny_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    pruner = sp.Pruner(model, "platon", 0.6, start_step=1, prune_steps=6, exclude=r"^0\.", scope="local",
+                       mask_interval=2, state_dtype="bfloat16", optimizer=opt, delta_t=2)
+    train(model, opt, pruner, 4)
+    assert sp.Pruner(tiny_mlp(), **pruner.config()).config() == pruner.config()
+    sp.save_state(pruner, tmp_path / "s")
+    for loaded in (sp.Pruner.from_state(tiny_mlp(), pruner.state_dict()), sp.load_state(tmp_path / "s", tiny_mlp())):
+        assert loaded.method == "platon" and loaded.config() == pruner.config()
+        assert loaded.importance.state_dtype == torch.bfloat16 and list(loaded.masks) == list(pruner.masks)
+        assert loaded.step_count == 4 and loaded.sparsity() == pruner.sparsity()
+    with pytest.raises(ValueError, match=r"another configuration.*exclude: state \['\^0\\\\.'\], pruner None"):
+        sp.load_state(tmp_path / "s", sp.Pruner(tiny_mlp(), "platon", 0.6, start_step=1, prune_steps=6,
+                                                scope="local", mask_interval=2, state_dtype="bfloat16", delta_t=2))
+
+
+def test_scheduled_and_final_sparsity_are_named_apart() -> None:
+    model = tiny_mlp()
+    pruner = sp.Pruner(model, "magnitude", 0.8, start_step=0, prune_steps=4)
+    pruner.step()
+    report = pruner.report()
+    assert report["target_sparsity"] == pruner.sparsity_target == 0.8  # the final target
+    assert report["scheduled_sparsity"] == pruner.scheduled_sparsity() == pruner.scheduled_sparsity(1) < 0.8
+    assert pruner.target_sparsity(3) == pruner.scheduled_sparsity(3)  # the older name, kept
+    assert pruner.scheduled_sparsity(4) == 0.8
+
+
+def test_from_masks_holds_fixed_masks_and_with_masks_is_a_deprecated_alias() -> None:
+    model = tiny_mlp()
+    masks = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) > 0.25
+             for n, p in sp.find_prunable(model).items()}
+    pruner = sp.Pruner.from_masks(model, masks, method="mine", seed=3)
+    assert pruner.finished and pruner.method == "mine" and not pruner.importance.needs_grad
+    assert pruner.config()["method_options"] == {"seed": 3}
+    assert pruner.sparsity() == pytest.approx(pruner.sparsity_target)  # measured from the masks
+    assert all(bool((p[~masks[n]] == 0).all()) for n, p in pruner.params.items())
+    pruner.step()  # keeps them applied; no gradient needed
+    restored = sp.Pruner.from_state(tiny_mlp(), pruner.state_dict())
+    assert restored.method == "mine" and restored.config() == pruner.config() and restored.finished
+    with pytest.warns(DeprecationWarning, match="from_masks"):
+        old = sp.Pruner.with_masks(tiny_mlp(), masks, method="magnitude", sparsity=0.3)
+    assert old.config()["sparsity"] == 0.3 and all(torch.equal(old.masks[n], masks[n]) for n in masks)
+
+
 # -- end to end on a tiny BERT ------------------------------------------------------------------------
 def test_tiny_bert_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
     transformers = pytest.importorskip("transformers")

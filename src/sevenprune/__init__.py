@@ -10,8 +10,9 @@
 """
 
 from .diagnostics import PruningDiagnostics
-from .importance import Importance, methods, register
-from .init_pruning import prune_at_init
+from .importance import Importance, register
+from .importance import methods as pruner_methods
+from .init_pruning import init_methods, prune_at_init
 from .lottery import lottery_ticket
 from .pruner import Pruner
 from .schedules import cubic_sparsity
@@ -21,16 +22,25 @@ from .threshold import smallest_k_keep_masks
 
 __version__ = "0.1.0"
 
+
+def methods() -> list[str]:
+    """Every method name: those :class:`Pruner` runs during fine-tuning (:func:`pruner_methods`) and
+    those of :func:`prune_at_init` (:func:`init_methods`); a name may be in both (``"seven"``)."""
+    return sorted(set(pruner_methods()) | set(init_methods()))
+
+
 __all__ = [
     "Importance",
     "Pruner",
     "PruningDiagnostics",
     "cubic_sparsity",
     "find_prunable",
+    "init_methods",
     "load_state",
     "lottery_ticket",
     "methods",
     "prune_at_init",
+    "pruner_methods",
     "read_state",
     "register",
     "save_state",

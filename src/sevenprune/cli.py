@@ -1,4 +1,4 @@
-"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` (and ``export``).
+"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` and ``export``.
 
 Examples::
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -57,9 +57,10 @@ def _key_value(text: str) -> tuple[str, Any]:
 def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     """Flags shared by ``run`` and ``sweep``. Their default is None, so that an explicit flag can be
     told apart from a default (an explicit flag always wins over ``--preset``)."""
+    from ._validate import SCOPES, STATE_DTYPES
     from .experiments.models import BUILTIN_MODELS
     from .experiments.presets import preset_names
-    from .experiments.run import RunConfig
+    from .experiments.config import RunConfig
     from .experiments.tasks import TASKS
 
     d = RunConfig()
@@ -111,9 +112,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                    help="prune only weights whose name matches (repeatable; default: the weights of every "
                         "Linear/Conv layer except the task head (classifier, qa_outputs, ...) and embeddings)")
     g.add_argument("--exclude", action="append", metavar="REGEX", help="never prune weights matching (repeatable)")
-    g.add_argument("--state-dtype", choices=["float32", "bfloat16", "float16"],
+    g.add_argument("--state-dtype", choices=list(STATE_DTYPES),
                    help=f"dtype of the method's running statistics (default: {d.state_dtype})")
-    g.add_argument("--scope", choices=["global", "local"],
+    g.add_argument("--scope", choices=list(SCOPES),
                    help="global: one ranking over every prunable weight (SEVEN's reference); local: the same "
                         f"fraction pruned in every matrix (movement's authors, Zhu & Gupta) (default: {d.scope})")
     g.add_argument("--mask-interval", type=int, metavar="N",
@@ -158,16 +159,14 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                         "(sevenprune.PruningDiagnostics; does not change the run's results)")
 
 
-_RUN_KEYS = ("task", "model", "data_dir", "text_column", "text_pair_column", "label_column", "cache_dir", "preset",
-             "method", "sparsity", "seed", "start_step", "prune_steps", "method_options", "include", "exclude",
-             "state_dtype", "pattern", "scope", "mask_interval", "max_steps", "epochs", "batch_size",
-             "eval_batch_size", "lr", "optimizer", "lr_schedule", "weight_decay", "warmup_steps", "max_grad_norm",
-             "max_length", "doc_stride", "eval_every", "train_limit", "eval_limit", "device", "threads", "save_model",
-             "progress", "diagnostics")
-
-
 def _explicit(args: argparse.Namespace) -> dict[str, Any]:
-    out = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
+    """The run options given on the command line: every field of ``RunConfig`` whose flag was used."""
+    import dataclasses
+
+    from .experiments.config import RunConfig
+
+    keys = [f.name for f in dataclasses.fields(RunConfig)]
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if "method_options" in out:
         out["method_options"] = dict(out["method_options"])
     return out
@@ -228,13 +227,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list tasks, methods and built-in models")
 
-    try:  # `sevenprune export`, written beside this module; optional
-        from .export import add_export_parser
-    except ImportError:
-        pass
-    else:
-        add_export_parser(sub)
+    _add_export_parser(sub)
     return parser
+
+
+def _add_export_parser(sub: Any) -> None:
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="export a pruned run as a dense, compressed, structured or ONNX model",
+                       description="Export a run's pruned model (RUN_DIR/model, RUN_DIR/pruner) as a dense, "
+                                   "compressed, structured or ONNX model, and print the sizes.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (model/ and pruner/ inside)")
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="dense: save_pretrained with zeros; compressed: bitmask + kept values; "
+                        "structured: pruned heads/neurons removed (smaller dense model); "
+                        "onnx: model.onnx for onnxruntime")
+    p.add_argument("--structured", action="store_true",
+                   help="onnx: remove the pruned heads and neurons first (runs with a structured pattern)")
+    p.add_argument("--quantize", choices=("int8",), default=None,
+                   help="onnx: dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic)")
+    p.add_argument("--plain", action="store_true",
+                   help="structured: fail unless plain transformers can load the export (no head removed, "
+                        "the same number of FFN neurons in every layer)")
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
+                                                "never overwritten without --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output directory, if it is an earlier export (never the run, "
+                        "its model or pruner folders, the current or home folder, or anything above them)")
+    p.add_argument("--model", default=None, help="the pruned model's directory, if not RUN_DIR/model")
+    p.add_argument("--pruner", default=None, help="the pruner state's directory, if not RUN_DIR/pruner")
+    p.add_argument("--json", action="store_true", help="also print the report as JSON")
 
 
 def _default_run_dir(cfg: Any) -> Path:
@@ -313,20 +335,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .experiments.models import BUILTIN_MODELS
-    from .experiments.run import ALIASES, method_choices
+    from .experiments.config import ALIASES, method_choices
     from .experiments.tasks import TASKS
 
     print("tasks:")
     for name, t in TASKS.items():
         print(f"  {name:14s} {t.description} [metric: {t.metric}]")
-    from .importance import get_method, methods
+    from .importance import get_method
+    from .importance import methods as pruner_methods
+    from .init_pruning import init_method
 
     print("methods (options with their defaults, set with --method-option KEY=VALUE):")
-    registered = set(methods())
     for m in method_choices():
         alias = f" (= {ALIASES[m][0]}, {ALIASES[m][1]} phase)" if m in ALIASES else ""
         base = ALIASES[m][0] if m in ALIASES else m
-        options = get_method(base).defaults if base in registered else {}
+        options: Mapping[str, Any]
+        if m == "dense":
+            options = {}
+        elif base in pruner_methods():
+            options = get_method(base).defaults
+        else:
+            options = init_method(base).defaults
         shown = " ".join(f"{k}={json.dumps(v)}" for k, v in options.items())
         print(f"  {m}{alias}" + (f"  [{shown}]" if shown else ""))
     print("every method: --scope global|local, --pattern unstructured|N:M|heads|neurons|heads+neurons")
@@ -336,7 +365,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list}
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .run_export import export_run
+
+    try:
+        report = export_run(args.run_dir, args.format, args.out, model_dir=args.model, pruner_dir=args.pruner,
+                            structured=args.structured, quantize=args.quantize, plain=args.plain,
+                            overwrite=args.overwrite, verbose=True)
+    except ImportError as exc:  # an optional dependency of the format (onnx, onnxruntime)
+        raise ValueError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1, sort_keys=True))
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list,
+             "export": _cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -346,9 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = _COMMANDS.get(args.command) or getattr(args, "func", None)
-    if handler is None:
-        parser.error(f"command {args.command!r} is not available")
+    handler = _COMMANDS[args.command]
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:

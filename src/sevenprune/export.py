@@ -31,17 +31,9 @@ Every export refuses to write into an existing non-empty directory unless ``over
 writes into a temporary sibling directory first and renames it, so a failed export leaves nothing
 half-written. Each returns an :class:`ExportReport` with the sizes, and prints it (``verbose=True``).
 
-From a run directory (:func:`export_run`, the ``sevenprune export`` command, or
-``python -m sevenprune.export RUN_DIR --format compressed``), the expected layout is::
-
-    RUN_DIR/
-        model/           config.json + model.safetensors (save_pretrained of the pruned model);
-                         may also be RUN_DIR itself
-        pruner/          pruner.json + pruner.safetensors (sevenprune.save_state); may also be RUN_DIR
-                         itself or the only directory under RUN_DIR holding a pruner.json
-
-``--model DIR`` / ``--pruner DIR`` override the search. The output goes to ``--out DIR`` (default
-``RUN_DIR/export-<format>``).
+Every writer takes its arguments in one order, ``(model, masks, out_dir, *, options)``. A run
+directory of ``sevenprune run`` is exported by :func:`sevenprune.run_export.export_run` (the
+``sevenprune export`` command).
 
 >>> import tempfile, torch, transformers, sevenprune as sp
 >>> cfg = transformers.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -59,16 +51,12 @@ True
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
-import shutil
 import struct
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -76,11 +64,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._readers import one_line, read_json, read_safetensors, safetensors_metadata
-from ._fsutil import (EXPORT_MARKER, check_output_parent, check_removable,
-                      check_replaceable_position, make_sibling_dir, normal_permissions,
-                      replace_dir, write_marker)
-from .structured import build_empty, load_state_into, load_structured, shrink
+from ._readers import read_json, read_safetensors, safetensors_metadata
+from ._export_common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
+from ._checkpoint import load_state_into
+from .structured import build_empty, load_structured, shrink
 
 if TYPE_CHECKING:  # transformers is an optional dependency: imported for the type hints only
     from transformers import PretrainedConfig
@@ -90,15 +77,11 @@ __all__ = [
     "COMPRESSED_FORMAT",
     "FORMATS",
     "ExportReport",
-    "add_export_parser",
     "export_compressed",
     "export_dense",
-    "export_run",
     "export_structured",
-    "find_run_layout",
     "load_compressed",
     "load_exported",
-    "main",
     "pack_mask",
     "unpack_mask",
 ]
@@ -107,58 +90,6 @@ FORMATS = ("dense", "compressed", "structured", "onnx")
 COMPRESSED_FILE = "compressed.safetensors"
 COMPRESSED_MANIFEST = "compression.json"
 COMPRESSED_FORMAT = "sevenprune.compressed/1"
-
-
-# -- reports ------------------------------------------------------------------------------------------------
-@dataclass
-class ExportReport:
-    """Sizes of an export, in bytes (``files``: every file written, with its size on disk).
-
-    ``pruned_bytes``: what the pruned weights take in the export (for ``compressed``: bitmasks +
-    values; otherwise the weights as stored); ``pruned_dense_fp32_bytes``: the same weights dense in
-    fp32; ``pruned_ratio`` their quotient. ``params``: parameters of the exported model (smaller than
-    ``dense_params`` for ``structured``).
-    """
-
-    format: str
-    out_dir: str
-    files: dict[str, int]
-    total_bytes: int
-    pruned_weights: int
-    pruned_bytes: int
-    pruned_dense_fp32_bytes: int
-    other_bytes: int
-    dense_params: int
-    params: int
-    sparsity: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pruned_ratio(self) -> float:
-        return self.pruned_bytes / self.pruned_dense_fp32_bytes if self.pruned_dense_fp32_bytes else 1.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "pruned_ratio": self.pruned_ratio}
-
-    def summary(self) -> str:
-        mb = 1 / 2**20
-        lines = [f"export ({self.format}) -> {self.out_dir}"]
-        for name, size in sorted(self.files.items()):
-            lines.append(f"  {name:<28} {size * mb:10.3f} MiB")
-        lines.append(f"  total {self.total_bytes * mb:.3f} MiB; pruned weights ({self.pruned_weights} "
-                     f"tensors, sparsity {self.sparsity:.4f}): {self.pruned_bytes * mb:.3f} MiB = "
-                     f"{100 * self.pruned_ratio:.1f}% of their dense fp32 size "
-                     f"({self.pruned_dense_fp32_bytes * mb:.3f} MiB); other tensors {self.other_bytes * mb:.3f} MiB")
-        if self.params != self.dense_params:
-            lines.append(f"  parameters: {self.params} of {self.dense_params} "
-                         f"({100 * self.params / self.dense_params:.1f}%)")
-        if self.extra.get("note"):
-            lines.append(f"  note: {self.extra['note']}")
-        return "\n".join(lines)
-
-
-def _files(directory: Path) -> dict[str, int]:
-    return {str(p.relative_to(directory)): p.stat().st_size for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
@@ -181,91 +112,6 @@ def unpack_mask(bits: Tensor, shape: Sequence[int]) -> Tensor:
     return torch.from_numpy(flat).reshape(tuple(shape))
 
 
-def _check_model(model: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not hasattr(model, "save_pretrained") or not hasattr(model, "config"):
-        raise TypeError(f"export needs a transformers PreTrainedModel (with save_pretrained and config), "
-                        f"got {type(model).__name__}")
-
-
-def _masks_of(model: nn.Module, masks: Any) -> dict[str, Tensor]:
-    """Validate ``masks`` (a mapping or a Pruner) against ``model``; ``None``: the zeros of the prunable weights."""
-    from .pruner import Pruner
-    from .targets import find_prunable
-
-    if isinstance(masks, Pruner):
-        masks = masks.masks
-    params = dict(model.named_parameters())
-    if masks is None:
-        return {n: p.detach() != 0 for n, p in find_prunable(model).items()}
-    if not isinstance(masks, Mapping):
-        raise TypeError(f"masks must be a mapping {{weight name: bool tensor}} or a Pruner, got {type(masks).__name__}")
-    out: dict[str, Tensor] = {}
-    for name, mask in masks.items():
-        if name not in params:
-            raise ValueError(f"mask {name!r} names no parameter of {type(model).__name__}; "
-                             f"parameters are e.g. {list(params)[:4]}")
-        p = params[name]
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != tuple(p.shape):
-            raise ValueError(f"mask {name!r} must be a bool tensor of shape {tuple(p.shape)}")
-        alive = int(torch.count_nonzero(p.detach()[~mask.to(p.device)]))
-        if alive:
-            raise ValueError(f"weight {name!r} has {alive} nonzero entries where its mask prunes: the masks "
-                             "were not applied to this model (call pruner.apply_masks()) or belong to another one")
-        out[name] = mask.detach().to("cpu")
-    return out
-
-
-class _Staging:
-    """Write into a new folder beside ``out``, then swap it in (:mod:`sevenprune._fsutil`).
-
-    An existing non-empty ``out`` is refused unless ``overwrite``, and even then only replaced if this
-    tool wrote it (its :data:`EXPORT_MARKER`) and it is none of the protected folders (``protect``:
-    the run's own folders; always: ``/``, home, the current folder and those above them). Every check
-    runs before anything is written.
-    """
-
-    def __init__(self, out: str | os.PathLike[str], overwrite: bool,
-                 protect: Sequence[str | os.PathLike[str]] = ()) -> None:
-        self.out = Path(out)
-        self.protect = tuple(protect)
-        self.check(self.out, overwrite, self.protect)
-        self.tmp = make_sibling_dir(self.out, "tmp")
-
-    @staticmethod
-    def check(out: Path, overwrite: bool, protect: Sequence[str | os.PathLike[str]]) -> None:
-        """Raise if ``out`` may not be written (or, with ``overwrite``, replaced)."""
-        check_output_parent(out, "export output")
-        if out.exists():
-            check_replaceable_position(out, protect=protect, what="export output")
-        if out.is_dir() and any(out.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) "
-                                      "or choose another output directory")
-            check_removable(out, EXPORT_MARKER, protect=protect, what="export output")
-
-    def commit(self) -> Path:
-        write_marker(self.tmp, EXPORT_MARKER)
-        normal_permissions(self.tmp)
-        replace_dir(self.tmp, self.out, EXPORT_MARKER, protect=self.protect, what="export output")
-        return self.out
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _staged(out_dir: str | os.PathLike[str], overwrite: bool, write: Any,
-            protect: Sequence[str | os.PathLike[str]] = ()) -> Path:
-    stage = _Staging(out_dir, overwrite, protect)
-    try:
-        write(stage.tmp)
-        return stage.commit()
-    except BaseException:
-        stage.abort()
-        raise
-
-
 def _dense_sizes(model: nn.Module, masks: Mapping[str, Tensor]) -> tuple[int, int, int, float]:
     params = dict(model.named_parameters())
     numel = sum(params[n].numel() for n in masks)
@@ -280,15 +126,11 @@ def _dense_sizes(model: nn.Module, masks: Mapping[str, Tensor]) -> tuple[int, in
     return stored, 4 * numel, total - stored, pruned / numel if numel else 0.0
 
 
-def _param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # -- dense ---------------------------------------------------------------------------------------------------------
 def export_dense(
     model: nn.Module,
-    out_dir: str | os.PathLike[str],
-    masks: Mapping[str, Tensor] | Any | None = None,
+    masks: Mapping[str, Tensor] | Any | None,
+    out_dir: str | os.PathLike[str] | None = None,
     *,
     overwrite: bool = False,
     verbose: bool = True,
@@ -296,16 +138,23 @@ def export_dense(
 ) -> ExportReport:
     """``save_pretrained`` the pruned model (zeros in place); plain transformers loads it.
 
-    ``masks`` (a mapping or a Pruner; default: the zeros of the prunable weights) only serve the
-    report and a check that they are applied.
+    ``masks`` (a mapping, a Pruner, or ``None``: the zeros of the prunable weights) only serve the
+    report and a check that they are applied. The older order ``export_dense(model, out_dir,
+    masks=None)`` still works, with a ``DeprecationWarning``.
     """
-    _check_model(model)
-    checked = _masks_of(model, masks)
-    out = _staged(out_dir, overwrite, lambda tmp: model.save_pretrained(str(tmp)), protect)  # type: ignore[operator]
+    if isinstance(masks, (str, os.PathLike)) and not isinstance(out_dir, (str, os.PathLike)):
+        warnings.warn("export_dense(model, out_dir, masks) is deprecated: the exporters take "
+                      "(model, masks, out_dir)", DeprecationWarning, stacklevel=2)
+        masks, out_dir = out_dir, masks
+    if out_dir is None:
+        raise TypeError("export_dense needs out_dir: export_dense(model, masks, out_dir)")
+    check_export_model(model)
+    checked = checked_masks(model, masks)
+    out = write_staged(out_dir, overwrite, lambda tmp: model.save_pretrained(str(tmp)), protect)  # type: ignore[operator]
     stored, dense32, other, sparsity = _dense_sizes(model, checked)
-    files = _files(out)
+    files = file_sizes(out)
     report = ExportReport("dense", str(out), files, sum(files.values()), len(checked), stored, dense32, other,
-                          _param_count(model), _param_count(model), sparsity)
+                          param_count(model), param_count(model), sparsity)
     if verbose:
         print(report.summary())
     return report
@@ -342,8 +191,8 @@ def export_compressed(
     the prunable weights). The masks must already be applied (pruned entries exactly zero); a
     ``ValueError`` says otherwise. Load with :func:`load_compressed`.
     """
-    _check_model(model)
-    checked = _masks_of(model, masks)
+    check_export_model(model)
+    checked = checked_masks(model, masks)
     state, aliases = _unique_state(model)
     tensors: dict[str, Tensor] = {}
     weights: dict[str, dict[str, Any]] = {}
@@ -380,12 +229,12 @@ def export_compressed(
         save_file(tensors, str(tmp / COMPRESSED_FILE), metadata={"format": COMPRESSED_FORMAT})
         (tmp / COMPRESSED_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
-    out = _staged(out_dir, overwrite, write, protect)
-    files = _files(out)
+    out = write_staged(out_dir, overwrite, write, protect)
+    files = file_sizes(out)
     with open(out / COMPRESSED_FILE, "rb") as fh:
         header = 8 + struct.unpack("<Q", fh.read(8))[0]
     report = ExportReport("compressed", str(out), files, sum(files.values()), len(weights), pruned_bytes, dense32,
-                          other, _param_count(model), _param_count(model),
+                          other, param_count(model), param_count(model),
                           pruned_entries / numel if numel else 0.0, extra={"safetensors_header_bytes": header})
     if verbose:
         print(report.summary())
@@ -472,8 +321,8 @@ def export_structured(
     from .plain_config import make_plain, plain_config_problem
     from .structured import save_structured
 
-    _check_model(model)
-    checked = _masks_of(model, masks)
+    check_export_model(model)
+    checked = checked_masks(model, masks)
     heads, neurons = removed_groups(model, checked)
     if heads == neurons == 0:
         # nothing to remove: unstructured or N:M masks rarely empty a whole head or neuron
@@ -496,15 +345,15 @@ def export_structured(
         else:
             save_structured(small, tmp, overwrite=True)
 
-    out = _staged(out_dir, overwrite, write, protect)
+    out = write_staged(out_dir, overwrite, write, protect)
     stored = sum(p.numel() * p.element_size() for n, p in small.named_parameters() if n in checked)
     dense32 = sum(4 * m.numel() for m in checked.values())
     total = sum(t.numel() * t.element_size() for t in _unique_state(small)[0].values())
     pruned = sum(int((~m).sum()) for m in checked.values())
     numel = sum(m.numel() for m in checked.values())
-    files = _files(out)
+    files = file_sizes(out)
     report = ExportReport("structured", str(out), files, sum(files.values()), len(checked), stored, dense32,
-                          total - stored, _param_count(model), _param_count(small),
+                          total - stored, param_count(model), param_count(small),
                           pruned / numel if numel else 0.0,
                           extra={"heads_removed": heads, "neurons_removed": neurons,
                                  "plain_transformers": problem is None, "note": note})
@@ -519,192 +368,3 @@ def load_exported(directory: str | os.PathLike[str], model_class: type[nn.Module
     if (directory / COMPRESSED_FILE).is_file():
         return load_compressed(directory, model_class)
     return load_structured(directory, model_class)
-
-
-# -- run directories -----------------------------------------------------------------------------------------
-def _is_model_dir(d: Path) -> bool:
-    return (d / "config.json").is_file() and (
-        (d / "model.safetensors").is_file() or (d / "model.safetensors.index.json").is_file())
-
-
-def find_run_layout(
-    run_dir: str | os.PathLike[str],
-    model_dir: str | os.PathLike[str] | None = None,
-    pruner_dir: str | os.PathLike[str] | None = None,
-    *,
-    require_pruner: bool = True,
-) -> tuple[Path, Path | None]:
-    """``(model dir, pruner state dir)`` of a run directory (layout in the module docstring).
-
-    With ``require_pruner=False`` a run without any pruner state (a ``dense`` run) gives ``None``."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"run directory {run} does not exist")
-    if model_dir is not None:
-        model = Path(model_dir)
-        if not _is_model_dir(model):
-            raise FileNotFoundError(f"{model} holds no config.json + model.safetensors")
-    else:
-        found = [d for d in (run, run / "model") if _is_model_dir(d)]
-        if not found:
-            found = sorted({p.parent for p in run.rglob("config.json") if _is_model_dir(p.parent)
-                            and not p.parent.name.startswith(("export-", "."))})
-            if len(found) != 1:
-                raise FileNotFoundError(
-                    f"no single pruned model in {run}: expected config.json + model.safetensors in {run} or "
-                    f"{run / 'model'}" + (f"; candidates {[str(f) for f in found]} (pass --model)" if found else "")
-                )
-        model = found[0]
-    if pruner_dir is not None:
-        pruner = Path(pruner_dir)
-        if not (pruner / "pruner.json").is_file():
-            raise FileNotFoundError(f"{pruner} holds no pruner.json (written by sevenprune.save_state)")
-    else:
-        found = [d for d in (run / "pruner", run) if (d / "pruner.json").is_file()]
-        if not found:
-            found = sorted({p.parent for p in run.rglob("pruner.json")})
-            if not found and not require_pruner:
-                return model, None
-            if len(found) != 1:
-                raise FileNotFoundError(
-                    f"no single pruner state in {run}: expected {run / 'pruner'}/pruner.json"
-                    + (f"; candidates {[str(f) for f in found]} (pass --pruner)" if found else "")
-                )
-        pruner = found[0]
-    return model, pruner
-
-
-def export_run(
-    run_dir: str | os.PathLike[str],
-    format: str = "compressed",
-    out_dir: str | os.PathLike[str] | None = None,
-    *,
-    model_dir: str | os.PathLike[str] | None = None,
-    pruner_dir: str | os.PathLike[str] | None = None,
-    model_class: type[nn.Module] | None = None,
-    structured: bool = False,
-    quantize: str | None = None,
-    plain: bool = False,
-    overwrite: bool = False,
-    verbose: bool = True,
-    protect: Sequence[str | os.PathLike[str]] = (),
-) -> ExportReport:
-    """Export the pruned model of a run directory (see the module docstring for its layout).
-
-    The model is loaded with the class in its ``config.architectures`` (or ``model_class``) and the
-    masks from the pruner state; the output defaults to ``RUN_DIR/export-<format>``. The model
-    directory's other small files (the tokenizer's, the image processor's) are copied beside the
-    export. ``structured`` and ``quantize`` apply to ``onnx``, ``plain`` to ``structured``.
-    """
-    from .state import read_state
-
-    if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; choose one of {list(FORMATS)}")
-    if (structured or quantize is not None) and format != "onnx":
-        raise ValueError(f"--structured and --quantize apply to --format onnx, not {format!r}"
-                         + (" (--format structured already removes heads and neurons)"
-                            if format == "structured" else ""))
-    if plain and format != "structured":
-        raise ValueError(f"--plain applies to --format structured, not {format!r}")
-    # a dense run (no pruner state) exports as it is to the formats that need no masks
-    dense_ok = format == "dense" or (format == "onnx" and not structured)
-    model_path, pruner_path = find_run_layout(run_dir, model_dir, pruner_dir, require_pruner=not dense_ok)
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / f"export-{format}"
-    # the run, its model and its pruner state are never replaced by an export, --overwrite or not
-    protect = (*protect, run_dir, model_path, *([pruner_path] if pruner_path is not None else []))
-    _Staging.check(out, overwrite, protect)  # before the (slow) loading
-    model = load_structured(model_path, model_class)
-    state = read_state(pruner_path) if pruner_path is not None else {}
-    masks = state["masks"] if pruner_path is not None else None  # None: the zeros of the weights (none)
-    if format == "dense":
-        report = export_dense(model, out, masks, overwrite=overwrite, verbose=False, protect=protect)
-    elif format == "compressed":
-        report = export_compressed(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
-    elif format == "onnx":
-        from .onnx_export import export_onnx
-
-        pattern = state.get("config", {}).get("pattern", "unstructured")
-        report = export_onnx(model, masks, out, structured=structured, quantize=quantize, pattern=pattern,
-                             overwrite=overwrite, verbose=False, protect=protect)
-    else:
-        report = export_structured(model, masks, out, plain=plain, overwrite=overwrite, verbose=False,
-                                   protect=protect)
-    _copy_side_files(model_path, Path(report.out_dir), report)
-    if verbose:
-        print(report.summary())
-    return report
-
-
-def _copy_side_files(model_dir: Path, out: Path, report: ExportReport) -> None:
-    """Copy the tokenizer and other small files of the run's model directory (not its weights or config)."""
-    for src in sorted(model_dir.iterdir()):
-        if not src.is_file() or src.name == "config.json" or src.name.endswith((".safetensors", ".bin")) \
-                or src.name.startswith("model.safetensors") or (out / src.name).exists():
-            continue
-        shutil.copy2(src, out / src.name)
-    report.files = _files(out)
-    report.total_bytes = sum(report.files.values())
-
-
-# -- command line ---------------------------------------------------------------------------------------------
-def _configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (model/ and pruner/ inside)")
-    parser.add_argument("--format", required=True, choices=FORMATS,
-                        help="dense: save_pretrained with zeros; compressed: bitmask + kept values; "
-                             "structured: pruned heads/neurons removed (smaller dense model); "
-                             "onnx: model.onnx for onnxruntime")
-    parser.add_argument("--structured", action="store_true",
-                        help="onnx: remove the pruned heads and neurons first (runs with a structured pattern)")
-    parser.add_argument("--quantize", choices=("int8",), default=None,
-                        help="onnx: dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic)")
-    parser.add_argument("--plain", action="store_true",
-                        help="structured: fail unless plain transformers can load the export (no head removed, "
-                             "the same number of FFN neurons in every layer)")
-    parser.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
-                                                     "never overwritten without --overwrite")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing output directory, if it is an earlier export (never the run, "
-                             "its model or pruner folders, the current or home folder, or anything above them)")
-    parser.add_argument("--model", default=None, help="the pruned model's directory, if not RUN_DIR/model")
-    parser.add_argument("--pruner", default=None, help="the pruner state's directory, if not RUN_DIR/pruner")
-    parser.add_argument("--json", action="store_true", help="also print the report as JSON")
-    parser.set_defaults(func=run_export_command)
-    return parser
-
-
-def add_export_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``export`` subcommand to an ``argparse`` subparsers object; returns its parser.
-
-    The parser sets ``func=run_export_command``: dispatch with ``args.func(args)`` (returns an exit code).
-    """
-    parser = subparsers.add_parser("export", help="export a pruned run as a dense, compressed, "
-                                                  "structured or ONNX model", description=__doc__.split("\n\n")[0])
-    return _configure_parser(parser)
-
-
-def run_export_command(args: argparse.Namespace) -> int:
-    """Run the ``export`` subcommand from parsed arguments; 0 on success, 2 on a user error."""
-    try:
-        report = export_run(args.run_dir, args.format, args.out, model_dir=args.model,
-                            pruner_dir=args.pruner, structured=getattr(args, "structured", False),
-                            quantize=getattr(args, "quantize", None), plain=getattr(args, "plain", False),
-                            overwrite=args.overwrite, verbose=True)
-    except (OSError, ValueError, ImportError) as exc:
-        print(f"sevenprune export: error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    if getattr(args, "json", False):
-        print(json.dumps(report.as_dict(), indent=1, sort_keys=True))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sevenprune.export RUN_DIR --format dense|compressed|structured|onnx [--out DIR]``."""
-    from .cli import _Parser  # one-line argparse errors, as `sevenprune export`
-
-    parser = _configure_parser(_Parser(prog="python -m sevenprune.export", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -43,73 +44,28 @@ import torch
 from torch import Tensor, nn
 
 from . import schedules
-from .importance.base import Importance, get_method, methods, register
+from ._validate import check_int, check_scope, check_sparsity
+from ._validate import state_dtype as check_state_dtype
+from .importance.base import get_method, methods
 from .importance.random_scores import random_scores
-from .pruner import Pruner, _check_int, _check_sparsity
-from .targets import find_prunable, pattern_list
+from .pruner import Pruner
+from .targets import find_prunable, pattern_list, prunable_module_types
 from .threshold import smallest_k_keep_masks
 
 __all__ = [
     "prune_at_init",
+    "init_methods",
+    "init_method",
+    "register_init",
+    "InitMethod",
+    "InitRequest",
     "INIT_METHODS",
     "snip_scores",
     "grasp_scores",
     "force_masks",
-    "SnipImportance",
-    "GraspImportance",
-    "ForceImportance",
 ]
 
-#: methods accepted by :func:`prune_at_init`
-INIT_METHODS: tuple[str, ...] = ("snip", "grasp", "force", "seven", "magnitude", "random")
-
 LossFn = Callable[[nn.Module, Any], Tensor]
-
-
-# -- registry entries (the scoring itself needs batches and lives in the functions below) ------------
-class _InitOnly(Importance):
-    """An init-phase method: :class:`Pruner` holds its fixed masks but cannot score with it."""
-
-    phase = "init"
-    needs_grad = False
-
-    def observe(self, t: int) -> None:
-        raise RuntimeError(
-            f"method {self.name!r} scores from batches before fine-tuning; use "
-            f"sevenprune.prune_at_init(model, {self.name!r}, sparsity, batches, loss_fn)"
-        )
-
-    def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
-        self.observe(0)
-        return []  # pragma: no cover - observe raised
-
-
-@register
-class SnipImportance(_InitOnly):
-    """``method="snip"`` (Lee et al., ICLR 2019): see :func:`snip_scores`. Used through ``prune_at_init``."""
-
-    name = "snip"
-
-
-@register
-class GraspImportance(_InitOnly):
-    """``method="grasp"`` (Wang et al., ICLR 2020): see :func:`grasp_scores`. Used through ``prune_at_init``."""
-
-    name = "grasp"
-
-
-@register
-class ForceImportance(_InitOnly):
-    """``method="force"`` (de Jorge et al., ICLR 2021): see :func:`force_masks`. Option ``variant``:
-    ``"force"`` (pruned weights may come back at a later iteration, as in the paper) or ``"iter_snip"``
-    (the paper's Iterative SNIP: only weights still kept can be pruned)."""
-
-    name = "force"
-    defaults = {"variant": "force"}
-
-    def validate_options(self) -> None:
-        if self.options["variant"] not in ("force", "iter_snip"):
-            raise ValueError(f"variant must be 'force' or 'iter_snip', got {self.options['variant']!r}")
 
 
 # -- input checks --------------------------------------------------------------------------------
@@ -324,9 +280,7 @@ def grasp_scores(
 def _gradient_flow_weights(model: nn.Module, params: Mapping[str, nn.Parameter]) -> list[nn.Parameter]:
     """The weights whose gradient norm GraSP preserves: as in the authors' ``GraSP.py``, the weight of
     every Linear/Conv layer (the classifier head included), plus any other prunable weight, each once."""
-    from .targets import _prunable_module_types
-
-    kinds = _prunable_module_types()
+    kinds = prunable_module_types()
     out: dict[int, nn.Parameter] = {}
     for module in model.modules():
         w = getattr(module, "weight", None)
@@ -469,36 +423,6 @@ def _force_iterations(
                 p.copy_(w)
 
 
-def _seven_frozen_masks(
-    model: nn.Module,
-    params: Mapping[str, nn.Parameter],
-    batches: Any,
-    loss_fn: LossFn,
-    sparsity: float,
-    steps: int,
-    include: list[str] | None,
-    exclude: list[str] | None,
-    state_dtype: torch.dtype,
-    options: Mapping[str, Any],
-    scope: str = "global",
-) -> dict[str, Tensor]:
-    """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
-
-    ``steps`` = K batches at the starting weights, no weight update: at step t the gradient of the
-    *masked* network is observed by SEVEN's score (``sevenprune.importance.seven``), the cubic
-    schedule ``s * (1 - (1 - t/K)**3)`` gives the sparsity and the global threshold prunes the
-    lowest-scored kept weights (monotone). The last step reaches exactly ``round(s * N)``.
-    """
-    plist = list(params.values())
-    stream = _Batches(batches, _model_devices(params))
-    inner = Pruner(model, "seven", sparsity, start_step=0, prune_steps=steps, include=include,
-                   exclude=exclude, state_dtype=state_dtype, scope=scope, **options)
-    w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
-    with _own_grads(plist):
-        _seven_iterations(model, plist, w0, inner, stream, loss_fn, steps)
-    return dict(inner.masks)
-
-
 def _seven_iterations(
     model: nn.Module,
     plist: list[nn.Parameter],
@@ -527,20 +451,158 @@ def _seven_iterations(
             p.grad = None
 
 
+# -- the registry: one entry per method, a function from a request to masks ---------------------------
+@dataclass(frozen=True)
+class InitRequest:
+    """What an initialisation method is given: the model, its prunable weights, the data and the
+    configuration (``options`` checked and completed with their defaults)."""
+
+    model: nn.Module
+    params: dict[str, nn.Parameter]
+    sparsity: float
+    batches: Any
+    loss_fn: LossFn | None
+    steps: int
+    scope: str
+    state_dtype: torch.dtype
+    include: list[str] | None
+    exclude: list[str] | None
+    options: dict[str, Any]
+
+    def count(self, n: int) -> int:
+        """Entries pruned among ``n``: ``round(sparsity * n)``."""
+        return schedules.pruned_count(self.sparsity, n)
+
+    def select(self, scores: Sequence[Tensor]) -> dict[str, Tensor]:
+        """Keep-masks by weight name, pruning the lowest ``scores`` (global or per matrix, by ``scope``)."""
+        return dict(zip(self.params, _select(scores, self.scope, self.count)))
+
+
+@dataclass(frozen=True)
+class InitMethod:
+    """A method of :func:`prune_at_init`: ``masks(request) -> {weight name: keep-mask}``.
+
+    Its options are those of the registered importance ``scorer`` (whose scores it computes at the
+    starting weights), or else ``defaults``; ``check`` may refuse values or drop options of its own.
+    """
+
+    name: str
+    masks: Callable[[InitRequest], dict[str, Tensor]]
+    needs_data: bool = True
+    scorer: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], None] | None = None
+
+    def options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` checked (unknown names and bad values refused) and completed with the defaults."""
+        options = dict(given)
+        if self.check is not None:
+            self.check(options)
+        if self.scorer is not None:
+            return get_method(self.scorer).checked_options(options)
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise TypeError(f"method {self.name!r} got unknown option(s) {unknown}; "
+                            f"its options are {sorted(self.defaults) or 'none'}")
+        return {**self.defaults, **options}
+
+
+_INIT: dict[str, InitMethod] = {}
+
+
+def register_init(method: InitMethod) -> InitMethod:
+    """Add a method to :func:`prune_at_init`'s registry under ``method.name``."""
+    _INIT[method.name] = method
+    return method
+
+
+def init_method(name: str) -> InitMethod:
+    """The registry entry of ``name`` (``ValueError`` naming the choices if there is none)."""
+    if not isinstance(name, str) or name not in _INIT:
+        raise ValueError(f"unknown method {name!r} for prune_at_init; choose one of {init_methods()}")
+    return _INIT[name]
+
+
+def init_methods() -> list[str]:
+    """Names of the methods of :func:`prune_at_init`, in the order of its documentation."""
+    return list(_INIT)
+
+
+def _snip_masks(req: InitRequest) -> dict[str, Tensor]:
+    assert req.loss_fn is not None
+    scores = snip_scores(req.model, req.params, req.batches, req.loss_fn)
+    return req.select(scores)  # the scores live in the former gradient buffers, freed on return
+
+
+def _grasp_masks(req: InitRequest) -> dict[str, Tensor]:
+    assert req.loss_fn is not None
+    scores = grasp_scores(req.model, req.params, req.batches, req.loss_fn)
+    for t in scores:
+        t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
+    return req.select(scores)
+
+
+def _check_force(options: dict[str, Any]) -> None:
+    if options.get("variant", "force") not in ("force", "iter_snip"):
+        raise ValueError(f"variant must be 'force' or 'iter_snip', got {options['variant']!r}")
+
+
+def _force_masks(req: InitRequest) -> dict[str, Tensor]:
+    assert req.loss_fn is not None
+    return dict(zip(req.params, force_masks(req.model, req.params, req.batches, req.loss_fn, req.sparsity,
+                                            req.steps, req.options["variant"], req.scope)))
+
+
+def _check_seven(options: dict[str, Any]) -> None:
+    """``freeze_during_pruning`` is prune_at_init's own option of SEVEN_pre (only ``True``)."""
+    if options.pop("freeze_during_pruning", True) is not True:
+        raise ValueError(
+            "prune_at_init runs SEVEN_pre with freeze_during_pruning=True (scores at the starting "
+            "weights, no weight update); for SEVEN_pre as Algorithm 1 (weights updated while pruning) "
+            "use sp.Pruner(model, 'seven', sparsity, start_step=0, prune_steps=K) in your training loop"
+        )
+
+
+def _seven_masks(req: InitRequest) -> dict[str, Tensor]:
+    """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
+
+    ``steps`` = K batches at the starting weights, no weight update: at step t the gradient of the
+    *masked* network is observed by SEVEN's score (``sevenprune.importance.seven``), the cubic
+    schedule ``s * (1 - (1 - t/K)**3)`` gives the sparsity and the global threshold prunes the
+    lowest-scored kept weights (monotone). The last step reaches exactly ``round(s * N)``.
+    """
+    assert req.loss_fn is not None
+    plist = list(req.params.values())
+    stream = _Batches(req.batches, _model_devices(req.params))
+    inner = Pruner(req.model, "seven", req.sparsity, start_step=0, prune_steps=req.steps, include=req.include,
+                   exclude=req.exclude, state_dtype=req.state_dtype, scope=req.scope, **req.options)
+    w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
+    with _own_grads(plist):
+        _seven_iterations(req.model, plist, w0, inner, stream, req.loss_fn, req.steps)
+    return dict(inner.masks)
+
+
+def _magnitude_masks(req: InitRequest) -> dict[str, Tensor]:
+    return req.select([p.detach().abs().float() for p in req.params.values()])
+
+
+def _random_masks(req: InitRequest) -> dict[str, Tensor]:
+    drawn = random_scores([p.shape for p in req.params.values()], int(req.options.get("seed", 0)))
+    return req.select([s.to(p.device) for s, p in zip(drawn, req.params.values())])
+
+
+register_init(InitMethod("snip", _snip_masks))
+register_init(InitMethod("grasp", _grasp_masks))
+register_init(InitMethod("force", _force_masks, defaults={"variant": "force"}, check=_check_force))
+register_init(InitMethod("seven", _seven_masks, scorer="seven", check=_check_seven))
+register_init(InitMethod("magnitude", _magnitude_masks, needs_data=False, scorer="magnitude"))
+register_init(InitMethod("random", _random_masks, needs_data=False, scorer="random"))
+
+#: methods accepted by :func:`prune_at_init` (:func:`init_methods`)
+INIT_METHODS: tuple[str, ...] = tuple(_INIT)
+
+
 # -- the entry point -----------------------------------------------------------------------------
-def _method_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The options of the registered method (``freeze_during_pruning`` is prune_at_init's own)."""
-    if method == "seven":
-        freeze = options.pop("freeze_during_pruning", True)
-        if freeze is not True:
-            raise ValueError(
-                "prune_at_init runs SEVEN_pre with freeze_during_pruning=True (scores at the starting "
-                "weights, no weight update); for SEVEN_pre as Algorithm 1 (weights updated while pruning) "
-                "use sp.Pruner(model, 'seven', sparsity, start_step=0, prune_steps=K) in your training loop"
-            )
-    return options
-
-
 def prune_at_init(
     model: nn.Module,
     method: str,
@@ -552,16 +614,17 @@ def prune_at_init(
     include: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
-    state_dtype: torch.dtype = torch.float32,
+    state_dtype: torch.dtype | str = torch.float32,
     scope: str = "global",
     **options: Any,
 ) -> Pruner:
-    """Prune ``model`` before fine-tuning and return a finished :class:`Pruner` holding the fixed masks.
+    """Prune ``model`` before fine-tuning and return a finished :class:`Pruner` holding the fixed masks
+    (:meth:`Pruner.from_masks`).
 
     Args:
         model: the model; its weights are left unchanged except that pruned ones are set to 0.
-        method: one of ``"snip"``, ``"grasp"``, ``"force"``, ``"seven"`` (SEVEN_pre with
-            ``freeze_during_pruning=True``), ``"magnitude"``, ``"random"``.
+        method: one of :func:`init_methods`: ``"snip"``, ``"grasp"``, ``"force"``, ``"seven"``
+            (SEVEN_pre with ``freeze_during_pruning=True``), ``"magnitude"``, ``"random"``.
         sparsity: fraction of the prunable weights to prune, in ``[0, 1)``; exactly ``round(s * N)``.
         batches: iterable of batches on the model's device (unused by magnitude and random).
         loss_fn: ``loss_fn(model, batch) -> scalar loss tensor`` (unused by magnitude and random).
@@ -586,65 +649,34 @@ def prune_at_init(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(method, str) or method not in INIT_METHODS:
+    entry = _INIT.get(method) if isinstance(method, str) else None
+    if entry is None:
         hint = ""
-        if isinstance(method, str) and method in _train_methods():
+        if isinstance(method, str) and method in methods():
             hint = f" ({method!r} prunes during fine-tuning: use sp.Pruner(model, {method!r}, ...))"
-        raise ValueError(f"unknown method {method!r} for prune_at_init; choose one of {list(INIT_METHODS)}{hint}")
-    sparsity = _check_sparsity(sparsity)
-    steps = _check_int(steps, "steps", 1)
-    if scope not in ("global", "local"):
-        raise ValueError(f"scope must be one of ['global', 'local'], got {scope!r}")
+        raise ValueError(f"unknown method {method!r} for prune_at_init; choose one of {init_methods()}{hint}")
+    sparsity = check_sparsity(sparsity)
+    steps = check_int(steps, "steps", 1)
+    scope = check_scope(scope)
+    state_dtype = check_state_dtype(state_dtype)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)
     params = find_prunable(model, include_l, exclude_l)
-    method_opts = _method_options(method, dict(options))
-    # validates the option names and values, with the list of valid ones
-    cls = get_method(method)
-    cls(params, state_dtype=state_dtype, **method_opts)
-    names = list(params)
-
-    def count(n: int) -> int:
-        return schedules.pruned_count(sparsity, n)
-
-    if method in ("magnitude", "random"):
-        if method == "magnitude":
-            scores = [p.detach().abs().float() for p in params.values()]
-        else:
-            drawn = random_scores([p.shape for p in params.values()], int(method_opts.get("seed", 0)))
-            scores = [s.to(p.device) for s, p in zip(drawn, params.values())]
-        masks = dict(zip(names, _select(scores, scope, count)))
-        return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
-                                 exclude=exclude_l, optimizer=optimizer, scope=scope, **method_opts)
-
-    if batches is None:
-        raise TypeError(f"method {method!r} needs batches (an iterable of batches, e.g. a DataLoader)")
-    _check_batches(batches)
-    fn = _check_loss_fn(loss_fn)
+    method_opts = entry.options(options)
+    fn: LossFn | None = None
+    if entry.needs_data:
+        if batches is None:
+            raise TypeError(f"method {method!r} needs batches (an iterable of batches, e.g. a DataLoader)")
+        _check_batches(batches)
+        fn = _check_loss_fn(loss_fn)
+    request = InitRequest(model, params, sparsity, batches, fn, steps, scope, state_dtype, include_l, exclude_l,
+                          method_opts)
     # forward passes in train mode update buffers (BatchNorm statistics): put them back afterwards
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if entry.needs_data else []
     try:
-        if method == "snip":
-            scores = snip_scores(model, params, batches, fn)
-            masks = dict(zip(names, _select(scores, scope, count)))
-            del scores  # they live in the former gradient buffers; free them now
-        elif method == "grasp":
-            s = grasp_scores(model, params, batches, fn)
-            for t in s:
-                t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
-            masks = dict(zip(names, _select(s, scope, count)))
-        elif method == "force":
-            masks = dict(zip(names, force_masks(model, params, batches, fn, sparsity, steps,
-                                                method_opts.get("variant", "force"), scope)))
-        else:  # seven
-            masks = _seven_frozen_masks(model, params, batches, fn, sparsity, steps, include_l,
-                                        exclude_l, state_dtype, method_opts, scope)
+        masks = entry.masks(request)
     finally:
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
-    return Pruner.with_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
+    return Pruner.from_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
                              exclude=exclude_l, optimizer=optimizer, scope=scope, **method_opts)
-
-
-def _train_methods() -> list[str]:
-    return [m for m in methods() if get_method(m).phase == "train"]

@@ -28,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from . import schedules
-from .pruner import Pruner, _check_int, _check_sparsity
+from ._validate import check_int, check_sparsity
+from .pruner import Pruner
 from .targets import find_prunable, pattern_list
 from .threshold import smallest_k_keep_masks
 
@@ -100,9 +101,9 @@ def lottery_ticket(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(train_fn):
         raise TypeError(f"train_fn must be a callable train_fn(model, pruner), got {train_fn!r}")
-    sparsity = _check_sparsity(sparsity)
-    rounds = _check_int(rounds, "rounds", 1)
-    rewind_step = _check_int(rewind_step, "rewind_step", 0)
+    sparsity = check_sparsity(sparsity)
+    rounds = check_int(rounds, "rounds", 1)
+    rewind_step = check_int(rewind_step, "rewind_step", 0)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)
 
     rewind: dict[str, Tensor] | None = _snapshot(model) if rewind_step == 0 else None
@@ -128,7 +129,7 @@ def lottery_ticket(
         with torch.no_grad():
             model.load_state_dict(rewind)
         if r == rounds:
-            return Pruner.with_masks(model, masks, method="magnitude", sparsity=sparsity,
+            return Pruner.from_masks(model, masks, method="magnitude", sparsity=sparsity,
                                      include=include_l, exclude=exclude_l)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -145,7 +146,7 @@ def _round_pruner(
         masks = {n: torch.ones(p.shape, dtype=torch.bool, device=p.device)
                  for n, p in find_prunable(model, include, exclude).items()}
     done = sum(int((~m).sum()) for m in masks.values()) / max(1, sum(m.numel() for m in masks.values()))
-    pruner = LotteryRoundPruner.with_masks(model, masks, method="magnitude", sparsity=done,
+    pruner = LotteryRoundPruner.from_masks(model, masks, method="magnitude", sparsity=done,
                                            include=include, exclude=exclude)
     assert isinstance(pruner, LotteryRoundPruner)
     pruner.lottery_round = round_

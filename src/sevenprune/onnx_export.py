@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._export_common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
+
 __all__ = [
     "DEFAULT_OPSET",
     "ONNX_FILE",
@@ -250,7 +252,7 @@ def export_onnx(
     overwrite: bool = False,
     verbose: bool = True,
     protect: Sequence[str | os.PathLike[str]] = (),
-) -> Any:
+) -> ExportReport:
     """Write the pruned ``model`` as ``out_dir/model.onnx`` (+ ``config.json``); returns an ``ExportReport``.
 
     ``masks``: ``{weight name: bool keep-mask}`` (``pruner.masks``), a Pruner, or ``None`` (the zeros
@@ -261,7 +263,6 @@ def export_onnx(
     In the report, ``pruned_bytes`` counts the masked weights' entries that remain in the exported
     model at 4 bytes each (1 with int8), an estimate: ONNX renames and may transpose initializers.
     """
-    from .export import ExportReport, _check_model, _files, _masks_of, _param_count, _staged
     from .pruner import Pruner
     from .structured import shrink
 
@@ -270,9 +271,9 @@ def export_onnx(
         raise ValueError(f"unknown quantization {quantize!r}; choose one of {list(QUANTIZE_CHOICES)} or None")
     if isinstance(masks, Pruner) and pattern is None:
         pattern = masks.pattern
-    _check_model(model)
-    checked = _masks_of(model, masks)
-    dense_params = _param_count(model)
+    check_export_model(model)
+    checked = checked_masks(model, masks)
+    dense_params = param_count(model)
     extra: dict[str, Any] = {"opset": opset, "quantize": quantize, "structured": structured,
                              "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}"}
     if structured:
@@ -305,17 +306,17 @@ def export_onnx(
         got = onnx_predict(onnx_session(tmp), example)
         extra["max_abs_diff"] = max(float(np.abs(got[k] - expected[k]).max()) for k in outputs)
 
-    out = _staged(out_dir, overwrite, write, protect)
+    out = write_staged(out_dir, overwrite, write, protect)
     params = dict(exported.named_parameters())
     bytes_per_entry = 1 if quantize == "int8" else 4
     stored = sum(params[n].numel() * bytes_per_entry for n in checked if n in params)
     dense32 = sum(4 * m.numel() for m in checked.values())
     pruned = sum(int((~m).sum()) for m in checked.values())
     numel = sum(m.numel() for m in checked.values())
-    files = _files(out)
+    files = file_sizes(out)
     total = sum(files.values())
     report = ExportReport("onnx", str(out), files, total, len(checked), stored, dense32, max(total - stored, 0),
-                          dense_params, _param_count(exported), pruned / numel if numel else 0.0, extra=extra)
+                          dense_params, param_count(exported), pruned / numel if numel else 0.0, extra=extra)
     if verbose:
         print(report.summary())
     return report

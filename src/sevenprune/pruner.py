@@ -19,8 +19,7 @@ Steps are optimizer updates. Call ``n`` of ``pruner.step()`` is a pruning step w
 
 from __future__ import annotations
 
-import math
-import numbers
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,23 +28,22 @@ import torch
 from torch import Tensor, nn
 
 from . import schedules, selection
+from ._validate import SCOPES, STATE_DTYPES, check_int, check_scope, dtype_name, unwrap_optimizer
+from ._validate import check_sparsity as _check_sparsity
+from ._validate import state_dtype as _state_dtype
 from .importance import Importance, get_method, methods
+from .importance.fixed import FixedMasks
 from .targets import find_prunable, pattern_list
 
 __all__ = ["Pruner", "STATE_FORMAT", "STATE_DTYPES", "SCOPES"]
 
 #: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
 STATE_FORMAT = "sevenprune.pruner/1"
-#: where the pruned count is reached: over all prunable weights together, or in each matrix
-SCOPES = ("global", "local")
 
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+#: the configuration of a state saved before a field existed is read with the field's default
+_CONFIG_DEFAULTS: dict[str, Any] = {"include": None, "exclude": None, "state_dtype": "float32",
+                                    "pattern": "unstructured", "scope": "global", "mask_interval": 1,
+                                    "method_options": {}}
 
 
 def _is_sharded(params: Sequence[Tensor]) -> bool:
@@ -61,14 +59,22 @@ def _is_sharded(params: Sequence[Tensor]) -> bool:
     return any(flags)
 
 
-def _check_sparsity(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"sparsity must be a number in [0, 1) (the fraction set to zero), got {value!r}")
-    if not (0.0 <= float(value) < 1.0) or math.isnan(float(value)):
+def _importance_class(method: str | type[Importance]) -> type[Importance]:
+    """The importance of ``method``: a registered name, or an :class:`Importance` subclass."""
+    if isinstance(method, type) and issubclass(method, Importance):
+        return method
+    if isinstance(method, str) and method not in methods():
         raise ValueError(
-            f"sparsity must be in [0, 1) (the fraction of prunable weights set to zero), got {value!r}"
+            f"unknown method {method!r}; choose one of {methods()} (the methods that prune before "
+            f"fine-tuning from a few batches, sevenprune.init_methods(), go through "
+            f"sevenprune.prune_at_init(model, method, sparsity, batches, loss_fn))"
         )
-    return float(value)
+    return get_method(method)  # a non-string fails here, with the choices
+
+
+def _normal_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration as JSON holds it, with the defaults of fields an older state lacks."""
+    return {**_CONFIG_DEFAULTS, **json.loads(json.dumps(dict(config)))}
 
 
 def _factor(mask: Tensor) -> Tensor:
@@ -78,17 +84,14 @@ def _factor(mask: Tensor) -> Tensor:
     return mask.view(torch.uint8)
 
 
-#: ``state_dtype`` by name (in configurations and on the command line)
-STATE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-                "float64": torch.float64}
-
-
 class Pruner:
     """Prune a model's weights on a cubic schedule with a global threshold.
 
     Args:
         model: the model to prune; its weights are masked in place (state_dict keys unchanged).
-        method: a name from :func:`sevenprune.methods` (``"seven"``, ``"magnitude"``, ...).
+        method: a name from :func:`sevenprune.importance.methods` (``"seven"``, ``"magnitude"``, ...),
+            or an :class:`~sevenprune.Importance` subclass. The methods that prune before fine-tuning
+            (:func:`sevenprune.init_methods`) go through :func:`sevenprune.prune_at_init`.
         sparsity: the fraction of prunable weights set to zero at the end, in ``[0, 1)``.
         start_step: number of optimizer updates before pruning starts (``t_i``).
         prune_steps: length of the pruning window in optimizer updates (``K``).
@@ -125,13 +128,10 @@ class Pruner:
     ``pruner.step()`` call is forgotten.
     """
 
-    #: set only while :meth:`with_masks` builds a pruner for a pruning-at-initialisation method
-    _building_from_masks: bool = False
-
     def __init__(
         self,
         model: nn.Module,
-        method: str = "seven",
+        method: str | type[Importance] = "seven",
         sparsity: float = 0.5,
         start_step: int = 0,
         prune_steps: int = 100,
@@ -153,17 +153,8 @@ class Pruner:
         if both:
             raise TypeError(f"method option(s) {both} given twice (as keywords and in method_options)")
         method_options = {**(method_options or {}), **options}
-        if isinstance(state_dtype, str):
-            if state_dtype not in STATE_DTYPES:
-                raise ValueError(f"unknown state_dtype {state_dtype!r}; choose one of {sorted(STATE_DTYPES)}")
-            state_dtype = STATE_DTYPES[state_dtype]
-        cls = get_method(method)  # validates the name early, with the list of choices
-        if cls.phase == "init" and not self._building_from_masks:
-            raise ValueError(
-                f"method {method!r} prunes before fine-tuning from a few batches: use "
-                f"sevenprune.prune_at_init(model, {method!r}, sparsity, batches, loss_fn); methods for "
-                f"Pruner are {[m for m in methods() if get_method(m).phase == 'train']}"
-            )
+        dtype = _state_dtype(state_dtype)
+        importance = _importance_class(method)  # validates the name early, with the list of choices
         self.model = model
         self.include, self.exclude = pattern_list(include), pattern_list(exclude)
         self._setup_params(find_prunable(model, self.include, self.exclude))
@@ -178,7 +169,7 @@ class Pruner:
         self._hook: Any = None
         self.extra_masks: dict[str, Tensor] = {}  # e.g. biases of pruned heads (structured patterns)
         self._extra_cache: tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]] | None = None
-        self._configure(method, sparsity, start_step, prune_steps, state_dtype, method_options, pattern, scope,
+        self._configure(importance, sparsity, start_step, prune_steps, dtype, method_options, pattern, scope,
                         mask_interval)
         if optimizer is not None:
             self.attach(optimizer)
@@ -220,36 +211,54 @@ class Pruner:
         return [int(x) for x in t.tolist()]
 
     @classmethod
-    def with_masks(
+    def from_masks(
         cls,
         model: nn.Module,
         masks: Mapping[str, Tensor],
         *,
-        method: str,
-        sparsity: float,
+        method: str = "fixed",
+        sparsity: float | None = None,
         include: str | Sequence[str] | None = None,
         exclude: str | Sequence[str] | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         scope: str = "global",
         **method_options: Any,
     ) -> Pruner:
-        """A finished pruner holding fixed ``masks`` (e.g. from pruning at initialisation).
+        """A finished pruner holding fixed ``masks`` (``{weight name: bool tensor}``, every prunable
+        weight), e.g. from :func:`sevenprune.prune_at_init` or a selection of your own.
 
-        Its ``step()`` only keeps the masks applied; it is saved and resumed like any pruner.
+        ``method`` and ``method_options`` name what chose the masks (they are recorded in
+        :meth:`config` and in saved states); ``sparsity`` is the intended final sparsity (default:
+        that of ``masks``). Its ``step()`` only keeps the masks applied (its pruning window, one step,
+        is over before its first step); it is saved and resumed like any pruner
+        (:meth:`from_state`).
+
+        >>> import torch, sevenprune as sp
+        >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+        >>> masks = {"0.weight": torch.tensor([[True, False], [False, True]])}
+        >>> pruner = sp.Pruner.from_masks(model, masks, method="diagonal")
+        >>> pruner.sparsity(), pruner.finished, pruner.config()["method"]
+        (0.5, True, 'diagonal')
         """
-        self = cls.__new__(cls)
-        self._building_from_masks = True
-        try:
-            self.__init__(model, method, sparsity, 0, 1, include=include, exclude=exclude,  # type: ignore[misc]
-                          scope=scope, **method_options)
-        finally:
-            self._building_from_masks = False
-        self.set_masks(masks)
-        self.step_count = self.end_step
-        self.importance.release()
+        if sparsity is None:
+            sizes = [(m.numel(), int(torch.count_nonzero(m))) for m in masks.values() if isinstance(m, Tensor)]
+            total = sum(n for n, _ in sizes)
+            sparsity = (total - sum(k for _, k in sizes)) / total if total else 0.0
+        pruner = cls(model, FixedMasks, sparsity, 0, 1, include=include, exclude=exclude, scope=scope,
+                     **method_options)
+        pruner.method = method
+        pruner.set_masks(masks)
+        pruner.step_count = pruner.end_step
         if optimizer is not None:
-            self.attach(optimizer)
-        return self
+            pruner.attach(optimizer)
+        return pruner
+
+    @classmethod
+    def with_masks(cls, model: nn.Module, masks: Mapping[str, Tensor], *, method: str, sparsity: float,
+                   **kwargs: Any) -> Pruner:
+        """Deprecated alias of :meth:`from_masks`."""
+        warnings.warn("Pruner.with_masks is deprecated; use Pruner.from_masks", DeprecationWarning, stacklevel=2)
+        return cls.from_masks(model, masks, method=method, sparsity=sparsity, **kwargs)
 
     @torch.no_grad()
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
@@ -271,7 +280,7 @@ class Pruner:
 
     def _configure(
         self,
-        method: str,
+        importance: type[Importance],
         sparsity: float,
         start_step: int,
         prune_steps: int,
@@ -283,21 +292,18 @@ class Pruner:
     ) -> None:
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a string, got {pattern!r}")
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {list(SCOPES)}, got {scope!r}")
         self.pattern = pattern
-        self.scope = scope
-        self.mask_interval = _check_int(mask_interval, "mask_interval", 1)
+        self.scope = check_scope(scope)
+        self.mask_interval = check_int(mask_interval, "mask_interval", 1)
         self.sparsity_target = _check_sparsity(sparsity)
-        self.start_step = _check_int(start_step, "start_step", 0)
-        self.prune_steps = _check_int(prune_steps, "prune_steps", 1)
-        cls = get_method(method)
-        self.method = method
-        self.importance: Importance = cls(self.params, state_dtype=state_dtype, **method_options)
+        self.start_step = check_int(start_step, "start_step", 0)
+        self.prune_steps = check_int(prune_steps, "prune_steps", 1)
+        self.method = importance.name
+        self.importance: Importance = importance(self.params, state_dtype=state_dtype, **method_options)
         self._selector = selection.build_selector(
-            pattern, scope, model=self.model, params=self.params, sizes=[p.numel() for p in self._owners.values()],
-            monotone=self.importance.monotone_scores, sparsity=self.sparsity_target,
-            offsets=self._offsets if self._sharded else None)
+            pattern, self.scope, model=self.model, params=self.params,
+            sizes=[p.numel() for p in self._owners.values()], monotone=self.importance.monotone_scores,
+            sparsity=self.sparsity_target, offsets=self._offsets if self._sharded else None)
         self.state_dtype = state_dtype
 
     # -- configuration ------------------------------------------------------------------------------
@@ -311,7 +317,8 @@ class Pruner:
         return self.step_count >= self.end_step
 
     def config(self) -> dict[str, Any]:
-        """The configuration, JSON-serialisable; ``Pruner(model, **pruner.config())`` builds an equal one.
+        """The configuration, JSON-serialisable; ``Pruner(model, **pruner.config())`` builds an equal one
+        (for a pruner of :meth:`from_masks`, :meth:`from_state` does).
 
         >>> import torch, sevenprune as sp
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4))
@@ -326,7 +333,7 @@ class Pruner:
             "prune_steps": self.prune_steps,
             "include": self.include,
             "exclude": self.exclude,
-            "state_dtype": str(self.state_dtype).replace("torch.", ""),
+            "state_dtype": dtype_name(self.state_dtype),
             "pattern": self.pattern,
             "scope": self.scope,
             "mask_interval": self.mask_interval,
@@ -337,10 +344,7 @@ class Pruner:
     def attach(self, optimizer: torch.optim.Optimizer) -> Pruner:
         """Zero the optimizer's state for pruned entries at every mask change, and re-apply the masks
         after every ``optimizer.step()``. Returns the pruner."""
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        while isinstance(inner := getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-            optimizer = inner  # Accelerate's AcceleratedOptimizer and similar wrappers
+        optimizer = unwrap_optimizer(optimizer)  # Accelerate's AcceleratedOptimizer and similar wrappers
         if self._hook is not None:
             self._hook.remove()
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -411,10 +415,16 @@ class Pruner:
                                           [(params[n], m) for n, m in self.extra_masks.items()])
         return cached[1]
 
-    def target_sparsity(self, step: int | None = None) -> float:
-        """The schedule's sparsity at ``step`` (default: the current step)."""
+    def scheduled_sparsity(self, step: int | None = None) -> float:
+        """The schedule's sparsity at ``step`` (default: the current step); the final one, reached at
+        :attr:`end_step`, is :attr:`sparsity_target` (``report()["target_sparsity"]``)."""
         step = self.step_count if step is None else step
         return schedules.cubic_sparsity(step, self.sparsity_target, self.start_step, self.prune_steps)
+
+    def target_sparsity(self, step: int | None = None) -> float:
+        """The schedule's sparsity at ``step``: the older name of :meth:`scheduled_sparsity` (which
+        says what it returns; the *final* target is :attr:`sparsity_target`)."""
+        return self.scheduled_sparsity(step)
 
     @torch.no_grad()
     def update_masks(self, sparsity: float) -> list[str]:
@@ -460,7 +470,7 @@ class Pruner:
         n = self.step_count
         if not self.importance.monotone_scores or not schedules.in_window(n, self.start_step, self.prune_steps):
             return []
-        ahead = self.target_sparsity(min(n + self.LOOKAHEAD * self.mask_interval, self.end_step))
+        ahead = self.scheduled_sparsity(min(n + self.LOOKAHEAD * self.mask_interval, self.end_step))
         if self.scope == "local":
             return [schedules.pruned_count(ahead, p.numel()) for p in self._owners.values()]
         return [schedules.pruned_count(ahead, self.numel)]
@@ -536,7 +546,7 @@ class Pruner:
             last = n == self.end_step
             if in_window and ((n - self.start_step) % self.mask_interval == 0 or last) \
                     and self.importance.mask_due(self.observed_steps, observed, last) and self._has_observed(n):
-                newly = self._update_masks(self.target_sparsity(n))
+                newly = self._update_masks(self.scheduled_sparsity(n))
         if self._hook is None:
             self.apply_masks()
         else:
@@ -556,6 +566,9 @@ class Pruner:
     def report(self) -> dict[str, Any]:
         """Per-layer sparsity, sparsity over the prunable weights and over the whole model.
 
+        ``target_sparsity`` is the final target (:attr:`sparsity_target`), ``scheduled_sparsity`` the
+        schedule's value at the current step (:meth:`scheduled_sparsity`), ``sparsity`` what is pruned.
+
         With sharded weights this is a collective call: every rank must make it."""
         model_params = sum(p.numel() for p in self.model.parameters())
         per_layer = dict(zip(self._pruned, self._global(list(self._pruned.values()))))
@@ -564,7 +577,7 @@ class Pruner:
             "step": self.step_count,
             "method": self.method,
             "target_sparsity": self.sparsity_target,
-            "scheduled_sparsity": self.target_sparsity(),
+            "scheduled_sparsity": self.scheduled_sparsity(),
             "sparsity": pruned / self.numel,
             "model_sparsity": pruned / model_params if model_params else 0.0,
             "pruned": pruned,
@@ -621,18 +634,29 @@ class Pruner:
             "extra_masks": dict(self.extra_masks),
         }
 
+    def _config_differences(self, config: Mapping[str, Any]) -> list[str]:
+        """``"field: state X, pruner Y"`` for each field where ``config`` differs from :meth:`config`."""
+        saved, mine = _normal_config(config), _normal_config(self.config())
+        return [f"{k}: state {saved.get(k)!r}, pruner {mine.get(k)!r}"
+                for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)]
+
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict` (configuration included) and apply its masks.
+        """Restore a state from :meth:`state_dict` into this pruner and apply its masks.
 
-        Raises ``ValueError`` if the state belongs to another model (weight names or shapes differ).
+        As a torch optimizer refuses a state of other parameter groups, the state must be of this
+        pruner's configuration (:meth:`config`) and model: a ``ValueError`` names the configuration
+        fields that differ, or the weights whose names or shapes differ. To build a pruner from a
+        saved state, configuration included, use :meth:`from_state`.
         """
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"not a sevenprune pruner state (format {state.get('format')!r}, "
                              f"expected {STATE_FORMAT!r})")
-        config = state["config"]
-        if config.get("include") != self.include or config.get("exclude") != self.exclude:
-            self._setup_params(find_prunable(self.model, config.get("include"), config.get("exclude")))
+        differences = self._config_differences(state["config"])
+        if differences:
+            raise ValueError("this pruner state has another configuration than the pruner ("
+                             + "; ".join(differences) + "); build the pruner from the state with "
+                             "sevenprune.Pruner.from_state(model, state) or sevenprune.load_state(path, model)")
         params = self.params
         saved = {n: tuple(s) for n, s in state["shapes"].items()}
         mine = {n: tuple(p.shape) for n, p in params.items()}
@@ -648,20 +672,14 @@ class Pruner:
                     f"weights only in the model: {only_mine}" if only_mine else "",
                     f"shapes differ: {shape_diff}" if shape_diff else "") if x)
             )
-        self.include, self.exclude = config.get("include"), config.get("exclude")
-        dtype = STATE_DTYPES.get(config.get("state_dtype", "float32"))
-        if dtype is None:
-            raise ValueError(f"unknown state_dtype {config.get('state_dtype')!r} in the state")
-        self._configure(config["method"], config["sparsity"], config["start_step"],
-                        config["prune_steps"], dtype, config.get("method_options", {}),
-                        config.get("pattern", "unstructured"), config.get("scope", "global"),
-                        config.get("mask_interval", 1))
-        self.masks = {}
+        masks = {}
         for n, p in params.items():
             m = state["masks"][n]
             if m.dtype != torch.bool:
                 raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
-            self.masks[n] = m.to(p.device).clone()
+            masks[n] = m.to(p.device).clone()
+        self.importance.load_state_dict(state.get("importance", {}))
+        self.masks = masks
         self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
         self._selector.forget()
         devices = {n: p.device for n, p in self.model.named_parameters()}
@@ -670,7 +688,40 @@ class Pruner:
         self.step_count = int(state["step"])
         self.observed_steps = int(state.get("observed_steps", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))
-        self.importance.load_state_dict(state.get("importance", {}))
         self.apply_masks()
         self._clear_optimizer_state(list(self.params))
 
+    @classmethod
+    def from_state(cls, model: nn.Module, state: Mapping[str, Any], *,
+                   optimizer: torch.optim.Optimizer | None = None) -> Pruner:
+        """A pruner of the saved configuration on ``model``, holding the saved state (masks applied).
+
+        ``state`` is a :meth:`state_dict` (or :func:`sevenprune.read_state`'s reading of a saved one).
+        The configuration is rebuilt with ``Pruner(model, **config)``, or, for masks chosen by a method
+        the Pruner does not run itself (``prune_at_init``'s SNIP, GraSP, FORCE; :meth:`from_masks`), as
+        a pruner holding fixed masks. ``optimizer`` is attached if given.
+
+        >>> import torch, sevenprune as sp
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+        >>> pruner = sp.Pruner(model, "magnitude", 0.5, prune_steps=1)
+        >>> pruner.step()
+        >>> restored = sp.Pruner.from_state(torch.nn.Sequential(torch.nn.Linear(4, 4)), pruner.state_dict())
+        >>> restored.config() == pruner.config(), restored.sparsity()
+        (True, 0.5)
+        """
+        if not isinstance(state, Mapping) or not isinstance(state.get("config"), Mapping):
+            raise ValueError("not a sevenprune pruner state (no 'config'); pass a Pruner.state_dict() or "
+                             "sevenprune.read_state(path)")
+        config = _normal_config(state["config"])
+        method = config.pop("method", None)
+        if not isinstance(method, str):
+            raise ValueError(f"the pruner state's configuration names no method (method {method!r})")
+        if method in methods():
+            pruner = cls(model, method, **config)
+        else:  # masks chosen outside the pruner: the method is their label
+            pruner = cls(model, FixedMasks, **config)
+            pruner.method = method
+        pruner.load_state_dict(state)
+        if optimizer is not None:
+            pruner.attach(optimizer)
+        return pruner

@@ -29,6 +29,7 @@ from torch import nn
 
 from ._fsutil import normal_permissions
 from ._readers import read_json, read_safetensors, safetensors_metadata
+from ._validate import check_not_a_file
 from .pruner import STATE_FORMAT, Pruner
 
 __all__ = ["save_state", "load_state", "read_state", "STATE_TENSORS", "STATE_JSON"]
@@ -51,9 +52,7 @@ def save_state(pruner: Pruner, path: str | os.PathLike[str], *, overwrite: bool 
     """
     if not isinstance(pruner, Pruner):
         raise TypeError(f"save_state expects a sevenprune.Pruner, got {type(pruner).__name__}")
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise FileExistsError(f"{directory} exists and is not a directory; pass a directory path")
+    directory = check_not_a_file(path)
     targets = [directory / STATE_TENSORS, directory / STATE_JSON]
     if not overwrite and any(t.exists() for t in targets):
         raise FileExistsError(
@@ -139,25 +138,18 @@ def load_state(
 ) -> Pruner:
     """Load a state written by :func:`save_state`.
 
-    ``target`` is either a :class:`Pruner` (its state is replaced) or the model, in which case a
-    pruner is built from the saved configuration. The masks are applied to the model's weights.
-    Raises ``ValueError`` if the state belongs to another model.
+    ``target`` is either a :class:`Pruner` of the saved configuration (the state is loaded into it;
+    a configuration that differs is refused, naming the fields) or the model, in which case the
+    pruner is built from the saved state (:meth:`Pruner.from_state`). The masks are applied to the
+    model's weights. Raises ``ValueError`` if the state belongs to another model.
     """
     if not isinstance(target, (Pruner, nn.Module)):
         raise TypeError(f"load_state target must be a Pruner or an nn.Module, got {type(target).__name__}")
     state = read_state(path)
     _check_extra_masks(state, target.model if isinstance(target, Pruner) else target, Path(path))
-    if isinstance(target, Pruner):
-        pruner = target
-        pruner.load_state_dict(state)
-        if optimizer is not None:
-            pruner.attach(optimizer)
-        return pruner
-    config = state.get("config", {})
-    # a placeholder configuration: load_state_dict replaces it with the saved one
-    pruner = Pruner(target, "magnitude", 0.0, prune_steps=1,
-                    include=config.get("include"), exclude=config.get("exclude"))
-    pruner.load_state_dict(state)
+    if isinstance(target, nn.Module):
+        return Pruner.from_state(target, state, optimizer=optimizer)
+    target.load_state_dict(state)
     if optimizer is not None:
-        pruner.attach(optimizer)
-    return pruner
+        target.attach(optimizer)
+    return target

@@ -52,6 +52,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ._checkpoint import load_state_into, model_class_for, read_safetensors_dir
+from ._validate import check_may_write
+
 __all__ = [
     "Block",
     "LAYOUTS",
@@ -335,15 +338,9 @@ def apply_structure(model: nn.Module, structure: Mapping[str, Any]) -> nn.Module
     return model
 
 
-def _check_out_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True or choose another directory")
-
-
 def save_structured(model: nn.Module, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """``save_pretrained`` a (shrunken) transformers model, its structure recorded in its config."""
-    out = Path(out_dir)
-    _check_out_dir(out, overwrite)
+    out = check_may_write(out_dir, overwrite)
     save = getattr(model, "save_pretrained", None)
     if save is None:
         raise TypeError(f"save_structured needs a transformers PreTrainedModel, got {type(model).__name__}")
@@ -351,23 +348,6 @@ def save_structured(model: nn.Module, out_dir: str | os.PathLike[str], *, overwr
         setattr(model.config, STRUCTURE_KEY, {"linears": {}, "attention_heads": {}})
     save(str(out))
     return out
-
-
-def model_class_for(config: Any, model_class: type[nn.Module] | None = None) -> type[nn.Module]:
-    """The transformers class named first in ``config.architectures`` (or ``model_class``)."""
-    if model_class is not None:
-        return model_class
-    import transformers
-
-    names = getattr(config, "architectures", None) or []
-    for name in names:
-        cls = getattr(transformers, name, None)
-        if isinstance(cls, type):
-            return cls
-    raise ValueError(
-        f"cannot tell which transformers class to build: config.architectures is {names!r}; "
-        "pass model_class=... (e.g. transformers.BertForSequenceClassification)"
-    )
 
 
 def build_empty(config_dir: str | os.PathLike[str], model_class: type[nn.Module] | None = None,
@@ -392,58 +372,12 @@ def build_empty(config_dir: str | os.PathLike[str], model_class: type[nn.Module]
     return model
 
 
-def load_state_into(model: nn.Module, state: Mapping[str, Tensor]) -> None:
-    """``load_state_dict`` that accepts the keys ``save_pretrained`` drops for tied weights only."""
-    try:
-        result = model.load_state_dict(dict(state), strict=False)
-    except RuntimeError as exc:  # size mismatches: the checkpoint's tensors do not fit the config
-        lines = [x.strip() for x in str(exc).splitlines() if "size mismatch" in x]
-        raise ValueError(f"the checkpoint does not fit its config: {lines[0] if lines else exc}") from None
-    if result.unexpected_keys:
-        raise ValueError(f"the checkpoint holds tensors the model does not have: {result.unexpected_keys[:5]}")
-    if result.missing_keys:
-        own = model.state_dict(keep_vars=True)
-        loaded = {own[k].data_ptr() for k in state if k in own}
-        untied = [k for k in result.missing_keys if own[k].data_ptr() not in loaded]
-        if untied:
-            raise ValueError(f"the checkpoint lacks tensors of the model: {untied[:5]}")
-
-
-def _shard_path(directory: Path, index: Path, shard: Any) -> Path:
-    """A shard named in ``index``, refused unless it is a plain file name inside ``directory`` (an
-    index from elsewhere could otherwise make us read ``../../anything``)."""
-    if not isinstance(shard, str) or not shard or Path(shard).name != shard or shard in (".", ".."):
-        raise ValueError(f"{index}: shard name {shard!r} is not a file name inside {directory}")
-    path = directory / shard
-    if path.is_symlink() or not path.resolve().is_relative_to(directory.resolve()):
-        raise ValueError(f"{index}: shard {shard!r} points outside {directory}")
-    return path
-
-
-def _read_safetensors_dir(directory: Path) -> dict[str, Tensor]:
-    from ._readers import read_json, read_safetensors
-
-    single = directory / "model.safetensors"
-    if single.is_file():
-        return read_safetensors(single)
-    index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = read_json(index).get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise ValueError(f"{index}: 'weight_map' must be an object {{tensor name: shard file}}")
-        state: dict[str, Tensor] = {}
-        for shard in sorted(set(map(str, weight_map.values()))):
-            state.update(read_safetensors(_shard_path(directory, index, shard)))
-        return state
-    raise FileNotFoundError(f"no model.safetensors (or its index) in {directory}")
-
-
 def load_structured(
     directory: str | os.PathLike[str], model_class: type[nn.Module] | None = None
 ) -> nn.Module:
     """Load a model written by :func:`save_structured` (or any ``save_pretrained`` dir), in eval mode."""
     directory = Path(directory)
-    state = _read_safetensors_dir(directory)
+    state = read_safetensors_dir(directory)
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     model = build_empty(directory, model_class, dtype=dtypes.pop() if len(dtypes) == 1 else None)
     load_state_into(model, state)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_EXCLUDE", "find_prunable", "describe_candidates", "pattern_list"]
+__all__ = ["DEFAULT_EXCLUDE", "find_prunable", "describe_candidates", "pattern_list", "prunable_module_types"]
 
 #: Module-name patterns excluded by default: task heads and everything under an embeddings module.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -37,7 +37,8 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 _EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
 
 
-def _prunable_module_types() -> tuple[type[nn.Module], ...]:
+def prunable_module_types() -> tuple[type[nn.Module], ...]:
+    """The layer types whose ``weight`` is prunable by default (Linear, Conv, transformers' Conv1D)."""
     types: list[type[nn.Module]] = [nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d]
     try:  # GPT-2 style layers; transformers is optional for the core
         from transformers.pytorch_utils import Conv1D
@@ -129,7 +130,7 @@ def find_prunable(
                 chosen[name] = param
         _check_all_matched(hits, "include", model)
     else:
-        types = _prunable_module_types()
+        types = prunable_module_types()
         for mod_name, module in model.named_modules():
             if not isinstance(module, types):
                 continue

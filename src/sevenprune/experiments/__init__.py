@@ -7,7 +7,8 @@ The command line (``sevenprune run|sweep|report|demo``) is a thin layer over thi
 'seven_dyn'
 """
 
-from .run import RunConfig, resolve_config, run
+from .config import RunConfig, resolve_config
+from .run import run
 from .sweep import sweep
 from .report import build_report
 

@@ -36,7 +36,7 @@ QUICK: dict[str, Any] = {**DEMO, "max_steps": 30, "start_step": 3, "prune_steps"
 
 def demo_spec(quick: bool = False, out: str | None = None, methods: list[str] | None = None) -> dict[str, Any]:
     """The demo sweep (a copy), with ``platon`` dropped if this installation does not have it."""
-    from .run import method_choices
+    from .config import method_choices
 
     spec = dict(QUICK if quick else DEMO)
     if out:

@@ -1,32 +1,9 @@
 """One experiment: fine-tune and prune once, evaluate, write everything to a run directory.
 
-A run directory holds, when finished:
-
-* ``.sevenprune-run``: the marker written first, by which a folder is known as a run (a folder
-  without it is never written into unless it is empty, and never deleted);
-* ``config.json``: the effective configuration (defaults <- ``--preset`` <- explicit flags) and the
-  resolved schedule (``max_steps``, ``start_step``, ``prune_steps``, the library method);
-* ``metrics.jsonl``: one line per evaluation (step, split, metrics, sparsity, train loss);
-* ``pruner/``: the pruner state (``sevenprune.save_state``: safetensors + JSON), not for ``dense``;
-* ``model/``: the pruned model (safetensors) and its tokenizer;
-* ``result.json``: written last, so its presence marks a finished run.
-
-Methods: ``dense`` (no pruning); every training-time method of :func:`sevenprune.methods`
-(``seven``, ``magnitude``, ``platon``, ``movement``, ...), run through :class:`sevenprune.Pruner`;
-the pruning-at-initialisation methods (``snip``, ``grasp``, ``force``) through
-``sevenprune.init_pruning.prune_at_init``; and these aliases:
-
-* ``seven_dyn``: ``seven`` with the default schedule of training-time methods (start after 10% of
-  the steps, window 60% of the steps), i.e. SEVEN_dyn;
-* ``seven_pre``: ``seven`` with ``start_step=0`` and ``prune_steps=100`` (the reference hint for K),
-  the weights updated at every step as in Algorithm 1, i.e. SEVEN_pre;
-* ``seven_pre_frozen``: SEVEN scored on ``prune_steps`` batches at the starting weights without
-  updating them (``prune_at_init(model, "seven", ...)``), then fine-tuned with the mask fixed;
-* ``magnitude_init``, ``random_init``: one-shot magnitude / random pruning at the starting weights
-  (``prune_at_init``), the baselines of the pruning-at-initialisation protocol (plain ``magnitude``
-  and ``random`` prune gradually during fine-tuning).
-
-A pruning window that does not fit in ``max_steps`` is an error, never a lower sparsity.
+The run's configuration and its checks are in :mod:`sevenprune.experiments.config`, its folder in
+:mod:`sevenprune.experiments.run_dir`; this module loads the data and the model, prunes with the
+library as a user does (:class:`sevenprune.Pruner` with the optimizer attached, or
+:func:`sevenprune.prune_at_init`), trains (:mod:`sevenprune.experiments.training`), evaluates and saves.
 
 Everything is checked (options, data, model, method options) before the run folder is written. An
 existing run (interrupted, or finished with ``overwrite``) is replaced only once the new run has
@@ -36,52 +13,36 @@ finished: the new one is written beside it and swapped in (:mod:`sevenprune._fsu
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
 import json
 import math
 import os
 import random
-import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
 
-from sevenprune.pruner import STATE_DTYPES
+import sevenprune as sp
+from sevenprune._fsutil import atomic_write_text
+from sevenprune._validate import STATE_DTYPES
+from sevenprune.init_pruning import prune_at_init
 
-from sevenprune._fsutil import (RUN_MARKER, atomic_write_text, check_output_parent, check_replaceable_position,
-                                has_marker, make_sibling_dir, normal_permissions, replace_dir, write_marker)
+from .config import (ALIASES, COSMETIC, INIT_METHODS, OPTIMIZERS, SEVEN_PRE_STEPS, RunConfig, method_choices,
+                     plan_schedule, resolve_config, validate)
+from .run_dir import (DIAGNOSTICS_FILE, PREDICTIONS_FILE, RUN_FILES, RunExistsError, RunFolder, check_run_dir,
+                      is_finished, is_run_dir)
 
+# the configuration and folder names are re-exported here, where callers have always found them
 __all__ = ["RunConfig", "RunExistsError", "resolve_config", "method_choices", "run", "plan_schedule",
-           "ALIASES", "INIT_METHODS", "is_finished", "is_run_dir", "check_run_dir", "COSMETIC", "RUN_FILES"]
+           "ALIASES", "INIT_METHODS", "is_finished", "is_run_dir", "check_run_dir", "COSMETIC", "RUN_FILES",
+           "make_optimizer", "lr_factor", "code_version", "DIAGNOSTICS_FILE", "PREDICTIONS_FILE"]
 
-#: alias -> (library method, phase); see the module docstring
-ALIASES: dict[str, tuple[str, str]] = {
-    "seven_dyn": ("seven", "train"),
-    "seven_pre": ("seven", "train"),
-    "seven_pre_frozen": ("seven", "init"),
-    # one-shot baselines at the starting weights, for the pruning-at-initialisation protocol
-    "magnitude_init": ("magnitude", "init"),
-    "random_init": ("random", "init"),
-}
-INIT_METHODS = ("snip", "grasp", "force")
-#: modules of methods written beside the core; imported (if present) so that they register
-_METHOD_MODULES = ("platon", "movement", "soft_movement", "random_scores")
 #: the seed of the data subsamples (--train-limit, --eval-limit): every run of a sweep sees the same rows
 DATA_SEED = 1234
-#: SEVEN_pre's default window (the reference hint: 100 steps at batch 32)
-SEVEN_PRE_STEPS = 100
-
-
-#: --optimizer choices: AdamW (0.9, 0.999, eps 1e-8), SGD with momentum 0.9, torch's Adafactor
-OPTIMIZERS = ("adamw", "sgd", "adafactor")
-#: --lr-schedule choices (after --warmup-steps of linear warm-up): constant, linear decay to 0, cosine to 0
-LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 def make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -114,12 +75,6 @@ def lr_factor(schedule: str, warmup_steps: int, max_steps: int) -> Any:
     return factor
 
 
-#: the sentinel diagnostics (``--diagnostics``; see sevenprune.diagnostics)
-DIAGNOSTICS_FILE = "diagnostics.json"
-#: per-example predictions of the final evaluation (``<split>.pred`` and ``<split>.label`` arrays)
-PREDICTIONS_FILE = "predictions.npz"
-
-
 def code_version() -> dict[str, Any]:
     """The package version and, in a git checkout, the commit (recorded with every run)."""
     import subprocess
@@ -139,368 +94,6 @@ def code_version() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         pass
     return info
-
-
-#: options that do not change the result (a finished run is still valid if they differ)
-COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads", "diagnostics")
-
-
-class RunExistsError(FileExistsError):
-    """The run directory already holds a finished run."""
-
-
-def _register_methods() -> list[str]:
-    import sevenprune as sp
-
-    for mod in _METHOD_MODULES:
-        try:
-            importlib.import_module(f"sevenprune.importance.{mod}")
-        except ImportError:
-            pass
-    try:
-        importlib.import_module("sevenprune.init_pruning")
-    except ImportError:
-        pass
-    return sp.methods()
-
-
-def _phase(method: str) -> str:
-    from sevenprune.importance import get_method
-
-    return get_method(method).phase
-
-
-def method_choices() -> list[str]:
-    """Every ``--method`` value: ``dense``, the aliases, the library's methods, the init methods."""
-    lib = _register_methods()
-    return ["dense"] + sorted(set(lib) | set(ALIASES) | set(INIT_METHODS))
-
-
-@dataclass
-class RunConfig:
-    """Every option of a run (the CLI's flags). ``None`` means: derived (see :func:`plan_schedule`)."""
-
-    task: str = "mr"
-    model: str = "minilm"
-    method: str = "seven"
-    sparsity: float | None = None
-    start_step: int | None = None
-    prune_steps: int | None = None
-    max_steps: int | None = None
-    epochs: float = 3.0
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    lr: float = 2e-5
-    optimizer: str = "adamw"
-    lr_schedule: str = "constant"
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
-    max_length: int = 128
-    doc_stride: int = 128
-    seed: int = 42
-    eval_every: int = 0
-    train_limit: int | None = None
-    eval_limit: int | None = None
-    data_dir: str | None = None
-    text_column: str | None = None
-    text_pair_column: str | None = None
-    label_column: str | None = None
-    cache_dir: str | None = None
-    device: str = "auto"
-    threads: int | None = None
-    state_dtype: str = "float32"
-    pattern: str = "unstructured"
-    scope: str = "global"
-    mask_interval: int = 1
-    method_options: dict[str, Any] = field(default_factory=dict)
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    preset: str | None = None
-    save_model: bool = True
-    progress: bool = True
-    diagnostics: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-
-def _fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(RunConfig)}
-
-
-def resolve_config(explicit: dict[str, Any]) -> RunConfig:
-    """Defaults <- preset (``explicit["preset"]``) <- every explicit value that is not ``None``.
-
-    >>> resolve_config({"task": "mrpc", "preset": "paper", "lr": 1e-4}).lr
-    0.0001
-    >>> resolve_config({"task": "mrpc", "preset": "paper"}).start_step
-    300
-    """
-    from .presets import get_preset
-    from .tasks import get_task
-
-    unknown = sorted(set(explicit) - _fields())
-    if unknown:
-        raise ValueError(f"unknown run option(s) {unknown}; valid options are {sorted(_fields())}")
-    values: dict[str, Any] = {}
-    task = explicit.get("task") or RunConfig.task
-    get_task(task)
-    if explicit.get("preset"):
-        values.update(get_preset(explicit["preset"], task))
-    values.update({k: v for k, v in explicit.items() if v is not None})
-    cfg = RunConfig(**values)
-    validate(cfg)
-    return cfg
-
-
-def _check_method_options(cfg: RunConfig) -> None:
-    """The method's options, checked by the method itself before anything is loaded (an unknown name or
-    a bad value is bad input: ``ValueError``)."""
-    from sevenprune.importance import get_method
-
-    if cfg.method == "dense":
-        if cfg.method_options:
-            raise ValueError(f"method 'dense' takes no --method-option; got {sorted(cfg.method_options)}")
-        return
-    if not isinstance(cfg.method_options, dict):
-        raise ValueError(f"method_options must be a table of option names and values, got {cfg.method_options!r}")
-    library = ALIASES[cfg.method][0] if cfg.method in ALIASES else cfg.method
-    options = dict(cfg.method_options)
-    options.pop("freeze_during_pruning", None)  # prune_at_init's own (checked there)
-    try:
-        get_method(library)({}, **options)
-    except TypeError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def validate(cfg: RunConfig) -> None:
-    """Check names and ranges before anything is loaded (errors name the value and the choices)."""
-    from .models import resolve_model_path
-    from .tasks import get_task
-
-    get_task(cfg.task)
-    choices = method_choices()
-    if cfg.method not in choices:
-        raise ValueError(f"unknown method {cfg.method!r}; choose one of {choices}")
-    _check_method_options(cfg)
-    if cfg.method == "dense":
-        if cfg.sparsity not in (None, 0, 0.0):
-            raise ValueError(f"method 'dense' does not prune; got --sparsity {cfg.sparsity} (leave it out or use 0)")
-    else:
-        if cfg.sparsity is None:
-            raise ValueError(f"method {cfg.method!r} needs --sparsity, a fraction in (0, 1) such as 0.5")
-        s = cfg.sparsity
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not (0.0 < float(s) < 1.0):
-            raise ValueError(f"sparsity must be a fraction in (0, 1) (e.g. 0.5 = half the weights "
-                             f"removed), got {s!r}")
-    if cfg.model != "vit-scratch":
-        resolve_model_path(cfg.model)
-    if cfg.scope not in ("global", "local"):
-        raise ValueError(f"unknown scope {cfg.scope!r}; choose 'global' (one ranking over every prunable weight) "
-                         f"or 'local' (the same fraction in every matrix)")
-    if cfg.state_dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"unknown state_dtype {cfg.state_dtype!r}; choose one of ['float32', 'bfloat16', 'float16']")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {list(OPTIMIZERS)}")
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
-    _check_device(cfg.device)
-    _check_numbers(cfg)
-    _check_data_options(cfg)
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _check_numbers(cfg: RunConfig) -> None:
-    """Every numeric option in its range (``--epochs 0`` would still run a step; ``--threads 0`` is torch's
-    error later)."""
-    def number(name: str, integer: bool) -> float | None:
-        v = getattr(cfg, name)
-        if v is None:
-            return None
-        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok:
-            raise ValueError(f"{_flag(name)} must be {'an integer' if integer else 'a number'}, got {v!r}")
-        return float(v)
-
-    at_least = {"batch_size": 1, "eval_batch_size": 1, "max_length": 1, "doc_stride": 1, "max_steps": 1,
-                "train_limit": 1, "eval_limit": 1, "threads": 1, "prune_steps": 1, "start_step": 0,
-                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1}
-    for name, low in at_least.items():
-        v = number(name, integer=True)
-        if v is not None and v < low:
-            raise ValueError(f"{_flag(name)} must be >= {low}, got {getattr(cfg, name)}")
-    for name in ("epochs", "lr"):
-        v = number(name, integer=False)
-        if v is None or not math.isfinite(v) or v <= 0:
-            raise ValueError(f"{_flag(name)} must be > 0, got {getattr(cfg, name)}")
-    for name in ("weight_decay", "max_grad_norm"):
-        v = number(name, integer=False)
-        if v is not None and (not math.isfinite(v) or v < 0):
-            raise ValueError(f"{_flag(name)} must be >= 0, got {getattr(cfg, name)}")
-
-
-def _check_device(device: str) -> None:
-    """``auto``, ``cpu``, or a CUDA device this torch can use (checked now, not at the first tensor)."""
-    if not isinstance(device, str) or not (device in ("auto", "cpu") or device == "cuda"
-                                           or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ValueError(f"unknown device {device!r}; choose 'auto', 'cpu' or 'cuda[:N]'")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; use "
-                             f"--device cpu or auto")
-        index = int(device[5:]) if device.startswith("cuda:") else 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) "
-                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-
-
-def _check_data_options(cfg: RunConfig) -> None:
-    """The options that say where the data is, for the task that reads it."""
-    from .tasks import NO_DATA_DIR_TASKS, USER_DATA_TASKS, get_task
-
-    if cfg.data_dir is not None and cfg.task in NO_DATA_DIR_TASKS:
-        raise ValueError(f"task {cfg.task!r} reads its own data and would ignore --data-dir {cfg.data_dir!r}; "
-                         f"leave --data-dir out, or use --task text-classification for files of your own")
-    if cfg.data_dir is None and cfg.task in USER_DATA_TASKS:
-        raise ValueError(f"task {cfg.task!r} needs --data-dir ({get_task(cfg.task).description})")
-    if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
-        raise FileNotFoundError(f"--data-dir {cfg.data_dir!r} is not a folder")
-    for name in ("text_column", "text_pair_column", "label_column"):
-        value = getattr(cfg, name)
-        if value is not None and cfg.task != "text-classification":
-            raise ValueError(f"{_flag(name)} {value!r} is for --task text-classification, not {cfg.task!r}")
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ValueError(f"{_flag(name)} must be a column name, got {value!r}")
-
-
-def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
-    """Resolve ``max_steps``, the library method, its phase and the pruning window.
-
-    >>> plan_schedule(RunConfig(method="seven_dyn", sparsity=0.5, max_steps=100), 1000)["start_step"]
-    10
-    >>> plan_schedule(RunConfig(method="seven", sparsity=0.5, max_steps=50, start_step=40, prune_steps=20), 1000)
-    Traceback (most recent call last):
-    ...
-    ValueError: the pruning window (start_step 40 + prune_steps 20 = 60) does not fit in max_steps 50; raise --max-steps/--epochs or shorten the window
-    """
-    steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
-    max_steps = int(cfg.max_steps) if cfg.max_steps else max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    method, phase = cfg.method, "dense"
-    start, window = cfg.start_step, cfg.prune_steps
-    if cfg.method in ALIASES:
-        method, phase = ALIASES[cfg.method]
-    elif cfg.method != "dense":
-        method, phase = cfg.method, (_phase(cfg.method) if cfg.method in _register_methods() else "init")
-    if cfg.method == "seven_pre" or cfg.method == "seven_pre_frozen":
-        if start not in (None, 0):
-            raise ValueError(f"{cfg.method} prunes from step 0; got --start-step {start} (use seven_dyn)")
-        start, window = 0, (window if window is not None else SEVEN_PRE_STEPS)
-    elif phase == "train":
-        # the default schedule of training-time methods: start after 10% of the steps, prune over 60%
-        start = start if start is not None else round(0.1 * max_steps)
-        window = window if window is not None else max(1, round(0.6 * max_steps))
-    elif phase == "init":
-        start = 0
-    else:  # dense: no pruning window
-        start = window = None
-    if phase == "train":
-        assert start is not None and window is not None  # both set above for training-time methods
-        if start + window > max_steps:
-            raise ValueError(f"the pruning window (start_step {start} + prune_steps {window} = {start + window}) "
-                             f"does not fit in max_steps {max_steps}; raise --max-steps/--epochs or shorten "
-                             f"the window")
-    return {"max_steps": max_steps, "steps_per_epoch": steps_per_epoch, "library_method": method,
-            "phase": phase, "start_step": start, "prune_steps": window}
-
-
-def is_finished(out: Path) -> bool:
-    """Whether ``out`` holds a finished run (its ``result.json``)."""
-    return (Path(out) / "result.json").exists()
-
-
-#: everything a run writes into its folder (and nothing else is ever deleted from it)
-RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model", DIAGNOSTICS_FILE,
-             PREDICTIONS_FILE)
-
-
-def _is_legacy_run(out: Path) -> bool:
-    """A run folder written before runs carried :data:`RUN_MARKER`: only a run's own names, and a
-    ``config.json`` with the ``resolved`` schedule that only runs write (a model folder has weights
-    and no such key, so it never passes)."""
-    names = {p.name for p in out.iterdir()}
-    if not names <= set(RUN_FILES) | {"config.json.tmp", "result.json.tmp"} or "config.json" not in names:
-        return False
-    try:
-        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(config, dict) and isinstance(config.get("resolved"), dict)
-
-
-def is_run_dir(out: str | os.PathLike[str]) -> bool:
-    """Whether ``out`` is a folder that :func:`run` wrote (its marker, or a run from before markers)."""
-    out = Path(out)
-    return out.is_dir() and not out.is_symlink() and (has_marker(out, RUN_MARKER) or _is_legacy_run(out))
-
-
-def check_run_dir(out: Path, overwrite: bool) -> None:
-    """Refuse, before any slow work: an output that cannot be created, a non-empty folder that is not
-    a run (marker or not: nothing there is ours to delete), a finished run unless ``overwrite``, and
-    a run that may not be replaced (the current folder, home, ...)."""
-    check_output_parent(out, "--out")
-    if not out.exists() or not any(out.iterdir()):
-        return
-    if not is_run_dir(out):
-        raise RunExistsError(f"{out} is not empty and is not a sevenprune run folder (no {RUN_MARKER} inside); "
-                             f"choose another --out")
-    if is_finished(out) and not overwrite:
-        raise RunExistsError(f"{out} already holds a finished run (result.json); choose another --out "
-                             f"or pass --overwrite to replace it")
-    check_replaceable_position(out, what="--out")
-
-
-class _RunFolder:
-    """Where a run writes: ``out`` itself if it is new or empty; otherwise (an interrupted run, or a
-    finished one with ``overwrite``) a new folder beside it that replaces it only once the new run
-    has finished, so a failing run never costs the old one."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.created = not out.exists()
-        self.replacing = out.exists() and any(out.iterdir())
-        if self.replacing:
-            self.path = make_sibling_dir(out, "new")
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            self.path = out
-        write_marker(self.path, RUN_MARKER)
-
-    def commit(self) -> None:
-        # safetensors writes 0o600 files; an empty --out that the user made keeps its own mode
-        for p in [self.path] if (self.created or self.replacing) else [self.path / n for n in RUN_FILES]:
-            if p.exists():
-                normal_permissions(p)
-        if self.replacing:
-            if not has_marker(self.out, RUN_MARKER) and _is_legacy_run(self.out):
-                write_marker(self.out, RUN_MARKER)  # checked as a run by check_run_dir: ours to replace
-            replace_dir(self.path, self.out, RUN_MARKER, what="--out")
-
-    def abort(self) -> None:
-        """Remove what this run wrote (and only that)."""
-        if self.replacing or self.created:
-            shutil.rmtree(self.path, ignore_errors=True)
-            return
-        for name in RUN_FILES:
-            p = self.path / name
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -547,16 +140,12 @@ ONE_SHOT = ("snip", "grasp")
 
 
 def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device: torch.device,
-                   steps: int | None, cfg: RunConfig, state_dtype: torch.dtype) -> Any:
+                   steps: int | None, cfg: RunConfig, state_dtype: torch.dtype,
+                   optimizer: torch.optim.Optimizer) -> sp.Pruner:
     """Score before fine-tuning: SNIP/GraSP on ``steps`` batches (default 1), FORCE/SEVEN_pre frozen
     for ``steps`` iterations (default 100), each on the next batch. Gradients are taken in eval mode
-    (no dropout), so the masks do not depend on dropout noise."""
-    try:
-        from sevenprune.init_pruning import prune_at_init
-    except ImportError:
-        raise ValueError(f"method {method!r} prunes at initialisation through sevenprune.init_pruning, "
-                         f"which this installation does not have") from None
-
+    (no dropout), so the masks do not depend on dropout noise. The pruner returned holds the masks,
+    with ``optimizer`` attached (as a user's ``prune_at_init(..., optimizer=optimizer)``)."""
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return cast(torch.Tensor, m(**batch).loss)
 
@@ -568,7 +157,8 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     model.eval()
     try:
         return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
-                             exclude=cfg.exclude, state_dtype=state_dtype, scope=cfg.scope, **cfg.method_options)
+                             exclude=cfg.exclude, optimizer=optimizer, state_dtype=state_dtype, scope=cfg.scope,
+                             **cfg.method_options)
     finally:
         model.train()
 
@@ -658,7 +248,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
                          f"(sp.Pruner), not with {cfg.method!r}")
 
     # every option is checked and the data and model are loaded: only now is anything written
-    folder = _RunFolder(out)
+    folder = RunFolder(out)
     try:
         result = _execute(folder.path, _Prepared(cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer,
                                                  device, train_enc, eval_encs, eval_loaders, train_loader, eval_cols,
@@ -709,9 +299,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         log(f"pruning at initialisation with {cfg.method} ...")
         init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
         pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
-                                plan["prune_steps"], cfg, dtype)
-        if getattr(pruner, "optimizer", None) is None:
-            pruner.attach(optimizer)
+                                plan["prune_steps"], cfg, dtype, optimizer)
 
     lr_lambda = lr_factor(cfg.lr_schedule, cfg.warmup_steps, plan["max_steps"])
 

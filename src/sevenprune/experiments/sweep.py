@@ -33,7 +33,9 @@ from typing import Any
 
 from .._fsutil import SWEEP_MARKER, atomic_write_text, check_output_parent, has_marker, write_marker
 from .._readers import read_json
-from .run import COSMETIC, RunConfig, check_run_dir, is_finished, resolve_config, run
+from .config import COSMETIC, RunConfig, resolve_config
+from .run import run
+from .run_dir import check_run_dir, is_finished
 
 __all__ = ["SWEEP_KEYS", "SWEEP_FILES", "check_types", "is_sweep_dir", "load_sweep_file", "expand", "run_name",
            "sweep"]

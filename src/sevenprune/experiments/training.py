@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..pruner import Pruner
 from .features import Encoded, collate, squad_answers
 from .metrics import classification_metrics, regression_metrics, squad_metrics
 from .tasks import TaskSpec
@@ -96,7 +97,7 @@ def train(
     *,
     max_steps: int,
     device: torch.device,
-    pruner: Any = None,
+    pruner: Pruner | None = None,
     lr_lambda: Callable[[int], float] | None = None,
     max_grad_norm: float | None = 1.0,
     eval_every: int = 0,
@@ -105,6 +106,10 @@ def train(
     after_pruner_step: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune for ``max_steps`` optimizer updates, calling ``pruner.step()`` after each one.
+
+    The loop is the README's: ``loss.backward()``, gradient clipping, ``optimizer.step()`` (the
+    learning-rate scheduler's step), ``pruner.step()``, ``optimizer.zero_grad()``; the pruner is
+    built with the optimizer attached (its step hook keeps the masks applied).
 
     ``on_eval(step, mean_train_loss)`` runs every ``eval_every`` steps (0: never; the caller
     evaluates at the end). ``after_pruner_step()`` runs right after each ``pruner.step()``, while the
@@ -140,7 +145,7 @@ def train(
             pruner_step_time = time.perf_counter() - t_pruner
             if after_pruner_step is not None:
                 after_pruner_step()
-            if getattr(pruner, "start_step", 0) < step <= getattr(pruner, "end_step", -1):
+            if pruner.start_step < step <= pruner.end_step:
                 window_steps += 1
                 pruner_seconds += pruner_step_time
                 window_seconds += time.perf_counter() - t_step

@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._validate import state_dtype as check_state_dtype
+
 __all__ = ["Importance", "register", "get_method", "methods"]
 
 _REGISTRY: dict[str, type[Importance]] = {}
@@ -40,7 +42,8 @@ def register(cls: type[Importance]) -> type[Importance]:
 
 
 def methods() -> list[str]:
-    """Names of every pruning method available (``sp.methods()``)."""
+    """Names of the registered methods, those :class:`sevenprune.Pruner` runs during fine-tuning
+    (``sp.methods()`` adds those of :func:`sevenprune.prune_at_init`)."""
     return sorted(_REGISTRY)
 
 
@@ -63,9 +66,6 @@ class Importance(ABC):
     name: ClassVar[str] = ""
     #: whether ``observe`` reads gradients (the pruner then checks that they exist)
     needs_grad: ClassVar[bool] = True
-    #: "train": scored during fine-tuning through ``Pruner.step()``; "init": scored before
-    #: fine-tuning from batches and a loss, through ``sevenprune.prune_at_init``
-    phase: ClassVar[str] = "train"
     #: options and their defaults; anything else passed to the constructor is an error
     defaults: ClassVar[dict[str, Any]] = {}
     #: True if no entry's score ever decreases between selections (an accumulated sum of non-negative
@@ -86,26 +86,40 @@ class Importance(ABC):
         state_dtype: torch.dtype = torch.float32,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise TypeError(
-                f"method {self.name!r} got unknown option(s) {unknown}; "
-                f"its options are {sorted(self.defaults) or 'none'}"
-            )
-        if state_dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-            raise ValueError(
-                f"state_dtype must be torch.float32, torch.bfloat16, torch.float16 or torch.float64, "
-                f"got {state_dtype!r}"
-            )
+        self.options: dict[str, Any] = self.checked_options(options)
+        self.state_dtype = check_state_dtype(state_dtype)
         self.params: dict[str, Tensor] = dict(params)
         self.stats: dict[str, dict[str, Tensor]] = {}
-        self.state_dtype = state_dtype
-        self.options: dict[str, Any] = {**self.defaults, **options}
         self.validate_options()
 
+    @classmethod
+    def checked_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` completed with :attr:`defaults` and checked, without building the method: an
+        unknown name is a ``TypeError``, a bad value a ``ValueError`` (:meth:`check_options`).
+
+        >>> from sevenprune.importance import get_method
+        >>> get_method("random").checked_options({"seed": 3})
+        {'seed': 3}
+        """
+        unknown = sorted(set(options) - set(cls.defaults))
+        if unknown:
+            raise TypeError(
+                f"method {cls.name!r} got unknown option(s) {unknown}; "
+                f"its options are {sorted(cls.defaults) or 'none'}"
+            )
+        full = {**cls.defaults, **options}
+        cls.check_options(full)
+        return full
+
     # -- to implement ---------------------------------------------------------------------------
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Raise ``ValueError`` for a bad option value (name it and the valid range); a value may be
+        normalised in place (a tuple to a JSON list)."""
+
     def validate_options(self) -> None:
-        """Raise ``ValueError`` for a bad option value (name it and the valid range)."""
+        """The older, per-instance form of :meth:`check_options`, still called after ``__init__`` has
+        set ``self.options`` (for methods written against it)."""
 
     @abstractmethod
     def observe(self, t: int) -> None:

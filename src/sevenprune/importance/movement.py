@@ -41,6 +41,7 @@ State (movement): the running sum in fp32 (4 bytes per weight), in ``state_dict(
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -73,14 +74,13 @@ class MovementImportance(Importance):
     name = "movement"
     defaults = {"form": "sum", "lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "observe_from": "auto"}
 
-    def validate_options(self) -> None:
-        o = self.options
+    @classmethod
+    def check_options(cls, o: dict[str, Any]) -> None:
         if o["form"] not in ("sum", "adam"):
             raise ValueError(f"form must be 'sum' (the paper's Eq. 5) or 'adam' (the authors' code), got {o['form']!r}")
         check_adam_options(o)
         if o["observe_from"] not in ("auto", "window", "start"):
             raise ValueError(f"observe_from must be 'auto', 'window' or 'start', got {o['observe_from']!r}")
-        self.stats: dict[str, dict[str, Tensor]] = {}
 
     @property
     def observes_before_window(self) -> bool:
@@ -136,9 +136,6 @@ class InstantMovementImportance(Importance):
     """
 
     name = "movement_instant"
-
-    def validate_options(self) -> None:
-        self.stats: dict[str, dict[str, Tensor]] = {}
 
     def release(self) -> None:
         self.stats = {}

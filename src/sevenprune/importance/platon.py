@@ -39,6 +39,7 @@ entries scored ``-inf``). State: ``Ibar``, ``U`` and (``delta_t > 1``) the windo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -68,15 +69,15 @@ class PlatonImportance(Importance):
     name = "platon"
     defaults = {"beta1": 0.85, "beta2": 0.95, "delta_t": 10}
 
-    def validate_options(self) -> None:
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
         for key in ("beta1", "beta2"):
-            value = self.options[key]
+            value = options[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{key} must be a number in [0, 1), got {value!r}")
-        dt = self.options["delta_t"]
+        dt = options["delta_t"]
         if isinstance(dt, bool) or not isinstance(dt, int) or dt < 1:
             raise ValueError(f"delta_t must be an integer >= 1 (steps per window), got {dt!r}")
-        self.stats: dict[str, dict[str, Tensor]] = {}
 
     def _allocate(self) -> None:
         stats = ("ibar", "unc", "ipt") if self.options["delta_t"] > 1 else ("ibar", "unc")

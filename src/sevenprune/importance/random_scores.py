@@ -15,6 +15,7 @@ by ``state_dict()``.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -52,11 +53,11 @@ class RandomImportance(Importance):
     needs_grad = False
     defaults = {"seed": 0}
 
-    def validate_options(self) -> None:
-        seed = self.options["seed"]
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        seed = options["seed"]
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**63:
             raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-        self.stats: dict[str, dict[str, Tensor]] = {}
 
     def _allocate(self) -> None:
         drawn = random_scores([p.shape for p in self.params.values()], int(self.options["seed"]))

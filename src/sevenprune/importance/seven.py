@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -106,8 +106,13 @@ class SevenImportance(Importance):
     defaults = {"beta1": 0.8, "beta2": 0.9, "eps": 1e-9, "moments": "abs", "compile": "auto",
                 "noise_discount": True}
 
-    def validate_options(self) -> None:
-        o = self.options
+    def __init__(self, params: Mapping[str, Tensor], *, state_dtype: torch.dtype = torch.float32,
+                 **options: Any) -> None:
+        super().__init__(params, state_dtype=state_dtype, **options)
+        self._kernel: Callable[..., None] | None = None
+
+    @classmethod
+    def check_options(cls, o: dict[str, Any]) -> None:
         for key in ("beta1", "beta2"):
             if not isinstance(o[key], (int, float)) or not 0.0 <= o[key] < 1.0:
                 raise ValueError(f"{key} must be a number in [0, 1), got {o[key]!r}")
@@ -119,8 +124,6 @@ class SevenImportance(Importance):
             raise ValueError(f"compile must be 'auto', True or False, got {o['compile']!r}")
         if not isinstance(o["noise_discount"], bool):
             raise ValueError(f"noise_discount must be True or False, got {o['noise_discount']!r}")
-        self.stats: dict[str, dict[str, Tensor]] = {}
-        self._kernel: Callable[..., None] | None = None
 
     # -- statistics -------------------------------------------------------------------------------
     def _allocate(self) -> None:

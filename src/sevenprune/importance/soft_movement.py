@@ -112,8 +112,8 @@ class SoftMovementImportance(Importance):
     def observes_before_window(self) -> bool:
         return bool(self.options["observe_from"] == "start")
 
-    def validate_options(self) -> None:
-        o = self.options
+    @classmethod
+    def check_options(cls, o: dict[str, Any]) -> None:
         check_adam_options(o)
         lam = o["reg_lambda"]
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0 or math.isinf(lam):
@@ -125,7 +125,6 @@ class SoftMovementImportance(Importance):
             raise ValueError(f"score_optimizer must be 'adam' or 'sgd', got {o['score_optimizer']!r}")
         if o["observe_from"] not in ("window", "start"):
             raise ValueError(f"observe_from must be 'window' or 'start', got {o['observe_from']!r}")
-        self.stats: dict[str, dict[str, Tensor]] = {}
 
     def _allocate(self) -> None:
         init = float(self.options["init"])

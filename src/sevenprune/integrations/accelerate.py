@@ -26,28 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validate import unwrap_optimizer
 from ..pruner import Pruner
 
 __all__ = ["build_pruner", "unwrap_optimizer"]
-
-
-def unwrap_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The innermost torch optimizer of a wrapper that keeps it in ``.optimizer`` (Accelerate's
-    ``AcceleratedOptimizer``, the HF Trainer's optimizer); any other optimizer is returned as is.
-
-    >>> opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
-    >>> unwrap_optimizer(opt) is opt
-    True
-    """
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    seen = {id(optimizer)}
-    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-        optimizer = optimizer.optimizer  # type: ignore[attr-defined]
-        if id(optimizer) in seen:  # a wrapper pointing to itself
-            break
-        seen.add(id(optimizer))
-    return optimizer
 
 
 def build_pruner(

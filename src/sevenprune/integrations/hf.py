@@ -6,6 +6,7 @@
     callback = PruningCallback(method="seven", sparsity=0.6, start_step=100, prune_steps=400)
     trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[callback])
     trainer.train()                       # or trainer.train(resume_from_checkpoint=True)
+    # resuming from a checkpoint outside output_dir: PruningCallback(..., resume_from=that_checkpoint)
     trainer.save_model()                  # zeros in place; loads into plain transformers
 
 What the callback does at each Trainer event (the order of a training step is: backward for each
@@ -13,8 +14,9 @@ micro-batch, gradient clipping, ``optimizer.step()``, ``on_optimizer_step``, ``z
 ``on_step_end``, logging, saving):
 
 * ``on_init_end`` / ``on_train_begin``: builds the :class:`~sevenprune.Pruner` on the Trainer's
-  (unwrapped) model if it was given the Pruner's arguments; on a resumed run, loads the pruner state
-  saved with the checkpoint being resumed; attaches the Trainer's optimizer (the inner torch
+  (unwrapped) model if it was given the Pruner's arguments; on a resumed run (``state.global_step``
+  > 0), loads the pruner state saved with the checkpoint of that step (``resume_from``, else
+  ``args.resume_from_checkpoint``, else ``<output_dir>/checkpoint-<step>``); attaches the Trainer's optimizer (the inner torch
   optimizer), so that pruned entries of its state are cleared and masks re-applied after each step.
 * ``on_optimizer_step``: ``pruner.step()``: the schedule counts optimizer updates, so with gradient
   accumulation one step per update; gradients are all-reduced (DDP), clipped and unscaled (AMP) by
@@ -30,7 +32,6 @@ micro-batch, gradient clipping, ``optimizer.step()``, ``on_optimizer_step``, ``z
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without transfor
 from ..importance import get_method
 from ..pruner import Pruner
 from ..state import STATE_JSON, load_state, read_state, save_state
-from .accelerate import unwrap_optimizer
 
 __all__ = ["PruningCallback", "PRUNER_DIR"]
 
@@ -71,8 +71,11 @@ class PruningCallback(TrainerCallback):
             out and pass the Pruner's arguments (``method``, ``sparsity``, ``start_step``,
             ``prune_steps``, ``include``, ``exclude``, method options): the pruner is then built on
             the Trainer's model when the Trainer is created (or when training starts).
-        resume_from: where to read the pruner state when the Trainer resumes, if not in the
-            checkpoint the Trainer resumes from (found automatically).
+        resume_from: the checkpoint directory (or its ``pruner/`` folder) to read the pruner state from
+            when the Trainer resumes. The Trainer does not tell callbacks which checkpoint it resumes
+            from, so without it the state is looked for in ``args.resume_from_checkpoint``, then in
+            ``<output_dir>/checkpoint-<global step>`` (the checkpoint ``resume_from_checkpoint=True``
+            picks); pass it when resuming from a checkpoint elsewhere.
 
     The pruner is available as ``callback.pruner`` once built.
 
@@ -149,30 +152,13 @@ class PruningCallback(TrainerCallback):
                                     f"{direct} does not exist; cannot store the pruner state beside it")
         return found[-1]
 
-    @staticmethod
-    def _trainer_resume_checkpoint() -> str | os.PathLike[str] | None:
-        """The ``resume_from_checkpoint`` of the running ``Trainer.train()`` call.
-
-        The Trainer does not pass it to callbacks; it is read from the caller's frame (a local of
-        ``Trainer._inner_training_loop``), so a checkpoint outside ``output_dir`` is found too. Any
-        failure here only means falling back to ``output_dir/checkpoint-<step>``.
-        """
-        frame = inspect.currentframe()
-        try:
-            while frame is not None:
-                if frame.f_code.co_name == "_inner_training_loop":
-                    value = frame.f_locals.get("resume_from_checkpoint")
-                    return value if isinstance(value, (str, os.PathLike)) else None
-                frame = frame.f_back
-            return None
-        finally:
-            del frame
-
     def _resume(self, args: TrainingArguments, state: TrainerState, pruner: Pruner) -> None:
+        name = f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         candidates = (
             [self.resume_from] if self.resume_from is not None else
-            [self._trainer_resume_checkpoint(), args.resume_from_checkpoint,
-             _output_dir(args) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"]
+            [args.resume_from_checkpoint, _output_dir(args) / name,
+             # hyper-parameter search saves under output_dir/<run name>/
+             *sorted(_output_dir(args).glob(f"*/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)]
         )
         tried = []
         for c in candidates:
@@ -196,7 +182,9 @@ class PruningCallback(TrainerCallback):
             return  # the same callback continues in this process: its pruner is already there
         raise FileNotFoundError(
             f"the Trainer resumes at step {state.global_step} but no pruner state was found (looked in "
-            f"{tried}); pass PruningCallback(resume_from=<checkpoint directory holding '{PRUNER_DIR}/'>)"
+            f"{tried}); the Trainer does not tell callbacks which checkpoint it resumes from: pass "
+            f"PruningCallback(resume_from=<checkpoint directory holding '{PRUNER_DIR}/'>) or "
+            f"TrainingArguments(resume_from_checkpoint=<that directory>)"
         )
 
     @staticmethod
@@ -227,7 +215,7 @@ class PruningCallback(TrainerCallback):
         if state.global_step > 0:
             self._resume(args, state, pruner)
         if optimizer is not None:
-            pruner.attach(unwrap_optimizer(optimizer))
+            pruner.attach(optimizer)  # attach takes the inner torch optimizer of the Trainer's wrapper
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                           **kwargs: Any) -> None:
