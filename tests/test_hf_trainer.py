@@ -205,6 +205,8 @@ def test_saved_model_loads_into_plain_transformers_with_zeros(tmp_path: Path) ->
 def test_callback_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown method 'sevn'"):
         PruningCallback(method="sevn")
+    with pytest.raises(ValueError, match="prune_at_init"):  # a method that prunes before fine-tuning
+        PruningCallback(method="snip")
     with pytest.raises(TypeError, match="either a Pruner or the Pruner's arguments"):
         PruningCallback(sp.Pruner(tiny_bert(), "magnitude", 0.5, prune_steps=1), sparsity=0.5)
     with pytest.raises(TypeError, match="takes no 'optimizer'"):

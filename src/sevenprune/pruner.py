@@ -35,7 +35,7 @@ from .importance import Importance, get_method, methods
 from .importance.fixed import FixedMasks
 from .targets import find_prunable, pattern_list
 
-__all__ = ["Pruner", "STATE_FORMAT", "STATE_DTYPES", "SCOPES"]
+__all__ = ["Pruner", "STATE_FORMAT", "STATE_DTYPES", "SCOPES", "method_class"]
 
 #: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
 STATE_FORMAT = "sevenprune.pruner/1"
@@ -59,8 +59,9 @@ def _is_sharded(params: Sequence[Tensor]) -> bool:
     return any(flags)
 
 
-def _importance_class(method: str | type[Importance]) -> type[Importance]:
-    """The importance of ``method``: a registered name, or an :class:`Importance` subclass."""
+def method_class(method: str | type[Importance]) -> type[Importance]:
+    """The importance of ``method``: a registered name, or an :class:`Importance` subclass. An unknown
+    name, or one of a method that prunes before fine-tuning, is a ``ValueError`` saying where to go."""
     if isinstance(method, type) and issubclass(method, Importance):
         return method
     if isinstance(method, str) and method not in methods():
@@ -154,7 +155,7 @@ class Pruner:
             raise TypeError(f"method option(s) {both} given twice (as keywords and in method_options)")
         method_options = {**(method_options or {}), **options}
         dtype = _state_dtype(state_dtype)
-        importance = _importance_class(method)  # validates the name early, with the list of choices
+        importance = method_class(method)  # validates the name early, with the list of choices
         self.model = model
         self.include, self.exclude = pattern_list(include), pattern_list(exclude)
         self._setup_params(find_prunable(model, self.include, self.exclude))

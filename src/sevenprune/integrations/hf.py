@@ -47,8 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without transfor
         "sevenprune.integrations.hf needs transformers: pip install 'sevenprune[hf]'"
     ) from exc
 
-from ..importance import get_method
-from ..pruner import Pruner
+from ..pruner import Pruner, method_class
 from ..state import STATE_JSON, load_state, read_state, save_state
 
 __all__ = ["PruningCallback", "PRUNER_DIR"]
@@ -107,7 +106,7 @@ class PruningCallback(TrainerCallback):
             if bad in pruner_kwargs:
                 raise TypeError(f"PruningCallback takes no {bad!r}: the Trainer's {bad} is used")
         if pruner is None:
-            get_method(pruner_kwargs.get("method", "seven"))  # an unknown method fails here, not mid-train
+            method_class(pruner_kwargs.get("method", "seven"))  # an unknown method fails here, not mid-train
         self.pruner: Pruner | None = pruner
         self.pruner_kwargs = pruner_kwargs
         self.resume_from = None if resume_from is None else Path(resume_from)
