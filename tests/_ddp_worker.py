@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIOS = ["ddp", "mismatch", "unsynced", "threshold", "threshold_errors", "fsdp2", "fsdp2_pruner",
-             "accelerate", "trainer"]
+             "fsdp2_pruner_local", "accelerate", "trainer"]
 TIMEOUT_S = 150
 _CACHE: dict[str, Any] = {}
 
@@ -334,7 +334,12 @@ def scenario_fsdp2(rank: int) -> dict[str, Any]:
     }
 
 
-def scenario_fsdp2_pruner(rank: int) -> dict[str, Any]:
+def scenario_fsdp2_pruner_local(rank: int) -> dict[str, Any]:
+    """As ``fsdp2_pruner`` with ``scope="local"``: one sharded selection per matrix."""
+    return scenario_fsdp2_pruner(rank, scope="local")
+
+
+def scenario_fsdp2_pruner(rank: int, scope: str = "global") -> dict[str, Any]:
     """``sp.Pruner`` on an FSDP2-sharded model: each rank scores only its shard, the threshold is the
     sharded one; compared with a plain pruner on an unsharded copy fed the same data (so the
     gradients are the same), masks and weights must agree exactly."""
@@ -354,7 +359,7 @@ def scenario_fsdp2_pruner(rank: int) -> dict[str, Any]:
     runs = {}
     for label, net in (("sharded", model), ("reference", reference)):
         opt = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.01)
-        pruner = sp.Pruner(net, "seven", sparsity=0.7, start_step=1, prune_steps=4, optimizer=opt)
+        pruner = sp.Pruner(net, "seven", sparsity=0.7, start_step=1, prune_steps=4, optimizer=opt, scope=scope)
         g = torch.Generator().manual_seed(7)  # the same data on both ranks
         for _ in range(7):
             x = torch.randn(8, 12, generator=g)
@@ -385,6 +390,7 @@ def scenario_fsdp2_pruner(rank: int) -> dict[str, Any]:
         "weights_match": all(torch.equal(a, b) for a, b in zip(full_weights, ref_weights)),
         "zeros": sum(int((w == 0).sum()) for w in full_weights),
         "report_pruned": pruner.report()["pruned"],
+        "pruned_per_matrix": [int((w == 0).sum()) for w in full_weights],
     }
 
 
