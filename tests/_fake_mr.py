@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sevenprune.experiments import tasks
+from sevenprune.experiments import mr_data, tasks
 from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
 
 
@@ -20,6 +20,6 @@ def fake_mr(root: Path, *, sentences: int, test_size: int, seed: int) -> Iterato
     bert = make_tiny_bert(root / "bert")
     sdist = make_fake_vader_sdist(root / "cache" / tasks.VADER_SDIST, fake_sentences(sentences, seed=seed))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tasks, "VADER_SHA256", hashlib.sha256(sdist.read_bytes()).hexdigest())
-        mp.setattr(tasks, "MR_TEST_SIZE", test_size)
+        mp.setattr(mr_data, "VADER_SHA256", hashlib.sha256(sdist.read_bytes()).hexdigest())
+        mp.setattr(mr_data, "MR_TEST_SIZE", test_size)
         yield bert, root / "cache"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sevenprune.experiments import tasks
+from sevenprune.experiments import mr_data, tasks
 from sevenprune.experiments.features import encode_squad, image_tensor, squad_answers
 from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert, write_idx
 
@@ -17,7 +17,7 @@ from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist
 def fake_vader(tmp_path, monkeypatch):
     rows = fake_sentences(100, seed=3)
     path = make_fake_vader_sdist(tmp_path / "cache" / tasks.VADER_SDIST, rows)
-    monkeypatch.setattr(tasks, "VADER_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    monkeypatch.setattr(mr_data, "VADER_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
     return tmp_path / "cache", rows
 
 
@@ -46,7 +46,7 @@ def test_load_mr_labels_drops_zeros_and_splits_fixed(fake_vader):
 
 def test_mr_refuses_a_file_with_the_wrong_hash(fake_vader, monkeypatch):
     cache, _ = fake_vader
-    monkeypatch.setattr(tasks, "VADER_SHA256", "0" * 64)
+    monkeypatch.setattr(mr_data, "VADER_SHA256", "0" * 64)
     with pytest.raises(ValueError, match="sha256"):
         tasks.load_mr(cache, test_size=20)
 
@@ -58,7 +58,7 @@ def test_mr_too_small_for_the_test_set(fake_vader):
 
 def test_mr_is_fetched_with_pip_download_once(tmp_path, monkeypatch):
     source = make_fake_vader_sdist(tmp_path / "src" / tasks.VADER_SDIST, fake_sentences(30))
-    monkeypatch.setattr(tasks, "VADER_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
+    monkeypatch.setattr(mr_data, "VADER_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
     calls = []
 
     requirements = []
@@ -70,21 +70,21 @@ def test_mr_is_fetched_with_pip_download_once(tmp_path, monkeypatch):
         (dest / tasks.VADER_SDIST).write_bytes(source.read_bytes())
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(tasks.subprocess, "run", fake_run)
+    monkeypatch.setattr(mr_data.subprocess, "run", fake_run)
     cache = tmp_path / "cache"
     path = tasks.fetch_vader_sdist(cache)
     assert path == cache / tasks.VADER_SDIST and path.exists()
     # pip gets the sha256 (--require-hashes), so it checks the archive before running any of its code
     assert calls[0][1:] == ["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
                             "-r", requirements[0], "-d", calls[0][-1]]
-    assert requirements[1] == f"vaderSentiment==3.3.2 --hash=sha256:{tasks.VADER_SHA256}\n"
+    assert requirements[1] == f"vaderSentiment==3.3.2 --hash=sha256:{mr_data.VADER_SHA256}\n"
     tasks.fetch_vader_sdist(cache)
     assert len(calls) == 1  # cached
     assert list(cache.iterdir()) == [path]  # no temporary left behind
 
 
 def test_failed_download_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(tasks.subprocess, "run",
+    monkeypatch.setattr(mr_data.subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no network"))
     with pytest.raises(RuntimeError, match="no network"):
         tasks.fetch_vader_sdist(tmp_path)
