@@ -135,3 +135,27 @@ def test_candidate_set_over_growing_scores_matches_a_brute_force_sort_at_every_s
             s.view(-1)[idx] = -math.inf  # pinned, as the pruner does
         assert all(torch.equal(e, a) for e, a in zip(expected, alive)), f"step {step}"
     assert 0 < reused < 30  # both paths were taken
+
+
+def test_seven_pruner_reuses_candidates_and_selects_what_a_full_scan_selects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guard for the speed-up: with SEVEN's never-decreasing scores most selections of a long window
+    reuse the candidate set (few scans), with the same masks as a pruner that scans every time."""
+    import sevenprune as sp
+    from sevenprune.importance.seven import SevenImportance
+
+    def run(monotone: bool) -> tuple[dict[str, torch.Tensor], int]:
+        monkeypatch.setattr(SevenImportance, "monotone_scores", monotone)
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 256))
+        pruner = sp.Pruner(model, "seven", 0.6, start_step=0, prune_steps=400)  # 328k weights: sampled bands
+        g = torch.Generator().manual_seed(1)
+        for _ in range(220):  # beyond the middle of the window, where few entries go per step
+            model(torch.randn(8, 64, generator=g)).square().mean().backward()
+            pruner.step()
+            model.zero_grad()
+        return {n: m.clone() for n, m in pruner.masks.items()}, pruner._selector.scans
+
+    reused, scans = run(True)
+    scanned, _ = run(False)
+    assert all(torch.equal(reused[n], scanned[n]) for n in reused)
+    assert scans < 220 // 3, f"{scans} candidate scans in 220 selections"

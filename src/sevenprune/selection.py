@@ -112,9 +112,10 @@ class _Candidates:
     done: int = 0  # scans of sets already forgotten
 
     def get(self, key: int) -> CandidateSet:
+        candidates = self.sets.setdefault(key, CandidateSet())
         if not self.monotone:
-            return CandidateSet()
-        return self.sets.setdefault(key, CandidateSet())
+            candidates.clear()  # scores may have decreased: the old bound proves nothing
+        return candidates
 
     def clear(self) -> None:
         self.done += sum(c.scans for c in self.sets.values())
