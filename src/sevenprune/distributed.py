@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch import distributed as dist
 
-from .threshold import kth_smallest
+from .threshold import SAMPLE_SIZE, kth_smallest
 
 __all__ = [
     "MaskMismatchError",
@@ -48,7 +48,6 @@ __all__ = [
 
 _P = (1 << 31) - 1  # a prime; every hash term stays below 2**31, so int64 sums cannot overflow
 _MULT = 1_103_515_245 % _P
-_SAMPLE_SIZE = 1 << 16
 _GATHER_LIMIT = 1 << 20
 
 
@@ -215,7 +214,7 @@ def sharded_smallest_k_keep_masks(
     global_offsets: Sequence[int],
     total: int | None = None,
     group: object | None = None,
-    sample_size: int = _SAMPLE_SIZE,
+    sample_size: int = SAMPLE_SIZE,
     gather_limit: int = _GATHER_LIMIT,
     seed: int = 0,
 ) -> list[Tensor]:

@@ -38,7 +38,8 @@ from torch import Tensor
 __all__ = ["smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest", "kth_smallest_value",
            "keep_masks_for_value", "CountReduction", "LOCAL"]
 
-_SAMPLE_SIZE = 1 << 16
+#: values drawn to bracket the k-th smallest score (the band's width shrinks with its square root)
+SAMPLE_SIZE = 1 << 16
 
 
 def _sample(scores: Sequence[Tensor], total: int, sample_size: int, seed: int) -> Tensor:
@@ -175,7 +176,7 @@ def _drawn(values: Sequence[Tensor], of: int, sample_size: int, gen: torch.Gener
 
 
 def kth_smallest(
-    values: Sequence[Tensor], k: int, *, reduction: CountReduction = LOCAL, sample_size: int = _SAMPLE_SIZE,
+    values: Sequence[Tensor], k: int, *, reduction: CountReduction = LOCAL, sample_size: int = SAMPLE_SIZE,
     sample_above: int | None = None, gather_limit: float = math.inf, seed: int = 0,
 ) -> tuple[float, int]:
     """``(v, n_less)``: the k-th smallest (1-based) of the flat ``values`` of every holder, and how many
@@ -223,7 +224,7 @@ def kth_smallest(
 
 
 def kth_smallest_value(
-    scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
+    scores: Sequence[Tensor], k: int, *, sample_size: int = SAMPLE_SIZE, seed: int = 0
 ) -> tuple[float, int]:
     """Return ``(v, n_less)``: the k-th smallest value (1-based) and how many entries are ``< v``."""
     return kth_smallest([s.reshape(-1) for s in scores], k, sample_size=sample_size, seed=seed)
@@ -251,7 +252,7 @@ def keep_masks_for_value(scores: Sequence[Tensor], value: float, quota: int) -> 
 
 
 def smallest_k_keep_masks(
-    scores: Sequence[Tensor], k: int, *, sample_size: int = _SAMPLE_SIZE, seed: int = 0
+    scores: Sequence[Tensor], k: int, *, sample_size: int = SAMPLE_SIZE, seed: int = 0
 ) -> list[Tensor]:
     """Boolean keep-masks (True = kept) pruning exactly the ``k`` smallest entries over all tensors.
 
@@ -356,7 +357,7 @@ def smallest_k_finite(
     k: int,
     *,
     masks: Sequence[Tensor] | None = None,
-    sample_size: int = _SAMPLE_SIZE,
+    sample_size: int = SAMPLE_SIZE,
     seed: int = 0,
 ) -> list[Tensor]:
     """Flat indices (int64, one tensor per score tensor) of the ``k`` smallest entries whose score is
@@ -402,7 +403,7 @@ class CandidateSet:
     [3]
     """
 
-    def __init__(self, sample_size: int = _SAMPLE_SIZE) -> None:
+    def __init__(self, sample_size: int = SAMPLE_SIZE) -> None:
         self.sample_size = sample_size
         self.idx: list[Tensor] | None = None
         self.bound = math.inf
