@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 
 from .structured import Block, require_blocks
-from .threshold import smallest_k_keep_masks
+from .threshold import matrix_sample_size, smallest_k_keep_masks
 
 __all__ = ["VALID_PATTERNS", "group_keep_masks", "nm_holds", "nm_keep_masks", "parse_pattern", "require_blocks",
            "validate_pattern", "weight_kinds"]
@@ -159,7 +159,8 @@ def nm_keep_masks(scores: Sequence[Tensor], masks: Mapping[str, Tensor], kinds: 
         raise ValueError(f"pattern '{n}:{m}' prunes at most {limit} of {numel} entries "
                          f"(sparsity {1 - n / m}); the schedule asked for {k}: set sparsity={1 - n / m}")
     if per_matrix is not None:  # scope="local": each matrix's own count among its candidates
-        return [smallest_k_keep_masks([c], count, seed=seed)[0] for c, count in zip(cand, per_matrix)]
+        return [smallest_k_keep_masks([c], count, seed=seed, sample_size=matrix_sample_size(c.numel()))[0]
+                for c, count in zip(cand, per_matrix)]
     return smallest_k_keep_masks(cand, k, seed=seed)
 
 

@@ -161,13 +161,6 @@ class Unstructured(Selector):
         return self._candidates.scans
 
 
-def _matrix_sample_size(numel: int) -> int:
-    """The sample that brackets one matrix's threshold: 1/64 of its entries (at least 1,024, at most the
-    global selection's 65,536). Drawing and sorting 65,536 values for each of 36 MiniLM matrices took
-    ~0.38 s a step (scope="local"); the result is exact whatever the sample (a miss widens the band)."""
-    return max(1 << 10, min(threshold.SAMPLE_SIZE, numel >> 6))
-
-
 class PerMatrix(Unstructured):
     """``scope="local"``: every weight reaches its own count (``Target.counts``) by its own ranking."""
 
@@ -178,7 +171,7 @@ class PerMatrix(Unstructured):
             if need <= 0:
                 continue
             cover = _capped(target.ahead[i] - pruned[name] if target.ahead else 0, need, mask.numel())
-            candidates = self._candidates.get(i, _matrix_sample_size(mask.numel()))
+            candidates = self._candidates.get(i, threshold.matrix_sample_size(mask.numel()))
             idx = candidates.smallest_k([score], need, masks=[mask], seed=target.seed, cover=cover)[0]
             _prune_indices(masks, pruned, name, idx, newly)
         return newly
@@ -199,7 +192,8 @@ class Sharded(Selector):
 
         if self.local:  # one exact selection per matrix, in that matrix's own global order
             bases = itertools.accumulate(self.sizes, initial=0)
-            keep = [sharded_smallest_k_keep_masks([s], c, global_offsets=[off - base], total=size, seed=target.seed)[0]
+            keep = [sharded_smallest_k_keep_masks([s], c, global_offsets=[off - base], total=size, seed=target.seed,
+                                                  sample_size=threshold.matrix_sample_size(size))[0]
                     for s, c, off, base, size in zip(scores, target.counts, self.offsets, bases, self.sizes)]
         else:
             keep = sharded_smallest_k_keep_masks(scores, target.k, global_offsets=self.offsets,

@@ -35,11 +35,19 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest", "kth_smallest_value",
+__all__ = ["SAMPLE_SIZE", "matrix_sample_size", "smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest", "kth_smallest_value",
            "keep_masks_for_value", "CountReduction", "LOCAL"]
 
 #: values drawn to bracket the k-th smallest score (the band's width shrinks with its square root)
 SAMPLE_SIZE = 1 << 16
+
+
+def matrix_sample_size(numel: int) -> int:
+    """The sample that brackets one matrix's own threshold (``scope="local"``): 1/64 of its entries, at
+    least 1,024 and at most :data:`SAMPLE_SIZE`. Drawing and sorting 65,536 values for each of MiniLM's
+    36 matrices took ~0.38 s a selection; the result is exact whatever the sample (a miss widens the band).
+    """
+    return max(1 << 10, min(SAMPLE_SIZE, numel >> 6))
 
 
 def _sample(scores: Sequence[Tensor], total: int, sample_size: int, seed: int) -> Tensor:
