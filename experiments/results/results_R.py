@@ -75,8 +75,8 @@ def main_table(rows: list[dict[str, Any]], order: list[str]) -> str:
     lines = ["| method | " + " | ".join(f"{s * 100:g} %" for s in sparsities) + " |",
              "|---|" + "---|" * len(sparsities)]
     for m in names:
-        if m == "dense":
-            cell = _cell([_acc(r) for r in rows if r["name"] == "dense"])
+        if m == "dense" or m.startswith("dense_"):  # dense variants (S study): one value for every column
+            cell = _cell([_acc(r) for r in rows if r["name"] == m])
             lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cell for _ in sparsities) + " |")
             continue
         cells = [_cell([_acc(r) for r in rows if r["name"] == m and float(r["target_sparsity"]) == s])
@@ -88,7 +88,7 @@ def main_table(rows: list[dict[str, Any]], order: list[str]) -> str:
 def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[str, list[dict[str, Any]]]:
     """``ours - other`` per sparsity on the seeds both have: bootstrap interval, verdict, McNemar per seed."""
     by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in rows}
-    dense = {int(r["seed"]): r for r in rows if r["name"] == "dense"}
+    dense = {(r["name"], int(r["seed"])): r for r in rows if r["name"].startswith("dense")}
     sparsities = sorted({s for (m, s, _) in by if m == ours})
     lines = ["| comparison | sparsity | seeds | difference, points [95 % CI] | verdict | McNemar p per seed |",
              "|---|---|---|---|---|---|"]
@@ -96,11 +96,11 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[st
     for other in others:
         for s in sparsities:
             seeds = sorted(k for (m, s2, k) in by if m == ours and s2 == s
-                           and ((other, s, k) in by or (other == "dense" and k in dense)))
+                           and ((other, s, k) in by or (other, k) in dense))
             if not seeds:
                 continue
             a = [correct(by[(ours, s, k)]) for k in seeds]
-            b = [correct(dense[k] if other == "dense" else by[(other, s, k)]) for k in seeds]
+            b = [correct(dense[(other, k)] if (other, k) in dense else by[(other, s, k)]) for k in seeds]
             d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
             ps = ", ".join(f"{mcnemar(x, y):.2g}" for x, y in zip(a, b))
             lines.append(f"| {ours} − {other} | {s * 100:g} % | {len(seeds)} | {d.points()} | {d.verdict} | {ps} |")
@@ -447,6 +447,14 @@ def blocks() -> dict[str, str]:
     out["R_overlap"] = (overlap_table or "(no overlap data yet)") + (
         "\n\nHow much of each kept set the pretrained weights' magnitude alone would keep:\n\n" + magnitude
         if magnitude else "")
+    batch = load_runs(["S_batch80"])
+    if batch:  # the fine-tuning-strategy study's gradient-noise axis: SEVEN against its own control
+        order = [f"{m}_b{b}" for b in (8, 128) for m in ("dense", "seven", "seven_nd", "platon", "magnitude")]
+        for r in batch:
+            r["name"] = r["run"].split("-s")[0] if "-s0" in r["run"] else r["run"].rsplit("-seed", 1)[0]
+        tables = [paired(batch, f"seven_b{b}", [f"seven_nd_b{b}", f"platon_b{b}", f"magnitude_b{b}", f"dense_b{b}"])[0]
+                  for b in (8, 128) if any(r["name"] == f"seven_b{b}" for r in batch)]
+        out["S_batch"] = (main_table(batch, order) + "\n\n" + "\n\n".join(t for t in tables if t.startswith("|")))
     pooler = load_runs(["R_pooler80"])
     if pooler:
         out["R_pooler"] = main_table(pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")

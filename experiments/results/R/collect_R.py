@@ -26,7 +26,8 @@ FILES = ("result.json", "config.json", "metrics.jsonl", "predictions.npz", "diag
 
 def collect(runs: Path) -> list[str]:
     copied = []
-    for result in sorted(runs.glob("R_*/runs/*/result.json")):
+    # protocol R's sweeps, and the fine-tuning-strategy study's (S_*), which is protocol R with one factor changed
+    for result in sorted(p for prefix in ("R_", "S_") for p in runs.glob(f"{prefix}*/runs/*/result.json")):
         run = result.parent
         sweep = run.parent.parent.name
         dest = OUT / sweep / run.name
