@@ -104,12 +104,11 @@ class Selector:
 
 @dataclass
 class _Candidates:
-    """Candidate sets by key, kept only for scores that never decrease (else a fresh one each time,
-    which is a full scan)."""
+    """One candidate set per key (the whole model, or one matrix). For scores that may decrease the set
+    is emptied before every use, so each selection is a full scan."""
 
     monotone: bool
     sets: dict[int, CandidateSet] = field(default_factory=dict)
-    done: int = 0  # scans of sets already forgotten
 
     def get(self, key: int, sample_size: int = threshold.SAMPLE_SIZE) -> CandidateSet:
         candidates = self.sets.setdefault(key, CandidateSet(sample_size))
@@ -118,12 +117,12 @@ class _Candidates:
         return candidates
 
     def clear(self) -> None:
-        self.done += sum(c.scans for c in self.sets.values())
-        self.sets = {}
+        for candidates in self.sets.values():
+            candidates.clear()
 
     @property
     def scans(self) -> int:
-        return self.done + sum(c.scans for c in self.sets.values())
+        return sum(c.scans for c in self.sets.values())
 
 
 def _capped(cover: int, need: int, numel: int) -> int:

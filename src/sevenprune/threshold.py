@@ -63,6 +63,12 @@ def _sample(scores: Sequence[Tensor], total: int, sample_size: int, seed: int) -
     return torch.cat(parts)
 
 
+def _spread(ns: int, q: float) -> float:
+    """Ranks either side of ``q * ns`` in a sorted sample of ``ns`` that bracket the true ``q``-quantile
+    with overwhelming probability (5 binomial standard deviations, plus a margin for tiny samples)."""
+    return 5.0 * math.sqrt(max(ns * q * (1.0 - q), 1.0)) + 16.0
+
+
 class CountReduction(Protocol):
     """How counts and a few values cross the holders of the scores: identity in one process
     (:data:`LOCAL`), all-reduce and all-gather across ranks for sharded scores
@@ -119,7 +125,7 @@ class _Band:
         m = self.upto - self.below
         q = (k - self.below) / m
         rank = q * ns
-        spread = 5.0 * math.sqrt(max(ns * q * (1.0 - q), 1.0)) + 16.0
+        spread = _spread(ns, q)
         picks = {math.floor(rank - spread), math.ceil(rank + spread)}
         picks = {r for r in picks if 0 <= r < ns} or {min(max(round(rank), 0), ns - 1)}
         return sorted({float(sample[r]) for r in picks})
@@ -317,7 +323,7 @@ def _scan(
             quantile = min(1.0, k / alive)
             values, _ = torch.sort(finite)
             ns = values.numel()
-            spread = 5.0 * math.sqrt(max(ns * quantile * (1 - quantile), 1.0)) + 16.0
+            spread = _spread(ns, quantile)
             rank = math.ceil(quantile * ns + spread)
             hi = float(values[rank]) if rank < ns else math.inf
     buf = torch.empty(max(sizes), dtype=torch.bool, device=scores[0].device)
