@@ -114,3 +114,50 @@ def test_collect_copies_summaries_only_and_computes_mask_overlap(tmp_path, monke
     # kept sets {0, 1} and {0, 2}: intersection 1, union 3
     assert pairs["platon vs seven"]["all"] == pytest.approx(1 / 3, abs=1e-5)
     assert pairs["platon vs seven"]["layers"]["weight"] == pytest.approx(1 / 3, abs=1e-5)
+
+
+def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results_R, tmp_path):
+    results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
+    rng = np.random.default_rng(1)
+    root = tmp_path / "R"
+    for seed in (1, 2):
+        base = (rng.random(400) < 0.75).astype(np.int8)
+        better = base.copy()
+        better[np.flatnonzero(base == 0)[:20]] = 1  # right on 20 more of 400 sentences: +5 points
+        # the reference level (protocol R itself): SEVEN and its control identical
+        _run(root, "R_dyn80", "dense", seed, 0.0, base, False)
+        _run(root, "R_dyn80", "seven", seed, 0.8, base, False)
+        _run(root, "R_dyn80", "seven_nd", seed, 0.8, base, False)
+        _run(root, "R_dyn80", "seven", seed, 0.9, better, False)  # another sparsity: not a level of the study
+        # batch 8: SEVEN 5 points ahead of its control on both seeds
+        _run(root, "S_batch80", "seven_b8", seed, 0.8, better, False)
+        _run(root, "S_batch80", "seven_nd_b8", seed, 0.8, base, False)
+    (root / "S_batch80" / "dense_b8-seed1").mkdir()  # an unfinished run (no result.json) is not read
+    blocks = results_S.blocks()
+    table = blocks["S_batch"].split("\n\n")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table[0].splitlines()[2:]}
+    acc_base = [json.loads((root / "R_dyn80" / f"seven-s0.8-seed{s}" / "result.json").read_text())["metrics"]["accuracy"]
+                for s in (1, 2)]
+    acc_better = [json.loads((root / "S_batch80" / f"seven_b8-s0.8-seed{s}" / "result.json").read_text())
+                  ["metrics"]["accuracy"] for s in (1, 2)]
+    # columns: batch 8, 32 (protocol R), 128 (not run)
+    assert rows["SEVEN_dyn"] == [f"{np.mean(acc_better):.3f} ± {np.std(acc_better, ddof=1):.3f} (2)",
+                                 f"{np.mean(acc_base):.3f} ± {np.std(acc_base, ddof=1):.3f} (2)", "-"]
+    assert rows["dense"] == ["-", f"{np.mean(acc_base):.3f} ± {np.std(acc_base, ddof=1):.3f} (2)", "-"]
+    paired = {(line.split("|")[1].strip(), line.split("|")[2].strip()): line for line in table[1].splitlines()[2:]}
+    assert "+5.0 [+" in paired[("seven − seven_nd", "8")] and "| ahead |" in paired[("seven − seven_nd", "8")]
+    assert "+0.0 [+0.0, +0.0]" in paired[("seven − seven_nd", "32")]
+    assert ("seven − dense", "8") not in paired  # no dense run at batch 8 finished
+    assert blocks["S_lr"] == "(not run yet)" and blocks["S_optimizer"] == "(not run yet)"
+    assert "protocol R: not separated" in blocks["S_short"] and "batch 8: ahead (+5.0" in blocks["S_short"]
+    assert (tmp_path / "img" / "results_S.png").exists()
+
+
+@pytest.mark.parametrize("run, expected", [("seven_nd_b8-s0.8-seed1", ("seven_nd", "b8")),
+                                           ("seven-s0.8-seed3", ("seven", None)),
+                                           ("dense_lr0.3x-seed2", ("dense", "lr0.3x")),
+                                           ("magnitude_adafactor-s0.8-seed1", ("magnitude", "adafactor")),
+                                           ("dense-seed1", ("dense", None))])
+def test_strategy_study_reads_method_and_level_from_the_run_name(run, expected):
+    results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
+    assert results_S._split(run) == expected

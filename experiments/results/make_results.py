@@ -29,6 +29,7 @@ from sevenprune.experiments.report import _CSV_FIRST, _CSV_LAST, collect_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_R  # noqa: E402 - beside this script
+import results_S  # noqa: E402 - beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "results"
@@ -217,7 +218,7 @@ def main() -> int:
             found = collect_results(RUNS / sweep)
             if found:
                 write_csv(found, CSV_DIR / f"{sweep}.csv")
-    blocks: dict[str, str] = results_R.blocks()
+    blocks: dict[str, str] = results_R.blocks() | results_S.blocks()
     pre_r = results_R.load_runs(["R_pre80"])
     if pre_r:  # beside the paper's SST-2 panel: drops from dense, ours from protocol R's dense
         blocks["R_paper"] = paper_table(pre_r + [r for r in results_R.load_runs(["R_dyn80"]) if r["name"] == "dense"],

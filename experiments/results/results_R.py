@@ -447,14 +447,6 @@ def blocks() -> dict[str, str]:
     out["R_overlap"] = (overlap_table or "(no overlap data yet)") + (
         "\n\nHow much of each kept set the pretrained weights' magnitude alone would keep:\n\n" + magnitude
         if magnitude else "")
-    batch = load_runs(["S_batch80"])
-    if batch:  # the fine-tuning-strategy study's gradient-noise axis: SEVEN against its own control
-        order = [f"{m}_b{b}" for b in (8, 128) for m in ("dense", "seven", "seven_nd", "platon", "magnitude")]
-        for r in batch:
-            r["name"] = r["run"].split("-s")[0] if "-s0" in r["run"] else r["run"].rsplit("-seed", 1)[0]
-        tables = [paired(batch, f"seven_b{b}", [f"seven_nd_b{b}", f"platon_b{b}", f"magnitude_b{b}", f"dense_b{b}"])[0]
-                  for b in (8, 128) if any(r["name"] == f"seven_b{b}" for r in batch)]
-        out["S_batch"] = (main_table(batch, order) + "\n\n" + "\n\n".join(t for t in tables if t.startswith("|")))
     pooler = load_runs(["R_pooler80"])
     if pooler:
         out["R_pooler"] = main_table(pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")

@@ -1,0 +1,189 @@
+"""The fine-tuning-strategy study (docs/results.md, section S), from the committed files in docs/results/R/.
+
+Each factor is protocol R at 80 % with one thing changed (``experiments/results/S/make_configs.py``);
+the protocol's own runs (``R_dyn80``, ``R_base80``) are the reference level of every factor (batch 32,
+AdamW at 1e-4, constant schedule). For every factor: one table of accuracy per method and level, the
+paired differences of SEVEN against each method at each level, and one plot of accuracy against the
+factor. Like ``results_R``, nothing here reads ``runs/``, so a fresh clone rebuilds the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, load_runs
+from sevenprune.experiments.stats import mcnemar, paired_bootstrap
+
+METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
+COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN minus each of these, level by level
+SPARSITY = 0.8
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One axis of the study: its sweep, and its levels as (label, variant suffix; None = protocol R)."""
+
+    key: str
+    title: str
+    sweep: str
+    levels: tuple[tuple[str, str | None], ...]
+
+
+FACTORS = (
+    Factor("batch", "batch size (same training examples seen)", "S_batch80",
+           (("8", "b8"), ("32", None), ("128", "b128"))),
+    Factor("lr", "AdamW learning rate", "S_lr80",
+           (("3e-5 (x0.3)", "lr0.3x"), ("1e-4 (x1)", None), ("3e-4 (x3)", "lr3x"))),
+    Factor("schedule", "learning-rate schedule", "S_sched80",
+           (("constant", None), ("linear decay, 10 % warm-up", "linear"))),
+    Factor("optimizer", "optimizer (each at the rate found on the dense model)", "S_optim80",
+           (("AdamW", None), ("SGD, momentum 0.9", "sgd"), ("Adafactor", "adafactor"))),
+)
+
+
+def _split(run: str) -> tuple[str, str | None]:
+    """``seven_nd_b8-s0.8-seed1`` -> ("seven_nd", "b8"); ``dense-seed2`` -> ("dense", None)."""
+    variant = run.split("-s0")[0] if "-s0" in run else run.rsplit("-seed", 1)[0]
+    for m in sorted(METHODS, key=len, reverse=True):  # seven_nd before seven
+        if variant == m:
+            return m, None
+        if variant.startswith(m + "_"):
+            return m, variant[len(m) + 1:]
+    return variant, None
+
+
+def _reference(factor: Factor) -> str:
+    return next(label for label, suffix in factor.levels if suffix is None)
+
+
+def factor_rows(factor: Factor, reference: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The factor's runs with ``name`` the method and ``level`` the level's label, reference level included."""
+    by_suffix = {suffix: label for label, suffix in factor.levels}
+    rows = []
+    for r in reference + load_runs([factor.sweep]):
+        method, suffix = _split(r["run"])
+        if method not in METHODS or suffix not in by_suffix:
+            continue
+        if method != "dense" and float(r["target_sparsity"]) != SPARSITY:
+            continue
+        rows.append({**r, "name": method, "level": by_suffix[suffix]})
+    return rows
+
+
+def level_table(factor: Factor, rows: list[dict[str, Any]]) -> str:
+    """Accuracy, mean ± sample sd over seeds (seeds in brackets), method x level."""
+    levels = [label for label, _ in factor.levels]
+    lines = [f"| method | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
+    for m in METHODS:
+        cells = [_cell([_acc(r) for r in rows if r["name"] == m and r["level"] == lv]) for lv in levels]
+        if any(c != "-" for c in cells):
+            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_records(factor: Factor, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SEVEN minus each compared method at each level, on the seeds both have."""
+    by = {(r["name"], r["level"], int(r["seed"])): r for r in rows}
+    records = []
+    for other in COMPARED:
+        for label, _ in factor.levels:
+            seeds = sorted(k for (m, lv, k) in by if m == "seven" and lv == label and (other, label, k) in by)
+            if not seeds:
+                continue
+            a = [correct(by[("seven", label, k)]) for k in seeds]
+            b = [correct(by[(other, label, k)]) for k in seeds]
+            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+            records.append({"factor": factor.key, "level": label, "reference": label == _reference(factor), "other": other, "seeds": len(seeds),
+                            "mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict,
+                            "points": d.points(), "mcnemar": [mcnemar(x, y) for x, y in zip(a, b)]})
+    return records
+
+
+def paired_table(factor: Factor, records: list[dict[str, Any]]) -> str:
+    lines = [f"| comparison | {factor.key} | seeds | difference, points [95 % CI] | verdict | McNemar p per seed |",
+             "|---|---|---|---|---|---|"]
+    for r in records:
+        ps = ", ".join(f"{p:.2g}" for p in r["mcnemar"])
+        lines.append(f"| seven − {r['other']} | {r['level']} | {r['seeds']} | {r['points']} | {r['verdict']} | {ps} |")
+    return "\n".join(lines)
+
+
+def summary(records: list[dict[str, Any]]) -> str:
+    """One line per comparison: the verdict at each level of each factor, generated from the intervals."""
+    if not records:
+        return "(no paired comparison yet)"
+    lines = ["**In short (generated from the paired comparisons of every factor below):**"]
+    def verdict(r: dict[str, Any]) -> str:
+        return (f"{r['verdict']} ({r['mean'] * 100:+.1f} [{r['low'] * 100:+.1f}, {r['high'] * 100:+.1f}], "
+                f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
+
+    for other in COMPARED:
+        ours = [r for r in records if r["other"] == other]
+        # protocol R is every factor's reference level: said once, first
+        parts = [f"protocol R: {verdict(r)}" for r in ours if r["reference"]][:1]
+        parts += [f"{r['factor']} {r['level']}: {verdict(r)}" for r in ours if not r["reference"]]
+        if parts:
+            lines.append(f"- SEVEN − {LABELS.get(other, other)}: " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def plot(factors: list[tuple[Factor, list[dict[str, Any]]]], name: str) -> str:
+    """Accuracy against each factor's level, one line per method (means; seeds as small dots)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(factors), figsize=(4.2 * len(factors), 3.8), squeeze=False)
+    for ax, (factor, rows) in zip(axes[0], factors):
+        levels = [label for label, _ in factor.levels]
+        for i, m in enumerate(METHODS):
+            xs, ys = [], []
+            for x, lv in enumerate(levels):
+                vals = [_acc(r) for r in rows if r["name"] == m and r["level"] == lv]
+                if vals:
+                    offset = (i - 2) * 0.04  # side by side, so that the seeds' dots do not hide each other
+                    ax.plot([x + offset] * len(vals), vals, ".", ms=3, color=f"C{i}", alpha=0.5)
+                    xs.append(x + offset)
+                    ys.append(float(np.mean(vals)))
+            if xs:
+                ax.plot(xs, ys, marker="o", color=f"C{i}", ls="--" if m == "dense" else "-", label=LABELS.get(m, m))
+        ax.set_xticks(range(len(levels)), levels, fontsize=7)
+        ax.set_title(factor.title, fontsize=8)
+        ax.set_ylabel("accuracy (2,000 test sentences)", fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("Protocol R at 80 %, one fine-tuning factor changed at a time", fontsize=9)
+    return _save(fig, name)
+
+
+def dense_search() -> str | None:
+    """The dense learning-rate search for SGD and Adafactor (seed 1), if it ran."""
+    rows = load_runs(["S_lr_dense"])
+    if not rows:
+        return None
+    lines = ["| optimizer | learning rate | dense accuracy |", "|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["run"].split("_lr")[0], float(r["run"].split("_lr")[1].split("-")[0]))):
+        opt, lr = r["run"].split("-seed")[0].split("_lr")
+        lines.append(f"| {opt} | {lr} | {_acc(r):.3f} |")
+    return "\n".join(lines)
+
+
+def blocks() -> dict[str, str]:
+    reference = load_runs(["R_dyn80", "R_base80"])
+    out: dict[str, str] = {}
+    plotted, records = [], []
+    for factor in FACTORS:
+        rows = factor_rows(factor, reference)
+        if all(r["level"] == _reference(factor) for r in rows):  # only protocol R's own runs: not run yet
+            out[f"S_{factor.key}"] = "(not run yet)"
+            continue
+        recs = paired_records(factor, rows)
+        records += recs
+        plotted.append((factor, rows))
+        out[f"S_{factor.key}"] = level_table(factor, rows) + "\n\n" + paired_table(factor, recs)
+    out["S_short"] = summary(records)
+    if plotted:
+        out["S_plot"] = f"![fine-tuning strategies]({plot(plotted, 'results_S.png')})"
+    search = dense_search()
+    if search:
+        out["S_lr_dense"] = search
+    return out
