@@ -161,3 +161,18 @@ def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results
 def test_strategy_study_reads_method_and_level_from_the_run_name(run, expected):
     results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
     assert results_S._split(run) == expected
+
+
+def test_pretrained_function_table_averages_each_methods_runs(results_R, tmp_path):
+    root = tmp_path / "R"
+    root.mkdir()
+    data = {"dense (no mask)": {"cosine_to_dense": 1.0, "probe_accuracy": 0.75, "majority_class_rate": 0.53},
+            "R_base80/movement-s0.8-seed1": {"cosine_to_dense": 0.01, "probe_accuracy": 0.50},
+            "R_base80/movement-s0.8-seed2": {"cosine_to_dense": 0.03, "probe_accuracy": 0.56},
+            "R_dyn90/seven-s0.9-seed1": {"cosine_to_dense": 0.3, "probe_accuracy": 0.7}}
+    (root / "pretrained_function.json").write_text(json.dumps(data))
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:-1]]
+            for line in results_R.pretrained_function_table(results_R.DYN_ORDER).splitlines()[2:]}
+    assert rows[("movement (authors' form, per matrix)", "80%")] == ["0.020", "0.530", "2"]
+    assert rows[("SEVEN_dyn", "90%")] == ["0.300", "0.700", "1"]
+    assert rows[("(the probe's majority-class rate)", "-")] == ["-", "0.530", "-"]

