@@ -114,6 +114,9 @@ def test_collect_copies_summaries_only_and_computes_mask_overlap(tmp_path, monke
     # kept sets {0, 1} and {0, 2}: intersection 1, union 3
     assert pairs["platon vs seven"]["all"] == pytest.approx(1 / 3, abs=1e-5)
     assert pairs["platon vs seven"]["layers"]["weight"] == pytest.approx(1 / 3, abs=1e-5)
+    # incremental: a pair already computed is kept as it was, a pair whose run is gone is dropped
+    known = {"s0.5-seed1": {"platon vs seven": {"all": 0.25, "layers": {}}, "gone vs seven": {"all": 1.0}}}
+    assert collect.overlap(runs, known)["s0.5-seed1"] == {"platon vs seven": {"all": 0.25, "layers": {}}}
 
 
 def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results_R, tmp_path):

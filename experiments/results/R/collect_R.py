@@ -17,6 +17,7 @@ import shutil
 import sys
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,8 +43,9 @@ def collect(runs: Path) -> list[str]:
     return copied
 
 
-def overlap(runs: Path) -> dict[str, object]:
-    """Per layer, the Jaccard index of the kept sets of every pair of methods (same sweep, sparsity, seed)."""
+def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object]:
+    """Per layer, the Jaccard index of the kept sets of every pair of methods (same sparsity and seed).
+    Pairs already in ``known`` are kept (a finished run's masks do not change), so only new runs cost."""
     from safetensors.torch import load_file
 
     out: dict[str, object] = {}
@@ -59,10 +61,13 @@ def overlap(runs: Path) -> dict[str, object]:
     for (sp, seed), states in sorted(groups.items()):
         if len(states) < 2:
             continue
+        done = (known or {}).get(f"{sp}-{seed}", {})
+        todo = [(a, b) for a, b in combinations(sorted(states), 2) if f"{a} vs {b}" not in done]
+        needed = {m for pair in todo for m in pair}
         masks = {m: {k.removeprefix("mask/"): v for k, v in load_file(str(p)).items() if k.startswith("mask/")}
-                 for m, p in states.items()}
-        pairs = {}
-        for a, b in combinations(sorted(masks), 2):
+                 for m, p in states.items() if m in needed}
+        pairs = {k: v for k, v in done.items() if tuple(k.split(" vs ")) in set(combinations(sorted(states), 2))}
+        for a, b in todo:
             layers = {}
             for name in masks[a]:
                 if name not in masks[b]:
@@ -77,7 +82,7 @@ def overlap(runs: Path) -> dict[str, object]:
     return out
 
 
-def pretrained_magnitude_overlap(runs: Path) -> dict[str, dict[str, float]]:
+def pretrained_magnitude_overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
     """Per run, the share of its kept weights that are among the largest ``|W|`` of the *pretrained*
     model (the same count per matrix): 1.0 is magnitude pruning at the start, the kept fraction is
     what a choice unrelated to magnitude gets on average. Reads the pretrained all-MiniLM-L6-v2."""
@@ -91,7 +96,11 @@ def pretrained_magnitude_overlap(runs: Path) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
         run = state.parent.parent
+        key = f"{run.parent.parent.name}/{run.name}"
         if not (run / "result.json").exists():
+            continue
+        if key in (known or {}):
+            out[key] = known[key]  # type: ignore[index]
             continue
         inside = kept = total = 0
         for key, mask in load_file(str(state)).items():
@@ -211,9 +220,14 @@ def main() -> int:
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     copied = collect(runs)
-    (OUT / "overlap.json").write_text(json.dumps(overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    def previous(name: str) -> dict[str, Any]:
+        return json.loads((OUT / name).read_text(encoding="utf-8")) if (OUT / name).exists() else {}
+
+    (OUT / "overlap.json").write_text(json.dumps(overlap(runs, previous("overlap.json")), indent=1, sort_keys=True)
+                                      + "\n", encoding="utf-8")
     (OUT / "magnitude_overlap.json").write_text(
-        json.dumps(pretrained_magnitude_overlap(runs), indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        json.dumps(pretrained_magnitude_overlap(runs, previous("magnitude_overlap.json")), indent=1, sort_keys=True)
+        + "\n", encoding="utf-8")
     function_file = OUT / "pretrained_function.json"
     known = json.loads(function_file.read_text(encoding="utf-8")) if function_file.exists() else {}
     function_file.write_text(json.dumps(pretrained_function(runs, known), indent=1) + "\n", encoding="utf-8")
