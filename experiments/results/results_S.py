@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, load_runs
+from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, discount_table, load_runs
 from sevenprune.experiments.stats import mcnemar, paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -181,6 +181,10 @@ def blocks() -> dict[str, str]:
         plotted.append((factor, rows))
         out[f"S_{factor.key}"] = level_table(factor, rows) + "\n\n" + paired_table(factor, recs)
     out["S_short"] = summary(records)
+    # what the discount exchanges at each batch size: SEVEN's runs that recorded it, protocol R's among them
+    seven = [{**r, "name": "seven"} for r in reference + load_runs(["S_batch80"])
+             if _split(r["run"])[0] == "seven" and float(r["target_sparsity"]) == SPARSITY]
+    out["S_batch_discount"] = discount_table(seven)
     if plotted:
         out["S_plot"] = f"![fine-tuning strategies]({plot(plotted, 'results_S.png')})"
     search = dense_search()
