@@ -9,13 +9,13 @@ fresh clone rebuilds the same bytes (the bootstrap is seeded; matplotlib's PNG m
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sevenprune.experiments import diagnostics_plots as dplots
 from sevenprune.experiments.stats import mcnemar, paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,20 +248,6 @@ def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: s
     return _save(fig, name)
 
 
-def _kind(name: str) -> str:
-    for key, label in (("attention.self.query", "query"), ("attention.self.key", "key"),
-                       ("attention.self.value", "value"), ("attention.output.dense", "attention out"),
-                       ("intermediate.dense", "FFN in"), ("output.dense", "FFN out")):
-        if key in name:
-            return label
-    return "other"
-
-
-def _layer_index(name: str) -> int:
-    found = re.search(r"layer\.(\d+)\.", name)
-    return int(found.group(1)) if found else -1
-
-
 def plot_noise_discount(rows: list[dict[str, Any]], name: str) -> str | None:
     """SEVEN's m_hat/r_hat over the window: median per matrix kind, and the histogram at the last snapshot."""
     runs = [r for r in rows if r["name"] == "seven" and (d := diagnostics(r)) and d["snapshots"]
@@ -271,87 +257,28 @@ def plot_noise_discount(rows: list[dict[str, Any]], name: str) -> str | None:
     run = sorted(runs, key=lambda r: (abs(float(r["target_sparsity"]) - 0.8), r["seed"]))[0]
     d = diagnostics(run)
     assert d is not None
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    kinds: dict[str, list[tuple[int, float, float, float]]] = defaultdict(list)
-    for snap in d["snapshots"]:
-        per = snap["noise_discount"]["per_weight"]
-        by_kind = defaultdict(list)
-        for w, v in per.items():
-            by_kind[_kind(w)].append(v["quantiles"])
-        for k, qs in by_kind.items():
-            q = np.mean(np.array(qs), axis=0)  # mean over layers of each quantile
-            kinds[k].append((snap["window_step"], q[1], q[2], q[3]))
-    for k, pts in sorted(kinds.items()):
-        xs = [p[0] for p in pts]
-        line = ax1.plot(xs, [p[2] for p in pts], marker="o", label=k)[0]
-        ax1.fill_between(xs, [p[1] for p in pts], [p[3] for p in pts], alpha=0.12, color=line.get_color())
-    ax1.set_xlabel("pruning step (window of 180)")
-    ax1.set_ylabel("m_hat / r_hat of kept weights")
-    ax1.set_title("median (band: quartiles), mean over the 6 layers")
-    ax1.legend(fontsize=7)
-    last = d["snapshots"][-1]["noise_discount"]
-    edges = np.array(last["bin_edges"])
-    by_layer = defaultdict(lambda: np.zeros(len(edges) - 1))
-    for w, v in last["per_weight"].items():
-        by_layer[_layer_index(w)] += np.array(v["histogram"])
-    for layer, hist in sorted(by_layer.items()):
-        ax2.plot((edges[:-1] + edges[1:]) / 2, hist / max(1, hist.sum()), marker=".", label=f"layer {layer}")
-    ax2.set_xlabel("m_hat / r_hat")
-    ax2.set_ylabel("fraction of kept weights")
-    ax2.set_title(f"at window step {d['snapshots'][-1]['window_step']}")
-    ax2.legend(fontsize=7)
-    fig.suptitle(f"SEVEN's noise discount, {run['run']}", fontsize=9)
-    return _save(fig, name)
+    dplots.plot_noise_discount(d, IMG / name, title=f"SEVEN's noise discount, {run['run']}")
+    return f"img/{name}"
 
 
 def plot_stability(rows: list[dict[str, Any]], order: list[str], sparsity: float, name: str) -> str | None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    drawn = False
-    for m in order:
-        curves = []
-        for r in rows:
-            if r["name"] == m and float(r["target_sparsity"]) == sparsity and (d := diagnostics(r)):
-                curves.append([(s["window_step"], s["jaccard_with_final_kept"]) for s in d["snapshots"]])
-        if not curves:
-            continue
-        xs = [p[0] for p in curves[0]]
-        ys = np.mean([[p[1] for p in c] for c in curves if len(c) == len(xs)], axis=0)
-        ax.plot(xs, ys, marker="o", label=f"{LABELS.get(m, m)} ({len(curves)})")
-        drawn = True
-    if not drawn:
-        _plt().close(fig)
+    groups = {LABELS.get(m, m): [d for r in rows if r["name"] == m and float(r["target_sparsity"]) == sparsity
+                                 and (d := diagnostics(r))] for m in order}
+    if not any(groups.values()):
         return None
-    ax.set_xlabel("pruning step (window of 180)")
-    ax.set_ylabel("Jaccard(kept now at final sparsity, final kept)")
-    ax.set_title(f"How early each method's ranking settles ({sparsity * 100:g} %)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _save(fig, name)
+    dplots.plot_stability({k: v for k, v in groups.items() if v}, IMG / name,
+                          title=f"How early each method's ranking settles ({sparsity * 100:g} %)")
+    return f"img/{name}"
 
 
 def plot_layers(rows: list[dict[str, Any]], order: list[str], sparsity: float, name: str) -> str | None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 3.8))
-    drawn = False
-    names: list[str] = []
-    for m in order:
-        runs = [r for r in rows if r["name"] == m and float(r["target_sparsity"]) == sparsity and r["layers"]]
-        if not runs:
-            continue
-        names = list(runs[0]["layers"])
-        ys = np.mean([[r["layers"][n] for n in names] for r in runs], axis=0)
-        ax.plot(range(len(names)), ys, marker=".", label=LABELS.get(m, m))
-        drawn = True
-    if not drawn:
-        _plt().close(fig)
+    groups = {LABELS.get(m, m): [r["layers"] for r in rows if r["name"] == m
+                                 and float(r["target_sparsity"]) == sparsity and r["layers"]] for m in order}
+    if not any(groups.values()):
         return None
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([f"{_layer_index(n)} {_kind(n)}" for n in names], rotation=90, fontsize=6)
-    ax.set_ylabel("final sparsity of the matrix")
-    ax.set_title(f"Per-matrix sparsity at {sparsity * 100:g} % overall (mean over seeds)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _save(fig, name)
+    dplots.plot_layer_sparsity({k: v for k, v in groups.items() if v}, IMG / name,
+                               title=f"Per-matrix sparsity at {sparsity * 100:g} % overall (mean over seeds)")
+    return f"img/{name}"
 
 
 def plot_overlap(name: str) -> tuple[str | None, str]:
@@ -372,7 +299,7 @@ def plot_overlap(name: str) -> tuple[str | None, str]:
         names = list(v["layers"])
         ax.plot(range(len(names)), [v["layers"][n] for n in names], marker=".", label=f"{pair} (all {v['all']:.2f})")
     ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([f"{_layer_index(n)} {_kind(n)}" for n in names], rotation=90, fontsize=6)
+    ax.set_xticklabels([f"{dplots.layer_index(n)} {dplots.matrix_kind(n)}" for n in names], rotation=90, fontsize=6)
     ax.set_ylabel("Jaccard index of the kept sets")
     ax.set_title(f"Mask overlap with SEVEN per matrix ({key})")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))

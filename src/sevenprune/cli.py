@@ -227,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list tasks, methods and built-in models")
 
+    p = sub.add_parser("diagnostics", help="plot the sentinel diagnostics of runs made with --diagnostics",
+                       description="Draw the figures of docs/results.md (R.4) from runs made with --diagnostics: "
+                                   "SEVEN's noise discount per run, how early each method's ranking settles, and "
+                                   "the final sparsity of every matrix (runs grouped by method).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their diagnostics.json files)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created if needed)")
+
     _add_export_parser(sub)
     return parser
 
@@ -333,6 +340,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnostics(args: argparse.Namespace) -> int:
+    from .experiments.diagnostics_plots import plot_runs
+
+    for path in plot_runs(args.runs, args.out):
+        print(path)
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .experiments.models import BUILTIN_MODELS
     from .experiments.config import ALIASES, method_choices
@@ -380,7 +395,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list,
-             "export": _cmd_export}
+             "export": _cmd_export, "diagnostics": _cmd_diagnostics}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -246,6 +246,8 @@ class PruningDiagnostics:
             "top_classes": classes,
             "pruned_per_step": self.pruned_per_step,
             "discount_effect": self.discount_effect,
+            # the final mask's sparsity per matrix (the per-layer figure of `sevenprune diagnostics`)
+            "final_sparsity_per_weight": {n: 1.0 - int(m.sum()) / m.numel() for n, m in zip(self.names, final)},
             "state_bytes_per_weight_peak": max((r["state_bytes_per_weight"] for r in self.records), default=None),
         }
 
