@@ -5,27 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-import transformers
+from _tiny_diagnostics import tiny_bert_diagnostics
 
-import sevenprune as sp
 from sevenprune.cli import main
 from sevenprune.experiments import diagnostics_plots as dplots
 
 
 def _run(out, method: str, seed: int = 0, **options: object) -> dict:
     """A tiny BERT pruned with diagnostics; its diagnostics.json in ``out`` (a run folder)."""
-    cfg = transformers.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                                  vocab_size=50)
-    torch.manual_seed(seed)
-    model = transformers.BertModel(cfg)
-    pruner = sp.Pruner(model, method, 0.5, start_step=0, prune_steps=6, exclude="pooler", **options)
-    diag = sp.PruningDiagnostics(pruner, snapshots=3)
-    for _ in range(6):
-        model(torch.randint(0, 50, (2, 5))).last_hidden_state.sum().backward()
-        pruner.step()
-        diag.step()
-        model.zero_grad()
+    pruner, diag = tiny_bert_diagnostics(method, seed, **options)
     out.mkdir(parents=True)
     diag.save(out / "diagnostics.json")
     return {"pruner": pruner, "summary": json.loads((out / "diagnostics.json").read_text())}

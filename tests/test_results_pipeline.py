@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers
+from _tiny_diagnostics import tiny_bert_diagnostics
 
 import sevenprune as sp
 
@@ -37,18 +37,7 @@ def results_R(tmp_path, monkeypatch):
 
 def _diagnostics(path: Path) -> None:
     """A real diagnostics.json from a tiny BERT (the names the plots parse)."""
-    cfg = transformers.BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                                  vocab_size=50)
-    torch.manual_seed(0)
-    model = transformers.BertModel(cfg)
-    pruner = sp.Pruner(model, "seven", 0.5, start_step=0, prune_steps=6, exclude="pooler")
-    diag = sp.PruningDiagnostics(pruner, snapshots=3)
-    for _ in range(6):
-        model(torch.randint(0, 50, (2, 5))).last_hidden_state.sum().backward()
-        pruner.step()
-        diag.step()
-        model.zero_grad()
-    diag.save(path)
+    tiny_bert_diagnostics("seven")[1].save(path)
 
 
 def _run(root: Path, sweep: str, name: str, seed: int, sparsity: float, correct: np.ndarray, diag: bool) -> None:
