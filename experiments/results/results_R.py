@@ -424,4 +424,7 @@ def blocks() -> dict[str, str]:
         out["R_pre"] = main_table(pre, PRE_ORDER)
         out["R_pre_paired"] = paired(pre, "seven_pre", ["seven_pre_frozen", "snip", "grasp", "force",
                                                         "magnitude_init", "random_init"])[0]
+        layers = plot_layers(pre, PRE_ORDER, 0.8, "results_R_layers_pre.png")
+        if layers:
+            out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
     return out
