@@ -79,3 +79,13 @@ def test_bad_input_names_the_file_without_a_traceback(tmp_path, capsys):
                                                ("classifier.weight", -1, "other")])
 def test_matrix_names(name, layer, kind):
     assert dplots.layer_index(name) == layer and dplots.matrix_kind(name) == kind
+
+
+def test_runs_recorded_before_the_per_matrix_field_take_it_from_result_json(tmp_path):
+    run = tmp_path / "seven-s0.5-seed1"
+    summary = _run(run, "seven")["summary"]
+    del summary["final_sparsity_per_weight"]  # as a diagnostics.json written by an older version
+    (run / "diagnostics.json").write_text(json.dumps(summary))
+    assert "layers.png" not in [p.name for p in dplots.plot_runs([run], tmp_path / "a")]
+    (run / "result.json").write_text(json.dumps({"layers": {"encoder.layer.0.output.dense.weight": 0.5}}))
+    assert "layers.png" in [p.name for p in dplots.plot_runs([run / "diagnostics.json"], tmp_path / "b")]
