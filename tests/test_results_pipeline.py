@@ -161,11 +161,14 @@ def test_pretrained_function_table_averages_each_methods_runs(results_R, tmp_pat
     data = {"dense (no mask)": {"cosine_to_dense": 1.0, "probe_accuracy": 0.75, "majority_class_rate": 0.53},
             "R_base80/movement-s0.8-seed1": {"cosine_to_dense": 0.01, "probe_accuracy": 0.50},
             "R_base80/movement-s0.8-seed2": {"cosine_to_dense": 0.03, "probe_accuracy": 0.56},
+            "R_pooler80/seven-s0.9-seed1": {"cosine_to_dense": 0.9, "probe_accuracy": 0.9},  # another target set
             "R_dyn90/seven-s0.9-seed1": {"cosine_to_dense": 0.3, "probe_accuracy": 0.7, "layer_output_norm_ratio": 0.4,
                                          "layer_output_cosine": 0.5, "layer_output_unit_shift": 0.6}}
     (root / "pretrained_function.json").write_text(json.dumps(data))
     rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:-1]]
-            for line in results_R.pretrained_function_table(results_R.DYN_ORDER).splitlines()[2:]}
+            for line in results_R.pretrained_function_table(results_R.DYN_ORDER + results_R.POOLER_ORDER)
+            .splitlines()[2:]}
     assert rows[("movement (authors' form, per matrix)", "80%")] == ["0.020", "0.530", "-", "-", "-", "2"]
-    assert rows[("SEVEN_dyn", "90%")] == ["0.300", "0.700", "0.400", "0.500", "0.600", "1"]
+    assert rows[("SEVEN_dyn", "90%")] == ["0.300", "0.700", "0.400", "0.500", "0.600", "1"]  # not the pooler run
+    assert rows[("SEVEN_dyn, pooler included (R.2)", "90%")][:2] == ["0.900", "0.900"]
     assert rows[("(the probe's majority-class rate)", "-")] == ["-", "0.530", "-", "-", "-", "-"]

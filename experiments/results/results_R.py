@@ -26,7 +26,9 @@ DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement"
 PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
 LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
           "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
-          "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense"}
+          "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
+          "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)"}
+POOLER_ORDER = ["seven_pooler", "platon_pooler"]
 PNG_META = {"Software": None}  # no matplotlib version in the file: identical bytes across installs
 N_BOOT = 4000
 
@@ -202,6 +204,13 @@ def discount_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit 05617c015a on)"
 
 
+def _method_of(sweep: str, run: str) -> str:
+    """The method a committed run stands for in the mask tables: the pooler control's runs
+    (``R_pooler80``, another target set) are ``<method>_pooler``."""
+    method = run.split("-s")[0]
+    return f"{method}_pooler" if sweep.startswith("R_pooler") else method
+
+
 def _frac(v: list[float]) -> str:
     return f"{np.mean(v) * 100:.1f} %" + (f" ± {np.std(v, ddof=1) * 100:.1f}" if len(v) > 1 else "") if v else "-"
 
@@ -317,11 +326,12 @@ def magnitude_overlap_table(order: list[str]) -> str:
     cells: dict[tuple[str, str], list[float]] = {}
     chance: dict[str, float] = {}
     for run, v in data.items():
-        name, _, rest = run.split("/", 1)[1].partition("-s")
+        sweep, run_name = run.split("/", 1)
+        name, _, rest = run_name.partition("-s")
         if not rest:
             continue
         sparsity = rest.split("-")[0]
-        cells.setdefault((name, sparsity), []).append(v["kept_in_pretrained_top_abs_w"])
+        cells.setdefault((_method_of(sweep, run_name), sparsity), []).append(v["kept_in_pretrained_top_abs_w"])
         chance[sparsity] = v["kept_fraction"]
     known = [m for m in order if any(k[0] == m for k in cells)] + sorted({k[0] for k in cells} - set(order))
     lines = ["| method | sparsity | kept weights among the pretrained top-\\|W\\| (same count per matrix) "
@@ -349,8 +359,8 @@ def pretrained_function_table(order: list[str]) -> str | None:
         sweep, run = key.split("/")
         if "-s" not in run or run.startswith("dense"):
             continue
-        method, rest = run.split("-s", 1)
-        cells[(method, rest.split("-")[0])].append(v)
+        rest = run.split("-s", 1)[1]
+        cells[(_method_of(sweep, run), rest.split("-")[0])].append(v)
     dense = data.get("dense (no mask)")
     columns = ("cosine_to_dense", "probe_accuracy", "layer_output_norm_ratio", "layer_output_cosine",
                "layer_output_unit_shift")
@@ -407,17 +417,23 @@ def blocks() -> dict[str, str]:
     if overlap_fig:
         figs.append(f"![mask overlap]({overlap_fig})")
     out["R_figures"] = "\n\n".join(figs) if figs else "(no diagnostics yet)"
-    magnitude = magnitude_overlap_table(DYN_ORDER + PRE_ORDER)
+    magnitude = magnitude_overlap_table(DYN_ORDER + PRE_ORDER + POOLER_ORDER)
     out["R_overlap"] = (overlap_table or "(no overlap data yet)") + (
         "\n\nHow much of each kept set the pretrained weights' magnitude alone would keep:\n\n" + magnitude
         if magnitude else "")
-    function = pretrained_function_table(DYN_ORDER + PRE_ORDER[1:])
+    function = pretrained_function_table(DYN_ORDER + PRE_ORDER[1:] + POOLER_ORDER)
     if function:
         out["R_function"] = function
     pooler = load_runs(["R_pooler80"])
-    if pooler:
-        out["R_pooler"] = main_table(pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")
-                                               and float(r["target_sparsity"]) in (0.0, 0.8)], DYN_ORDER)
+    if pooler:  # the same methods with the pooler in the target set, beside the main table's runs
+        for r in pooler:
+            r["name"] = _method_of(r["sweep"], r["run"])
+        rows = pooler + [r for r in dyn if r["name"] in ("seven", "platon", "dense")
+                         and float(r["target_sparsity"]) in (0.0, 0.8)]
+        comparisons = [paired(rows, f"{m}_pooler", [m])[0] for m in ("seven", "platon")
+                       if any(r["name"] == f"{m}_pooler" for r in pooler)]
+        out["R_pooler"] = (main_table(rows, ["dense", "seven", "seven_pooler", "platon", "platon_pooler"]) + "\n\n"
+                           + "\n\n".join(c for c in comparisons if c.startswith("|")))
     pre = load_runs(["R_pre80"])
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]

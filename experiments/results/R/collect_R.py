@@ -52,7 +52,8 @@ def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object
     groups: dict[tuple[str, str], dict[str, Path]] = {}
     for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
         run = state.parent.parent
-        if not (run / "result.json").exists():
+        # the pooler control prunes another target set, and its method names are the main table's
+        if not (run / "result.json").exists() or run.parent.parent.name.startswith("R_pooler"):
             continue
         result = json.loads((run / "result.json").read_text())
         key = (f"s{result['target_sparsity']:g}", f"seed{result['seed']}")
@@ -174,10 +175,13 @@ def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[
     real = layer_batch["attention_mask"].bool()
 
     def keep_input(name: str):  # noqa: ANN202 - a forward hook
-        return lambda module, args, output: layer_inputs.__setitem__(name + ".weight", args[0][real].detach())
+        def hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            x = args[0]  # (batch, tokens, features): the real tokens only; the pooler sees (batch, features)
+            layer_inputs[name + ".weight"] = (x[real] if x.dim() == 3 else x).detach()
+        return hook
 
     hooks = [m.register_forward_hook(keep_input(n)) for n, m in model.named_modules()
-             if isinstance(m, torch.nn.Linear) and n.startswith("encoder.")]
+             if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         model(**layer_batch)
     for h in hooks:
