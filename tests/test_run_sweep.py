@@ -274,6 +274,27 @@ def test_one_shot_aliases_prune_before_training(env, method):
     assert result["sparsity"] == pytest.approx(0.6, abs=1e-4)
 
 
+@pytest.mark.parametrize("method, phase_kw", [("random", {"start_step": 2, "prune_steps": 4}), ("random_init", {})])
+def test_the_run_seed_draws_random_masks_unless_an_option_fixes_it(env, method, phase_kw):
+    """A sweep's seeds must change random pruning's masks too (the library's own default seed is 0)."""
+    def masks(name, seed, **kw):
+        run(resolve_config(_opts(env, method=method, sparsity=0.5, seed=seed, max_steps=6, save_model=False,
+                                 **phase_kw, **kw)), env["root"] / name, log=lambda *a: None)
+        from safetensors.torch import load_file
+
+        return {k: v for k, v in load_file(str(env["root"] / name / "pruner" / "pruner.safetensors")).items()
+                if k.startswith("mask/")}
+
+    one, two = masks(f"{method}-1", 1), masks(f"{method}-2", 2)
+    assert any(not torch.equal(one[k], two[k]) for k in one)
+    fixed1 = masks(f"{method}-f1", 1, method_options={"seed": 7})
+    fixed2 = masks(f"{method}-f2", 2, method_options={"seed": 7})
+    assert all(torch.equal(fixed1[k], fixed2[k]) for k in fixed1)
+    # and the mask is the library's draw from that seed: the run's seed 1 is option seed 1
+    option_seed_1 = masks(f"{method}-o1", 5, method_options={"seed": 1})
+    assert all(torch.equal(one[k], option_seed_1[k]) for k in one)
+
+
 def test_scope_is_a_run_option_and_old_runs_without_it_still_match():
     from sevenprune.experiments.sweep import _differences
 

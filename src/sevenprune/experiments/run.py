@@ -122,6 +122,16 @@ def _encode(spec: Any, cols: Any, tokenizer: Any, model: Any, cfg: RunConfig, *,
     return encode_text(spec, cols, tokenizer, cfg.max_length)
 
 
+def method_options(cfg: RunConfig, library_method: str) -> dict[str, Any]:
+    """The method's options for this run: ``cfg.method_options``, and for random pruning the run's
+    ``seed`` unless an option sets one, so that ``--seed`` changes the random masks as it changes
+    everything else (the library's own default is seed 0)."""
+    options = dict(cfg.method_options)
+    if library_method == "random" and "seed" not in options:
+        options["seed"] = cfg.seed
+    return options
+
+
 class _DeviceBatches:
     """Re-iterable batches on ``device``: the first ``limit`` batches of ``loader`` (all if None)."""
 
@@ -158,7 +168,7 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     try:
         return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
                              exclude=cfg.exclude, optimizer=optimizer, state_dtype=state_dtype, scope=cfg.scope,
-                             **cfg.method_options)
+                             **method_options(cfg, method))
     finally:
         model.train()
 
@@ -242,7 +252,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
         pruner = sp.Pruner(model, plan["library_method"], sparsity, plan["start_step"], plan["prune_steps"],
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
                            state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope,
-                           mask_interval=cfg.mask_interval, **cfg.method_options)
+                           mask_interval=cfg.mask_interval, **method_options(cfg, plan["library_method"]))
     elif plan["phase"] == "init" and cfg.pattern != "unstructured":
         raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
                          f"(sp.Pruner), not with {cfg.method!r}")
