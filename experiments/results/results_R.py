@@ -432,8 +432,10 @@ def blocks() -> dict[str, str]:
                          and float(r["target_sparsity"]) in (0.0, 0.8)]
         comparisons = [paired(rows, f"{m}_pooler", [m])[0] for m in ("seven", "platon")
                        if any(r["name"] == f"{m}_pooler" for r in pooler)]
+        tables = [c.splitlines() for c in comparisons if c.startswith("|")]
+        paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []  # one header
         out["R_pooler"] = (main_table(rows, ["dense", "seven", "seven_pooler", "platon", "platon_pooler"]) + "\n\n"
-                           + "\n\n".join(c for c in comparisons if c.startswith("|")))
+                           + "\n".join(paired_rows))
     pre = load_runs(["R_pre80"])
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]
