@@ -29,7 +29,6 @@ LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "plat
           "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
           "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)"}
 POOLER_ORDER = ["seven_pooler", "platon_pooler"]
-PNG_META = {"Software": None}  # no matplotlib version in the file: identical bytes across installs
 N_BOOT = 4000
 
 
@@ -42,7 +41,7 @@ def load_runs(sweeps: list[str]) -> list[dict[str, Any]]:
             r = json.loads(result.read_text(encoding="utf-8"))
             r["run"] = result.parent.name
             r["sweep"] = sweep
-            r["name"] = result.parent.name.split("-s")[0] if not r["run"].startswith("dense") else "dense"
+            r["name"] = r["run"].split("-s")[0]  # the variant: "seven_nd-s0.8-seed1", "dense-seed2"
             r["dir"] = result.parent
             rows.append(r)
     return rows
@@ -217,19 +216,11 @@ def _frac(v: list[float]) -> str:
 
 # -- plots -------------------------------------------------------------------------------------------
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "sevenprune"
-    return plt
+    return dplots._pyplot()
 
 
 def _save(fig: Any, name: str) -> str:
-    path = IMG / name
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_META)
-    _plt().close(fig)
+    dplots._save(fig, IMG / name)
     return f"img/{name}"
 
 

@@ -35,8 +35,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["SAMPLE_SIZE", "matrix_sample_size", "smallest_k_keep_masks", "smallest_k_finite", "CandidateSet", "kth_smallest", "kth_smallest_value",
-           "keep_masks_for_value", "CountReduction", "LOCAL"]
+__all__ = ["SAMPLE_SIZE", "matrix_sample_size", "smallest_k_keep_masks", "smallest_k_finite", "CandidateSet",
+           "kth_smallest", "kth_smallest_value", "keep_masks_for_value", "CountReduction", "LOCAL"]
 
 #: values drawn to bracket the k-th smallest score (the band's width shrinks with its square root)
 SAMPLE_SIZE = 1 << 16

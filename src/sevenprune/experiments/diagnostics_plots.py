@@ -39,11 +39,9 @@ _KINDS = (("attention.self.query", "query"), ("attention.self.key", "key"), ("at
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    from .report import _pyplot as files_only_pyplot
 
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
+    plt = files_only_pyplot()
     plt.rcParams["svg.hashsalt"] = "sevenprune"
     return plt
 
