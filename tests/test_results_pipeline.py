@@ -145,6 +145,31 @@ def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results
     assert (tmp_path / "img" / "results_S.png").exists()
 
 
+def test_optimizer_factor_takes_dense_from_the_search_run_at_the_rate_the_sweep_used(results_R, tmp_path):
+    results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
+    root = tmp_path / "R"
+    rng = np.random.default_rng(2)
+    base = (rng.random(400) < 0.75).astype(np.int8)
+    worse = base.copy()
+    worse[np.flatnonzero(base == 1)[:40]] = 0  # 10 points below
+    _run(root, "R_dyn80", "dense", 1, 0.0, base, False)
+    _run(root, "R_dyn80", "seven", 1, 0.8, base, False)
+    _run(root, "S_optim80", "seven_sgd", 1, 0.8, base, False)
+    (root / "S_optim80" / "seven_sgd-s0.8-seed1" / "config.json").write_text(json.dumps({"optimizer": "sgd", "lr": 0.03}))
+    (root / "S_lr_dense").mkdir()
+    for lr, correct in (("0.01", base), ("0.03", worse)):  # the sweep ran at 0.03: that dense run is the cell
+        _run(root, "tmp", "dense", 1, 0.0, correct, False)
+        (root / "tmp" / "dense-seed1").rename(root / "S_lr_dense" / f"sgd_lr{lr}-seed1")
+    blocks = results_S.blocks()
+    table, paired = blocks["S_optimizer"].split("\n\n")
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
+    assert rows["dense"] == [f"{base.mean():.3f} (1)", f"{worse.mean():.3f} (1)", "-"]
+    line = next(ln for ln in paired.splitlines() if "seven − dense | SGD" in ln)
+    assert "+10.0 [+" in line and "| ahead |" in line
+    search = {ln.split("|")[2].strip(): ln.split("|")[4].strip() for ln in blocks["S_lr_dense"].splitlines()[2:]}
+    assert search == {"0.01": "", "0.03": "yes"}
+
+
 @pytest.mark.parametrize("run, expected", [("seven_nd_b8-s0.8-seed1", ("seven_nd", "b8")),
                                            ("seven-s0.8-seed3", ("seven", None)),
                                            ("dense_lr0.3x-seed2", ("dense", "lr0.3x")),

@@ -9,6 +9,7 @@ factor. Like ``results_R``, nothing here reads ``runs/``, so a fresh clone rebui
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from sevenprune.experiments.stats import mcnemar, paired_bootstrap
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
 COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN minus each of these, level by level
 SPARSITY = 0.8
+SEARCH = "S_lr_dense"  # the dense learning-rate search for the optimizers other than AdamW
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class Factor:
     title: str
     sweep: str
     levels: tuple[tuple[str, str | None], ...]
+    # the dense cells come from the dense learning-rate search's run at the rate the sweep used (the same
+    # run: not made twice), unless the sweep made its own dense run at that seed
+    dense_from_search: bool = False
 
 
 FACTORS = (
@@ -40,7 +45,7 @@ FACTORS = (
     Factor("schedule", "learning-rate schedule", "S_sched80",
            (("constant", None), ("linear decay, 10 % warm-up", "linear"))),
     Factor("optimizer", "optimizer (each at the rate found on the dense model)", "S_optim80",
-           (("AdamW", None), ("SGD, momentum 0.9", "sgd"), ("Adafactor", "adafactor"))),
+           (("AdamW", None), ("SGD, momentum 0.9", "sgd"), ("Adafactor", "adafactor")), dense_from_search=True),
 )
 
 
@@ -59,11 +64,43 @@ def _reference(factor: Factor) -> str:
     return next(label for label, suffix in factor.levels if suffix is None)
 
 
+def _search_run(run: str) -> tuple[str, float]:
+    """``sgd_lr0.03-seed1`` -> ("sgd", 0.03): a run of the dense learning-rate search."""
+    optimizer, lr = run.rsplit("-seed", 1)[0].split("_lr")
+    return optimizer, float(lr)
+
+
+def chosen_rates(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Optimizer -> the learning rate ``runs`` were made at, from each run's own config.json."""
+    rates: dict[str, float] = {}
+    for r in runs:
+        config = json.loads((r["dir"] / "config.json").read_text(encoding="utf-8"))
+        if config.get("optimizer", "adamw") != "adamw":
+            rates.setdefault(config["optimizer"], float(config["lr"]))
+    return rates
+
+
+def search_as_dense(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The search's dense runs at the rates ``runs`` used, named as that level's dense cell (``dense_sgd-seed1``)."""
+    rates = chosen_rates(runs)
+    have = {r["run"] for r in runs}
+    out = []
+    for r in load_runs([SEARCH]):
+        optimizer, lr = _search_run(r["run"])
+        name = f"dense_{optimizer}-seed{r['seed']}"
+        if optimizer in rates and np.isclose(lr, rates[optimizer]) and name not in have:
+            out.append({**r, "run": name})
+    return out
+
+
 def factor_rows(factor: Factor, reference: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The factor's runs with ``name`` the method and ``level`` the level's label, reference level included."""
     by_suffix = {suffix: label for label, suffix in factor.levels}
+    runs = load_runs([factor.sweep])
+    if factor.dense_from_search:
+        runs += search_as_dense(runs)
     rows = []
-    for r in reference + load_runs([factor.sweep]):
+    for r in reference + runs:
         method, suffix = _split(r["run"])
         if method not in METHODS or suffix not in by_suffix:
             continue
@@ -156,14 +193,16 @@ def plot(factors: list[tuple[Factor, list[dict[str, Any]]]], name: str) -> str:
 
 
 def dense_search() -> str | None:
-    """The dense learning-rate search for SGD and Adafactor (seed 1), if it ran."""
-    rows = load_runs(["S_lr_dense"])
+    """The dense learning-rate search for SGD and Adafactor (seed 1), if it ran, with the rate the study used."""
+    rows = load_runs([SEARCH])
     if not rows:
         return None
-    lines = ["| optimizer | learning rate | dense accuracy |", "|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["run"].split("_lr")[0], float(r["run"].split("_lr")[1].split("-")[0]))):
-        opt, lr = r["run"].split("-seed")[0].split("_lr")
-        lines.append(f"| {opt} | {lr} | {_acc(r):.3f} |")
+    rates = chosen_rates(load_runs([next(f.sweep for f in FACTORS if f.dense_from_search)]))
+    lines = ["| optimizer | learning rate | dense accuracy | used by the study |", "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: _search_run(r["run"])):
+        opt, lr = _search_run(r["run"])
+        used = "yes" if opt in rates and np.isclose(lr, rates[opt]) else ""
+        lines.append(f"| {opt} | {lr:g} | {_acc(r):.3f} | {used} |")
     return "\n".join(lines)
 
 
