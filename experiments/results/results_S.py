@@ -80,6 +80,11 @@ def chosen_rates(runs: list[dict[str, Any]]) -> dict[str, float]:
     return rates
 
 
+def _used(optimizer: str, lr: float, rates: dict[str, float]) -> bool:
+    """Whether the search's run at (optimizer, lr) is at the rate the study used."""
+    return optimizer in rates and bool(np.isclose(lr, rates[optimizer]))
+
+
 def search_as_dense(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The search's dense runs at the rates ``runs`` used, named as that level's dense cell (``dense_sgd-seed1``)."""
     rates = chosen_rates(runs)
@@ -88,7 +93,7 @@ def search_as_dense(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in load_runs([SEARCH]):
         optimizer, lr = _search_run(r["run"])
         name = f"dense_{optimizer}-seed{r['seed']}"
-        if optimizer in rates and np.isclose(lr, rates[optimizer]) and name not in have:
+        if _used(optimizer, lr, rates) and name not in have:
             out.append({**r, "run": name})
     return out
 
@@ -201,7 +206,7 @@ def dense_search() -> str | None:
     lines = ["| optimizer | learning rate | dense accuracy | used by the study |", "|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: _search_run(r["run"])):
         opt, lr = _search_run(r["run"])
-        used = "yes" if opt in rates and np.isclose(lr, rates[opt]) else ""
+        used = "yes" if _used(opt, lr, rates) else ""
         lines.append(f"| {opt} | {lr:g} | {_acc(r):.3f} | {used} |")
     return "\n".join(lines)
 
