@@ -197,3 +197,43 @@ def test_pretrained_function_table_averages_each_methods_runs(results_R, tmp_pat
     assert rows[("SEVEN_dyn", "90%")] == ["0.300", "0.700", "0.400", "0.500", "0.600", "1"]  # not the pooler run
     assert rows[("SEVEN_dyn, pooler included (R.2)", "90%")][:2] == ["0.900", "0.900"]
     assert rows[("(the probe's majority-class rate)", "-")] == ["-", "0.530", "-", "-", "-", "-"]
+
+
+def test_collect_recomputes_the_overlap_of_a_run_made_again_under_the_same_name(tmp_path, monkeypatch):
+    """The random runs were made again once --seed reached random pruning: same folder names, other masks.
+    The cached overlap of the old masks must not survive the new run's collection."""
+    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
+    monkeypatch.setattr(collect, "OUT", tmp_path / "committed")
+    monkeypatch.setattr(collect, "ROOT", tmp_path)
+    monkeypatch.setattr(collect, "pretrained_magnitude_overlap", lambda runs, known=None: {})
+    monkeypatch.setattr(collect, "pretrained_function", lambda runs, known: {})
+    monkeypatch.setattr(sys, "argv", ["collect_R", "--runs", str(tmp_path / "runs")])
+    layer = torch.nn.Linear(4, 1, bias=False)
+
+    def make(name: str, keep: list[bool], accuracy: float) -> None:
+        d = tmp_path / "runs" / "R_base80" / "runs" / f"{name}-s0.5-seed1"
+        pruner = sp.Pruner(layer, "magnitude", 0.5, prune_steps=1)
+        pruner.set_masks({"weight": torch.tensor([keep])})
+        sp.save_state(pruner, d / "pruner", overwrite=True)
+        (d / "result.json").write_text(json.dumps({"target_sparsity": 0.5, "seed": 1, "accuracy": accuracy}))
+
+    make("seven", [True, True, False, False], 0.8)
+    make("random", [True, True, False, False], 0.7)   # the old draw: the same kept set as seven
+    assert collect.main() == 0
+    stored = json.loads((tmp_path / "committed" / "overlap.json").read_text())
+    assert stored["s0.5-seed1"]["random vs seven"]["all"] == 1.0
+    make("random", [False, False, True, True], 0.6)   # made again: a disjoint kept set
+    assert collect.main() == 0
+    stored = json.loads((tmp_path / "committed" / "overlap.json").read_text())
+    assert stored["s0.5-seed1"]["random vs seven"]["all"] == 0.0
+    copied = json.loads((tmp_path / "committed" / "R_base80" / "random-s0.5-seed1" / "result.json").read_text())
+    assert copied["accuracy"] == 0.6
+
+
+def test_forget_drops_only_the_stale_runs_entries():
+    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
+    cache = {"s0.8-seed1": {"random vs seven": 1, "platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
+    assert collect.forget(cache, {"R_base80/random-s0.8-seed1"}, by_pair=True) == {
+        "s0.8-seed1": {"platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
+    runs = {"R_base80/random-s0.8-seed1": 1, "R_pre80/random_init-s0.8-seed1": 2}
+    assert collect.forget(runs, {"R_base80/random-s0.8-seed1"}) == {"R_pre80/random_init-s0.8-seed1": 2}

@@ -26,10 +26,42 @@ OUT = ROOT / "docs" / "results" / "R"
 FILES = ("result.json", "config.json", "metrics.jsonl", "predictions.npz", "diagnostics.json")
 
 
+def _finished(runs: Path) -> list[Path]:
+    # protocol R's sweeps, and the fine-tuning-strategy study's (S_*), which is protocol R with one factor changed
+    return sorted(p for prefix in ("R_", "S_") for p in runs.glob(f"{prefix}*/runs/*/result.json"))
+
+
+def rerun(runs: Path) -> set[str]:
+    """The runs (``sweep/run``) whose result differs from the committed copy, or that have no committed
+    copy although one was committed before (a run made again under the same name, e.g. the random runs
+    once ``--seed`` reached random pruning): the figures cached for them describe other masks."""
+    out = set()
+    for result in _finished(runs):
+        run = result.parent
+        dest = OUT / run.parent.parent.name / run.name / "result.json"
+        if not dest.exists() or dest.read_bytes() != result.read_bytes():
+            out.add(f"{run.parent.parent.name}/{run.name}")
+    return out
+
+
+def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> dict[str, Any]:
+    """``cache`` without the entries computed from the ``stale`` runs. The overlap cache (``by_pair``)
+    is keyed by sparsity and seed, then by ``"method vs method"``; the others by ``sweep/run``."""
+    if not by_pair:
+        return {k: v for k, v in cache.items() if k not in stale}
+    # a stale run 'R_base80/random-s0.8-seed1' is method 'random' in the group 's0.8-seed1'
+    gone: dict[str, set[str]] = {}
+    for key in stale:
+        parts = key.split("/")[-1].rsplit("-", 2)
+        if len(parts) == 3:
+            gone.setdefault(f"{parts[1]}-{parts[2]}", set()).add(parts[0])
+    return {group: {pair: v for pair, v in pairs.items() if not set(pair.split(" vs ")) & gone.get(group, set())}
+            for group, pairs in cache.items()}
+
+
 def collect(runs: Path) -> list[str]:
     copied = []
-    # protocol R's sweeps, and the fine-tuning-strategy study's (S_*), which is protocol R with one factor changed
-    for result in sorted(p for prefix in ("R_", "S_") for p in runs.glob(f"{prefix}*/runs/*/result.json")):
+    for result in _finished(runs):
         run = result.parent
         sweep = run.parent.parent.name
         dest = OUT / sweep / run.name
@@ -223,18 +255,25 @@ def main() -> int:
         print(f"collect_R: {runs} is not a directory", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    copied = collect(runs)
+    caches = {"overlap.json": True, "magnitude_overlap.json": False, "pretrained_function.json": False}
+
     def previous(name: str) -> dict[str, Any]:
         return json.loads((OUT / name).read_text(encoding="utf-8")) if (OUT / name).exists() else {}
 
-    (OUT / "overlap.json").write_text(json.dumps(overlap(runs, previous("overlap.json")), indent=1, sort_keys=True)
-                                      + "\n", encoding="utf-8")
-    (OUT / "magnitude_overlap.json").write_text(
-        json.dumps(pretrained_magnitude_overlap(runs, previous("magnitude_overlap.json")), indent=1, sort_keys=True)
-        + "\n", encoding="utf-8")
-    function_file = OUT / "pretrained_function.json"
-    known = json.loads(function_file.read_text(encoding="utf-8")) if function_file.exists() else {}
-    function_file.write_text(json.dumps(pretrained_function(runs, known), indent=1) + "\n", encoding="utf-8")
+    def write(name: str, data: dict[str, Any]) -> None:
+        (OUT / name).write_text(json.dumps(data, indent=1, sort_keys=name != "pretrained_function.json") + "\n",
+                                encoding="utf-8")
+
+    # Before copying: drop what was computed from runs that have since been made again, and save that, so
+    # that an interrupted collection never leaves a new run's summary beside its predecessor's figures.
+    stale = rerun(runs)
+    for name, by_pair in caches.items():
+        if (OUT / name).exists():
+            write(name, forget(previous(name), stale, by_pair=by_pair))
+    copied = collect(runs)
+    write("overlap.json", overlap(runs, previous("overlap.json")))
+    write("magnitude_overlap.json", pretrained_magnitude_overlap(runs, previous("magnitude_overlap.json")))
+    write("pretrained_function.json", pretrained_function(runs, previous("pretrained_function.json")))
     print(f"copied {len(copied)} new run(s) into {OUT.relative_to(ROOT)}: {copied}")
     return 0
 
