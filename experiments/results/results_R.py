@@ -375,7 +375,7 @@ def pretrained_function_table(order: list[str]) -> str | None:
 # -- the page's blocks ----------------------------------------------------------------------------------
 def blocks() -> dict[str, str]:
     out: dict[str, str] = {}
-    dyn = load_runs(["R_dyn80", "R_dyn90", "R_dyn50", "R_base80", "R_base90"])
+    dyn = load_runs(["R_dyn80", "R_dyn90", "R_dyn50", "R_base80", "R_base90", "R_base50"])
     if not dyn:
         out["R_main"] = "(no finished protocol-R runs yet)"
         return out
@@ -427,7 +427,7 @@ def blocks() -> dict[str, str]:
         paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []  # one header
         out["R_pooler"] = (main_table(rows, ["dense", "seven", "seven_pooler", "platon", "platon_pooler"]) + "\n\n"
                            + "\n".join(paired_rows))
-    pre = load_runs(["R_pre80"])
+    pre = load_runs(["R_pre80", "R_pre50"])
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]
         out["R_pre"] = main_table(pre, PRE_ORDER)

@@ -22,8 +22,8 @@ worker() {  # worker CONFIG: at seed 1, then 1 2, then 1 2 3
 }
 
 # priority order within each worker: the cells that answer the paper's question first
-worker_a() { worker R_dyn80; worker R_base80; worker R_dyn50; sweep R_pooler80; }
-worker_b() { worker R_dyn90; worker R_pre80; worker R_base90; }
+worker_a() { worker R_dyn80; worker R_base80; worker R_dyn50; sweep R_pooler80; worker R_base50; }
+worker_b() { worker R_dyn90; worker R_pre80; worker R_base90; worker R_pre50; }
 
 case "${1:-both}" in
   a) worker_a 2>&1 | tee -a runs/results/logs/R_a.log ;;
