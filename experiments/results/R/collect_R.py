@@ -32,9 +32,9 @@ def _finished(runs: Path) -> list[Path]:
 
 
 def rerun(runs: Path) -> set[str]:
-    """The runs (``sweep/run``) whose result differs from the committed copy, or that have no committed
-    copy although one was committed before (a run made again under the same name, e.g. the random runs
-    once ``--seed`` reached random pruning): the figures cached for them describe other masks."""
+    """The runs (``sweep/run``) without a committed copy of this result: new runs, and runs made again
+    under a name already used (the random runs once ``--seed`` reached random pruning), whose committed
+    copy differs or was removed. Any figures cached under their names describe other masks."""
     out = set()
     for result in _finished(runs):
         run = result.parent
