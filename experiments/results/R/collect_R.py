@@ -31,17 +31,21 @@ def _finished(runs: Path) -> list[Path]:
     return sorted(p for prefix in ("R_", "S_") for p in runs.glob(f"{prefix}*/runs/*/result.json"))
 
 
-def rerun(runs: Path) -> set[str]:
-    """The runs (``sweep/run``) without a committed copy of this result: new runs, and runs made again
-    under a name already used (the random runs once ``--seed`` reached random pruning), whose committed
-    copy differs or was removed. Any figures cached under their names describe other masks."""
-    out = set()
+def uncommitted(runs: Path) -> list[Path]:
+    """The finished runs without an identical committed copy of their result: new runs, and runs made
+    again under a name already used (the random runs once ``--seed`` reached random pruning), whose
+    committed copy differs or was removed. Any figures cached under their names describe other masks."""
+    out = []
     for result in _finished(runs):
-        run = result.parent
-        dest = OUT / run.parent.parent.name / run.name / "result.json"
+        dest = OUT / result.parent.parent.parent.name / result.parent.name / "result.json"
         if not dest.exists() or dest.read_bytes() != result.read_bytes():
-            out.add(f"{run.parent.parent.name}/{run.name}")
+            out.append(result.parent)
     return out
+
+
+def _method(run_name: str) -> str:
+    """The method (variant) of a run folder's name: ``seven_nd`` of ``seven_nd-s0.8-seed1``."""
+    return run_name.split("-s")[0]
 
 
 def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> dict[str, Any]:
@@ -52,21 +56,18 @@ def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> 
     # a stale run 'R_base80/random-s0.8-seed1' is method 'random' in the group 's0.8-seed1'
     gone: dict[str, set[str]] = {}
     for key in stale:
-        parts = key.split("/")[-1].rsplit("-", 2)
-        if len(parts) == 3:
-            gone.setdefault(f"{parts[1]}-{parts[2]}", set()).add(parts[0])
+        name = key.split("/")[-1]
+        gone.setdefault(name[len(_method(name)) + 1:], set()).add(_method(name))
     return {group: {pair: v for pair, v in pairs.items() if not set(pair.split(" vs ")) & gone.get(group, set())}
             for group, pairs in cache.items()}
 
 
-def collect(runs: Path) -> list[str]:
+def collect(runs: Path, todo: list[Path] | None = None) -> list[str]:
+    """Copy the summaries of ``todo`` (default: every uncommitted run) into ``OUT``; returns ``sweep/run``."""
     copied = []
-    for result in _finished(runs):
-        run = result.parent
+    for run in uncommitted(runs) if todo is None else todo:
         sweep = run.parent.parent.name
         dest = OUT / sweep / run.name
-        if (dest / "result.json").exists() and (dest / "result.json").read_bytes() == result.read_bytes():
-            continue
         dest.mkdir(parents=True, exist_ok=True)
         for name in FILES:
             if (run / name).exists():
@@ -89,7 +90,7 @@ def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object
             continue
         result = json.loads((run / "result.json").read_text())
         key = (f"s{result['target_sparsity']:g}", f"seed{result['seed']}")
-        method = run.name.split("-s")[0]
+        method = _method(run.name)
         groups.setdefault(key, {})[method] = state
     for (sp, seed), states in sorted(groups.items()):
         if len(states) < 2:
@@ -255,22 +256,24 @@ def main() -> int:
         print(f"collect_R: {runs} is not a directory", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
-    caches = {"overlap.json": True, "magnitude_overlap.json": False, "pretrained_function.json": False}
+    caches = {"overlap.json": True, "magnitude_overlap.json": False, "pretrained_function.json": False}  # by pair?
 
     def previous(name: str) -> dict[str, Any]:
         return json.loads((OUT / name).read_text(encoding="utf-8")) if (OUT / name).exists() else {}
 
     def write(name: str, data: dict[str, Any]) -> None:
+        # pretrained_function.json keeps its fields in the order they are computed (its runs are sorted)
         (OUT / name).write_text(json.dumps(data, indent=1, sort_keys=name != "pretrained_function.json") + "\n",
                                 encoding="utf-8")
 
     # Before copying: drop what was computed from runs that have since been made again, and save that, so
     # that an interrupted collection never leaves a new run's summary beside its predecessor's figures.
-    stale = rerun(runs)
+    todo = uncommitted(runs)
+    stale = {f"{run.parent.parent.name}/{run.name}" for run in todo}
     for name, by_pair in caches.items():
         if (OUT / name).exists():
             write(name, forget(previous(name), stale, by_pair=by_pair))
-    copied = collect(runs)
+    copied = collect(runs, todo)
     write("overlap.json", overlap(runs, previous("overlap.json")))
     write("magnitude_overlap.json", pretrained_magnitude_overlap(runs, previous("magnitude_overlap.json")))
     write("pretrained_function.json", pretrained_function(runs, previous("pretrained_function.json")))
