@@ -237,3 +237,48 @@ def test_forget_drops_only_the_stale_runs_entries():
         "s0.8-seed1": {"platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
     runs = {"R_base80/random-s0.8-seed1": 1, "R_pre80/random_init-s0.8-seed1": 2}
     assert collect.forget(runs, {"R_base80/random-s0.8-seed1"}) == {"R_pre80/random_init-s0.8-seed1": 2}
+
+
+def test_collect_on_a_machine_without_the_earlier_runs_masks_keeps_their_figures(tmp_path, monkeypatch):
+    """Sweeps resume on a fresh machine: the runs folder holds only the new runs, the earlier runs exist
+    only as committed summaries. Their cached figures cannot be recomputed and must not be dropped; a
+    withdrawn run's (no summary anywhere) must."""
+    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
+    committed = tmp_path / "committed"
+    monkeypatch.setattr(collect, "OUT", committed)
+    monkeypatch.setattr(collect, "ROOT", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["collect_R", "--runs", str(tmp_path / "runs")])
+    for run in ("R_dyn80/seven-s0.8-seed1", "R_dyn80/platon-s0.8-seed1", "R_pre80/snip-s0.8-seed1"):
+        (committed / run).mkdir(parents=True)
+        (committed / run / "result.json").write_text(json.dumps({"target_sparsity": 0.8, "seed": 1}))
+    cached = {
+        "overlap.json": {"s0.8-seed1": {"platon vs seven": {"all": 0.9, "layers": {}},
+                                        "random vs seven": {"all": 0.2, "layers": {}}}},  # random: withdrawn
+        "magnitude_overlap.json": {"R_dyn80/seven-s0.8-seed1": {"kept_in_pretrained_top_abs_w": 0.5,
+                                                                "kept_fraction": 0.2},
+                                   "R_base80/random-s0.8-seed1": {"kept_in_pretrained_top_abs_w": 0.2,
+                                                                  "kept_fraction": 0.2}},
+        "pretrained_function.json": {"R_pre80/snip-s0.8-seed1": {"probe_accuracy": 0.7},
+                                     "R_base80/random-s0.8-seed1": {"probe_accuracy": 0.6},
+                                     "dense (no mask)": {"probe_accuracy": 0.8}},
+    }
+    for name, data in cached.items():
+        (committed / name).write_text(json.dumps(data))
+    # this machine's runs: one new run at another sparsity, with its masks
+    new = tmp_path / "runs" / "R_base50" / "runs" / "magnitude-s0.5-seed1"
+    pruner = sp.Pruner(torch.nn.Linear(4, 1, bias=False), "magnitude", 0.5, prune_steps=1)
+    pruner.set_masks({"weight": torch.tensor([[True, False, True, False]])})
+    sp.save_state(pruner, new / "pruner")
+    (new / "result.json").write_text(json.dumps({"target_sparsity": 0.5, "seed": 1}))
+    # the real function on this run folder: the function probe needs the task's data, so it is called
+    # directly below, on a run folder without masks (nothing to compute, nothing to load)
+    pretrained_function = collect.pretrained_function
+    monkeypatch.setattr(collect, "pretrained_function", lambda runs, known: known)
+    assert collect.main() == 0
+    stored = {name: json.loads((committed / name).read_text()) for name in cached}
+    assert stored["overlap.json"] == {"s0.8-seed1": {"platon vs seven": {"all": 0.9, "layers": {}}}}
+    assert stored["magnitude_overlap.json"] == {"R_dyn80/seven-s0.8-seed1": cached["magnitude_overlap.json"][
+        "R_dyn80/seven-s0.8-seed1"]}
+    assert (committed / "R_base50" / "magnitude-s0.5-seed1" / "result.json").exists()
+    function = pretrained_function(tmp_path / "empty", cached["pretrained_function.json"])
+    assert function == {"R_pre80/snip-s0.8-seed1": {"probe_accuracy": 0.7}, "dense (no mask)": {"probe_accuracy": 0.8}}

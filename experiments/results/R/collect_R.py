@@ -43,6 +43,18 @@ def uncommitted(runs: Path) -> list[Path]:
     return out
 
 
+def committed() -> set[str]:
+    """``sweep/run`` of every run whose summary is committed under ``OUT``. A cached figure of such a run
+    stays valid when its masks are not on this machine (the sweeps ran on another one, or the runs folder
+    was cleaned): only a run made again (``forget``) or withdrawn from ``OUT`` loses its figures."""
+    return {f"{r.parent.parent.name}/{r.parent.name}" for r in OUT.glob("*/*/result.json")}
+
+
+def _group(run_name: str) -> str:
+    """The overlap cache's group of a run folder's name: ``s0.8-seed1`` of ``seven_nd-s0.8-seed1``."""
+    return run_name[len(_method(run_name)) + 1:]
+
+
 def _method(run_name: str) -> str:
     """The method (variant) of a run folder's name: ``seven_nd`` of ``seven_nd-s0.8-seed1``."""
     return run_name.split("-s")[0]
@@ -57,7 +69,7 @@ def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> 
     gone: dict[str, set[str]] = {}
     for key in stale:
         name = key.split("/")[-1]
-        gone.setdefault(name[len(_method(name)) + 1:], set()).add(_method(name))
+        gone.setdefault(_group(name), set()).add(_method(name))
     return {group: {pair: v for pair, v in pairs.items() if not set(pair.split(" vs ")) & gone.get(group, set())}
             for group, pairs in cache.items()}
 
@@ -78,10 +90,12 @@ def collect(runs: Path, todo: list[Path] | None = None) -> list[str]:
 
 def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object]:
     """Per layer, the Jaccard index of the kept sets of every pair of methods (same sparsity and seed).
-    Pairs already in ``known`` are kept (a finished run's masks do not change), so only new runs cost."""
+    Pairs already in ``known`` are kept (a finished run's masks do not change), so only new runs cost;
+    so are pairs of runs committed under ``OUT`` whose masks are not in ``runs``. A pair is dropped once
+    one of its runs is neither in ``runs`` nor committed."""
     from safetensors.torch import load_file
 
-    out: dict[str, object] = {}
+    out: dict[str, dict[str, Any]] = {}
     groups: dict[tuple[str, str], dict[str, Path]] = {}
     for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
         run = state.parent.parent
@@ -92,15 +106,21 @@ def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object
         key = (f"s{result['target_sparsity']:g}", f"seed{result['seed']}")
         method = _method(run.name)
         groups.setdefault(key, {})[method] = state
+    present = {(f"{sp}-{seed}", m) for (sp, seed), states in groups.items() for m in states}
+    present |= {(_group(k.split("/", 1)[1]), _method(k.split("/", 1)[1])) for k in committed()
+                if k.startswith("R_") and not k.startswith("R_pooler")}
+    for group, pairs in (known or {}).items():
+        kept = {p: v for p, v in pairs.items() if all((group, m) in present for m in p.split(" vs "))}
+        if kept:
+            out[group] = kept
     for (sp, seed), states in sorted(groups.items()):
         if len(states) < 2:
             continue
-        done = (known or {}).get(f"{sp}-{seed}", {})
-        todo = [(a, b) for a, b in combinations(sorted(states), 2) if f"{a} vs {b}" not in done]
+        pairs = out.setdefault(f"{sp}-{seed}", {})
+        todo = [(a, b) for a, b in combinations(sorted(states), 2) if f"{a} vs {b}" not in pairs]
         needed = {m for pair in todo for m in pair}
         masks = {m: {k.removeprefix("mask/"): v for k, v in load_file(str(p)).items() if k.startswith("mask/")}
                  for m, p in states.items() if m in needed}
-        pairs = {k: v for k, v in done.items() if tuple(k.split(" vs ")) in set(combinations(sorted(states), 2))}
         for a, b in todo:
             layers = {}
             for name in masks[a]:
@@ -112,7 +132,6 @@ def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object
             inter = sum(int((masks[a][n].bool() & masks[b][n].bool()).sum()) for n in layers)
             union = sum(int((masks[a][n].bool() | masks[b][n].bool()).sum()) for n in layers)
             pairs[f"{a} vs {b}"] = {"all": round(inter / union, 5) if union else 1.0, "layers": layers}
-        out[f"{sp}-{seed}"] = pairs
     return out
 
 
@@ -127,7 +146,9 @@ def pretrained_magnitude_overlap(runs: Path, known: dict[str, Any] | None = None
     weights = {}
     for file in sorted(model_dir.glob("*.safetensors")):
         weights.update({k.removeprefix("bert."): v for k, v in load_file(str(file)).items()})
-    out: dict[str, dict[str, float]] = {}
+    # runs committed without their masks here keep their figures (see ``committed``)
+    elsewhere = committed()
+    out: dict[str, dict[str, float]] = {k: v for k, v in (known or {}).items() if k in elsewhere}
     for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
         run = state.parent.parent
         key = f"{run.parent.parent.name}/{run.name}"
@@ -151,7 +172,7 @@ def pretrained_magnitude_overlap(runs: Path, known: dict[str, Any] | None = None
         if kept:
             out[f"{run.parent.parent.name}/{run.name}"] = {"kept_in_pretrained_top_abs_w": round(inside / kept, 5),
                                                            "kept_fraction": round(kept / total, 5)}
-    return out
+    return dict(sorted(out.items()))
 
 
 PROBE_SENTENCES = 512  # the first training sentences of mr: the probe's data, the same for every mask
@@ -181,7 +202,10 @@ def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[
               if (s.parent.parent / "result.json").exists()}
     fields = {"cosine_to_dense", "probe_accuracy", "layer_output_norm_ratio", "layer_output_cosine",
               "layer_output_unit_shift"}
-    out = {k: v for k, v in known.items() if (k in states and fields <= set(v)) or k == "dense (no mask)"}
+    # a run committed without its masks here keeps its figures (see ``committed``): they cannot be redone
+    elsewhere = committed() - set(states)
+    out = {k: v for k, v in known.items()
+           if (k in states and fields <= set(v)) or k in elsewhere or k == "dense (no mask)"}
     todo = [k for k in states if k not in out]
     if not todo and "dense (no mask)" in out:
         return out
