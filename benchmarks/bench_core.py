@@ -12,6 +12,7 @@ memory the pruner holds per prunable parameter with fp32 and bf16 statistics (ta
     make bench                                                   # K = 1000, batch 8, length 128
     python benchmarks/bench_core.py --window 16600 --batch 32 --mask-interval 10
     python benchmarks/bench_core.py --matrix                     # K x batch x threads x interval table
+    python benchmarks/bench_core.py --batch 32 --window 1000 16600 --threads 1 2   # a part of it
     python benchmarks/bench_core.py --small                      # a 4-layer model, a quick look
 
 Targets (issue "pruner overhead"): ratio <= 1.03 with --mask-interval 10 and <= 1.06 with 1, at K = 1000,
@@ -25,6 +26,7 @@ import itertools
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -127,23 +129,27 @@ def measure(args: argparse.Namespace, window: int, batch: int, threads: int, int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="measured steps of each kind (default 5)")
-    parser.add_argument("--batch", type=int, default=8)
+    # several values of any of these four measure every combination, one cell after another
+    parser.add_argument("--batch", type=int, nargs="+", default=[8])
     parser.add_argument("--length", type=int, default=128)
-    parser.add_argument("--window", type=int, default=1000, help="the pruning window K (default 1000)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--mask-interval", type=int, default=1)
+    parser.add_argument("--window", type=int, nargs="+", default=[1000], help="the pruning window K (default 1000)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
+    parser.add_argument("--mask-interval", type=int, nargs="+", default=[1])
     parser.add_argument("--matrix", action="store_true",
-                        help="every K in (1000, 16600) x batch (8, 32) x threads (1, 2) x interval (1, 10)")
+                        help="every K in (1000, 16600) x batch (8, 32) x threads (1, 2) x interval (1, 10); "
+                             "a subset: give several values to --window/--batch/--threads/--mask-interval")
     parser.add_argument("--small", action="store_true", help="4 layers, hidden 256: a quick look")
     parser.add_argument("--method", default="seven")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
+    if args.json and Path(args.json).exists():  # a saved measurement is never overwritten
+        parser.error(f"--json {args.json} already exists; choose another file")
 
     if args.matrix:
         grid = list(itertools.product((1000, 16600), (8, 32), (1, 2), (1, 10)))
     else:
-        grid = [(args.window, args.batch, args.threads, args.mask_interval)]
+        grid = list(itertools.product(args.window, args.batch, args.threads, args.mask_interval))
     results = []
     print("| K | batch | threads | interval | step (s) | pruner.step (s) | scoring | selection | rest | ratio "
           "| masks after optimizer.step (s) | ratio with it | candidate scans / steps |")
