@@ -44,10 +44,15 @@ def uncommitted(runs: Path) -> list[Path]:
 
 
 def committed() -> set[str]:
-    """``sweep/run`` of every run whose summary is committed under ``OUT``. A cached figure of such a run
-    stays valid when its masks are not on this machine (the sweeps ran on another one, or the runs folder
-    was cleaned): only a run made again (``forget``) or withdrawn from ``OUT`` loses its figures."""
+    """``sweep/run`` of every run whose summary is committed under ``OUT``."""
     return {f"{r.parent.parent.name}/{r.parent.name}" for r in OUT.glob("*/*/result.json")}
+
+
+def known_runs(runs: Path) -> set[str]:
+    """``sweep/run`` of the runs whose cached figures stay valid: finished here, or committed. A committed
+    run's masks may not be on this machine (the sweeps ran on another one, or the runs folder was
+    cleaned); only a run made again (``forget``) or withdrawn from ``OUT`` loses its figures."""
+    return committed() | {f"{r.parent.parent.name}/{r.parent.name}" for r in _finished(runs)}
 
 
 def _group(run_name: str) -> str:
@@ -106,9 +111,8 @@ def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object
         key = (f"s{result['target_sparsity']:g}", f"seed{result['seed']}")
         method = _method(run.name)
         groups.setdefault(key, {})[method] = state
-    present = {(f"{sp}-{seed}", m) for (sp, seed), states in groups.items() for m in states}
-    present |= {(_group(k.split("/", 1)[1]), _method(k.split("/", 1)[1])) for k in committed()
-                if k.startswith("R_") and not k.startswith("R_pooler")}
+    present = {(_group(k.split("/", 1)[1]), _method(k.split("/", 1)[1])) for k in known_runs(runs)
+               if k.startswith("R_") and not k.startswith("R_pooler")}
     for group, pairs in (known or {}).items():
         kept = {p: v for p, v in pairs.items() if all((group, m) in present for m in p.split(" vs "))}
         if kept:
@@ -146,16 +150,14 @@ def pretrained_magnitude_overlap(runs: Path, known: dict[str, Any] | None = None
     weights = {}
     for file in sorted(model_dir.glob("*.safetensors")):
         weights.update({k.removeprefix("bert."): v for k, v in load_file(str(file)).items()})
-    # runs committed without their masks here keep their figures (see ``committed``)
-    elsewhere = committed()
-    out: dict[str, dict[str, float]] = {k: v for k, v in (known or {}).items() if k in elsewhere}
+    valid = known_runs(runs)
+    out: dict[str, dict[str, float]] = {k: v for k, v in (known or {}).items() if k in valid}
     for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
         run = state.parent.parent
         key = f"{run.parent.parent.name}/{run.name}"
         if not (run / "result.json").exists():
             continue
-        if key in (known or {}):
-            out[key] = known[key]  # type: ignore[index]
+        if key in out:  # a finished run's masks do not change
             continue
         inside = kept = total = 0
         for key, mask in load_file(str(state)).items():
@@ -202,8 +204,8 @@ def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[
               if (s.parent.parent / "result.json").exists()}
     fields = {"cosine_to_dense", "probe_accuracy", "layer_output_norm_ratio", "layer_output_cosine",
               "layer_output_unit_shift"}
-    # a run committed without its masks here keeps its figures (see ``committed``): they cannot be redone
-    elsewhere = committed() - set(states)
+    # a run whose masks are not here keeps its figures (see ``known_runs``): they cannot be redone
+    elsewhere = known_runs(runs) - set(states)
     out = {k: v for k, v in known.items()
            if (k in states and fields <= set(v)) or k in elsewhere or k == "dense (no mask)"}
     todo = [k for k in states if k not in out]
