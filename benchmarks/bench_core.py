@@ -130,11 +130,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="measured steps of each kind (default 5)")
     # several values of any of these four measure every combination, one cell after another
-    parser.add_argument("--batch", type=int, nargs="+", default=[8])
+    # (default None, so that --matrix can tell values given from defaults)
+    parser.add_argument("--batch", type=int, nargs="+", help="default 8")
     parser.add_argument("--length", type=int, default=128)
-    parser.add_argument("--window", type=int, nargs="+", default=[1000], help="the pruning window K (default 1000)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
-    parser.add_argument("--mask-interval", type=int, nargs="+", default=[1])
+    parser.add_argument("--window", type=int, nargs="+", help="the pruning window K (default 1000)")
+    parser.add_argument("--threads", type=int, nargs="+", help="default: torch's current thread count")
+    parser.add_argument("--mask-interval", type=int, nargs="+", help="default 1")
     parser.add_argument("--matrix", action="store_true",
                         help="every K in (1000, 16600) x batch (8, 32) x threads (1, 2) x interval (1, 10); "
                              "a subset: give several values to --window/--batch/--threads/--mask-interval")
@@ -146,10 +147,16 @@ def main() -> None:
     if args.json and Path(args.json).exists():  # a saved measurement is never overwritten
         parser.error(f"--json {args.json} already exists; choose another file")
 
+    axes = {"--window": args.window, "--batch": args.batch, "--threads": args.threads,
+            "--mask-interval": args.mask_interval}
+    given = [flag for flag, values in axes.items() if values is not None]
+    if args.matrix and given:  # the matrix is fixed; silently measuring it instead of what was asked is worse
+        parser.error(f"--matrix measures the fixed 16-cell table; drop {', '.join(given)} or drop --matrix")
     if args.matrix:
         grid = list(itertools.product((1000, 16600), (8, 32), (1, 2), (1, 10)))
     else:
-        grid = list(itertools.product(args.window, args.batch, args.threads, args.mask_interval))
+        grid = list(itertools.product(args.window or [1000], args.batch or [8],
+                                      args.threads or [torch.get_num_threads()], args.mask_interval or [1]))
     results = []
     print("| K | batch | threads | interval | step (s) | pruner.step (s) | scoring | selection | rest | ratio "
           "| masks after optimizer.step (s) | ratio with it | candidate scans / steps |")
