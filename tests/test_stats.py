@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sevenprune.experiments.stats import mcnemar, paired_bootstrap, verdict
+from sevenprune.experiments.stats import mcnemar, paired_bootstrap, pooled_paired_bootstrap, verdict
 
 
 def test_identical_predictions_give_zero_with_a_zero_interval():
@@ -49,3 +49,37 @@ def test_mismatched_test_sets_are_refused():
     with pytest.raises(ValueError, match="same, non-zero number of seeds"):
         paired_bootstrap([np.ones(3)], [])
     assert verdict(-0.01, 0.02) == "not separated"
+
+
+def test_pooling_one_condition_is_the_paired_bootstrap_draw_for_draw():
+    rng = np.random.default_rng(3)
+    a = [rng.random(300) < 0.8 for _ in range(3)]
+    b = [rng.random(300) < 0.75 for _ in range(3)]
+    one = paired_bootstrap(a, b, n_boot=300, seed=5)
+    pooled = pooled_paired_bootstrap([(a, b)], n_boot=300, seed=5)
+    assert (pooled.mean, pooled.low, pooled.high, pooled.seeds) == (one.mean, one.low, one.high, 3)
+
+
+def test_pooling_weighs_every_condition_seed_pair_alike_and_keeps_the_conditions_fixed():
+    # condition 1, two seeds: A ahead by 1 and by 0.5; condition 2, one seed: behind by 1 on 4 sentences.
+    # Mean over the three pairs, by hand: (1 + 0.5 - 1) / 3 = 1/6 (weighting conditions alike would give 0.375)
+    c1 = ([np.ones(4), np.array([1, 1, 0, 0])], [np.zeros(4), np.zeros(4)])
+    c2 = ([np.zeros(4)], [np.ones(4)])
+    d = pooled_paired_bootstrap([c1, c2], n_boot=2000)
+    assert d.mean == pytest.approx(1 / 6) and d.seeds == 3
+    # the conditions are not resampled: condition 2 adds exactly -1 to every draw, and condition 1's two
+    # drawn seeds add between 0 and 2, so every draw lies in [-1/3, +1/3] (resampling the three pairs
+    # regardless of condition would reach -1, three copies of condition 2's seed)
+    assert -1 / 3 <= d.low <= d.mean <= d.high <= 1 / 3
+    # and constant strata pooled give a zero-width interval at their mean (an unstratified bootstrap
+    # over the two pairs would spread from -1 to +1)
+    up, down = ([np.ones(5)], [np.zeros(5)]), ([np.zeros(5)], [np.ones(5)])
+    z = pooled_paired_bootstrap([up, down], n_boot=500)
+    assert (z.mean, z.low, z.high, z.verdict) == (0.0, 0.0, 0.0, "not separated")
+
+
+def test_pooling_names_the_condition_with_a_bad_test_set():
+    with pytest.raises(ValueError, match="condition 1: .*different test sets"):
+        pooled_paired_bootstrap([([np.ones(3)], [np.ones(3)]), ([np.ones(3)], [np.ones(2)])])
+    with pytest.raises(ValueError, match="at least one condition"):
+        pooled_paired_bootstrap([])

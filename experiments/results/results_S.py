@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, discount_table, load_runs
-from sevenprune.experiments.stats import mcnemar, paired_bootstrap
+from sevenprune.experiments.stats import mcnemar, paired_bootstrap, pooled_paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
 COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN minus each of these, level by level
@@ -172,6 +172,54 @@ def summary(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def discount_conditions(factor_rows_: list[tuple[Factor, list[dict[str, Any]]]],
+                        protocol_r: list[dict[str, Any]]) -> list[tuple[str, list[Any], list[Any]]]:
+    """Every condition with SEVEN and its ``noise_discount=False`` control on the same seeds.
+
+    (label, SEVEN's correct-answer vectors, the control's), one entry a seed: protocol R at each sparsity,
+    then each factor's levels other than protocol R's own (which is protocol R at 80 %, counted once).
+    """
+    conditions = []
+    by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in protocol_r}
+    for sparsity in sorted({s for (m, s, _) in by if m == "seven"}):
+        seeds = sorted(k for (m, s, k) in by if m == "seven" and s == sparsity and ("seven_nd", sparsity, k) in by)
+        if seeds:
+            conditions.append((f"protocol R, {sparsity * 100:g} %", [correct(by[("seven", sparsity, k)]) for k in seeds],
+                               [correct(by[("seven_nd", sparsity, k)]) for k in seeds]))
+    for factor, rows in factor_rows_:
+        at = {(r["name"], r["level"], int(r["seed"])): r for r in rows}
+        for label, suffix in factor.levels:
+            if suffix is None:
+                continue
+            seeds = sorted(k for (m, lv, k) in at if m == "seven" and lv == label and ("seven_nd", label, k) in at)
+            if seeds:
+                conditions.append((f"{factor.key} {label}", [correct(at[("seven", label, k)]) for k in seeds],
+                                   [correct(at[("seven_nd", label, k)]) for k in seeds]))
+    return conditions
+
+
+def discount_pooled(conditions: list[tuple[str, list[Any], list[Any]]]) -> str:
+    """SEVEN minus its control in every condition, then pooled over all of them (stratified bootstrap)."""
+    if not conditions:
+        return "(no condition has both SEVEN and its control yet)"
+    lines = ["| condition | seeds | SEVEN − control, points [95 % CI] | verdict | seeds with McNemar p < 0.05: SEVEN ahead / behind |",
+             "|---|---|---|---|---|"]
+
+    def significant(a: list[Any], b: list[Any]) -> str:
+        signs = [np.sign(x.mean() - y.mean()) for x, y in zip(a, b) if mcnemar(x, y) < 0.05]
+        return f"{sum(s > 0 for s in signs)} / {sum(s < 0 for s in signs)}"
+
+    for label, a, b in conditions:
+        d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+        lines.append(f"| {label} | {len(a)} | {d.points()} | {d.verdict} | {significant(a, b)} |")
+    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=N_BOOT, seed=0)
+    all_a = [x for _, a, _ in conditions for x in a]
+    all_b = [y for _, _, b in conditions for y in b]
+    lines.append(f"| **all {len(conditions)} conditions pooled** | {pooled.seeds} | **{pooled.points()}** | "
+                 f"**{pooled.verdict}** | {significant(all_a, all_b)} |")
+    return "\n".join(lines)
+
+
 def plot(factors: list[tuple[Factor, list[dict[str, Any]]]], name: str) -> str:
     """Accuracy against each factor's level, one line per method (means; seeds as small dots)."""
     plt = _plt()
@@ -225,6 +273,7 @@ def blocks() -> dict[str, str]:
         plotted.append((factor, rows))
         out[f"S_{factor.key}"] = level_table(factor, rows) + "\n\n" + paired_table(factor, recs)
     out["S_short"] = summary(records)
+    out["S_discount_pooled"] = discount_pooled(discount_conditions(plotted, load_runs(["R_dyn50", "R_dyn80", "R_dyn90"])))
     # what the discount exchanges at each batch size: SEVEN's runs that recorded it, protocol R's among them
     seven = [{**r, "name": "seven"} for r in reference + load_runs(["S_batch80"])
              if _split(r["run"])[0] == "seven" and float(r["target_sparsity"]) == SPARSITY]

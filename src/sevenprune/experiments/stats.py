@@ -8,6 +8,9 @@ B, and how sure we can be, given that both the seeds and the finite test set add
   confidence interval from a two-level bootstrap: resample the seeds with replacement, then, within
   each drawn seed, the test sentences with replacement (the same sentences for A and B: paired). It
   covers both sources of noise; with few seeds the seed level is coarse, which widens the interval.
+* :func:`pooled_paired_bootstrap` — the same difference pooled over several conditions (strata), each
+  with its own seeds: the mean over every (condition, seed) pair, with the seeds resampled *within*
+  their condition, so that the interval is about these conditions and not a draw of other ones.
 * :func:`mcnemar` — the exact McNemar test for one seed: of the sentences where exactly one method is
   right, is the split far from 50/50 (two-sided binomial test)?
 * :func:`verdict` — "ahead", "behind" or "not separated", from whether the interval excludes 0.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PairedDifference", "paired_bootstrap", "mcnemar", "verdict"]
+__all__ = ["PairedDifference", "paired_bootstrap", "pooled_paired_bootstrap", "mcnemar", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,49 @@ def paired_bootstrap(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.nda
     alpha = (1.0 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return PairedDifference(mean, float(low), float(high), n_seeds, int(diffs[0].size), level, n_boot)
+
+
+def pooled_paired_bootstrap(strata: Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], *,
+                            n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> PairedDifference:
+    """``A - B`` averaged over every (condition, seed) pair of several conditions, with a stratified interval.
+
+    ``strata[j] = (correct_a, correct_b)``: condition j's seeds, as for :func:`paired_bootstrap` (each
+    condition may have its own number of seeds and its own test set). Each (condition, seed) pair
+    weighs the same. A bootstrap draw resamples, in each condition, its seeds with replacement and,
+    within each drawn seed, its sentences; the conditions themselves are fixed (a condition is a
+    choice, such as a batch size, not a sample). With one condition this is :func:`paired_bootstrap`,
+    draw for draw.
+
+    >>> import numpy as np
+    >>> up = ([np.ones(4)], [np.zeros(4)])      # one condition: A right everywhere B is wrong
+    >>> down = ([np.zeros(4)], [np.ones(4)])    # another: the reverse
+    >>> d = pooled_paired_bootstrap([up, down], n_boot=200)
+    >>> (d.mean, d.low, d.high, d.seeds)
+    (0.0, 0.0, 0.0, 2)
+    """
+    if not strata:
+        raise ValueError("need at least one condition to pool")
+    groups = []
+    for j, (a, b) in enumerate(strata):
+        try:
+            groups.append([x - y for x, y in _check(a, b)])
+        except ValueError as err:
+            raise ValueError(f"condition {j}: {err}") from None
+    units = sum(len(g) for g in groups)
+    mean = float(sum(d.mean() for g in groups for d in g) / units)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    for i in range(n_boot):
+        total = 0.0
+        for g in groups:  # the same order of draws as paired_bootstrap's, condition after condition
+            for s in rng.integers(0, len(g), len(g)):
+                d = g[s]
+                total += d[rng.integers(0, d.size, d.size)].mean()
+        stats[i] = total / units
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    # ``seeds`` counts the (condition, seed) pairs; ``examples`` is the smallest test set among them
+    return PairedDifference(mean, float(low), float(high), units, min(int(g[0].size) for g in groups), level, n_boot)
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
