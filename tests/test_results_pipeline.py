@@ -292,3 +292,34 @@ def test_collect_on_a_machine_without_the_earlier_runs_masks_keeps_their_figures
     assert (committed / "R_base50" / "magnitude-s0.5-seed1" / "result.json").exists()
     function = pretrained_function(tmp_path / "empty", cached["pretrained_function.json"])
     assert function == {"R_pre80/snip-s0.8-seed1": {"probe_accuracy": 0.7}, "dense (no mask)": {"probe_accuracy": 0.8}}
+
+
+def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_those(tmp_path, monkeypatch):
+    todo = _load("todo_R", ROOT / "experiments" / "results" / "R" / "todo_R.py")
+    monkeypatch.setattr(todo, "ROOT", tmp_path)
+    monkeypatch.setattr(todo, "CONFIGS", tmp_path / "experiments" / "results")
+    committed = tmp_path / "docs" / "results" / "R"
+    monkeypatch.setattr(todo, "COMMITTED", committed)
+    (tmp_path / "experiments" / "results" / "R").mkdir(parents=True)
+    (tmp_path / "experiments" / "results" / "S").mkdir(parents=True)
+    config = tmp_path / "experiments" / "results" / "R" / "R_x80.json"
+    config.write_text(json.dumps({"task": "mr", "methods": ["dense", "seven", "platon"], "sparsities": [0.8],
+                                  "seeds": [1, 2], "out": "runs/results/R_x80"}))
+    optim = tmp_path / "experiments" / "results" / "S" / "S_o80.json"
+    optim.write_text(json.dumps({"task": "mr", "methods": ["dense_sgd"], "sparsities": [0.8], "seeds": [1, 2],
+                                 "variants": {"dense_sgd": {"method": "dense", "optimizer": "sgd", "lr": 0.01}},
+                                 "out": "runs/results/S_o80"}))
+    for run in ("R_x80/dense-seed1", "R_x80/seven-s0.8-seed1", "R_x80/platon-s0.8-seed2",
+                "S_lr_dense/sgd_lr0.01-seed1"):  # the search's dense run at the rate used: seed 1's cell
+        (committed / run).mkdir(parents=True)
+        (committed / run / "result.json").write_text("{}")
+    (committed / "R_x80" / "seven-s0.8-seed2").mkdir()  # unfinished (no result.json): still to make
+    assert [c.stem for c in todo.configs()] == ["R_x80", "S_o80"]
+    assert todo.missing(config) == [(1, "platon", "platon-s0.8-seed1"), (2, "dense", "dense-seed2"),
+                                    (2, "seven", "seven-s0.8-seed2")]
+    assert todo.commands(config, todo.missing(config)) == [
+        "sevenprune sweep --config experiments/results/R/R_x80.json --methods platon --seeds 1",
+        "sevenprune sweep --config experiments/results/R/R_x80.json --methods dense seven --seeds 2"]
+    assert todo.missing(optim) == [(2, "dense_sgd", "dense_sgd-seed2")]
+    with pytest.raises(SystemExit, match="no configuration R_y80"):
+        todo.configs(["R_y80"])

@@ -1,0 +1,101 @@
+"""Which cells of protocol R and of the fine-tuning-strategy study have no committed run yet, and the
+sweep commands that make exactly those (docs/results.md).
+
+A sweep resumes from its own runs folder; on a machine whose folder does not hold the earlier runs
+(they were made elsewhere, and only their summaries are committed), a plain ``sevenprune sweep`` would
+make every run again. This lists, per configuration, the runs missing from ``docs/results/R/`` and
+prints one ``sevenprune sweep --config ... --methods ... --seeds N`` line per configuration and seed, the
+lowest seeds first, so that an interrupted set leaves every method at the earlier seeds:
+
+    python experiments/results/R/todo_R.py                 # counts, then the commands
+    python experiments/results/R/todo_R.py R_pre50 S_lr80  # only these configurations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "src"))
+
+from sevenprune.experiments.sweep import expand  # noqa: E402
+
+CONFIGS = ROOT / "experiments" / "results"
+COMMITTED = ROOT / "docs" / "results" / "R"
+STUDIES = ("R", "S")  # protocol R, then the strategy study (protocol R with one factor changed)
+SEARCH = "S_lr_dense"  # the dense learning-rate search, whose runs are the optimizer factor's dense cells
+
+
+def configs(names: list[str] | None = None) -> list[Path]:
+    """The sweep configurations of both studies (``R/R_dyn80.json``, ...), or those named."""
+    found = [p for study in STUDIES for p in sorted((CONFIGS / study).glob(f"{study}_*.json"))]
+    if names:
+        unknown = sorted(set(names) - {p.stem for p in found})
+        if unknown:
+            raise SystemExit(f"todo_R: no configuration {', '.join(unknown)} under {CONFIGS}/R or /S "
+                             f"(have: {', '.join(p.stem for p in found)})")
+        found = [p for p in found if p.stem in names]
+    return found
+
+
+def missing(config: Path, committed: Path | None = None) -> list[tuple[int, str, str]]:
+    """``(seed, method, run name)`` of every run of ``config`` without a committed result.json (under
+    ``committed``, default docs/results/R)."""
+    committed = COMMITTED if committed is None else committed
+    spec = json.loads(config.read_text(encoding="utf-8"))
+    sweep = Path(spec["out"]).name
+    out = []
+    for name, opts in expand(spec):
+        search = _search_name(opts)
+        if _made(committed / sweep / name) or (search and _made(committed / SEARCH / search)):
+            continue
+        method = name.rsplit("-seed", 1)[0] if name.startswith("dense") else name.split("-s")[0]
+        out.append((int(opts["seed"]), method, name))
+    return out
+
+
+def _made(run: Path) -> bool:
+    return (run / "result.json").exists()
+
+
+def _search_name(opts: dict) -> str:
+    """The search's name for a dense run at another optimizer's rate (``sgd_lr0.01-seed1``), else "": the
+    study takes that run as its dense cell rather than making it twice (results_S.search_as_dense)."""
+    if opts.get("method") != "dense" or opts.get("optimizer", "adamw") == "adamw":
+        return ""
+    return f"{opts['optimizer']}_lr{float(opts['lr']):g}-seed{opts['seed']}"
+
+
+def commands(config: Path, todo: list[tuple[int, str, str]]) -> list[str]:
+    """One sweep command per seed with the methods that seed lacks (methods in the configuration's order)."""
+    lines = []
+    rel = config.relative_to(ROOT)
+    for seed in sorted({s for s, _, _ in todo}):
+        methods = list(dict.fromkeys(m for s, m, _ in todo if s == seed))
+        lines.append(f"sevenprune sweep --config {rel} --methods {' '.join(methods)} --seeds {seed}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="configurations to list (default: all), e.g. R_pre50")
+    args = parser.parse_args(argv)
+    plan = []
+    print("| configuration | runs committed | missing |")
+    print("|---|---|---|")
+    for config in configs(args.names):
+        spec = json.loads(config.read_text(encoding="utf-8"))
+        total = len(expand(spec))
+        todo = missing(config)
+        print(f"| {config.stem} | {total - len(todo)} / {total} | {len(todo)} |")
+        plan += commands(config, todo)
+    print()
+    print("\n".join(plan) if plan else "every cell has a committed run")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
