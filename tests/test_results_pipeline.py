@@ -145,14 +145,19 @@ def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results
     assert (tmp_path / "img" / "results_S.png").exists()
     # the discount pooled: protocol R at 80 % (0 on both seeds) and batch 8 (+5 on both); 90 % has no
     # control, so it is no condition. Mean over the four pairs: (0 + 0 + 5 + 5) / 4 = +2.5 points
+    per_condition, _, summary = blocks["S_discount_pooled"].split("\n\n")
     pooled = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-              for line in blocks["S_discount_pooled"].splitlines()[2:]}
+              for line in per_condition.splitlines()[2:]}
     assert list(pooled) == ["protocol R, 80 %", "batch 8", "**all 2 conditions pooled**"]
     assert pooled["protocol R, 80 %"][:3] == ["2", "+0.0 [+0.0, +0.0]", "not separated"]
     assert pooled["batch 8"][1].startswith("+5.0 [+") and pooled["batch 8"][2:] == ["ahead", "2 / 0"]
     assert pooled["**all 2 conditions pooled**"][0] == "4"
     assert pooled["**all 2 conditions pooled**"][1].startswith("**+2.5 [+")
     assert pooled["**all 2 conditions pooled**"][2:] == ["**ahead**", "2 / 0"]
+    # the summary over methods: only the control ran beside SEVEN here, so one row, the same pooling
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in summary.splitlines()[2:]]
+    assert len(rows) == 1 and rows[0][:3] == ["SEVEN, noise_discount=False", "2", "4"]
+    assert rows[0][3] == pooled["**all 2 conditions pooled**"][1].strip("*") and rows[0][4] == "ahead"
 
 
 def test_optimizer_factor_takes_dense_from_the_search_run_at_the_rate_the_sweep_used(results_R, tmp_path):

@@ -172,30 +172,42 @@ def summary(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def discount_conditions(factor_rows_: list[tuple[Factor, list[dict[str, Any]]]],
-                        protocol_r: list[dict[str, Any]]) -> list[tuple[str, list[Any], list[Any]]]:
-    """Every condition with SEVEN and its ``noise_discount=False`` control on the same seeds.
+def paired_conditions(factor_rows_: list[tuple[Factor, list[dict[str, Any]]]], protocol_r: list[dict[str, Any]],
+                      other: str = "seven_nd") -> list[tuple[str, list[Any], list[Any]]]:
+    """Every condition with SEVEN and ``other`` on the same seeds (default: SEVEN's ``noise_discount=False``
+    control).
 
-    (label, SEVEN's correct-answer vectors, the control's), one entry a seed: protocol R at each sparsity,
+    (label, SEVEN's correct-answer vectors, ``other``'s), one entry a seed: protocol R at each sparsity,
     then each factor's levels other than protocol R's own (which is protocol R at 80 %, counted once).
     """
     conditions = []
+
+    def add(label: str, at: dict[tuple[str, Any, int], dict[str, Any]], level: Any) -> None:
+        seeds = sorted(k for (m, lv, k) in at if m == "seven" and lv == level and (other, level, k) in at)
+        if seeds:
+            conditions.append((label, [correct(at[("seven", level, k)]) for k in seeds],
+                               [correct(at[(other, level, k)]) for k in seeds]))
+
     by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in protocol_r}
     for sparsity in sorted({s for (m, s, _) in by if m == "seven"}):
-        seeds = sorted(k for (m, s, k) in by if m == "seven" and s == sparsity and ("seven_nd", sparsity, k) in by)
-        if seeds:
-            conditions.append((f"protocol R, {sparsity * 100:g} %", [correct(by[("seven", sparsity, k)]) for k in seeds],
-                               [correct(by[("seven_nd", sparsity, k)]) for k in seeds]))
+        add(f"protocol R, {sparsity * 100:g} %", by, sparsity)
     for factor, rows in factor_rows_:
         at = {(r["name"], r["level"], int(r["seed"])): r for r in rows}
         for label, suffix in factor.levels:
-            if suffix is None:
-                continue
-            seeds = sorted(k for (m, lv, k) in at if m == "seven" and lv == label and ("seven_nd", label, k) in at)
-            if seeds:
-                conditions.append((f"{factor.key} {label}", [correct(at[("seven", label, k)]) for k in seeds],
-                                   [correct(at[("seven_nd", label, k)]) for k in seeds]))
+            if suffix is not None:
+                add(f"{factor.key} {label}", at, label)
     return conditions
+
+
+def _significant(a: list[Any], b: list[Any]) -> str:
+    """Of the seeds with McNemar p < 0.05: how many SEVEN leads / trails."""
+    signs = [np.sign(x.mean() - y.mean()) for x, y in zip(a, b) if mcnemar(x, y) < 0.05]
+    return f"{sum(s > 0 for s in signs)} / {sum(s < 0 for s in signs)}"
+
+
+def _pool(conditions: list[tuple[str, list[Any], list[Any]]]) -> tuple[Any, str]:
+    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=N_BOOT, seed=0)
+    return pooled, _significant([x for _, a, _ in conditions for x in a], [y for _, _, b in conditions for y in b])
 
 
 def discount_pooled(conditions: list[tuple[str, list[Any], list[Any]]]) -> str:
@@ -204,19 +216,24 @@ def discount_pooled(conditions: list[tuple[str, list[Any], list[Any]]]) -> str:
         return "(no condition has both SEVEN and its control yet)"
     lines = ["| condition | seeds | SEVEN − control, points [95 % CI] | verdict | seeds with McNemar p < 0.05: SEVEN ahead / behind |",
              "|---|---|---|---|---|"]
-
-    def significant(a: list[Any], b: list[Any]) -> str:
-        signs = [np.sign(x.mean() - y.mean()) for x, y in zip(a, b) if mcnemar(x, y) < 0.05]
-        return f"{sum(s > 0 for s in signs)} / {sum(s < 0 for s in signs)}"
-
     for label, a, b in conditions:
         d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
-        lines.append(f"| {label} | {len(a)} | {d.points()} | {d.verdict} | {significant(a, b)} |")
-    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=N_BOOT, seed=0)
-    all_a = [x for _, a, _ in conditions for x in a]
-    all_b = [y for _, _, b in conditions for y in b]
+        lines.append(f"| {label} | {len(a)} | {d.points()} | {d.verdict} | {_significant(a, b)} |")
+    pooled, significant = _pool(conditions)
     lines.append(f"| **all {len(conditions)} conditions pooled** | {pooled.seeds} | **{pooled.points()}** | "
-                 f"**{pooled.verdict}** | {significant(all_a, all_b)} |")
+                 f"**{pooled.verdict}** | {significant} |")
+    return "\n".join(lines)
+
+
+def pooled_summary(by_other: dict[str, list[tuple[str, list[Any], list[Any]]]]) -> str:
+    """SEVEN against each method, pooled over every condition where both ran on the same seeds."""
+    lines = ["| SEVEN − | conditions | condition-seed pairs | pooled difference, points [95 % CI] | verdict | "
+             "seeds with McNemar p < 0.05: SEVEN ahead / behind |", "|---|---|---|---|---|---|"]
+    for other, conditions in by_other.items():
+        if conditions:
+            pooled, significant = _pool(conditions)
+            lines.append(f"| {LABELS.get(other, other)} | {len(conditions)} | {pooled.seeds} | {pooled.points()} | "
+                         f"{pooled.verdict} | {significant} |")
     return "\n".join(lines)
 
 
@@ -273,7 +290,11 @@ def blocks() -> dict[str, str]:
         plotted.append((factor, rows))
         out[f"S_{factor.key}"] = level_table(factor, rows) + "\n\n" + paired_table(factor, recs)
     out["S_short"] = summary(records)
-    out["S_discount_pooled"] = discount_pooled(discount_conditions(plotted, load_runs(["R_dyn50", "R_dyn80", "R_dyn90"])))
+    protocol_r = load_runs(["R_dyn50", "R_dyn80", "R_dyn90", "R_base50", "R_base80", "R_base90"])
+    by_other = {other: paired_conditions(plotted, protocol_r, other) for other in ("seven_nd", "platon", "magnitude")}
+    out["S_discount_pooled"] = (discount_pooled(by_other["seven_nd"]) + "\n\nThe same pooling for SEVEN against "
+                                "PLATON and gradual magnitude (each over the conditions where it ran):\n\n"
+                                + pooled_summary(by_other))
     # what the discount exchanges at each batch size: SEVEN's runs that recorded it, protocol R's among them
     seven = [{**r, "name": "seven"} for r in reference + load_runs(["S_batch80"])
              if _split(r["run"])[0] == "seven" and float(r["target_sparsity"]) == SPARSITY]
