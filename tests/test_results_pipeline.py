@@ -66,6 +66,13 @@ def test_protocol_R_blocks_from_committed_files(results_R, tmp_path):
         _run(root, "R_dyn80", "seven", seed, 0.8, better, seed == 1)
         _run(root, "R_dyn80", "platon", seed, 0.8, better, False)   # identical predictions: not separated
         _run(root, "R_dyn80", "seven_nd", seed, 0.8, base, False)
+        # SEVEN right on the same 3 sentences in every seed where random is wrong, and the same elsewhere:
+        # redrawn per seed these are 9 independent sentences (no draw of 1,200 misses all: ahead); shared
+        # by the seeds they are 3, which a draw of 400 misses with probability (1 - 3/400)^400 = 0.049 >
+        # 0.025 (the interval reaches 0: not separated)
+        lucky = better.copy()
+        lucky[np.flatnonzero(better == 1)[:3]] = 0
+        _run(root, "R_dyn80", "random", seed, 0.8, lucky, False)
     blocks = results_R.blocks()
     # the main table: the mean and sample sd over the 3 seeds, computed here independently
     accs = [json.loads((root / "R_dyn80" / f"seven-s0.8-seed{s}" / "result.json").read_text())["metrics"]["accuracy"]
@@ -74,6 +81,12 @@ def test_protocol_R_blocks_from_committed_files(results_R, tmp_path):
     rows = {line.split("|")[1].strip(): line for line in blocks["R_paired"].splitlines()[2:]}
     assert "| ahead |" in rows["seven − seven_nd"] and "+10.0 [+" in rows["seven − seven_nd"]
     assert "| not separated |" in rows["seven − platon"] and "+0.0 [+0.0, +0.0]" in rows["seven − platon"]
+    assert "| ahead |" in rows["seven − random"] and "+0.8 [+" in rows["seven − random"]
+    design = blocks["R_design"].splitlines()
+    assert design[0].startswith("4 comparisons, 2 of them ahead or behind") and "1 verdict changes" in design[0]
+    changed = [[c.strip() for c in line.split("|")[1:-1]] for line in design[4:]]
+    assert len(changed) == 1 and changed[0][0] == "seven − random, 80 %"
+    assert changed[0][2] == "ahead" and changed[0][4] == "not separated" and changed[0][3].startswith("+0.8 [+0.0,")
     assert "| 10 % (median) |" in blocks["R_cost"].replace("11.1 %", "10 %") or "11.1 %" in blocks["R_cost"]
     assert "results_R_noise_discount.png" in blocks["R_figures"]
     assert (tmp_path / "img" / "results_R_noise_discount.png").exists()

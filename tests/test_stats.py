@@ -83,3 +83,44 @@ def test_pooling_names_the_condition_with_a_bad_test_set():
         pooled_paired_bootstrap([([np.ones(3)], [np.ones(3)]), ([np.ones(3)], [np.ones(2)])])
     with pytest.raises(ValueError, match="at least one condition"):
         pooled_paired_bootstrap([])
+
+
+def _width(d) -> float:
+    return d.high - d.low
+
+
+def test_shared_sentences_count_a_sentence_that_repeats_across_seeds_once():
+    # three seeds with the very same per-sentence differences: the seeds add nothing, so the crossed
+    # ("shared") interval is that of one seed, 2 * 1.96 * sd / sqrt(n) by the normal approximation,
+    # while redrawing the sentences per seed treats them as three times the evidence (sqrt(3) narrower)
+    rng = np.random.default_rng(7)
+    base = rng.random(2000) < 0.8
+    a = np.where(rng.random(2000) < 0.15, 1, base)
+    d = a.astype(float) - base
+    shared = paired_bootstrap([a] * 3, [base] * 3, n_boot=3000, sentences="shared")
+    independent = paired_bootstrap([a] * 3, [base] * 3, n_boot=3000)
+    expected = 2 * 1.96 * d.std() / np.sqrt(d.size)
+    assert shared.mean == pytest.approx(d.mean()) and shared.seeds == 3
+    assert _width(shared) == pytest.approx(expected, rel=0.1)
+    assert _width(shared) / _width(independent) == pytest.approx(np.sqrt(3), rel=0.12)
+
+
+def test_shared_sentences_change_little_when_the_seeds_err_on_different_sentences():
+    # per-seed differences drawn independently: no sentence effect repeats, and the two designs agree
+    rng = np.random.default_rng(8)
+    b = [rng.random(2000) < 0.8 for _ in range(4)]
+    a = [np.where(rng.random(2000) < 0.1, 1, x) for x in b]
+    shared = paired_bootstrap(a, b, n_boot=3000, sentences="shared")
+    independent = paired_bootstrap(a, b, n_boot=3000)
+    assert 0.8 < _width(shared) / _width(independent) < 1.25
+
+
+def test_shared_sentences_pool_over_conditions_with_the_conditions_fixed():
+    up, down = ([np.ones(5)], [np.zeros(5)]), ([np.zeros(5)], [np.ones(5)])
+    z = pooled_paired_bootstrap([up, down], n_boot=500, sentences="shared")
+    assert (z.mean, z.low, z.high) == (0.0, 0.0, 0.0)
+    # and a condition whose test set differs is refused, naming the sizes
+    with pytest.raises(ValueError, match="one test set for every condition.*3, 4 examples"):
+        pooled_paired_bootstrap([([np.ones(3)], [np.ones(3)]), ([np.ones(4)], [np.ones(4)])], sentences="shared")
+    with pytest.raises(ValueError, match="sentences='crossed': expected one of independent, shared"):
+        paired_bootstrap([np.ones(3)], [np.ones(3)], sentences="crossed")

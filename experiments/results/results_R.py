@@ -86,8 +86,12 @@ def main_table(rows: list[dict[str, Any]], order: list[str]) -> str:
     return "\n".join(lines)
 
 
-def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[str, list[dict[str, Any]]]:
-    """``ours - other`` per sparsity on the seeds both have: bootstrap interval, verdict, McNemar per seed."""
+def paired(rows: list[dict[str, Any]], ours: str, others: list[str],
+           sentences: str = "independent") -> tuple[str, list[dict[str, Any]]]:
+    """``ours - other`` per sparsity on the seeds both have: bootstrap interval, verdict, McNemar per seed.
+
+    ``sentences``: the bootstrap's sentence design (``sevenprune.experiments.stats``); the page's tables
+    use the default, :func:`design_table` the other one beside it."""
     by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in rows}
     dense = {(r["name"], int(r["seed"])): r for r in rows if r["name"].startswith("dense")}
     sparsities = sorted({s for (m, s, _) in by if m == ours})
@@ -102,7 +106,7 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str]) -> tuple[st
                 continue
             a = [correct(by[(ours, s, k)]) for k in seeds]
             b = [correct(dense[(other, k)] if (other, k) in dense else by[(other, s, k)]) for k in seeds]
-            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0, sentences=sentences)
             ps = ", ".join(f"{mcnemar(x, y):.2g}" for x, y in zip(a, b))
             lines.append(f"| {ours} − {other} | {s * 100:g} % | {len(seeds)} | {d.points()} | {d.verdict} | {ps} |")
             records.append({"ours": ours, "other": other, "sparsity": s, "seeds": len(seeds), "mean": d.mean,
@@ -135,6 +139,42 @@ def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -
     lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
                  "with 1-3 seeds, \"not separated\" is the usual answer for gaps of a point or two.")
     return "\n".join(lines)
+
+
+def design_table(pairs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
+    """Every comparison under both bootstrap designs: how many verdicts change, and which.
+
+    ``pairs``: (label, record with sentences redrawn per seed, record with one draw shared by all seeds),
+    each record holding ``mean``, ``low``, ``high`` and ``verdict``. The protocol's 2,000 test sentences
+    are the same in every seed, so a sentence one method gets right in every seed is one sentence: the
+    shared design counts it once (see ``sevenprune.experiments.stats``)."""
+    if not pairs:
+        return "(no paired comparison yet)"
+    def ci(r: dict[str, Any]) -> str:
+        return f"{r['mean'] * 100:+.1f} [{r['low'] * 100:+.1f}, {r['high'] * 100:+.1f}]"
+
+    ratios = [(s["high"] - s["low"]) / (i["high"] - i["low"]) for _, i, s in pairs if i["high"] > i["low"]]
+    changed = [(label, i, s) for label, i, s in pairs if i["verdict"] != s["verdict"]]
+    separated = sum(i["verdict"] != "not separated" for _, i, _ in pairs)
+    head = (f"{len(pairs)} comparisons, {separated} of them ahead or behind with the sentences redrawn per seed; "
+            f"with one sentence draw shared by every seed, {len(changed)} verdict"
+            f"{'s' if len(changed) != 1 else ''} change"
+            f"{'' if len(changed) != 1 else 's'}. Interval width, shared / per seed: median "
+            f"{np.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f} "
+            f"({len(ratios)} comparisons with a non-zero interval).")
+    if not changed:
+        return head
+    lines = [head, "", "| comparison | per seed: points [95 % CI] | verdict | shared: points [95 % CI] | verdict |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {label} | {ci(i)} | {i['verdict']} | {ci(s)} | {s['verdict']} |" for label, i, s in changed]
+    return "\n".join(lines)
+
+
+def _design_pairs(rows: list[dict[str, Any]], ours: str, others: list[str],
+                  records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """``paired``'s records beside the same comparisons with the shared sentence design."""
+    shared = paired(rows, ours, others, sentences="shared")[1]
+    return [(f"{i['ours']} − {i['other']}, {i['sparsity'] * 100:g} %", i, s) for i, s in zip(records, shared)]
 
 
 def cost_table(rows: list[dict[str, Any]], order: list[str]) -> str:
@@ -390,6 +430,8 @@ def blocks() -> dict[str, str]:
     table, records = paired(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
                                            "dense"])
     out["R_paired"] = table
+    design = _design_pairs(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
+                                          "dense"], records)
     out["R_short"] = verdict_summary(records, dyn)
     (R_DIR / "paired.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
     # only the top-1 % set: with the larger "keep" set, most entries at the top of an early snapshot are
@@ -431,9 +473,11 @@ def blocks() -> dict[str, str]:
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]
         out["R_pre"] = main_table(pre, PRE_ORDER)
-        out["R_pre_paired"] = paired(pre, "seven_pre", ["seven_pre_frozen", "snip", "grasp", "force",
-                                                        "magnitude_init", "random_init"])[0]
+        others = ["seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
+        out["R_pre_paired"], pre_records = paired(pre, "seven_pre", others)
+        design += _design_pairs(pre, "seven_pre", others, pre_records)
         layers = plot_layers(pre, PRE_ORDER, 0.8, "results_R_layers_pre.png")
         if layers:
             out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
+    out["R_design"] = design_table(design)
     return out

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, discount_table, load_runs
+from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, design_table, discount_table, load_runs
 from sevenprune.experiments.stats import mcnemar, paired_bootstrap, pooled_paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -126,8 +126,9 @@ def level_table(factor: Factor, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def paired_records(factor: Factor, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """SEVEN minus each compared method at each level, on the seeds both have."""
+def paired_records(factor: Factor, rows: list[dict[str, Any]], sentences: str = "independent") -> list[dict[str, Any]]:
+    """SEVEN minus each compared method at each level, on the seeds both have (``sentences``: the
+    bootstrap's sentence design, as in ``results_R.paired``)."""
     by = {(r["name"], r["level"], int(r["seed"])): r for r in rows}
     records = []
     for other in COMPARED:
@@ -137,7 +138,7 @@ def paired_records(factor: Factor, rows: list[dict[str, Any]]) -> list[dict[str,
                 continue
             a = [correct(by[("seven", label, k)]) for k in seeds]
             b = [correct(by[(other, label, k)]) for k in seeds]
-            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0, sentences=sentences)
             records.append({"factor": factor.key, "level": label, "reference": label == _reference(factor), "other": other, "seeds": len(seeds),
                             "mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict,
                             "points": d.points(), "mcnemar": [mcnemar(x, y) for x, y in zip(a, b)]})
@@ -205,8 +206,8 @@ def _significant(a: list[Any], b: list[Any]) -> str:
     return f"{sum(s > 0 for s in signs)} / {sum(s < 0 for s in signs)}"
 
 
-def _pool(conditions: list[tuple[str, list[Any], list[Any]]]) -> tuple[Any, str]:
-    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=N_BOOT, seed=0)
+def _pool(conditions: list[tuple[str, list[Any], list[Any]]], sentences: str = "independent") -> tuple[Any, str]:
+    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=N_BOOT, seed=0, sentences=sentences)
     return pooled, _significant([x for _, a, _ in conditions for x in a], [y for _, _, b in conditions for y in b])
 
 
@@ -279,7 +280,7 @@ def dense_search() -> str | None:
 def blocks() -> dict[str, str]:
     reference = load_runs(["R_dyn80", "R_base80"])
     out: dict[str, str] = {}
-    plotted, records = [], []
+    plotted, records, design = [], [], []
     for factor in FACTORS:
         rows = factor_rows(factor, reference)
         if all(r["level"] == _reference(factor) for r in rows):  # only protocol R's own runs: not run yet
@@ -287,6 +288,8 @@ def blocks() -> dict[str, str]:
             continue
         recs = paired_records(factor, rows)
         records += recs
+        design += [(f"seven − {i['other']}, {factor.key} {i['level']}", i, s)
+                   for i, s in zip(recs, paired_records(factor, rows, sentences="shared")) if not i["reference"]]
         plotted.append((factor, rows))
         out[f"S_{factor.key}"] = level_table(factor, rows) + "\n\n" + paired_table(factor, recs)
     out["S_short"] = summary(records)
@@ -295,6 +298,12 @@ def blocks() -> dict[str, str]:
     out["S_discount_pooled"] = (discount_pooled(by_other["seven_nd"]) + "\n\nThe same pooling for SEVEN against "
                                 "PLATON and gradual magnitude (each over the conditions where it ran):\n\n"
                                 + pooled_summary(by_other))
+    for other, conditions in by_other.items():
+        if conditions:
+            pooled = [_pool(conditions, sentences)[0] for sentences in ("independent", "shared")]
+            design.append((f"seven − {other}, pooled over {len(conditions)} conditions",
+                           *({"mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict} for d in pooled)))
+    out["S_design"] = design_table(design)
     # what the discount exchanges at each batch size: SEVEN's runs that recorded it, protocol R's among them
     seven = [{**r, "name": "seven"} for r in reference + load_runs(["S_batch80"])
              if _split(r["run"])[0] == "seven" and float(r["target_sparsity"]) == SPARSITY]

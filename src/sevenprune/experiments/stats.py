@@ -11,6 +11,13 @@ B, and how sure we can be, given that both the seeds and the finite test set add
 * :func:`pooled_paired_bootstrap` — the same difference pooled over several conditions (strata), each
   with its own seeds: the mean over every (condition, seed) pair, with the seeds resampled *within*
   their condition, so that the interval is about these conditions and not a draw of other ones.
+* ``sentences="shared"`` (both functions) — the crossed design, for a test set that every seed (and
+  every condition) was evaluated on: each bootstrap draw resamples the sentences *once* and uses that
+  draw for every seed, so that a sentence on which A is better than B in every seed counts as one
+  sentence, not as independent evidence per seed (the default, ``"independent"``, draws the sentences
+  afresh within each seed, which is narrower when per-sentence differences repeat across seeds). It is
+  the "pigeonhole" bootstrap of a seeds x sentences table (Owen 2007, "The pigeonhole bootstrap", Ann. Appl. Stat. 1(2)), which is
+  mildly conservative.
 * :func:`mcnemar` — the exact McNemar test for one seed: of the sentences where exactly one method is
   right, is the split far from 50/50 (two-sided binomial test)?
 * :func:`verdict` — "ahead", "behind" or "not separated", from whether the interval excludes 0.
@@ -31,7 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PairedDifference", "paired_bootstrap", "pooled_paired_bootstrap", "mcnemar", "verdict"]
+__all__ = ["PairedDifference", "paired_bootstrap", "pooled_paired_bootstrap", "mcnemar", "verdict",
+           "SENTENCE_DESIGNS"]
+
+SENTENCE_DESIGNS = ("independent", "shared")
 
 
 @dataclass(frozen=True)
@@ -72,12 +82,24 @@ def _check(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray]) -> 
     return pairs
 
 
+def _design(sentences: str) -> str:
+    if sentences not in SENTENCE_DESIGNS:
+        raise ValueError(f"sentences={sentences!r}: expected one of {', '.join(SENTENCE_DESIGNS)}")
+    return sentences
+
+
 def paired_bootstrap(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray], *, n_boot: int = 10000,
-                     level: float = 0.95, seed: int = 0) -> PairedDifference:
+                     level: float = 0.95, seed: int = 0, sentences: str = "independent") -> PairedDifference:
     """Mean over seeds of ``accuracy(A) - accuracy(B)`` with a two-level bootstrap interval.
 
     ``correct_a[i]`` and ``correct_b[i]``: 0/1 (or bool) arrays, one entry per test example, for seed i.
+    ``sentences``: ``"independent"`` (sentences redrawn within each seed) or ``"shared"`` (one draw of
+    the sentences for all seeds: entry j must be the same test sentence in every seed; see the module
+    docstring).
     """
+    if _design(sentences) == "shared":  # one condition of the pooled crossed bootstrap, draw for draw
+        return pooled_paired_bootstrap([(correct_a, correct_b)], n_boot=n_boot, level=level, seed=seed,
+                                       sentences="shared")
     pairs = _check(correct_a, correct_b)
     diffs = [a - b for a, b in pairs]  # per seed, per sentence: -1, 0 or +1
     mean = float(np.mean([d.mean() for d in diffs]))
@@ -97,7 +119,8 @@ def paired_bootstrap(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.nda
 
 
 def pooled_paired_bootstrap(strata: Sequence[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], *,
-                            n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> PairedDifference:
+                            n_boot: int = 10000, level: float = 0.95, seed: int = 0,
+                            sentences: str = "independent") -> PairedDifference:
     """``A - B`` averaged over every (condition, seed) pair of several conditions, with a stratified interval.
 
     ``strata[j] = (correct_a, correct_b)``: condition j's seeds, as for :func:`paired_bootstrap` (each
@@ -105,7 +128,8 @@ def pooled_paired_bootstrap(strata: Sequence[tuple[Sequence[np.ndarray], Sequenc
     weighs the same. A bootstrap draw resamples, in each condition, its seeds with replacement and,
     within each drawn seed, its sentences; the conditions themselves are fixed (a condition is a
     choice, such as a batch size, not a sample). With one condition this is :func:`paired_bootstrap`,
-    draw for draw.
+    draw for draw. With ``sentences="shared"`` every condition and seed must hold the same test
+    sentences in the same order, and one draw of them serves the whole replicate.
 
     >>> import numpy as np
     >>> up = ([np.ones(4)], [np.zeros(4)])      # one condition: A right everywhere B is wrong
@@ -126,17 +150,37 @@ def pooled_paired_bootstrap(strata: Sequence[tuple[Sequence[np.ndarray], Sequenc
     mean = float(sum(d.mean() for g in groups for d in g) / units)
     rng = np.random.default_rng(seed)
     stats = np.empty(n_boot)
-    for i in range(n_boot):
+    if _design(sentences) == "shared":
+        sizes = {int(d.size) for g in groups for d in g}
+        if len(sizes) != 1:
+            raise ValueError(f"sentences='shared' needs one test set for every condition and seed; got "
+                             f"{len(sizes)} sizes ({', '.join(map(str, sorted(sizes)))} examples)")
+        n = sizes.pop()
+        table = np.stack([d for g in groups for d in g])  # (condition-seed pairs, sentences)
+        starts = np.cumsum([0] + [len(g) for g in groups])
+        for i in range(n_boot):
+            picks = np.zeros(units)  # how often each (condition, seed) pair is drawn
+            for j, g in enumerate(groups):
+                np.add.at(picks, starts[j] + rng.integers(0, len(g), len(g)), 1.0)
+            counts = np.bincount(rng.integers(0, n, n), minlength=n)  # one sentence draw for all
+            stats[i] = picks @ table @ counts / (n * units)
+    else:
+        _independent(groups, rng, stats, units)
+    alpha = (1.0 - level) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    # ``seeds`` counts the (condition, seed) pairs; ``examples`` is the smallest test set among them
+    return PairedDifference(mean, float(low), float(high), units, min(int(g[0].size) for g in groups), level, n_boot)
+
+
+def _independent(groups: list[list[np.ndarray]], rng: np.random.Generator, stats: np.ndarray, units: int) -> None:
+    """Fill ``stats`` with draws of the stratified bootstrap, sentences redrawn within each seed."""
+    for i in range(stats.size):
         total = 0.0
         for g in groups:  # the same order of draws as paired_bootstrap's, condition after condition
             for s in rng.integers(0, len(g), len(g)):
                 d = g[s]
                 total += d[rng.integers(0, d.size, d.size)].mean()
         stats[i] = total / units
-    alpha = (1.0 - level) / 2
-    low, high = np.quantile(stats, [alpha, 1 - alpha])
-    # ``seeds`` counts the (condition, seed) pairs; ``examples`` is the smallest test set among them
-    return PairedDifference(mean, float(low), float(high), units, min(int(g[0].size) for g in groups), level, n_boot)
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
