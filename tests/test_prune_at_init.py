@@ -93,6 +93,54 @@ def test_grasp_removes_the_highest_scores_and_keeps_gradient_flow() -> None:
     assert all(change[i] < 0 for i in kept)
 
 
+def test_grasp_abs_variant_removes_the_lowest_magnitude_of_s() -> None:
+    # |S| = [[45.5, 60.5, 181], [74.5, 49.5, 37]]: the three lowest (37, 45.5, 49.5) go. The paper's rule
+    # (above) removes 60.5, 49.5 and -37: the two disagree on (0, 0) and (0, 1).
+    pruner = ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq, variant="abs")
+    assert keep(pruner.masks["weight"]) == [[False, True, True], [True, False, False]]
+    assert pruner.config()["method_options"] == {"variant": "abs"}
+    assert ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq).config()["method_options"] == {
+        "variant": "paper"}
+
+
+def test_grasp_abs_ranks_by_the_full_hessian_magnitude_not_snips_score() -> None:
+    # on the linear model above |S| happens to rank like SNIP; here the brute-force |W * H g| decides
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False))
+    batches = [(torch.randn(5, 3), torch.randn(5, 2)) for _ in range(2)]
+    loss = lambda m, b: nn.functional.mse_loss(m(b[0]), b[1])  # noqa: E731
+    params = sp.find_prunable(model)
+    flat0 = torch.cat([p.detach().flatten() for p in params.values()])
+
+    def total_loss(flat: torch.Tensor) -> torch.Tensor:
+        w1, w2 = flat[:12].view(4, 3), flat[12:].view(2, 4)
+        return sum(nn.functional.mse_loss(torch.tanh(x @ w1.T) @ w2.T, y) for x, y in batches)  # type: ignore
+
+    hess = torch.autograd.functional.hessian(total_loss, flat0)
+    g = torch.autograd.functional.jacobian(total_loss, flat0)
+    magnitude = (flat0 * (hess @ g)).abs()
+    expected_pruned = set(torch.argsort(magnitude)[:10].tolist())
+    pruner = ip.prune_at_init(model, "grasp", 0.5, batches, loss, variant="abs")
+    got = torch.cat([m.flatten() for m in pruner.masks.values()])
+    assert set(torch.nonzero(~got).flatten().tolist()) == expected_pruned
+    snip = ip.prune_at_init(copy_of(model, flat0), "snip", 0.5, batches, loss)
+    assert not torch.equal(torch.cat([m.flatten() for m in snip.masks.values()]), got)
+
+
+def copy_of(model: nn.Module, flat: torch.Tensor) -> nn.Module:
+    """``model`` with its weights put back to ``flat`` (prune_at_init zeroed the pruned ones)."""
+    out = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        out[0].weight.copy_(flat[:12].view(4, 3))
+        out[2].weight.copy_(flat[12:].view(2, 4))
+    return out
+
+
+def test_grasp_variant_is_checked() -> None:
+    with pytest.raises(ValueError, match=r"variant must be one of \['paper', 'abs'\], got 'ab'"):
+        ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq, variant="ab")
+
+
 def test_grasp_matches_a_full_hessian_on_a_nonlinear_model() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False))

@@ -335,3 +335,14 @@ def test_report_never_overwrites_files_in_a_folder_it_did_not_write(env, tmp_pat
     build_report(folder)
     assert (folder / ".sevenprune-sweep").exists() and (folder / "report.md").read_text() != "my notes"
     build_report(folder)
+
+
+def test_grasp_variant_reaches_the_pruner_and_is_recorded(env):
+    out = env["root"] / "run-grasp-abs"
+    opts = _opts(env, method="grasp", sparsity=0.3, max_steps=2, save_model=False, method_options={"variant": "abs"})
+    result = run(resolve_config(opts), out)
+    assert result["sparsity"] == pytest.approx(0.3, abs=1e-4)
+    assert json.loads((out / "config.json").read_text())["method_options"] == {"variant": "abs"}
+    with pytest.raises(ValueError, match=r"variant must be one of \['paper', 'abs'\]"):
+        run(resolve_config(_opts(env, method="grasp", sparsity=0.3, max_steps=2, method_options={"variant": "x"})),
+            env["root"] / "run-grasp-x")

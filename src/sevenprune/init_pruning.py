@@ -534,11 +534,26 @@ def _snip_masks(req: InitRequest) -> dict[str, Tensor]:
     return req.select(scores)  # the scores live in the former gradient buffers, freed on return
 
 
+#: GraSP's rankings: the paper's (remove the highest ``S``) and the magnitude form (remove the lowest ``|S|``)
+GRASP_VARIANTS = ("paper", "abs")
+
+
+def _check_grasp(options: dict[str, Any]) -> None:
+    if options.get("variant", "paper") not in GRASP_VARIANTS:
+        raise ValueError(f"variant must be one of {list(GRASP_VARIANTS)}, got {options['variant']!r}")
+
+
 def _grasp_masks(req: InitRequest) -> dict[str, Tensor]:
     assert req.loss_fn is not None
     scores = grasp_scores(req.model, req.params, req.batches, req.loss_fn)
     for t in scores:
-        t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
+        if req.options["variant"] == "abs":
+            # |W * Hg|: a weight matters if removing it changes gradient flow either way. At a pretrained
+            # optimum S sits symmetric around 0 (docs/results.md, "GraSP at a pretrained start"), so the
+            # paper's sign rule keeps weights by sign and destroys the function; the magnitude does not.
+            t.abs_()
+        else:
+            t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
     return req.select(scores)
 
 
@@ -592,7 +607,7 @@ def _random_masks(req: InitRequest) -> dict[str, Tensor]:
 
 
 register_init(InitMethod("snip", _snip_masks))
-register_init(InitMethod("grasp", _grasp_masks))
+register_init(InitMethod("grasp", _grasp_masks, defaults={"variant": "paper"}, check=_check_grasp))
 register_init(InitMethod("force", _force_masks, defaults={"variant": "force"}, check=_check_force))
 register_init(InitMethod("seven", _seven_masks, scorer="seven", check=_check_seven))
 register_init(InitMethod("magnitude", _magnitude_masks, needs_data=False, scorer="magnitude"))
@@ -635,7 +650,8 @@ def prune_at_init(
         state_dtype: dtype of SEVEN's moments while scoring (``"seven"`` only).
         scope: ``"global"`` (one ranking over every prunable weight) or ``"local"`` (the same fraction
             pruned in every matrix), as for :class:`~sevenprune.Pruner`.
-        **options: the method's options: FORCE ``variant="force"|"iter_snip"``; random ``seed``;
+        **options: the method's options: GraSP ``variant="paper"|"abs"`` (remove the highest ``S``, as
+            the paper; or the lowest ``|S|``); FORCE ``variant="force"|"iter_snip"``; random ``seed``;
             SEVEN ``beta1``, ``beta2``, ``eps``, ``moments``, ``compile``, ``freeze_during_pruning``.
 
     >>> import torch, sevenprune as sp
