@@ -23,11 +23,14 @@ R_DIR = ROOT / "docs" / "results" / "R"
 IMG = ROOT / "docs" / "img"
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement", "magnitude", "random"]
-PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
+PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_abs", "force", "magnitude_init",
+             "random_init"]
+PRE_SWEEPS = ["R_pre80", "R_pre50", "R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
 LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
           "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
           "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
-          "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)"}
+          "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)",
+          "grasp_abs": "grasp, variant=abs (\\|W*Hg\\|)"}
 POOLER_ORDER = ["seven_pooler", "platon_pooler"]
 N_BOOT = 4000
 
@@ -469,15 +472,38 @@ def blocks() -> dict[str, str]:
         paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []  # one header
         out["R_pooler"] = (main_table(rows, ["dense", "seven", "seven_pooler", "platon", "platon_pooler"]) + "\n\n"
                            + "\n".join(paired_rows))
-    pre = load_runs(["R_pre80", "R_pre50"])
+    pre = load_runs(PRE_SWEEPS)
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]
         out["R_pre"] = main_table(pre, PRE_ORDER)
-        others = ["seven_pre_frozen", "snip", "grasp", "force", "magnitude_init", "random_init"]
+        others = [m for m in PRE_ORDER[2:] if any(r["name"] == m for r in pre)]
         out["R_pre_paired"], pre_records = paired(pre, "seven_pre", others)
         design += _design_pairs(pre, "seven_pre", others, pre_records)
         layers = plot_layers(pre, PRE_ORDER, 0.8, "results_R_layers_pre.png")
         if layers:
             out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
+    start = grasp_start_table()
+    if start:
+        out["R_grasp_start"] = start
     out["R_design"] = design_table(design)
     return out
+
+
+def grasp_start_table() -> str | None:
+    """``docs/results/grasp_start.json`` (experiments/grasp_start.py): 50 % masks on the pretrained model,
+    no fine-tuning, and the distribution of GraSP's S."""
+    path = R_DIR.parent / "grasp_start.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["| 50 % mask, no fine-tuning | embeddings: mean cosine to the unpruned model's | linear-probe accuracy |",
+             "|---|---|---|",
+             f"| (no mask) | 1.000 | {data['dense']['probe_accuracy']:.3f} |"]
+    for name, v in data["masks"].items():
+        lines.append(f"| {name} | {v['cosine_to_dense']:.3f} | {v['probe_accuracy']:.3f} |")
+    s = data["S"]
+    lines.append("")
+    lines.append(f"GraSP's S = -W*Hg over the {s['weights']:,} prunable weights (temperature 1): "
+                 f"{s['fraction_positive']:.1%} positive, {s['fraction_zero']:.1%} exactly zero, median "
+                 f"{s['median']:.1e} against a median |S| of {s['median_abs']:.1e}.")
+    return "\n".join(lines)
