@@ -25,7 +25,8 @@ IMG = ROOT / "docs" / "img"
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement", "magnitude", "random"]
 PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_abs", "force", "magnitude_init",
              "random_init"]
-PRE_SWEEPS = ["R_pre80", "R_pre50", "R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
+DYN_SWEEPS = ["R_dyn80", "R_dyn90", "R_dyn50", "R_dyn70", "R_base80", "R_base90", "R_base50", "R_base70"]
+PRE_SWEEPS = ["R_pre80", "R_pre50", "R_pre90", "R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
 LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
           "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
           "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
@@ -418,7 +419,7 @@ def pretrained_function_table(order: list[str]) -> str | None:
 # -- the page's blocks ----------------------------------------------------------------------------------
 def blocks() -> dict[str, str]:
     out: dict[str, str] = {}
-    dyn = load_runs(["R_dyn80", "R_dyn90", "R_dyn50", "R_base80", "R_base90", "R_base50"])
+    dyn = load_runs(DYN_SWEEPS)
     if not dyn:
         out["R_main"] = "(no finished protocol-R runs yet)"
         return out

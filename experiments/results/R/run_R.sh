@@ -7,6 +7,7 @@
 # From the repository root (ideally a `git worktree` pinned at a commit, recorded with the results):
 #
 #     bash experiments/results/R/run_R.sh            # both workers
+#     bash experiments/results/R/run_R.sh second     # the second pass: 70 %, pre at 90 %, seeds 4-5
 #     python experiments/results/R/collect_R.py      # copy the finished runs' summaries into docs/results/R
 set -uo pipefail  # no -e: one failed sweep must not stop the others
 cd "$(dirname "$0")/../../.."
@@ -25,6 +26,10 @@ worker() {  # worker CONFIG: at seed 1, then 1 2, then 1 2 3
 worker_a() { worker R_dyn80; worker R_base80; worker R_dyn50; sweep R_pooler80; worker R_base50; }
 worker_b() { worker R_dyn90; worker R_pre80; worker R_base90; worker R_pre50; }
 
+# the second pass (issue 12, "where time allows"): 70 %, 90 % pruning early, seeds 4-5 of the main cells
+worker_c() { worker R_dyn70; sweep R_dyn80 --methods seven seven_nd platon dense --seeds 4 5; worker R_base70; }
+worker_d() { worker R_pre90; sweep R_dyn90 --methods seven seven_nd platon --seeds 4 5; }
+
 case "${1:-both}" in
   a) worker_a 2>&1 | tee -a runs/results/logs/R_a.log ;;
   b) worker_b 2>&1 | tee -a runs/results/logs/R_b.log ;;
@@ -32,5 +37,9 @@ case "${1:-both}" in
     worker_a >> runs/results/logs/R_a.log 2>&1 &
     worker_b >> runs/results/logs/R_b.log 2>&1 &
     wait ;;
-  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both]" >&2; exit 2 ;;
+  second)
+    worker_c >> runs/results/logs/R_c.log 2>&1 &
+    worker_d >> runs/results/logs/R_d.log 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second]" >&2; exit 2 ;;
 esac
