@@ -277,6 +277,10 @@ def dense_search() -> str | None:
     return "\n".join(lines)
 
 
+def _ci(r: dict[str, Any]) -> str:
+    return f"{r['mean'] * 100:+.2f} [{r['low'] * 100:+.2f}, {r['high'] * 100:+.2f}]"
+
+
 def blocks() -> dict[str, str]:
     reference = load_runs(["R_dyn80", "R_base80"])
     out: dict[str, str] = {}
@@ -303,7 +307,11 @@ def blocks() -> dict[str, str]:
             pooled = [_pool(conditions, sentences)[0] for sentences in ("independent", "shared")]
             design.append((f"seven − {other}, pooled over {len(conditions)} conditions",
                            *({"mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict} for d in pooled)))
-    out["S_design"] = design_table(design)
+    pooled_rows = [f"- {label}: {_ci(i)} per seed, {_ci(s)} shared ({s['verdict']})"
+                   for label, i, s in design if "pooled" in label]
+    out["S_design"] = design_table(design) + (
+        "\n\nThe pooled comparisons under both designs (points [95 % CI]):\n\n" + "\n".join(pooled_rows)
+        if pooled_rows else "")
     # what the discount exchanges at each batch size: SEVEN's runs that recorded it, protocol R's among them
     seven = [{**r, "name": "seven"} for r in reference + load_runs(["S_batch80"])
              if _split(r["run"])[0] == "seven" and float(r["target_sparsity"]) == SPARSITY]
