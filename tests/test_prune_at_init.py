@@ -136,6 +136,24 @@ def copy_of(model: nn.Module, flat: torch.Tensor) -> nn.Module:
     return out
 
 
+def test_grasp_state_saved_before_the_variant_option_still_loads(tmp_path: Path) -> None:
+    import json
+
+    pruner = ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq)
+    sp.save_state(pruner, tmp_path / "s")
+    config_files = [f for f in (tmp_path / "s").rglob("*.json") if "method_options" in f.read_text()]
+    assert config_files
+    for f in config_files:  # as a state written before ``variant`` existed
+        state = json.loads(f.read_text())
+        assert state["config"]["method_options"] == {"variant": "paper"}
+        state["config"]["method_options"] = {}
+        f.write_text(json.dumps(state))
+    other = sp.load_state(tmp_path / "s", ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq))
+    assert keep(other.masks["weight"]) == keep(pruner.masks["weight"])
+    with pytest.raises(ValueError, match="another configuration"):  # but an abs pruner is another one
+        sp.load_state(tmp_path / "s", ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq, variant="abs"))
+
+
 def test_grasp_variant_is_checked() -> None:
     with pytest.raises(ValueError, match=r"variant must be one of \['paper', 'abs'\], got 'ab'"):
         ip.prune_at_init(linear(), "grasp", 0.5, data(), half_sq, variant="ab")

@@ -73,9 +73,17 @@ def method_class(method: str | type[Importance]) -> type[Importance]:
     return get_method(method)  # a non-string fails here, with the choices
 
 
+#: method options added after states were first saved, with the value that reproduces the older behaviour
+_LATER_OPTIONS: dict[str, dict[str, Any]] = {"grasp": {"variant": "paper"}}
+
+
 def _normal_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A configuration as JSON holds it, with the defaults of fields an older state lacks."""
-    return {**_CONFIG_DEFAULTS, **json.loads(json.dumps(dict(config)))}
+    out = {**_CONFIG_DEFAULTS, **json.loads(json.dumps(dict(config)))}
+    later = _LATER_OPTIONS.get(out.get("method"))  # type: ignore[arg-type]
+    if later and isinstance(out["method_options"], dict):
+        out["method_options"] = {**later, **out["method_options"]}
+    return out
 
 
 def _factor(mask: Tensor) -> Tensor:
