@@ -480,6 +480,8 @@ def blocks() -> dict[str, str]:
         others = [m for m in PRE_ORDER[2:] if any(r["name"] == m for r in pre)]
         out["R_pre_paired"], pre_records = paired(pre, "seven_pre", others)
         design += _design_pairs(pre, "seven_pre", others, pre_records)
+        if any(r["name"] == "grasp_abs" for r in pre):  # the magnitude form of GraSP against SNIP (R.3)
+            out["R_grasp_abs_snip"] = paired(pre, "grasp_abs", ["snip"])[0]
         layers = plot_layers(pre, PRE_ORDER, 0.8, "results_R_layers_pre.png")
         if layers:
             out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
