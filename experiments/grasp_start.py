@@ -9,7 +9,7 @@ first 512 training sentences). Also the distribution of GraSP's ``S = -W * H g``
 
 Masks: GraSP as the paper (``variant="paper"``, temperature 1 and the authors' 200), the same scores
 ranked the other way round (keep the highest ``S``), ``variant="abs"`` (keep the highest ``|S|``), SNIP,
-magnitude and random. Writes ``docs/results/grasp_start.json``; about 15 minutes on one thread::
+magnitude and random. Writes ``docs/results/grasp_start.json``; about 5 minutes on one thread::
 
     python experiments/grasp_start.py [--out docs/results/grasp_start.json]
 """

@@ -240,6 +240,21 @@ def test_load_state_dict_refuses_another_configuration_naming_the_fields() -> No
         assert all(torch.equal(p.masks[n], seven.masks[n]) for n in seven.masks)
 
 
+def test_state_saved_before_an_option_existed_loads_with_its_default() -> None:
+    model = tiny_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    seven = sp.Pruner(model, "seven", 0.5, start_step=0, prune_steps=10, optimizer=opt)
+    train(model, opt, seven, 3)
+    state = seven.state_dict()
+    del state["config"]["method_options"]["noise_discount"]  # as saved before the option existed
+    same = sp.Pruner(tiny_mlp(), "seven", 0.5, start_step=0, prune_steps=10)
+    same.load_state_dict(state)
+    assert same.step_count == 3 and all(torch.equal(same.masks[n], seven.masks[n]) for n in seven.masks)
+    assert sp.Pruner.from_state(tiny_mlp(), state).config() == seven.config()
+    with pytest.raises(ValueError, match="another configuration.*noise_discount"):  # the default, not any value
+        sp.Pruner(tiny_mlp(), "seven", 0.5, start_step=0, prune_steps=10, noise_discount=False).load_state_dict(state)
+
+
 def test_from_state_and_config_rebuild_every_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model = tiny_mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)

@@ -219,7 +219,7 @@ def main() -> int:
             if found:
                 write_csv(found, CSV_DIR / f"{sweep}.csv")
     blocks: dict[str, str] = results_R.blocks() | results_S.blocks()
-    pre_r = results_R.load_runs(["R_pre80", "R_pre50", "R_pre90"])  # each sparsity's column fills in as its runs land
+    pre_r = results_R.load_runs(results_R.PAPER_PRE_SWEEPS)  # each sparsity's column fills in as its runs land
     if pre_r:  # beside the paper's SST-2 panel: drops from dense, ours from protocol R's dense
         blocks["R_paper"] = paper_table(pre_r + [r for r in results_R.load_runs(["R_dyn80"]) if r["name"] == "dense"],
                                         metric)

@@ -26,7 +26,8 @@ DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement"
 PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_abs", "force", "magnitude_init",
              "random_init"]
 DYN_SWEEPS = ["R_dyn80", "R_dyn90", "R_dyn50", "R_dyn70", "R_base80", "R_base90", "R_base50", "R_base70"]
-PRE_SWEEPS = ["R_pre80", "R_pre50", "R_pre90", "R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
+PAPER_PRE_SWEEPS = ["R_pre80", "R_pre50", "R_pre90"]  # the methods of the paper's pruning-early panel
+PRE_SWEEPS = PAPER_PRE_SWEEPS + ["R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
 LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
           "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
           "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",

@@ -546,14 +546,12 @@ def _check_grasp(options: dict[str, Any]) -> None:
 def _grasp_masks(req: InitRequest) -> dict[str, Tensor]:
     assert req.loss_fn is not None
     scores = grasp_scores(req.model, req.params, req.batches, req.loss_fn)
+    # "paper": GraSP removes the highest S, so rank by -S = W * Hg. "abs": |W * Hg|, a weight matters if
+    # removing it changes gradient flow either way; at a pretrained optimum S sits symmetric around 0
+    # (docs/results.md, "GraSP at a pretrained start"), so the sign rule keeps weights by sign alone.
+    rank = Tensor.abs_ if req.options["variant"] == "abs" else Tensor.neg_
     for t in scores:
-        if req.options["variant"] == "abs":
-            # |W * Hg|: a weight matters if removing it changes gradient flow either way. At a pretrained
-            # optimum S sits symmetric around 0 (docs/results.md, "GraSP at a pretrained start"), so the
-            # paper's sign rule keeps weights by sign and destroys the function; the magnitude does not.
-            t.abs_()
-        else:
-            t.neg_()  # GraSP removes the highest S: rank by -S = W * Hg
+        rank(t)
     return req.select(scores)
 
 

@@ -73,16 +73,23 @@ def method_class(method: str | type[Importance]) -> type[Importance]:
     return get_method(method)  # a non-string fails here, with the choices
 
 
-#: method options added after states were first saved, with the value that reproduces the older behaviour
-_LATER_OPTIONS: dict[str, dict[str, Any]] = {"grasp": {"variant": "paper"}}
+def _option_defaults(method: Any) -> Mapping[str, Any]:
+    """The registered defaults of ``method``'s options: those of a pruning-at-initialisation method of its
+    own (GraSP, FORCE), else those of the importance it names ({} for anything else). A new option's
+    default is the behaviour from before the option existed, so it is also what an older state ran with."""
+    from .init_pruning import init_method, init_methods  # here: init_pruning imports this module
+
+    if method in init_methods() and init_method(method).scorer is None:
+        return init_method(method).defaults
+    return get_method(method).defaults if method in methods() else {}
 
 
 def _normal_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A configuration as JSON holds it, with the defaults of fields an older state lacks."""
+    """A configuration as JSON holds it, with the defaults of fields and method options an older state
+    lacks (a state saved before ``noise_discount`` or GraSP's ``variant`` existed still loads)."""
     out = {**_CONFIG_DEFAULTS, **json.loads(json.dumps(dict(config)))}
-    later = _LATER_OPTIONS.get(out.get("method"))  # type: ignore[arg-type]
-    if later and isinstance(out["method_options"], dict):
-        out["method_options"] = {**later, **out["method_options"]}
+    if isinstance(out["method_options"], dict):
+        out["method_options"] = {**_option_defaults(out.get("method")), **out["method_options"]}
     return out
 
 
