@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sevenprune.experiments.stats import mcnemar, paired_bootstrap, pooled_paired_bootstrap, verdict
+from sevenprune.experiments.stats import (PairedDifference, format_points, mcnemar, paired_bootstrap,
+                                         pooled_paired_bootstrap, verdict)
 
 
 def test_identical_predictions_give_zero_with_a_zero_interval():
@@ -124,3 +125,15 @@ def test_shared_sentences_pool_over_conditions_with_the_conditions_fixed():
         pooled_paired_bootstrap([([np.ones(3)], [np.ones(3)]), ([np.ones(4)], [np.ones(4)])], sentences="shared")
     with pytest.raises(ValueError, match="sentences='crossed': expected one of independent, shared"):
         paired_bootstrap([np.ones(3)], [np.ones(3)], sentences="crossed")
+
+
+def test_points_never_print_minus_zero_and_round_as_format_does():
+    # -0.0004 is -0.04 points: it rounds to zero and must read "+0.0", as a positive one does
+    assert format_points(-0.0004, -0.004, 0.0004) == "+0.0 [-0.4, +0.0]"
+    assert format_points(0.012, -0.0004, 0.027) == "+1.2 [+0.0, +2.7]"
+    # just past the rounding boundary a negative value keeps its sign
+    assert format_points(-0.00051, -0.0123, 0.00049) == "-0.1 [-1.2, +0.0]"
+    # two digits: the pooled rows of the strategy study
+    assert format_points(-0.00004, -0.0033, 0.001, digits=2) == "+0.00 [-0.33, +0.10]"
+    d = PairedDifference(mean=-0.0004, low=-0.004, high=0.0004, seeds=3, examples=10, level=0.95, n_boot=1)
+    assert d.points() == "+0.0 [-0.4, +0.0]" and d.points(digits=2) == "-0.04 [-0.40, +0.04]"

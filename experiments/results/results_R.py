@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sevenprune.experiments import diagnostics_plots as dplots
-from sevenprune.experiments.stats import mcnemar, paired_bootstrap
+from sevenprune.experiments.stats import format_points, mcnemar, paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 R_DIR = ROOT / "docs" / "results" / "R"
@@ -135,14 +135,13 @@ def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -
         for r in records:
             if r["sparsity"] != s or r["other"] == "dense":
                 continue
-            lo, hi = r["low"] * 100, r["high"] * 100
             words = {"ahead": "ahead of", "behind": "behind", "not separated": "not separated from"}[r["verdict"]]
-            parts.append(f"{words} {r['other']} ({r['mean'] * 100:+.1f} [{lo:+.1f}, {hi:+.1f}], "
+            parts.append(f"{words} {r['other']} ({format_points(r['mean'], r['low'], r['high'])}, "
                          f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
         if parts:
             lines.append(f"- At {s * 100:g} %, SEVEN_dyn ({np.mean(seven):.3f}) is " + "; ".join(parts) + ".")
     lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
-                 "with 1-3 seeds, \"not separated\" is the usual answer for gaps of a point or two.")
+                 "with 1-5 seeds, \"not separated\" is the usual answer for gaps of a point or two.")
     return "\n".join(lines)
 
 
@@ -156,7 +155,7 @@ def design_table(pairs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str
     if not pairs:
         return "(no paired comparison yet)"
     def ci(r: dict[str, Any]) -> str:
-        return f"{r['mean'] * 100:+.1f} [{r['low'] * 100:+.1f}, {r['high'] * 100:+.1f}]"
+        return format_points(r["mean"], r["low"], r["high"])
 
     ratios = [(s["high"] - s["low"]) / (i["high"] - i["low"]) for _, i, s in pairs if i["high"] > i["low"]]
     changed = [(label, i, s) for label, i, s in pairs if i["verdict"] != s["verdict"]]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, design_table, discount_table, load_runs
-from sevenprune.experiments.stats import mcnemar, paired_bootstrap, pooled_paired_bootstrap
+from sevenprune.experiments.stats import format_points, mcnemar, paired_bootstrap, pooled_paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
 COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN minus each of these, level by level
@@ -160,7 +160,7 @@ def summary(records: list[dict[str, Any]]) -> str:
         return "(no paired comparison yet)"
     lines = ["**In short (generated from the paired comparisons of every factor below):**"]
     def verdict(r: dict[str, Any]) -> str:
-        return (f"{r['verdict']} ({r['mean'] * 100:+.1f} [{r['low'] * 100:+.1f}, {r['high'] * 100:+.1f}], "
+        return (f"{r['verdict']} ({format_points(r['mean'], r['low'], r['high'])}, "
                 f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
 
     for other in COMPARED:
@@ -278,7 +278,7 @@ def dense_search() -> str | None:
 
 
 def _ci(r: dict[str, Any]) -> str:
-    return f"{r['mean'] * 100:+.2f} [{r['low'] * 100:+.2f}, {r['high'] * 100:+.2f}]"
+    return format_points(r["mean"], r["low"], r["high"], digits=2)
 
 
 def blocks() -> dict[str, str]:

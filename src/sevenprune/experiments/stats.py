@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PairedDifference", "paired_bootstrap", "pooled_paired_bootstrap", "mcnemar", "verdict",
-           "SENTENCE_DESIGNS"]
+           "format_points", "SENTENCE_DESIGNS"]
 
 SENTENCE_DESIGNS = ("independent", "shared")
 
@@ -60,12 +60,9 @@ class PairedDifference:
     def verdict(self) -> str:
         return verdict(self.low, self.high)
 
-    def points(self) -> str:
-        """``+1.2 [-0.3, +2.7]`` in accuracy points (no ``-0.0``)."""
-        def fmt(x: float) -> str:
-            v = x * 100
-            return f"{0.0 if abs(v) < 0.05 else v:+.1f}"
-        return f"{fmt(self.mean)} [{fmt(self.low)}, {fmt(self.high)}]"
+    def points(self, digits: int = 1) -> str:
+        """``+1.2 [-0.3, +2.7]`` in accuracy points (no ``-0.0``): :func:`format_points`."""
+        return format_points(self.mean, self.low, self.high, digits)
 
 
 def _check(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -193,6 +190,21 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
     if only_a + only_b == 0:
         return 1.0
     return float(binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
+
+
+def format_points(mean: float, low: float, high: float, digits: int = 1) -> str:
+    """A difference of accuracies (fractions) and its interval in points: ``+1.2 [-0.3, +2.7]``.
+
+    A value that rounds to zero prints as ``+0.0``, never ``-0.0``, so that the same difference reads the
+    same in every table whatever the sign of its rounding error.
+
+    >>> format_points(0.012, -0.0004, 0.027)
+    '+1.2 [+0.0, +2.7]'
+    """
+    def one(x: float) -> str:
+        text = f"{x * 100:+.{digits}f}"
+        return f"{0.0:+.{digits}f}" if float(text) == 0 else text
+    return f"{one(mean)} [{one(low)}, {one(high)}]"
 
 
 def verdict(low: float, high: float) -> str:
