@@ -4,7 +4,8 @@ Protocol R (the main comparison) comes from the per-run summaries in docs/result
 ``experiments/results/results_R.py``); the appendix's 32-step protocols from the per-run CSVs in
 docs/results/<sweep>.csv; the paper's values from experiments/results/paper_figure_values.csv. Every
 generated block of docs/results.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``) is
-replaced; the prose around the blocks is left as it is. From the repository root:
+replaced; the prose around the blocks is left as it is. README.md's results summary repeats two of them
+(``README_BLOCKS``), so it is rewritten too. From the repository root:
 
     python experiments/results/make_results.py                # from the committed files (a fresh clone)
     python experiments/results/make_results.py --from-runs    # first refresh the appendix CSVs from runs/
@@ -34,6 +35,10 @@ import results_S  # noqa: E402 - beside this script
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "results"
 DOC = ROOT / "docs" / "results.md"
+README = ROOT / "README.md"
+# blocks the README repeats from the page (its results summary), so that it cannot go stale; the page
+# itself has R_short but not R_table (its R_main holds the same table with the run count and plot)
+README_BLOCKS = ("R_table", "R_short")
 IMG = ROOT / "docs" / "img"
 CSV_DIR = ROOT / "docs" / "results"
 PAPER = ROOT / "experiments" / "results" / "paper_figure_values.csv"
@@ -197,10 +202,10 @@ def nopooler_table(nopool: list[dict[str, Any]], dyn: list[dict[str, Any]], metr
     return "\n".join(lines) + f"\n\nMeans over seeds {seeds} (the same seeds on both sides)."
 
 
-def replace_block(text: str, name: str, body: str) -> str:
+def replace_block(text: str, name: str, body: str, where: str = "docs/results.md") -> str:
     pattern = re.compile(rf"(<!-- BEGIN {re.escape(name)} -->\n).*?(<!-- END {re.escape(name)} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"docs/results.md has no block {name!r} (<!-- BEGIN {name} --> ... <!-- END {name} -->)")
+        raise SystemExit(f"{where} has no block {name!r} (<!-- BEGIN {name} --> ... <!-- END {name} -->)")
     return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
 
 
@@ -263,13 +268,21 @@ def main() -> int:
         r = pre_vit[0]
         blocks["vit_pretrain"] = (f"Pretrained ViT: accuracy {r['metrics'][metric]:.4f} on 2000 test "
                                   f"images after {r['steps']} steps ({r['seconds'] / 60:.1f} min).")
+    readme = README.read_text(encoding="utf-8")
+    for name in README_BLOCKS:
+        if name in blocks:
+            readme = replace_block(readme, name, blocks[name], where="README.md")
+    README.write_text(readme, encoding="utf-8")
     for name, body in blocks.items():
+        if name in README_BLOCKS and f"<!-- BEGIN {name} -->" not in text:  # the README's only
+            continue
         if f"<!-- BEGIN {name} -->" in text:
             text = replace_block(text, name, body)
         else:
             print(f"note: docs/results.md has no block {name!r}; skipped", file=sys.stderr)
     DOC.write_text(text, encoding="utf-8")
-    print(f"updated {DOC.relative_to(ROOT)}, plots in docs/img/results_*.png, csv in docs/results/")
+    print(f"updated {DOC.relative_to(ROOT)} and README.md's results summary, plots in docs/img/results_*.png, "
+          f"csv in docs/results/")
     return 0
 
 

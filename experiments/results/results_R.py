@@ -426,7 +426,8 @@ def blocks() -> dict[str, str]:
     seconds = sum(float(r["seconds"]) for r in dyn)
     commits = sorted({json.loads((r["dir"] / "config.json").read_text())["code"].get("git_commit") or "?"
                       for r in dyn})
-    out["R_main"] = (main_table(dyn, DYN_ORDER) + "\n\n"
+    out["R_table"] = main_table(dyn, DYN_ORDER)  # the README's copy (README_BLOCKS in make_results.py)
+    out["R_main"] = (out["R_table"] + "\n\n"
                      + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(dyn)} runs, "
                        f"{seconds / 3600:.1f} h of compute (one thread each, two runs side by side). "
                        f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
@@ -477,7 +478,7 @@ def blocks() -> dict[str, str]:
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]
         out["R_pre"] = main_table(pre, PRE_ORDER)
-        others = [m for m in PRE_ORDER[2:] if any(r["name"] == m for r in pre)]
+        others = [m for m in PRE_ORDER[2:] if any(r["name"] == m for r in pre)] + ["dense"]  # as R_paired
         out["R_pre_paired"], pre_records = paired(pre, "seven_pre", others)
         design += _design_pairs(pre, "seven_pre", others, pre_records)
         if any(r["name"] == "grasp_abs" for r in pre):  # the magnitude form of GraSP against SNIP (R.3)
