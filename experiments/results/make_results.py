@@ -271,7 +271,8 @@ def main() -> int:
     readme = README.read_text(encoding="utf-8")
     for name in README_BLOCKS:
         if name in blocks:
-            readme = replace_block(readme, name, blocks[name], where="README.md")
+            body = blocks[name].replace("the paired comparisons below", "the paired comparisons of docs/results.md")
+            readme = replace_block(readme, name, body, where="README.md")
     README.write_text(readme, encoding="utf-8")
     for name, body in blocks.items():
         if name in README_BLOCKS and f"<!-- BEGIN {name} -->" not in text:  # the README's only
