@@ -271,15 +271,12 @@ def main() -> int:
     readme = README.read_text(encoding="utf-8")
     for name in README_BLOCKS:
         if name in blocks:
-            body = blocks[name].replace("the paired comparisons below", "the paired comparisons of docs/results.md")
-            readme = replace_block(readme, name, body, where="README.md")
+            readme = replace_block(readme, name, blocks[name], where="README.md")
     README.write_text(readme, encoding="utf-8")
     for name, body in blocks.items():
-        if name in README_BLOCKS and f"<!-- BEGIN {name} -->" not in text:  # the README's only
-            continue
         if f"<!-- BEGIN {name} -->" in text:
             text = replace_block(text, name, body)
-        else:
+        elif name not in README_BLOCKS:  # a README-only block (R_table) is no omission of the page
             print(f"note: docs/results.md has no block {name!r}; skipped", file=sys.stderr)
     DOC.write_text(text, encoding="utf-8")
     print(f"updated {DOC.relative_to(ROOT)} and README.md's results summary, plots in docs/img/results_*.png, "

@@ -121,14 +121,24 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str],
     return "\n".join(lines), records
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def difference_text(r: dict[str, Any]) -> str:
+    """``+0.3 [-0.2, +0.9], 5 seeds``: a paired record's difference in points, its interval and seeds."""
+    return f"{format_points(r['mean'], r['low'], r['high'])}, {_seeds(r['seeds'])}"
+
+
 def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
-    """The page's summary, generated from the paired records so that it can never say more than they do."""
+    """The page's summary, generated from the paired records so that it can never say more than they do.
+    Worded to read the same on the page and in the README, which repeats it."""
     if not records:
         return "(no paired comparison yet)"
-    lines = ["**In short (protocol R, generated from the paired comparisons below):**"]
+    lines = ["**In short (protocol R, generated from the paired comparisons of docs/results.md, R.1):**"]
     dense = [_acc(r) for r in rows if r["name"] == "dense"]
     if dense:
-        lines.append(f"- Dense: {np.mean(dense):.3f} ({len(dense)} seed{'s' if len(dense) > 1 else ''}).")
+        lines.append(f"- Dense: {np.mean(dense):.3f} ({_seeds(len(dense))}).")
     for s in sorted({r["sparsity"] for r in records}):
         seven = [_acc(r) for r in rows if r["name"] == "seven" and float(r["target_sparsity"]) == s]
         parts = []
@@ -136,12 +146,13 @@ def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -
             if r["sparsity"] != s or r["other"] == "dense":
                 continue
             words = {"ahead": "ahead of", "behind": "behind", "not separated": "not separated from"}[r["verdict"]]
-            parts.append(f"{words} {r['other']} ({format_points(r['mean'], r['low'], r['high'])}, "
-                         f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
+            parts.append(f"{words} {r['other']} ({difference_text(r)})")
         if parts:
             lines.append(f"- At {s * 100:g} %, SEVEN_dyn ({np.mean(seven):.3f}) is " + "; ".join(parts) + ".")
+    seeds = sorted({r["seeds"] for r in records})
     lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
-                 "with 1-5 seeds, \"not separated\" is the usual answer for gaps of a point or two.")
+                 f"with {seeds[0]}-{seeds[-1]} seeds, \"not separated\" is the usual answer for gaps of a point "
+                 "or two.")
     return "\n".join(lines)
 
 

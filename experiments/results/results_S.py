@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from results_R import LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, design_table, discount_table, load_runs
+from results_R import (LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, design_table, difference_text,
+                       discount_table, load_runs)
 from sevenprune.experiments.stats import format_points, mcnemar, paired_bootstrap, pooled_paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -160,8 +161,7 @@ def summary(records: list[dict[str, Any]]) -> str:
         return "(no paired comparison yet)"
     lines = ["**In short (generated from the paired comparisons of every factor below):**"]
     def verdict(r: dict[str, Any]) -> str:
-        return (f"{r['verdict']} ({format_points(r['mean'], r['low'], r['high'])}, "
-                f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''})")
+        return f"{r['verdict']} ({difference_text(r)})"
 
     for other in COMPARED:
         ours = [r for r in records if r["other"] == other]
@@ -277,10 +277,6 @@ def dense_search() -> str | None:
     return "\n".join(lines)
 
 
-def _ci(r: dict[str, Any]) -> str:
-    return format_points(r["mean"], r["low"], r["high"], digits=2)
-
-
 def blocks() -> dict[str, str]:
     reference = load_runs(["R_dyn80", "R_base80"])
     out: dict[str, str] = {}
@@ -307,7 +303,9 @@ def blocks() -> dict[str, str]:
             pooled = [_pool(conditions, sentences)[0] for sentences in ("independent", "shared")]
             design.append((f"seven − {other}, pooled over {len(conditions)} conditions",
                            *({"mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict} for d in pooled)))
-    pooled_rows = [f"- {label}: {_ci(i)} per seed, {_ci(s)} shared ({s['verdict']})"
+    def ci(r: dict[str, Any]) -> str:  # two digits: the pooled intervals are narrow
+        return format_points(r["mean"], r["low"], r["high"], digits=2)
+    pooled_rows = [f"- {label}: {ci(i)} per seed, {ci(s)} shared ({s['verdict']})"
                    for label, i, s in design if "pooled" in label]
     out["S_design"] = design_table(design) + (
         "\n\nThe pooled comparisons under both designs (points [95 % CI]):\n\n" + "\n".join(pooled_rows)
