@@ -341,3 +341,40 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
     assert todo.missing(optim) == [(2, "dense_sgd", "dense_sgd-seed2")]
     with pytest.raises(SystemExit, match="no configuration R_y80"):
         todo.configs(["R_y80"])
+
+
+def test_protocol_V_pairs_each_form_of_seven_with_its_own_baselines_and_dense_from_V_dyn(results_R, tmp_path):
+    results_V = _load("results_V", ROOT / "experiments" / "results" / "results_V.py")
+    rng = np.random.default_rng(2)
+    root = tmp_path / "R"
+    for seed in (1, 2):
+        base = (rng.random(500) < 0.8).astype(np.int8)
+        better = base.copy()
+        better[np.flatnonzero(base == 0)[:25]] = 1  # right on 25 more of 500 images: +5 points
+        _run(root, "V_dyn", "dense", seed, 0.0, better, False)
+        _run(root, "V_dyn", "seven", seed, 0.9, better, False)
+        _run(root, "V_dyn", "seven_nd", seed, 0.9, base, False)
+        _run(root, "V_pre", "seven_pre", seed, 0.9, base, False)
+        _run(root, "V_pre", "snip", seed, 0.9, better, False)
+    _run(root, "V_pretrain", "dense", 1, 0.0, base, False)
+    r = json.loads((root / "V_pretrain" / "dense-seed1" / "result.json").read_text())
+    r["steps"] = 1000
+    (root / "V_pretrain" / "dense-seed1" / "result.json").write_text(json.dumps(r))
+    blocks = results_V.blocks()
+    assert blocks["V_pretrain"].startswith(f"Pretrained ViT (dense, seed 1): accuracy {base.mean():.4f}")
+    assert "after 1000 steps (1.7 min" in blocks["V_pretrain"]
+    rows = {(line.split("|")[1].strip(), line.split("|")[2].strip()): line
+            for line in blocks["V_paired"].splitlines() if line.startswith("| seven")}
+    assert "+5.0 [+" in rows[("seven − seven_nd", "90 %")] and "| ahead |" in rows[("seven − seven_nd", "90 %")]
+    assert "+0.0 [+0.0, +0.0]" in rows[("seven − dense", "90 %")]
+    # SEVEN_pre is compared with the early methods and with V_dyn's dense runs (V_pre has none)
+    assert "-5.0 [" in rows[("seven_pre − snip", "90 %")] and "| behind |" in rows[("seven_pre − snip", "90 %")]
+    assert "-5.0 [" in rows[("seven_pre − dense", "90 %")] and "| 2 |" in rows[("seven_pre − dense", "90 %")]
+    assert ("seven − platon", "90 %") not in rows  # no PLATON run: no row
+    # beside the paper's ViT-B/32 panel at 90 %: .530 - .495 = +3.5 points (paper_figure_values.csv)
+    paper = [line for line in blocks["V_paper"].splitlines() if line.startswith("| seven_pre − snip")]
+    assert paper == ["| seven_pre − snip | 90 % | +3.5 | " + rows[("seven_pre − snip", "90 %")].split("|")[4].strip()
+                     + " | behind |"]
+    table = blocks["V_main"].split("\n\n")[0].splitlines()
+    assert table[0] == "| method | 90 % |" and table[2].startswith("| dense | ")
+    assert (tmp_path / "img" / "results_V.png").exists()

@@ -1,7 +1,8 @@
 """Tables and plots of docs/results.md, rebuilt from committed files only.
 
 Protocol R (the main comparison) comes from the per-run summaries in docs/results/R/ (see
-``experiments/results/results_R.py``); the appendix's 32-step protocols from the per-run CSVs in
+``experiments/results/results_R.py``), as do the strategy study (``results_S.py``) and protocol V, the
+ViT on Fashion-MNIST (``results_V.py``); the appendix's 32-step protocols from the per-run CSVs in
 docs/results/<sweep>.csv; the paper's values from experiments/results/paper_figure_values.csv. Every
 generated block of docs/results.md (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``) is
 replaced; the prose around the blocks is left as it is. README.md's results summary repeats two of them
@@ -31,6 +32,7 @@ from sevenprune.experiments.report import _CSV_FIRST, _CSV_LAST, collect_results
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_R  # noqa: E402 - beside this script
 import results_S  # noqa: E402 - beside this script
+import results_V  # noqa: E402 - beside this script
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "results"
@@ -223,7 +225,7 @@ def main() -> int:
             found = collect_results(RUNS / sweep)
             if found:
                 write_csv(found, CSV_DIR / f"{sweep}.csv")
-    blocks: dict[str, str] = results_R.blocks() | results_S.blocks()
+    blocks: dict[str, str] = results_R.blocks() | results_S.blocks() | results_V.blocks()
     pre_r = results_R.load_runs(results_R.PAPER_PRE_SWEEPS)  # each sparsity's column fills in as its runs land
     if pre_r:  # beside the paper's SST-2 panel: drops from dense, ours from protocol R's dense
         blocks["R_paper"] = paper_table(pre_r + [r for r in results_R.load_runs(["R_dyn80"]) if r["name"] == "dense"],

@@ -279,7 +279,8 @@ def _save(fig: Any, name: str) -> str:
     return f"img/{name}"
 
 
-def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: str) -> str:
+def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: str,
+               ylabel: str = "accuracy (2,000 test sentences)") -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     dense = [_acc(r) for r in rows if r["name"] == "dense"]
@@ -297,7 +298,7 @@ def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: s
         err = [float(np.std(pts[x], ddof=1)) if len(pts[x]) > 1 else 0.0 for x in xs]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=LABELS.get(m, m))
     ax.set_xlabel("sparsity of the prunable weights")
-    ax.set_ylabel("accuracy (2,000 test sentences)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _save(fig, name)

@@ -27,8 +27,9 @@ FILES = ("result.json", "config.json", "metrics.jsonl", "predictions.npz", "diag
 
 
 def _finished(runs: Path) -> list[Path]:
-    # protocol R's sweeps, and the fine-tuning-strategy study's (S_*), which is protocol R with one factor changed
-    return sorted(p for prefix in ("R_", "S_") for p in runs.glob(f"{prefix}*/runs/*/result.json"))
+    # protocol R's sweeps, the fine-tuning-strategy study's (S_*), which is protocol R with one factor changed,
+    # and protocol V's (V_*: the ViT on Fashion-MNIST at protocol R's proportions)
+    return sorted(p for prefix in ("R_", "S_", "V_") for p in runs.glob(f"{prefix}*/runs/*/result.json"))
 
 
 def uncommitted(runs: Path) -> list[Path]:

@@ -25,7 +25,7 @@ from sevenprune.experiments.sweep import expand  # noqa: E402
 
 CONFIGS = ROOT / "experiments" / "results"
 COMMITTED = ROOT / "docs" / "results" / "R"
-STUDIES = ("R", "S")  # protocol R, then the strategy study (protocol R with one factor changed)
+STUDIES = ("R", "S", "V")  # protocol R, the strategy study (protocol R with one factor changed), the ViT protocol
 SEARCH = "S_lr_dense"  # the dense learning-rate search, whose runs are the optimizer factor's dense cells
 
 
