@@ -263,6 +263,8 @@ def test_forget_drops_only_the_stale_runs_entries():
     cache = {"s0.8-seed1": {"random vs seven": 1, "platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
     assert collect.forget(cache, {"R_base80/random-s0.8-seed1"}, by_pair=True) == {
         "s0.8-seed1": {"platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
+    # a new run of another study under a name of R's (protocol V's ViT) is not one of the pairs' runs
+    assert collect.forget(cache, {"V_dyn/random-s0.8-seed1", "R_pooler80/platon-s0.8-seed1"}, by_pair=True) == cache
     runs = {"R_base80/random-s0.8-seed1": 1, "R_pre80/random_init-s0.8-seed1": 2}
     assert collect.forget(runs, {"R_base80/random-s0.8-seed1"}) == {"R_pre80/random_init-s0.8-seed1": 2}
 
@@ -375,6 +377,12 @@ def test_protocol_V_pairs_each_form_of_seven_with_its_own_baselines_and_dense_fr
     paper = [line for line in blocks["V_paper"].splitlines() if line.startswith("| seven_pre − snip")]
     assert paper == ["| seven_pre − snip | 90 % | +3.5 | " + rows[("seven_pre − snip", "90 %")].split("|")[4].strip()
                      + " | behind |"]
+    short = blocks["V_short"].splitlines()
+    dense = [json.loads((root / "V_dyn" / f"dense-seed{s}" / "result.json").read_text())["metrics"]["accuracy"]
+             for s in (1, 2)]
+    assert short[1] == f"- Dense: {np.mean(dense):.3f} (2 seeds)."
+    assert short[2].startswith("- At 90 %, SEVEN_dyn (") and "ahead of seven_nd (+5.0 [" in short[2]
+    assert short[3].startswith("- At 90 %, SEVEN_pre (") and "behind snip (-5.0 [" in short[3]
     table = blocks["V_main"].split("\n\n")[0].splitlines()
     assert table[0] == "| method | 90 % |" and table[2].startswith("| dense | ")
     assert (tmp_path / "img" / "results_V.png").exists()

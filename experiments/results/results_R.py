@@ -130,25 +130,32 @@ def difference_text(r: dict[str, Any]) -> str:
     return f"{format_points(r['mean'], r['low'], r['high'])}, {_seeds(r['seeds'])}"
 
 
-def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+VERDICT_WORDS = {"ahead": "ahead of", "behind": "behind", "not separated": "not separated from"}
+
+
+R_HEADING = "**In short (protocol R, generated from the paired comparisons of docs/results.md, R.1):**"
+
+
+def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]], heading: str = R_HEADING,
+                    forms: tuple[tuple[str, str], ...] = (("seven", "SEVEN_dyn"),), against_dense: bool = False) -> str:
     """The page's summary, generated from the paired records so that it can never say more than they do.
-    Worded to read the same on the page and in the README, which repeats it."""
+    Worded to read the same on the page and in the README, which repeats it.
+
+    One line per form of SEVEN (``forms``: run name, label) and sparsity: ``- At 80 %, SEVEN_dyn (0.841) is
+    ahead of X (+1.0 [...], 3 seeds); ...``; the comparisons with dense only if ``against_dense``."""
     if not records:
         return "(no paired comparison yet)"
-    lines = ["**In short (protocol R, generated from the paired comparisons of docs/results.md, R.1):**"]
+    lines = [heading]
     dense = [_acc(r) for r in rows if r["name"] == "dense"]
     if dense:
         lines.append(f"- Dense: {np.mean(dense):.3f} ({_seeds(len(dense))}).")
-    for s in sorted({r["sparsity"] for r in records}):
-        seven = [_acc(r) for r in rows if r["name"] == "seven" and float(r["target_sparsity"]) == s]
-        parts = []
-        for r in records:
-            if r["sparsity"] != s or r["other"] == "dense":
-                continue
-            words = {"ahead": "ahead of", "behind": "behind", "not separated": "not separated from"}[r["verdict"]]
-            parts.append(f"{words} {r['other']} ({difference_text(r)})")
-        if parts:
-            lines.append(f"- At {s * 100:g} %, SEVEN_dyn ({np.mean(seven):.3f}) is " + "; ".join(parts) + ".")
+    for ours, label in forms:
+        for s in sorted({r["sparsity"] for r in records if r["ours"] == ours}):
+            acc = [_acc(r) for r in rows if r["name"] == ours and float(r["target_sparsity"]) == s]
+            parts = [f"{VERDICT_WORDS[r['verdict']]} {r['other']} ({difference_text(r)})" for r in records
+                     if r["ours"] == ours and r["sparsity"] == s and (against_dense or r["other"] != "dense")]
+            if parts:
+                lines.append(f"- At {s * 100:g} %, {label} ({np.mean(acc):.3f}) is " + "; ".join(parts) + ".")
     seeds = sorted({r["seeds"] for r in records})
     lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
                  f"with {seeds[0]}-{seeds[-1]} seeds, \"not separated\" is the usual answer for gaps of a point "

@@ -13,7 +13,8 @@ import csv
 import json
 from typing import Any
 
-from results_R import ROOT, _acc, _design_pairs, design_table, load_runs, main_table, paired, plot_curve
+from results_R import (ROOT, _acc, _design_pairs, design_table, load_runs, main_table, paired, plot_curve,
+                       verdict_summary)
 from sevenprune.experiments.stats import format_points
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -21,6 +22,7 @@ PRE_ORDER = ["seven_pre", "snip", "grasp", "magnitude_init"]
 DYN_COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN_dyn minus each
 PRE_COMPARED = ["snip", "grasp", "magnitude_init", "dense"]  # SEVEN_pre minus each
 YLABEL = "accuracy (10,000 test images)"
+HEADING = "**In short (protocol V, generated from the paired comparisons of docs/results.md, V):**"
 PAPER = ROOT / "experiments" / "results" / "paper_figure_values.csv"
 # the paper's ViT panel (ViT-B/32 on ImageNet, pruned early) and our names of its methods
 PAPER_METHODS = {"SEVENpre": "seven_pre", "SNIP": "snip", "GraSP": "grasp"}
@@ -79,17 +81,20 @@ def blocks() -> dict[str, str]:
                        f"{seconds / 60:.0f} min of compute (one thread each, two runs side by side). "
                        f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
                      + f"![protocol V]({plot_curve(rows, DYN_ORDER + PRE_ORDER, 'results_V.png', 'Fashion-MNIST / ViT, protocol V', YLABEL)})")
-    tables, design, pre_records = [], [], []
+    tables, design, pre_records, all_records = [], [], [], []
     for ours, others, group in (("seven", DYN_COMPARED, dyn), ("seven_pre", PRE_COMPARED, pre + dense)):
         if not any(r["name"] == ours for r in group):
             continue
         table, records = paired(group, ours, others)
         tables.append(table)
         design += _design_pairs(group, ours, others, records)
+        all_records += records
         if ours == "seven_pre":
             pre_records = records
     out["V_paired"] = "\n\n".join(tables) if tables else "(no paired comparison yet)"
     out["V_design"] = design_table(design)
     out["V_paper"] = paper_table(pre_records)
+    out["V_short"] = verdict_summary(all_records, rows, HEADING, (("seven", "SEVEN_dyn"), ("seven_pre", "SEVEN_pre")),
+                                     against_dense=True)
     return out
 

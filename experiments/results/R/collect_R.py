@@ -66,6 +66,13 @@ def _method(run_name: str) -> str:
     return run_name.split("-s")[0]
 
 
+def _overlapped(sweep: str) -> bool:
+    """Whether the overlap cache pairs the runs of ``sweep``: protocol R's, but not the pooler control's,
+    which prunes another target set under the main table's method names (and not the other studies',
+    whose run names may be the same as R's: protocol V's ``seven-s0.9-seed1`` is another model)."""
+    return sweep.startswith("R_") and not sweep.startswith("R_pooler")
+
+
 def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> dict[str, Any]:
     """``cache`` without the entries computed from the ``stale`` runs. The overlap cache (``by_pair``)
     is keyed by sparsity and seed, then by ``"method vs method"``; the others by ``sweep/run``."""
@@ -73,7 +80,7 @@ def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> 
         return {k: v for k, v in cache.items() if k not in stale}
     # a stale run 'R_base80/random-s0.8-seed1' is method 'random' in the group 's0.8-seed1'
     gone: dict[str, set[str]] = {}
-    for key in stale:
+    for key in (k for k in stale if _overlapped(k.split("/")[0])):
         name = key.split("/")[-1]
         gone.setdefault(_group(name), set()).add(_method(name))
     return {group: {pair: v for pair, v in pairs.items() if not set(pair.split(" vs ")) & gone.get(group, set())}
@@ -105,15 +112,14 @@ def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object
     groups: dict[tuple[str, str], dict[str, Path]] = {}
     for state in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors")):
         run = state.parent.parent
-        # the pooler control prunes another target set, and its method names are the main table's
-        if not (run / "result.json").exists() or run.parent.parent.name.startswith("R_pooler"):
+        if not (run / "result.json").exists() or not _overlapped(run.parent.parent.name):
             continue
         result = json.loads((run / "result.json").read_text())
         key = (f"s{result['target_sparsity']:g}", f"seed{result['seed']}")
         method = _method(run.name)
         groups.setdefault(key, {})[method] = state
     present = {(_group(k.split("/", 1)[1]), _method(k.split("/", 1)[1])) for k in known_runs(runs)
-               if k.startswith("R_") and not k.startswith("R_pooler")}
+               if _overlapped(k.split("/", 1)[0])}
     for group, pairs in (known or {}).items():
         kept = {p: v for p, v in pairs.items() if all((group, m) in present for m in p.split(" vs "))}
         if kept:
