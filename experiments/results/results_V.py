@@ -21,7 +21,7 @@ DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "magnitude"]
 PRE_ORDER = ["seven_pre", "snip", "grasp", "magnitude_init"]
 DYN_COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN_dyn minus each
 PRE_COMPARED = ["snip", "grasp", "magnitude_init", "dense"]  # SEVEN_pre minus each
-YLABEL = "accuracy (10,000 test images)"
+TITLE, YLABEL = "Fashion-MNIST / ViT, protocol V", "accuracy (10,000 test images)"
 HEADING = "**In short (protocol V, generated from the paired comparisons of docs/results.md, V):**"
 PAPER = ROOT / "experiments" / "results" / "paper_figure_values.csv"
 # the paper's ViT panel (ViT-B/32 on ImageNet, pruned early) and our names of its methods
@@ -47,8 +47,8 @@ def paper_vit() -> dict[tuple[str, float], float]:
 def paper_table(records: list[dict[str, Any]]) -> str:
     """SEVEN_pre minus SNIP and GraSP: the paper's ImageNet ViT-B/32 figure beside our paired differences."""
     paper = paper_vit()
-    lines = ["| comparison | sparsity | paper (ImageNet, ViT-B/32), points | ours (Fashion-MNIST), points [95 % CI] | ours |",
-             "|---|---|---|---|---|"]
+    lines = ["| comparison | sparsity | paper (ImageNet, ViT-B/32), points "
+             "| ours (Fashion-MNIST), points [95 % CI] | ours |", "|---|---|---|---|---|"]
     for r in records:
         key = (r["other"], r["sparsity"])
         if r["ours"] != "seven_pre" or key not in paper or ("seven_pre", r["sparsity"]) not in paper:
@@ -80,21 +80,19 @@ def blocks() -> dict[str, str]:
                      + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(rows)} runs, "
                        f"{seconds / 60:.0f} min of compute (one thread each, two runs side by side). "
                        f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
-                     + f"![protocol V]({plot_curve(rows, DYN_ORDER + PRE_ORDER, 'results_V.png', 'Fashion-MNIST / ViT, protocol V', YLABEL)})")
-    tables, design, pre_records, all_records = [], [], [], []
+                     + f"![protocol V]({plot_curve(rows, DYN_ORDER + PRE_ORDER, 'results_V.png', TITLE, YLABEL)})")
+    tables, design, records_all = [], [], []
     for ours, others, group in (("seven", DYN_COMPARED, dyn), ("seven_pre", PRE_COMPARED, pre + dense)):
         if not any(r["name"] == ours for r in group):
             continue
         table, records = paired(group, ours, others)
         tables.append(table)
         design += _design_pairs(group, ours, others, records)
-        all_records += records
-        if ours == "seven_pre":
-            pre_records = records
+        records_all += records
     out["V_paired"] = "\n\n".join(tables) if tables else "(no paired comparison yet)"
     out["V_design"] = design_table(design)
-    out["V_paper"] = paper_table(pre_records)
-    out["V_short"] = verdict_summary(all_records, rows, HEADING, (("seven", "SEVEN_dyn"), ("seven_pre", "SEVEN_pre")),
+    out["V_paper"] = paper_table(records_all)
+    out["V_short"] = verdict_summary(records_all, rows, HEADING, (("seven", "SEVEN_dyn"), ("seven_pre", "SEVEN_pre")),
                                      against_dense=True)
     return out
 
