@@ -13,8 +13,10 @@ import csv
 import json
 from typing import Any
 
-from results_R import (ROOT, _acc, _design_pairs, design_table, load_runs, main_table, paired, plot_curve,
-                       verdict_summary)
+import numpy as np
+
+from results_R import (ROOT, _acc, _design_pairs, design_table, diagnostics, load_runs, main_table, paired,
+                       plot_curve, verdict_summary)
 from sevenprune.experiments.stats import format_points
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -59,6 +61,30 @@ def paper_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) if len(lines) > 2 else "(no comparison with the paper yet)"
 
 
+def discount_summary(rows: list[dict[str, Any]]) -> str:
+    """What SEVEN's noise discount changes on its own runs: at each recorded window step, the share of the
+    entries SEVEN keeps that the first-order sum ``|W*G|`` of the same run would prune (``rescued``), as the
+    diagnostics record it (``discount_effect``); per sparsity, its mean over seeds at the step where it is
+    largest and at the last recorded step."""
+    by: dict[float, dict[int, list[float]]] = {}
+    for r in rows:
+        if r["name"] != "seven" or not (d := diagnostics(r)):
+            continue
+        for e in d.get("discount_effect") or []:
+            share = e["rescued"]["entries"] / (e["rescued"]["entries"] + e["kept_by_both"]["entries"])
+            by.setdefault(float(r["target_sparsity"]), {}).setdefault(int(e["window_step"]), []).append(share)
+    if not by:
+        return "(no SEVEN run has recorded the discount's effect yet)"
+    lines = ["| sparsity | runs | largest share of SEVEN's kept entries the first-order sum would prune (window step) "
+             "| at the last recorded step (window step) |", "|---|---|---|---|"]
+    for sparsity, steps in sorted(by.items()):
+        means = {k: float(np.mean(v)) for k, v in steps.items()}
+        top, last = max(means, key=lambda k: means[k]), max(means)
+        lines.append(f"| {sparsity * 100:g} % | {max(len(v) for v in steps.values())} | {means[top] * 100:.2f} % ({top}) "
+                     f"| {means[last] * 100:.2f} % ({last}) |")
+    return "\n".join(lines)
+
+
 def blocks() -> dict[str, str]:
     out: dict[str, str] = {}
     pretrain = load_runs(["V_pretrain"])
@@ -92,6 +118,7 @@ def blocks() -> dict[str, str]:
     out["V_paired"] = "\n\n".join(tables) if tables else "(no paired comparison yet)"
     out["V_design"] = design_table(design)
     out["V_paper"] = paper_table(records_all)
+    out["V_discount"] = discount_summary(dyn)
     out["V_short"] = verdict_summary(records_all, rows, HEADING, (("seven", "SEVEN_dyn"), ("seven_pre", "SEVEN_pre")),
                                      against_dense=True)
     return out
