@@ -389,6 +389,7 @@ def test_protocol_V_pairs_each_form_of_seven_with_its_own_baselines_and_dense_fr
     assert short[1] == f"- Dense: {np.mean(dense):.3f} (2 seeds)."
     assert short[2].startswith("- At 90 %, SEVEN_dyn (") and "ahead of seven_nd (+5.0 [" in short[2]
     assert short[3].startswith("- At 90 %, SEVEN_pre (") and "behind snip (-5.0 [" in short[3]
+    assert "with 2 seeds, \"not separated\"" in short[4]  # every comparison has 2 seeds: no "2-2"
     table = blocks["V_main"].split("\n\n")[0].splitlines()
     assert table[0] == "| method | 90 % |" and table[2].startswith("| dense | ")
     assert (tmp_path / "img" / "results_V.png").exists()

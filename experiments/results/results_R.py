@@ -157,8 +157,9 @@ def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]], h
             if parts:
                 lines.append(f"- At {s * 100:g} %, {label} ({np.mean(acc):.3f}) is " + "; ".join(parts) + ".")
     seeds = sorted({r["seeds"] for r in records})
+    span = f"{seeds[0]}-{seeds[-1]}" if seeds[0] != seeds[-1] else f"{seeds[0]}"
     lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
-                 f"with {seeds[0]}-{seeds[-1]} seeds, \"not separated\" is the usual answer for gaps of a point "
+                 f"with {span} seeds, \"not separated\" is the usual answer for gaps of a point "
                  "or two.")
     return "\n".join(lines)
 
