@@ -45,8 +45,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import sevenprune as sp  # noqa: E402
-from sevenprune.run_export import export_run  # noqa: E402
-from sevenprune.onnx_export import export_onnx, onnx_predict, onnx_session  # noqa: E402
+from sevenprune.export.run import export_run  # noqa: E402
+from sevenprune.export.onnx import export_onnx, onnx_predict, onnx_session  # noqa: E402
 from sevenprune.structured import load_structured  # noqa: E402
 
 Predict = Callable[[dict[str, torch.Tensor]], np.ndarray]
@@ -58,7 +58,7 @@ def has_local_scope() -> bool:
 
 def fine_tune(work: Path, name: str, args: argparse.Namespace, **options: Any) -> Path:
     """One ``sevenprune run`` into ``work/name`` with the benchmark's budget (reused if finished)."""
-    from sevenprune.experiments.run import RunConfig, run
+    from sevenprune.tasks.run import RunConfig, run
 
     out = work / name
     if (out / "result.json").is_file():
@@ -87,7 +87,7 @@ def onnx_predictor(directory: str | Path, threads: int) -> Predict:
 
 
 def test_batches(tokenizer: Any, limit: int | None) -> tuple[list[dict[str, torch.Tensor]], np.ndarray]:
-    from sevenprune.experiments.tasks import load_task
+    from sevenprune.tasks.loading import load_task
 
     test = load_task("mr").evals["test"]
     sentences, labels = list(test["sentence"]), np.asarray(test["label"])

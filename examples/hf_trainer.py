@@ -8,7 +8,7 @@ What it shows: ``PruningCallback`` on a Trainer with gradient accumulation, grad
 ``trainer.train(resume_from_checkpoint=True)`` would resume it), the sparsity in the Trainer's logs,
 and the saved model loading into plain ``transformers`` with its zeros.
 
-Data: the ``mr`` movie-review sentences (``sevenprune.experiments.tasks.load_mr``, read from the
+Data: the ``mr`` movie-review sentences (``sevenprune.tasks.loading.load_mr``, read from the
 cached ``vaderSentiment`` sdist); without it, a small built-in stand-in of labelled sentences.
 """
 
@@ -37,7 +37,7 @@ NEGATIVE = ["a dull, lifeless mess", "the plot makes no sense and the jokes fall
 def sentences(n_train: int, n_eval: int) -> tuple[dict[str, list[Any]], dict[str, list[Any]], str]:
     """(train, eval, source): the mr task if it can be read here, else the stand-in."""
     try:
-        from sevenprune.experiments.tasks import load_mr
+        from sevenprune.tasks.loading import load_mr
 
         data = load_mr()
         train = {k: list(v)[:n_train] for k, v in data.train.items()}

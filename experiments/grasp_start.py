@@ -44,7 +44,7 @@ def main() -> None:
     from sklearn.model_selection import cross_val_score
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from sevenprune.experiments.mr_data import load_mr
+    from sevenprune.tasks.mr_data import load_mr
 
     path = str(get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path)

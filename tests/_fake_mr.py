@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sevenprune.experiments import mr_data, tasks
-from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
+from sevenprune.tasks import loading as tasks, mr_data
+from sevenprune.tasks.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert
 
 
 @contextlib.contextmanager

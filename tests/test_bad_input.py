@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from sevenprune import cli
-from sevenprune.experiments.run import resolve_config, run
+from sevenprune.tasks.run import resolve_config, run
 
 from _fake_mr import fake_mr
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sevenprune import cli
-from sevenprune.experiments.demo import DEMO
+from sevenprune.tasks.demo import DEMO
 
 from _fake_mr import fake_mr
 
@@ -162,8 +162,8 @@ def test_list_shows_tasks_methods_models(capsys):
 
 def test_docs_and_help_agree_with_the_tool(capsys):
     """docs/cli.md and the --help texts name every method, task and export format the tool has."""
-    from sevenprune.experiments.run import method_choices
-    from sevenprune.experiments.tasks import TASKS
+    from sevenprune.tasks.run import method_choices
+    from sevenprune.tasks.loading import TASKS
     from sevenprune.export import FORMATS
 
     docs = (REPO / "docs" / "cli.md").read_text()
@@ -207,7 +207,7 @@ def test_a_programming_error_is_not_disguised_as_bad_input(monkeypatch):
 def test_every_run_option_has_a_flag_and_reaches_the_config():
     import dataclasses
 
-    from sevenprune.experiments.run import RunConfig
+    from sevenprune.tasks.run import RunConfig
 
     parser = cli.build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

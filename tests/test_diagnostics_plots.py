@@ -8,7 +8,7 @@ import pytest
 from _tiny_diagnostics import tiny_bert_diagnostics
 
 from sevenprune.cli import main
-from sevenprune.experiments import diagnostics_plots as dplots
+from sevenprune.tasks import diagnostics_plots as dplots
 
 
 def _run(out, method: str, seed: int = 0, **options: object) -> dict:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from sevenprune.experiments.metrics import (
+from sevenprune.tasks.metrics import (
     classification_metrics,
     normalize_answer,
     regression_metrics,

@@ -17,9 +17,9 @@ import onnx  # noqa: E402
 import sevenprune as sp  # noqa: E402
 from sevenprune import cli  # noqa: E402
 from sevenprune.export import export_structured, load_exported  # noqa: E402
-from sevenprune.run_export import export_run  # noqa: E402
-from sevenprune.onnx_export import export_onnx, onnx_predict, onnx_session  # noqa: E402
-from sevenprune.plain_config import plain_config_problem  # noqa: E402
+from sevenprune.export.run import export_run  # noqa: E402
+from sevenprune.export.onnx import export_onnx, onnx_predict, onnx_session  # noqa: E402
+from sevenprune.export.plain_config import plain_config_problem  # noqa: E402
 from sevenprune.structured import shrink  # noqa: E402
 from sevenprune.targets import find_prunable  # noqa: E402
 

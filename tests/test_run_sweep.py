@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import sevenprune as sp
-from sevenprune.experiments.report import build_report, collect_results, markdown_table
-from sevenprune.experiments.run import RunExistsError, plan_schedule, resolve_config, run, RunConfig
-from sevenprune.experiments.sweep import expand, load_sweep_file, sweep
+from sevenprune.tasks.report import build_report, collect_results, markdown_table
+from sevenprune.tasks.run import RunExistsError, plan_schedule, resolve_config, run, RunConfig
+from sevenprune.tasks.sweep import expand, load_sweep_file, sweep
 
 from _fake_mr import fake_mr
 
@@ -217,7 +217,7 @@ def _stsb_dir(root):
 def _fashion_dir(root):
     import numpy as np
 
-    from sevenprune.experiments.testing import write_idx
+    from sevenprune.tasks.testing import write_idx
 
     root.mkdir()
     rng = np.random.default_rng(0)
@@ -296,7 +296,7 @@ def test_the_run_seed_draws_random_masks_unless_an_option_fixes_it(env, method, 
 
 
 def test_scope_is_a_run_option_and_old_runs_without_it_still_match():
-    from sevenprune.experiments.sweep import _differences
+    from sevenprune.tasks.sweep import _differences
 
     assert resolve_config({"scope": "local", "sparsity": 0.5}).scope == "local"
     with pytest.raises(ValueError, match="unknown scope 'layer'"):

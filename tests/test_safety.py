@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 import sevenprune as sp
 from sevenprune import _fsutil as fs
-from sevenprune.experiments.run import RunExistsError, is_run_dir, resolve_config, run
+from sevenprune.tasks.run import RunExistsError, is_run_dir, resolve_config, run
 from sevenprune.export import COMPRESSED_FILE, COMPRESSED_MANIFEST, export_compressed, load_compressed
 
 from _fake_mr import fake_mr
@@ -127,7 +127,7 @@ def test_overwrite_replaces_only_after_the_new_run_finished(env, monkeypatch):
     def broken_train(*args, **kwargs):
         raise RuntimeError("training failed")
 
-    from sevenprune.experiments import training
+    from sevenprune.tasks import training
 
     monkeypatch.setattr(training, "train", broken_train)
     with pytest.raises(RuntimeError, match="training failed"):
@@ -142,7 +142,7 @@ def test_overwrite_replaces_only_after_the_new_run_finished(env, monkeypatch):
 
 def test_a_failed_new_run_leaves_nothing(env, monkeypatch):
     out = env["root"] / "r-fail"
-    from sevenprune.experiments import training
+    from sevenprune.tasks import training
 
     monkeypatch.setattr(training, "train", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):

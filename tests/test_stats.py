@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sevenprune.experiments.stats import (PairedDifference, format_points, mcnemar, paired_bootstrap,
+from sevenprune.tasks.stats import (PairedDifference, format_points, mcnemar, paired_bootstrap,
                                          pooled_paired_bootstrap, verdict)
 
 

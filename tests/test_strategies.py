@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import sevenprune as sp
-from sevenprune.experiments.run import lr_factor, make_optimizer, resolve_config
+from sevenprune.tasks.run import lr_factor, make_optimizer, resolve_config
 
 
 def mlp() -> nn.Sequential:

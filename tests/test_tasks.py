@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sevenprune.experiments import mr_data, tasks
-from sevenprune.experiments.features import encode_squad, image_tensor, squad_answers
-from sevenprune.experiments.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert, write_idx
+from sevenprune.tasks import loading as tasks, mr_data
+from sevenprune.tasks.features import encode_squad, image_tensor, squad_answers
+from sevenprune.tasks.testing import fake_sentences, make_fake_vader_sdist, make_tiny_bert, write_idx
 
 
 @pytest.fixture()

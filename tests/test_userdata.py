@@ -9,8 +9,8 @@ import random
 import pytest
 
 from sevenprune import cli
-from sevenprune.experiments import tasks
-from sevenprune.experiments.testing import make_tiny_bert
+from sevenprune.tasks import loading as tasks
+from sevenprune.tasks.testing import make_tiny_bert
 
 
 def write_rows(path, rows, fmt):

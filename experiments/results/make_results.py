@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sevenprune.experiments.report import _CSV_FIRST, _CSV_LAST, collect_results, markdown_table, plot_curve, write_csv
+from sevenprune.tasks.report import _CSV_FIRST, _CSV_LAST, collect_results, markdown_table, plot_curve, write_csv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results_R  # noqa: E402 - beside this script

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sevenprune.experiments import diagnostics_plots as dplots
-from sevenprune.experiments.stats import format_points, mcnemar, paired_bootstrap
+from sevenprune.tasks import diagnostics_plots as dplots
+from sevenprune.tasks.stats import format_points, mcnemar, paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 R_DIR = ROOT / "docs" / "results" / "R"
@@ -95,7 +95,7 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str],
            sentences: str = "independent") -> tuple[str, list[dict[str, Any]]]:
     """``ours - other`` per sparsity on the seeds both have: bootstrap interval, verdict, McNemar per seed.
 
-    ``sentences``: the bootstrap's sentence design (``sevenprune.experiments.stats``); the page's tables
+    ``sentences``: the bootstrap's sentence design (``sevenprune.tasks.stats``); the page's tables
     use the default, :func:`design_table` the other one beside it."""
     by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in rows}
     dense = {(r["name"], int(r["seed"])): r for r in rows if r["name"].startswith("dense")}
@@ -170,7 +170,7 @@ def design_table(pairs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str
     ``pairs``: (label, record with sentences redrawn per seed, record with one draw shared by all seeds),
     each record holding ``mean``, ``low``, ``high`` and ``verdict``. The protocol's 2,000 test sentences
     are the same in every seed, so a sentence one method gets right in every seed is one sentence: the
-    shared design counts it once (see ``sevenprune.experiments.stats``)."""
+    shared design counts it once (see ``sevenprune.tasks.stats``)."""
     if not pairs:
         return "(no paired comparison yet)"
     def ci(r: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from results_R import (LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, design_table, difference_text,
                        discount_table, load_runs)
-from sevenprune.experiments.stats import format_points, mcnemar, paired_bootstrap, pooled_paired_bootstrap
+from sevenprune.tasks.stats import format_points, mcnemar, paired_bootstrap, pooled_paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
 COMPARED = ["seven_nd", "platon", "magnitude", "dense"]  # SEVEN minus each of these, level by level

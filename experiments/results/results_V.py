@@ -17,7 +17,7 @@ import numpy as np
 
 from results_R import (ROOT, _acc, _design_pairs, design_table, diagnostics, load_runs, main_table, paired,
                        plot_curve, verdict_summary)
-from sevenprune.experiments.stats import format_points
+from sevenprune.tasks.stats import format_points
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "magnitude"]
 PRE_ORDER = ["seven_pre", "snip", "grasp", "magnitude_init"]

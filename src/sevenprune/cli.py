@@ -58,10 +58,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     """Flags shared by ``run`` and ``sweep``. Their default is None, so that an explicit flag can be
     told apart from a default (an explicit flag always wins over ``--preset``)."""
     from ._validate import SCOPES, STATE_DTYPES
-    from .experiments.models import BUILTIN_MODELS
-    from .experiments.presets import preset_names
-    from .experiments.config import RunConfig
-    from .experiments.tasks import TASKS
+    from .tasks.models import BUILTIN_MODELS
+    from .tasks.presets import preset_names
+    from .tasks.config import RunConfig
+    from .tasks.loading import TASKS
 
     d = RunConfig()
     g = p.add_argument_group("task and model")
@@ -163,7 +163,7 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line: every field of ``RunConfig`` whose flag was used."""
     import dataclasses
 
-    from .experiments.config import RunConfig
+    from .tasks.config import RunConfig
 
     keys = [f.name for f in dataclasses.fields(RunConfig)]
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
@@ -283,7 +283,7 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .experiments.run import resolve_config, run
+    from .tasks.run import resolve_config, run
 
     cfg = resolve_config(_explicit(args))
     out = Path(args.out) if args.out else _default_run_dir(cfg)
@@ -302,7 +302,7 @@ def _print_report(report: dict[str, Any], out: Path) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .experiments.sweep import load_sweep_file, sweep
+    from .tasks.sweep import load_sweep_file, sweep
 
     spec: dict[str, Any] = load_sweep_file(args.config) if args.config else {}
     spec.update(_explicit(args))
@@ -315,7 +315,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .experiments.report import build_report
+    from .tasks.report import build_report
 
     if not Path(args.dir).is_dir():
         raise ValueError(f"report: {args.dir!r} is not a directory")
@@ -325,8 +325,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .experiments.demo import demo_spec
-    from .experiments.sweep import sweep
+    from .tasks.demo import demo_spec
+    from .tasks.sweep import sweep
 
     spec = demo_spec(quick=args.quick, out=args.out)
     if args.progress is False:
@@ -341,7 +341,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagnostics(args: argparse.Namespace) -> int:
-    from .experiments.diagnostics_plots import plot_runs
+    from .tasks.diagnostics_plots import plot_runs
 
     for path in plot_runs(args.runs, args.out):
         print(path)
@@ -349,9 +349,9 @@ def _cmd_diagnostics(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from .experiments.models import BUILTIN_MODELS
-    from .experiments.config import ALIASES, method_choices
-    from .experiments.tasks import TASKS
+    from .tasks.models import BUILTIN_MODELS
+    from .tasks.config import ALIASES, method_choices
+    from .tasks.loading import TASKS
 
     print("tasks:")
     for name, t in TASKS.items():
@@ -381,7 +381,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .run_export import export_run
+    from .export.run import export_run
 
     try:
         report = export_run(args.run_dir, args.format, args.out, model_dir=args.model, pruner_dir=args.pruner,

@@ -204,7 +204,7 @@ def pretrained_function(runs: Path, known: dict[str, dict[str, float]]) -> dict[
     from sklearn.model_selection import cross_val_score
     from transformers import AutoModel, AutoTokenizer
 
-    from sevenprune.experiments.mr_data import load_mr
+    from sevenprune.tasks.mr_data import load_mr
 
     states = {f"{s.parent.parent.parent.parent.name}/{s.parent.parent.name}": s
               for s in sorted(runs.glob("R_*/runs/*/pruner/pruner.safetensors"))

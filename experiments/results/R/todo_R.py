@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sevenprune.experiments.sweep import expand  # noqa: E402
+from sevenprune.tasks.sweep import expand  # noqa: E402
 
 CONFIGS = ROOT / "experiments" / "results"
 COMMITTED = ROOT / "docs" / "results" / "R"

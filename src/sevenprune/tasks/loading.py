@@ -18,8 +18,8 @@ dict of columns (lists or arrays). Sources:
 * ``fashion_mnist``: the idx files of the Debian package ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``), the offline image default.
 
-The modules: :mod:`~sevenprune.experiments.task_specs` (what a task is, the registry),
-:mod:`~sevenprune.experiments.mr_data` (``mr``), :mod:`~sevenprune.experiments.file_data` (files), and
+The modules: :mod:`~sevenprune.tasks.specs` (what a task is, the registry),
+:mod:`~sevenprune.tasks.mr_data` (``mr``), :mod:`~sevenprune.tasks.file_data` (files), and
 this one, which loads a task by name and checks its columns.
 
 >>> get_task("cola").metric
@@ -37,7 +37,7 @@ from .file_data import (FASHION_MNIST_DIR, LOCAL_SUFFIXES, flatten_squad_json, l
                         load_image_folder, load_local_splits, local_split_file, read_idx)
 from .mr_data import (MR_TEST_SIZE, VADER_SDIST, VADER_SHA256, VADER_VERSION, DownloadError, default_cache_dir,
                       fetch_vader_sdist, load_mr, parse_vader_sdist)
-from .task_specs import (NO_DATA_DIR_TASKS, TASKS, USER_DATA_TASKS, Columns, TaskData, TaskSpec, get_task,
+from .specs import (NO_DATA_DIR_TASKS, TASKS, USER_DATA_TASKS, Columns, TaskData, TaskSpec, get_task,
                          num_rows, subsample, task_names)
 
 __all__ = [

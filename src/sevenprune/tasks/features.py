@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .tasks import Columns, TaskSpec, num_rows
+from .loading import Columns, TaskSpec, num_rows
 
 __all__ = ["encode_text", "encode_squad", "squad_answers", "image_tensor", "collate", "Encoded"]
 

@@ -3,7 +3,7 @@
 BERT-base on GLUE: AdamW, learning rate 2e-5 constant, batch 32, 10 epochs, seed 3404, and per task
 the pruning start ``t_i`` (``start_step``), window ``K`` (``prune_steps``) and target sparsity. Tasks
 the reference does not cover (``mr``, SQuAD, images) get the common values only; their schedule is
-then the default one (see :mod:`sevenprune.experiments.run`). An explicit flag always wins.
+then the default one (see :mod:`sevenprune.tasks.run`). An explicit flag always wins.
 
 >>> paper_preset("mrpc")["start_step"], paper_preset("mrpc")["prune_steps"], paper_preset("mrpc")["sparsity"]
 (300, 600, 0.5)

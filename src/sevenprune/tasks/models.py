@@ -15,7 +15,7 @@ from typing import Any
 
 from safetensors import SafetensorError
 
-from .tasks import TaskSpec
+from .loading import TaskSpec
 
 __all__ = ["BUILTIN_MODELS", "resolve_model_path", "load_model"]
 

@@ -7,7 +7,7 @@ reused or overwritten.
 
 A sweep configuration (JSON or TOML file, or flags) holds ``methods``, ``sparsities``, ``seeds``,
 ``out``, optionally ``metric``, ``layers_run`` and ``variants``, and any run option (``task``,
-``model``, ``max_steps``, ``lr``, ...; see :class:`~sevenprune.experiments.run.RunConfig`).
+``model``, ``max_steps``, ``lr``, ...; see :class:`~sevenprune.tasks.run.RunConfig`).
 
 ``variants`` names a method with its own options, so that one sweep can compare, say, SEVEN with and
 without its noise discount: ``{"seven_nd": {"method": "seven", "method_options": {"noise_discount":

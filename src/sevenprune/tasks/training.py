@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from ..pruner import Pruner
 from .features import Encoded, collate, squad_answers
 from .metrics import classification_metrics, regression_metrics, squad_metrics
-from .tasks import TaskSpec
+from .loading import TaskSpec
 
 __all__ = ["make_loader", "evaluate", "train", "cycle_batches"]
 

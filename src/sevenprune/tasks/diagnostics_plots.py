@@ -7,7 +7,7 @@ a ``diagnostics.json``; these functions draw from it the figures of docs/results
 
 or from Python::
 
-    from sevenprune.experiments.diagnostics_plots import load_diagnostics, plot_noise_discount, plot_stability
+    from sevenprune.tasks.diagnostics_plots import load_diagnostics, plot_noise_discount, plot_stability
     d = load_diagnostics("runs/seven-s0.8-seed1")          # a run folder or the JSON file itself
     plot_noise_discount(d, "noise_discount.png")           # SEVEN with its noise discount only
     plot_stability({"seven": [d]}, "stability.png")        # one curve per label, mean over its runs

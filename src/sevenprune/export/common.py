@@ -1,6 +1,6 @@
 """What every exporter shares: the size report, the checks of the model and the masks, and the staging
 of the output folder (written beside it, then swapped in). The writers are in :mod:`sevenprune.export`
-and :mod:`sevenprune.onnx_export`; :mod:`sevenprune.run_export` exports a run directory.
+and :mod:`sevenprune.export.onnx`; :mod:`sevenprune.export.run` exports a run directory.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._fsutil import (EXPORT_MARKER, check_output_parent, check_removable, check_replaceable_position,
+from .._fsutil import (EXPORT_MARKER, check_output_parent, check_removable, check_replaceable_position,
                       make_sibling_dir, normal_permissions, replace_dir, write_marker)
-from ._validate import check_may_write
+from .._validate import check_may_write
 
 __all__ = ["ExportReport", "Staging", "checked_masks", "check_export_model", "file_sizes", "param_count",
            "write_staged"]
@@ -85,8 +85,8 @@ def check_export_model(model: Any) -> None:
 
 def checked_masks(model: nn.Module, masks: Any) -> dict[str, Tensor]:
     """Validate ``masks`` (a mapping or a Pruner) against ``model``; ``None``: the zeros of the prunable weights."""
-    from .pruner import Pruner
-    from .targets import find_prunable
+    from ..pruner import Pruner
+    from ..targets import find_prunable
 
     if isinstance(masks, Pruner):
         masks = masks.masks

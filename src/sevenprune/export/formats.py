@@ -20,19 +20,19 @@ Four formats, each a directory:
     ``"neurons"`` or ``"heads+neurons"``) and saves the smaller dense model (``save_pretrained`` plus
     its per-layer shapes in ``config.json``; see :mod:`sevenprune.structured`). When no head was
     removed and every layer keeps the same number of neurons, the config is a standard one instead
-    (smaller ``intermediate_size``) and plain ``from_pretrained`` loads it (:mod:`sevenprune.plain_config`).
+    (smaller ``intermediate_size``) and plain ``from_pretrained`` loads it (:mod:`sevenprune.export.plain_config`).
     Masks that remove no head or neuron give a warning: the export would be the whole model.
 
-``onnx`` (:func:`sevenprune.onnx_export.export_onnx`)
+``onnx`` (:func:`sevenprune.export.onnx.export_onnx`)
     ``model.onnx`` for onnxruntime; ``structured=True`` removes heads and neurons first,
-    ``quantize="int8"`` quantizes it dynamically (see :mod:`sevenprune.onnx_export`).
+    ``quantize="int8"`` quantizes it dynamically (see :mod:`sevenprune.export.onnx`).
 
 Every export refuses to write into an existing non-empty directory unless ``overwrite=True``; it
 writes into a temporary sibling directory first and renames it, so a failed export leaves nothing
 half-written. Each returns an :class:`ExportReport` with the sizes, and prints it (``verbose=True``).
 
 Every writer takes its arguments in one order, ``(model, masks, out_dir, *, options)``. A run
-directory of ``sevenprune run`` is exported by :func:`sevenprune.run_export.export_run` (the
+directory of ``sevenprune run`` is exported by :func:`sevenprune.export.run.export_run` (the
 ``sevenprune export`` command).
 
 >>> import tempfile, torch, transformers, sevenprune as sp
@@ -64,10 +64,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._readers import read_json, read_safetensors, safetensors_metadata
-from ._export_common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
-from ._checkpoint import load_state_into
-from .structured import build_empty, load_structured, shrink
+from .._readers import read_json, read_safetensors, safetensors_metadata
+from .common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
+from .._checkpoint import load_state_into
+from ..structured import build_empty, load_structured, shrink
 
 if TYPE_CHECKING:  # transformers is an optional dependency: imported for the type hints only
     from transformers import PretrainedConfig
@@ -317,9 +317,9 @@ def export_structured(
     layer), plain transformers loads it too. ``plain=True``: raise ``ValueError`` (saying why) unless
     it does. Warns when the masks remove no head and no neuron.
     """
-    from .onnx_export import removed_groups
+    from .onnx import removed_groups
     from .plain_config import make_plain, plain_config_problem
-    from .structured import save_structured
+    from ..structured import save_structured
 
     check_export_model(model)
     checked = checked_masks(model, masks)

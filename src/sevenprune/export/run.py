@@ -1,5 +1,5 @@
 """Export a run directory of ``sevenprune run``: find its model and pruner state, load them, write the
-chosen format (:mod:`sevenprune.export`, :mod:`sevenprune.onnx_export`); ``sevenprune export`` calls it.
+chosen format (:mod:`sevenprune.export`, :mod:`sevenprune.export.onnx`); ``sevenprune export`` calls it.
 
 The expected layout::
 
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from torch import nn
 
-from ._export_common import ExportReport, Staging, file_sizes
-from .export import FORMATS, export_compressed, export_dense, export_structured
-from .structured import load_structured
+from .common import ExportReport, Staging, file_sizes
+from .formats import FORMATS, export_compressed, export_dense, export_structured
+from ..structured import load_structured
 
 __all__ = ["export_run", "find_run_layout"]
 
@@ -104,7 +104,7 @@ def export_run(
     directory's other small files (the tokenizer's, the image processor's) are copied beside the
     export. ``structured`` and ``quantize`` apply to ``onnx``, ``plain`` to ``structured``.
     """
-    from .state import read_state
+    from ..state import read_state
 
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {list(FORMATS)}")
@@ -129,7 +129,7 @@ def export_run(
     elif format == "compressed":
         report = export_compressed(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
     elif format == "onnx":
-        from .onnx_export import export_onnx
+        from .onnx import export_onnx
 
         pattern = state.get("config", {}).get("pattern", "unstructured")
         report = export_onnx(model, masks, out, structured=structured, quantize=quantize, pattern=pattern,

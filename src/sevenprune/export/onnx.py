@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._export_common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
+from .common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -234,7 +234,7 @@ def onnx_predict(session: Any, inputs: Mapping[str, Any]) -> dict[str, np.ndarra
 # -- export --------------------------------------------------------------------------------------------------------
 def removed_groups(model: nn.Module, masks: Mapping[str, Tensor] | None) -> tuple[int, int]:
     """``(heads, neurons)`` that :func:`sevenprune.structured.shrink` would remove, over all layers."""
-    from .structured import removable_groups
+    from ..structured import removable_groups
 
     groups = removable_groups(model, masks).values()
     return sum(len(g["heads"]) for g in groups), sum(len(g["neurons"]) for g in groups)
@@ -263,8 +263,8 @@ def export_onnx(
     In the report, ``pruned_bytes`` counts the masked weights' entries that remain in the exported
     model at 4 bytes each (1 with int8), an estimate: ONNX renames and may transpose initializers.
     """
-    from .pruner import Pruner
-    from .structured import shrink
+    from ..pruner import Pruner
+    from ..structured import shrink
 
     _require_onnx()
     if quantize not in (None, *QUANTIZE_CHOICES):

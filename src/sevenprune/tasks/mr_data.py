@@ -1,6 +1,6 @@
 """The ``mr`` task's data: the 10,605 movie-review sentences inside the ``vaderSentiment==3.3.2`` source
 distribution, fetched once with pip into a cache and checked by sha256 (see
-:mod:`sevenprune.experiments.tasks`)."""
+:mod:`sevenprune.tasks.loading`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .task_specs import TASKS, Columns, TaskData
+from .specs import TASKS, Columns, TaskData
 
 __all__ = ["VADER_VERSION", "VADER_SDIST", "VADER_SHA256", "MR_TEST_SIZE", "default_cache_dir", "DownloadError",
            "fetch_vader_sdist", "parse_vader_sdist", "load_mr"]

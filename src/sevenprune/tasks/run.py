@@ -1,9 +1,9 @@
 """One experiment: fine-tune and prune once, evaluate, write everything to a run directory.
 
-The run's configuration and its checks are in :mod:`sevenprune.experiments.config`, its folder in
-:mod:`sevenprune.experiments.run_dir`; this module loads the data and the model, prunes with the
+The run's configuration and its checks are in :mod:`sevenprune.tasks.config`, its folder in
+:mod:`sevenprune.tasks.run_dir`; this module loads the data and the model, prunes with the
 library as a user does (:class:`sevenprune.Pruner` with the optimizer attached, or
-:func:`sevenprune.prune_at_init`), trains (:mod:`sevenprune.experiments.training`), evaluates and saves.
+:func:`sevenprune.prune_at_init`), trains (:mod:`sevenprune.tasks.training`), evaluates and saves.
 
 Everything is checked (options, data, model, method options) before the run folder is written. An
 existing run (interrupted, or finished with ``overwrite``) is replaced only once the new run has
@@ -215,7 +215,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     import sevenprune as sp
 
     from .models import load_model
-    from .tasks import load_task, subsample
+    from .loading import load_task, subsample
     from .training import make_loader
 
     validate(cfg)

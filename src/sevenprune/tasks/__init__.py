@@ -2,7 +2,7 @@
 
 The command line (``sevenprune run|sweep|report|demo``) is a thin layer over this package:
 
->>> from sevenprune.experiments import RunConfig, resolve_config
+>>> from sevenprune.tasks import RunConfig, resolve_config
 >>> resolve_config({"task": "mr", "method": "seven_dyn", "sparsity": 0.5}).method
 'seven_dyn'
 """

@@ -1,5 +1,5 @@
 """What a task is: :class:`TaskSpec` and the registry of tasks, and :class:`TaskData`, the splits a
-loader returns (see :mod:`sevenprune.experiments.tasks`).
+loader returns (see :mod:`sevenprune.tasks.loading`).
 
 >>> get_task("cola").metric
 'mcc'

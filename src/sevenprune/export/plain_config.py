@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .structured import STRUCTURE_KEY, find_blocks
+from ..structured import STRUCTURE_KEY, find_blocks
 
 __all__ = ["FFN_WIDTH_ATTRS", "HEAD_COUNT_ATTRS", "make_plain", "plain_config_problem"]
 

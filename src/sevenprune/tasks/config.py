@@ -141,7 +141,7 @@ def resolve_config(explicit: dict[str, Any]) -> RunConfig:
     300
     """
     from .presets import get_preset
-    from .tasks import get_task
+    from .loading import get_task
 
     unknown = sorted(set(explicit) - _fields())
     if unknown:
@@ -183,7 +183,7 @@ def _check_method_options(cfg: RunConfig) -> None:
 def validate(cfg: RunConfig) -> None:
     """Check names and ranges before anything is loaded (errors name the value and the choices)."""
     from .models import resolve_model_path
-    from .tasks import get_task
+    from .loading import get_task
 
     get_task(cfg.task)
     choices = method_choices()
@@ -266,7 +266,7 @@ def _check_device(device: str) -> None:
 
 def _check_data_options(cfg: RunConfig) -> None:
     """The options that say where the data is, for the task that reads it."""
-    from .tasks import NO_DATA_DIR_TASKS, USER_DATA_TASKS, get_task
+    from .loading import NO_DATA_DIR_TASKS, USER_DATA_TASKS, get_task
 
     if cfg.data_dir is not None and cfg.task in NO_DATA_DIR_TASKS:
         raise ValueError(f"task {cfg.task!r} reads its own data and would ignore --data-dir {cfg.data_dir!r}; "

@@ -1,6 +1,6 @@
 """Task data read from files: Fashion-MNIST's idx files, ImageFolder directories, and local tables
 (``train.*``/``validation.*`` as csv, tsv, jsonl, json, parquet, or a ``datasets`` ``save_to_disk``
-folder; SQuAD's official JSON) (see :mod:`sevenprune.experiments.tasks`)."""
+folder; SQuAD's official JSON) (see :mod:`sevenprune.tasks.loading`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .task_specs import TASKS, Columns, TaskData, TaskSpec
+from .specs import TASKS, Columns, TaskData, TaskSpec
 
 __all__ = ["FASHION_MNIST_DIR", "read_idx", "load_fashion_mnist", "load_image_folder", "LOCAL_SUFFIXES",
            "flatten_squad_json", "load_local_splits", "local_split_file"]
