@@ -6,7 +6,7 @@ PIP     = $(PY) -m pip
 # torch is pinned here (not in the package metadata) so that this machine takes its local CPU build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install test demo bench typecheck clean
+.PHONY: install test test-threads demo bench typecheck clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -21,6 +21,10 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q
+
+# the suite again with two threads: an expectation that holds for one reduction order only shows up (CI runs it)
+test-threads: install
+	SEVENPRUNE_TEST_THREADS=2 $(PY) -m pytest -q
 
 demo: install
 	$(PY) examples/demo.py

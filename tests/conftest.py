@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -29,9 +31,12 @@ def mlp() -> nn.Sequential:
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models on a shared 2-core machine: extra threads only contend (8-25x slower measured)."""
+    """Tiny models on a shared 2-core machine: extra threads only contend (8-25x slower measured).
+
+    ``SEVENPRUNE_TEST_THREADS=N`` runs the suite with N threads instead: CI runs it a second time that
+    way, so that an expectation that holds only for one thread count (a reduction order) shows up."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("SEVENPRUNE_TEST_THREADS", "1")))
     yield
     torch.set_num_threads(threads)
 

@@ -15,8 +15,10 @@ the commit): ``python tests/golden_runs.py --write``.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,8 @@ RUNS: dict[str, Callable[[], tuple[nn.Module, sp.Pruner]]] = {
     "movement-adam-local-small": _dyn(small_mlp, "movement", 0.7, form="adam", scope="local"),
     "movement_instant-small": _dyn(small_mlp, "movement_instant", 0.7),
     "soft_movement-small": _dyn(small_mlp, "soft_movement", 0.7),
+    # the same with plain SGD on the scores: no Adam normalisation, so no near-ties (portable exactly)
+    "soft_movement-sgd-small": _dyn(small_mlp, "soft_movement", 0.7, score_optimizer="sgd"),
     "magnitude-local-small": _dyn(small_mlp, "magnitude", 0.7, scope="local"),
     "random-small": _dyn(small_mlp, "random", 0.7),
     "seven-small-2:4": _dyn(small_mlp, "seven", 0.5, pattern="2:4", exclude=r"^4\."),
@@ -146,13 +150,50 @@ RUNS: dict[str, Callable[[], tuple[nn.Module, sp.Pruner]]] = {
 }
 
 
+#: Runs whose scores cluster within float rounding of each other, so that another CPU's rounding may flip a
+#: tie early and the rest of the run then follows another path. Soft movement with Adam-trained scores:
+#: each Adam step moves every score by about ``lr * sign(g)``, so after a few steps most scores differ only
+#: in their last bits (measured: with ``ATEN_CPU_CAPABILITY=default`` instead of avx512 on one machine, 46 of
+#: 1,088 mask entries differ; with avx2, none). Their masks are compared exactly only with
+#: ``SEVENPRUNE_GOLDEN_EXACT=1``; elsewhere the count must be exact and at most ``NEAR_TIE_SHARE`` of the
+#: entries may differ.
+NEAR_TIES = {"soft_movement-small"}
+NEAR_TIE_SHARE = 0.10
+#: Every other run: entries that may differ on another machine (scores that tie within rounding: a flip
+#: exchanges a pruned and a kept entry), at least 2, else 0.1 % of the prunable entries.
+TIE_SHARE = 0.001
+
+
+class GoldenTieWarning(UserWarning):
+    """A golden run whose masks differ within the allowed ties (listed in pytest's summary, not an error)."""
+
+
+def allowed_differences(name: str, numel: int) -> int:
+    """How many mask entries of run ``name`` may differ from the golden file on another machine."""
+    share = NEAR_TIE_SHARE if name in NEAR_TIES else TIE_SHARE
+    return max(2, int(share * numel))
+
+
+def _ordered_masks(pruner: sp.Pruner) -> list[tuple[str, torch.Tensor]]:
+    return [*pruner.masks.items(), *sorted(pruner.extra_masks.items())]
+
+
+def pack_masks(pruner: sp.Pruner) -> dict[str, str]:
+    """Every mask as base64 of its zlib-compressed packed bits, so that a differing run can say how many
+    entries differ (a hash only says that something did)."""
+    return {name: base64.b64encode(zlib.compress(np.packbits(mask.cpu().numpy().reshape(-1)).tobytes(), 9)).decode()
+            for name, mask in _ordered_masks(pruner)}
+
+
+def unpack_mask(packed: str, numel: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(zlib.decompress(base64.b64decode(packed)), dtype=np.uint8))[:numel].astype(bool)
+
+
 def fingerprint(model: nn.Module, pruner: sp.Pruner) -> dict[str, Any]:
-    """Masks exactly (sha256 of their packed bits), weights exactly and as float64 projections."""
+    """Masks exactly (sha256 of their packed bits, and the bits themselves), weights exactly and as float64
+    projections."""
     masks = hashlib.sha256()
-    for name, mask in pruner.masks.items():
-        masks.update(name.encode())
-        masks.update(np.packbits(mask.cpu().numpy().reshape(-1)).tobytes())
-    for name, mask in sorted(pruner.extra_masks.items()):
+    for name, mask in _ordered_masks(pruner):
         masks.update(name.encode())
         masks.update(np.packbits(mask.cpu().numpy().reshape(-1)).tobytes())
     weights = hashlib.sha256()
@@ -165,7 +206,8 @@ def fingerprint(model: nn.Module, pruner: sp.Pruner) -> dict[str, Any]:
         direction = torch.rand(p.numel(), generator=g, dtype=torch.float64)
         projections[name] = float(p.detach().double().reshape(-1) @ direction)
     return {"masks": masks.hexdigest(), "pruned": int(sum(pruner._pruned.values())),
-            "weights": weights.hexdigest(), "projections": projections}
+            "weights": weights.hexdigest(), "projections": projections, "mask_bits": pack_masks(pruner),
+            "_masks": {name: mask.cpu().numpy().reshape(-1).astype(bool) for name, mask in _ordered_masks(pruner)}}
 
 
 def compute(name: str) -> dict[str, Any]:
@@ -180,7 +222,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write {GOLDEN}")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    out = {name: compute(name) for name in RUNS}
+    out = {name: {k: v for k, v in compute(name).items() if not k.startswith("_")} for name in RUNS}
     if args.write:
         GOLDEN.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         print(f"wrote {GOLDEN} ({len(out)} runs)")
