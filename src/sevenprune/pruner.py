@@ -19,7 +19,6 @@ Steps are optimizer updates. Call ``n`` of ``pruner.step()`` is a pruning step w
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,66 +30,20 @@ from . import schedules, selection
 from ._validate import SCOPES, STATE_DTYPES, check_int, check_scope, dtype_name, unwrap_optimizer
 from ._validate import check_sparsity as _check_sparsity
 from ._validate import state_dtype as _state_dtype
-from .importance import Importance, get_method, methods
+from .distributed import PrunableWeights
+from .importance import Importance, method_for, methods
 from .importance.fixed import FixedMasks
+from .state_format import STATE_FORMAT, check_fits, loaded_masks, saved_method
 from .targets import find_prunable, pattern_list
 
 __all__ = ["Pruner", "STATE_FORMAT", "STATE_DTYPES", "SCOPES", "method_class"]
 
-#: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
-STATE_FORMAT = "sevenprune.pruner/1"
-
-#: the configuration of a state saved before a field existed is read with the field's default
-_CONFIG_DEFAULTS: dict[str, Any] = {"include": None, "exclude": None, "state_dtype": "float32",
-                                    "pattern": "unstructured", "scope": "global", "mask_interval": 1,
-                                    "method_options": {}}
-
-
-def _is_sharded(params: Sequence[Tensor]) -> bool:
-    """True for FSDP2-style DTensor weights; mixing sharded and plain weights is refused."""
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - torch built without distributed
-        return False
-    flags = [isinstance(p, DTensor) for p in params]
-    if any(flags) and not all(flags):
-        raise ValueError("some prunable weights are sharded (DTensor) and some are not; shard every "
-                         "prunable layer with fully_shard, or exclude the others")
-    return any(flags)
-
-
 def method_class(method: str | type[Importance]) -> type[Importance]:
     """The importance of ``method``: a registered name, or an :class:`Importance` subclass. An unknown
-    name, or one of a method that prunes before fine-tuning, is a ``ValueError`` saying where to go."""
+    name, or one of a method of another phase, is a ``ValueError`` saying which entry point runs it."""
     if isinstance(method, type) and issubclass(method, Importance):
         return method
-    if isinstance(method, str) and method not in methods():
-        raise ValueError(
-            f"unknown method {method!r}; choose one of {methods()} (the methods that prune before "
-            f"fine-tuning from a few batches, sevenprune.init_methods(), go through "
-            f"sevenprune.prune_at_init(model, method, sparsity, batches, loss_fn))"
-        )
-    return get_method(method)  # a non-string fails here, with the choices
-
-
-def _option_defaults(method: Any) -> Mapping[str, Any]:
-    """The registered defaults of ``method``'s options: those of a pruning-at-initialisation method of its
-    own (GraSP, FORCE), else those of the importance it names ({} for anything else). A new option's
-    default is the behaviour from before the option existed, so it is also what an older state ran with."""
-    from .init_pruning import init_method, init_methods  # here: init_pruning imports this module
-
-    if method in init_methods() and init_method(method).scorer is None:
-        return init_method(method).defaults
-    return get_method(method).defaults if method in methods() else {}
-
-
-def _normal_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A configuration as JSON holds it, with the defaults of fields and method options an older state
-    lacks (a state saved before ``noise_discount`` or GraSP's ``variant`` existed still loads)."""
-    out = {**_CONFIG_DEFAULTS, **json.loads(json.dumps(dict(config)))}
-    if isinstance(out["method_options"], dict):
-        out["method_options"] = {**_option_defaults(out.get("method")), **out["method_options"]}
-    return out
+    return method_for(method, "fine-tuning")  # type: ignore[no-any-return]
 
 
 def _factor(mask: Tensor) -> Tensor:
@@ -173,7 +126,8 @@ class Pruner:
         importance = method_class(method)  # validates the name early, with the list of choices
         self.model = model
         self.include, self.exclude = pattern_list(include), pattern_list(exclude)
-        self._setup_params(find_prunable(model, self.include, self.exclude))
+        self._weights = PrunableWeights(find_prunable(model, self.include, self.exclude))
+        self._owners = self._weights.owners  # the model's parameters: the optimizer's keys
         self.masks: dict[str, Tensor] = {
             n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in self.params.items()
         }
@@ -190,41 +144,19 @@ class Pruner:
         if optimizer is not None:
             self.attach(optimizer)
 
-    def _setup_params(self, owners: dict[str, nn.Parameter]) -> None:
-        """Record the prunable weights. Under FSDP2 (``fully_shard``: DTensor weights sharded on dim
-        0) the pruner works on each rank's local shard: ``self.params`` are views of the shards, the
-        scores and masks are local, and only counts cross ranks (see ``distributed.py``)."""
-        self._owners = owners  # the model's parameters: the optimizer's keys
-        self._sharded = _is_sharded(list(owners.values()))
-        self.params: dict[str, Tensor]
-        if self._sharded:
-            from .distributed import dtensor_shard_offsets
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """The prunable weights the pruner works on, by name (under FSDP2: views of the local shards)."""
+        return self._weights.params
 
-            local, self._offsets = dtensor_shard_offsets(list(owners.values()))
-            self.params = {n: t.detach() for n, t in zip(owners, local)}
-        else:
-            self.params = dict(owners)
-        self.numel = sum(p.numel() for p in owners.values())  # global count
+    @property
+    def numel(self) -> int:
+        """Prunable entries in all (over every rank)."""
+        return self._weights.numel
 
     def _refresh_local_views(self) -> None:
-        """FSDP2 may re-point a shard's storage (lazy init); take fresh views and their gradients."""
-        if not self._sharded:
-            return
-        for name, owner in self._owners.items():
-            sharded: Any = owner  # a DTensor
-            view = sharded.to_local().detach()
-            grad: Any = owner.grad
-            view.grad = None if grad is None else grad.to_local()
-            self.params[name] = view
-        self.importance.params.update(self.params)
-
-    def _global(self, values: list[int]) -> list[int]:
-        """Sum integer counts over ranks when the weights are sharded (identity otherwise)."""
-        if not self._sharded:
-            return values
-        t = torch.tensor(values, dtype=torch.int64, device=next(iter(self.params.values())).device)
-        torch.distributed.all_reduce(t)
-        return [int(x) for x in t.tolist()]
+        if self._weights.refresh():  # FSDP2 re-pointed the shards: the method reads the new views
+            self.importance.params.update(self.params)
 
     @classmethod
     def from_masks(
@@ -269,13 +201,6 @@ class Pruner:
             pruner.attach(optimizer)
         return pruner
 
-    @classmethod
-    def with_masks(cls, model: nn.Module, masks: Mapping[str, Tensor], *, method: str, sparsity: float,
-                   **kwargs: Any) -> Pruner:
-        """Deprecated alias of :meth:`from_masks`."""
-        warnings.warn("Pruner.with_masks is deprecated; use Pruner.from_masks", DeprecationWarning, stacklevel=2)
-        return cls.from_masks(model, masks, method=method, sparsity=sparsity, **kwargs)
-
     @torch.no_grad()
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
         """Replace the masks (``{weight name: bool tensor}``, every prunable weight) and apply them."""
@@ -319,7 +244,7 @@ class Pruner:
         self._selector = selection.build_selector(
             pattern, self.scope, model=self.model, params=self.params,
             sizes=[p.numel() for p in self._owners.values()], monotone=self.importance.monotone_scores,
-            sparsity=self.sparsity_target, offsets=self._offsets if self._sharded else None)
+            sparsity=self.sparsity_target, offsets=self._weights.offsets)
         self.state_dtype = state_dtype
 
     # -- configuration ------------------------------------------------------------------------------
@@ -393,8 +318,7 @@ class Pruner:
                 continue
             p = self.params[name]
             for value in self.optimizer.state.get(self._owners[name], {}).values():
-                if self._sharded and hasattr(value, "to_local"):
-                    value = value.to_local()  # the rank's shard of a sharded state tensor
+                value = self._weights.local(value)  # the rank's shard of a sharded state tensor
                 if isinstance(value, Tensor) and value.shape == p.shape:
                     if isinstance(names, Mapping):
                         value.view(-1)[names[name].to(value.device)] = 0
@@ -437,11 +361,6 @@ class Pruner:
         step = self.step_count if step is None else step
         return schedules.cubic_sparsity(step, self.sparsity_target, self.start_step, self.prune_steps)
 
-    def target_sparsity(self, step: int | None = None) -> float:
-        """The schedule's sparsity at ``step``: the older name of :meth:`scheduled_sparsity` (which
-        says what it returns; the *final* target is :attr:`sparsity_target`)."""
-        return self.scheduled_sparsity(step)
-
     @torch.no_grad()
     def update_masks(self, sparsity: float) -> list[str]:
         """Prune the lowest-scored kept entries until ``round(sparsity * N)`` are pruned.
@@ -457,7 +376,7 @@ class Pruner:
         counts = ([schedules.pruned_count(sparsity, p.numel()) for p in self._owners.values()] if local
                   else [])
         k = sum(counts) if local else schedules.pruned_count(sparsity, self.numel)
-        already = self._global([sum(self._pruned.values())])[0]
+        already = self._weights.total([sum(self._pruned.values())])[0]
         if k <= already:
             return {}
         scores = self.importance.scores(self.masks)
@@ -466,7 +385,7 @@ class Pruner:
         newly = self._selector.select(scores, self.masks, self._pruned, target)
         if self._selector.extra_masks is not None:
             self.extra_masks = self._selector.extra_masks
-        total = self._global([sum(self._pruned.values())])[0]
+        total = self._weights.total([sum(self._pruned.values())])[0]
         if self._selector.exact_count and total != k:
             raise RuntimeError(
                 f"the threshold pruned {total} entries instead of {k}; the scores of method "
@@ -474,7 +393,7 @@ class Pruner:
             )
         self.importance.masks_updated(self.masks, newly)
         self._clear_optimizer_state(newly)
-        self._after_mask_update(list(newly))
+        self._weights.masks_changed(self.masks)
         return newly
 
     #: selections ahead whose entries a candidate scan gathers (monotone scores; see ``selection.py``)
@@ -491,14 +410,6 @@ class Pruner:
             return [schedules.pruned_count(ahead, p.numel()) for p in self._owners.values()]
         return [schedules.pruned_count(ahead, self.numel)]
 
-    def _after_mask_update(self, changed: Sequence[str]) -> None:
-        """Under torch.distributed, check that every rank computed the same masks."""
-        # sharded masks differ between ranks by design; replicated (DDP) ones must not
-        if not self._sharded and torch.distributed.is_available() and torch.distributed.is_initialized():
-            from .distributed import check_masks_consistent
-
-            check_masks_consistent(self.masks)
-
     # -- the training-loop call ---------------------------------------------------------------------
     def _grads(self) -> list[Tensor]:
         grads = [p.grad for p in self.params.values() if p.grad is not None]
@@ -513,8 +424,7 @@ class Pruner:
         # one reduction per tensor and a single host sync; an inf or nan anywhere makes its sum
         # non-finite. Sharded: every rank must take the same decision, so the flags are combined.
         sums = torch.stack([g.sum(dtype=torch.float32).to(grads[0].device) for g in grads])
-        finite = bool(torch.isfinite(sums).all())
-        return self._global([int(not finite)])[0] == 0 if self._sharded else finite
+        return self._weights.all_finite(bool(torch.isfinite(sums).all()))
 
     #: skipped (non-finite) steps tolerated silently: AMP's loss scaler overflows on its first steps
     QUIET_SKIPS = 3
@@ -577,7 +487,7 @@ class Pruner:
         """Fraction of the prunable weights that are pruned (exactly zero once masks are applied).
 
         With sharded weights this is a collective call: every rank must make it."""
-        return self._global([sum(self._pruned.values())])[0] / self.numel
+        return self._weights.total([sum(self._pruned.values())])[0] / self.numel
 
     def report(self) -> dict[str, Any]:
         """Per-layer sparsity, sparsity over the prunable weights and over the whole model.
@@ -587,7 +497,7 @@ class Pruner:
 
         With sharded weights this is a collective call: every rank must make it."""
         model_params = sum(p.numel() for p in self.model.parameters())
-        per_layer = dict(zip(self._pruned, self._global(list(self._pruned.values()))))
+        per_layer = dict(zip(self._pruned, self._weights.total(list(self._pruned.values()))))
         pruned = sum(per_layer.values())
         return {
             "step": self.step_count,
@@ -650,12 +560,6 @@ class Pruner:
             "extra_masks": dict(self.extra_masks),
         }
 
-    def _config_differences(self, config: Mapping[str, Any]) -> list[str]:
-        """``"field: state X, pruner Y"`` for each field where ``config`` differs from :meth:`config`."""
-        saved, mine = _normal_config(config), _normal_config(self.config())
-        return [f"{k}: state {saved.get(k)!r}, pruner {mine.get(k)!r}"
-                for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)]
-
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a state from :meth:`state_dict` into this pruner and apply its masks.
@@ -665,35 +569,8 @@ class Pruner:
         fields that differ, or the weights whose names or shapes differ. To build a pruner from a
         saved state, configuration included, use :meth:`from_state`.
         """
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a sevenprune pruner state (format {state.get('format')!r}, "
-                             f"expected {STATE_FORMAT!r})")
-        differences = self._config_differences(state["config"])
-        if differences:
-            raise ValueError("this pruner state has another configuration than the pruner ("
-                             + "; ".join(differences) + "); build the pruner from the state with "
-                             "sevenprune.Pruner.from_state(model, state) or sevenprune.load_state(path, model)")
-        params = self.params
-        saved = {n: tuple(s) for n, s in state["shapes"].items()}
-        mine = {n: tuple(p.shape) for n, p in params.items()}
-        if saved != mine:
-            only_saved = sorted(set(saved) - set(mine))[:5]
-            only_mine = sorted(set(mine) - set(saved))[:5]
-            shape_diff = [f"{n}: saved {saved[n]}, model {mine[n]}" for n in saved
-                          if n in mine and saved[n] != mine[n]][:5]
-            raise ValueError(
-                "this pruner state belongs to another model: "
-                + "; ".join(x for x in (
-                    f"weights only in the state: {only_saved}" if only_saved else "",
-                    f"weights only in the model: {only_mine}" if only_mine else "",
-                    f"shapes differ: {shape_diff}" if shape_diff else "") if x)
-            )
-        masks = {}
-        for n, p in params.items():
-            m = state["masks"][n]
-            if m.dtype != torch.bool:
-                raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
-            masks[n] = m.to(p.device).clone()
+        check_fits(state, self.config(), self.params)
+        masks = loaded_masks(state, self.params)
         self.importance.load_state_dict(state.get("importance", {}))
         self.masks = masks
         self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
@@ -725,13 +602,7 @@ class Pruner:
         >>> restored.config() == pruner.config(), restored.sparsity()
         (True, 0.5)
         """
-        if not isinstance(state, Mapping) or not isinstance(state.get("config"), Mapping):
-            raise ValueError("not a sevenprune pruner state (no 'config'); pass a Pruner.state_dict() or "
-                             "sevenprune.read_state(path)")
-        config = _normal_config(state["config"])
-        method = config.pop("method", None)
-        if not isinstance(method, str):
-            raise ValueError(f"the pruner state's configuration names no method (method {method!r})")
+        method, config = saved_method(state)
         if method in methods():
             pruner = cls(model, method, **config)
         else:  # masks chosen outside the pruner: the method is their label
