@@ -460,7 +460,7 @@ def test_a_one_pass_iterator_too_short_for_steps() -> None:
     ("method", "kwargs", "error", "match"),
     [
         ("platon", {}, ValueError, r"does not run before fine-tuning .*use sevenprune.Pruner\(model, 'platon'"),
-        ("snipp", {}, ValueError, r"choose one of \['snip', 'grasp'"),
+        ("snipp", {}, ValueError, r"choose one of \['force', 'grasp'"),
         ("seven", {"freeze_during_pruning": False}, ValueError, "Algorithm 1"),
         ("snip", {"temperature": 2}, TypeError, "unknown option"),
         ("force", {"variant": "fast"}, ValueError, "'force' or 'iter_snip'"),

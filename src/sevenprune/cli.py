@@ -343,15 +343,21 @@ def _cmd_diagnostics(args: argparse.Namespace) -> int:
     return 0
 
 
+#: what each alias of the run configuration (``tasks.config.ALIASES``) means, for --help
+_ALIAS_HELP = {"seven_dyn": "= seven with the default schedule", "seven_pre": "= seven, start_step 0, prune_steps 100",
+               "seven_pre_frozen": "SEVEN scored at the starting weights, then fine-tuned",
+               "magnitude_init": "= magnitude, one shot at the starting weights",
+               "random_init": "= random, one shot at the starting weights"}
+
+
 def _method_help() -> str:
-    """The --method choices by phase, from the method registry and the run configuration's aliases."""
+    """The --method choices: the registry's methods by phase, then the run configuration's aliases."""
     from .importance import methods
     from .tasks.config import ALIASES
 
     when = {"fine-tuning": "during fine-tuning", "before": "at initialisation", "calibration": "one shot"}
     parts = [f"{', '.join(methods(phase))} ({words})" for phase, words in when.items() if methods(phase)]
-    parts += [f"{', '.join(a for a, (_, p) in ALIASES.items() if p == phase)} (aliases, {phase} phase)"
-              for phase in sorted({p for _, p in ALIASES.values()})]
+    parts += [f"{alias} ({_ALIAS_HELP.get(alias, f'= {base}')})" for alias, (base, _) in ALIASES.items()]
     return "dense (no pruning); " + "; ".join(parts)
 
 

@@ -603,7 +603,7 @@ class Pruner:
         (True, 0.5)
         """
         method, config = saved_method(state)
-        if method in methods():
+        if method in methods("fine-tuning"):
             pruner = cls(model, method, **config)
         else:  # masks chosen outside the pruner: the method is their label
             pruner = cls(model, FixedMasks, **config)
