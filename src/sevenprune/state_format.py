@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .importance import get_method, methods
 
-__all__ = ["STATE_FORMAT", "CONFIG_DEFAULTS", "normal_config", "check_fits", "loaded_masks", "saved_method"]
+__all__ = ["STATE_FORMAT", "CONFIG_DEFAULTS", "normal_config", "check_fits", "loaded_masks", "loaded_extra_masks",
+           "saved_method"]
 
 #: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
 STATE_FORMAT = "sevenprune.pruner/1"
@@ -100,3 +101,9 @@ def loaded_masks(state: Mapping[str, Any], params: Mapping[str, Tensor]) -> dict
             raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
         masks[n] = m.to(p.device).clone()
     return masks
+
+
+def loaded_extra_masks(state: Mapping[str, Any], model: nn.Module) -> dict[str, Tensor]:
+    """The state's masks of other parameters (biases of removed heads), each on its parameter's device."""
+    devices = {n: p.device for n, p in model.named_parameters()}
+    return {n: m.to(devices.get(n, m.device)).clone() for n, m in state.get("extra_masks", {}).items()}
