@@ -26,7 +26,7 @@ without any other edit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["PHASES", "ENTRY_POINTS", "register", "unregister", "methods", "get_method", "method_for",
            "checked_options"]
@@ -42,14 +42,17 @@ ENTRY_POINTS = {
     "calibration": "sevenprune.prune_oneshot(model, {name!r}, sparsity, calibration_batches)",
 }
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, Any] = {}  # name -> method class (duck-typed: the attributes above)
 
 #: what the Pruner calls on a method of the fine-tuning phase (``Importance`` has them all)
 _FINE_TUNING_HOOKS = ("observe", "scores", "masks_updated", "mask_due", "release", "state_dict",
                       "load_state_dict")
 
 
-def register(cls: type) -> type:
+_Method = TypeVar("_Method", bound=type)
+
+
+def register(cls: _Method) -> _Method:
     """Class decorator adding a method to the registry under ``cls.name``.
 
     The class must have a ``name`` and ``phases`` (a tuple of :data:`PHASES`), and the hook of each
@@ -124,7 +127,7 @@ def checked_options(method: str | type, options: Mapping[str, Any], phase: str |
     >>> checked_options("random", {"seed": 3})
     {'seed': 3}
     """
-    cls = get_method(method) if isinstance(method, str) else method
+    cls: Any = get_method(method) if isinstance(method, str) else method
     given = dict(options)
     if phase == "before" and callable(getattr(cls, "init_options", None)):
         cls.init_options(given)
