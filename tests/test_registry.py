@@ -21,6 +21,7 @@ from torch import nn
 import sevenprune as sp
 from sevenprune import cli
 from sevenprune.importance import get_method, register, unregister
+from sevenprune.tasks.config import RunConfig, method_choices, validate
 
 #: a whole method file, as a contributor writes it: it scores by |W| during fine-tuning (gradually) and,
 #: before fine-tuning, keeps the entries of largest |W| of each row's sign (a rule of its own, so that
@@ -107,6 +108,10 @@ def test_a_method_file_is_found_by_every_entry_point(toy: ModuleType, capsys: py
     assert cli.main(["list"]) == 0
     assert "  toy  [scale=1.0]" in capsys.readouterr().out.splitlines()
     assert "toy" in cli._method_help()
+    # the run configuration offers it and has the method check its options
+    assert "toy" in method_choices()
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        validate(RunConfig(method="toy", sparsity=0.5, method_options={"scale": -1.0}))
 
 
 def test_unregister_removes_it(toy: ModuleType) -> None:
@@ -157,3 +162,14 @@ def test_register_refuses_a_class_without_the_hook_of_its_phase() -> None:
     with pytest.raises(TypeError, match="must subclass sevenprune.importance.base.Importance"):
         register(NotAnImportance)
     assert not {"nophases", "noinit", "noimportance"} & set(sp.methods())
+
+
+def test_every_file_of_the_methods_package_is_imported_with_it() -> None:
+    # a new method file registers itself without an import added anywhere: the package imports them all
+    import pkgutil
+
+    import sevenprune.importance as package
+
+    names = {m.name for m in pkgutil.iter_modules(package.__path__)}
+    assert {"snip", "grasp", "force", "seven", "registry"} <= names
+    assert all(f"sevenprune.importance.{n}" in sys.modules for n in names)
