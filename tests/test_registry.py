@@ -21,6 +21,7 @@ from torch import nn
 import sevenprune as sp
 from sevenprune import cli
 from sevenprune.importance import get_method, register, unregister
+from sevenprune.importance.registry import import_method_files
 from sevenprune.tasks.config import RunConfig, method_choices, validate
 
 #: a whole method file, as a contributor writes it: it scores by |W| during fine-tuning (gradually) and,
@@ -164,12 +165,26 @@ def test_register_refuses_a_class_without_the_hook_of_its_phase() -> None:
     assert not {"nophases", "noinit", "noimportance"} & set(sp.methods())
 
 
-def test_every_file_of_the_methods_package_is_imported_with_it() -> None:
-    # a new method file registers itself without an import added anywhere: the package imports them all
+def test_a_file_added_to_a_methods_package_registers_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    # the mechanism sevenprune.importance runs on its own folder, on a package of one toy file
+    package = tmp_path / "more_methods"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "toy_method.py").write_text(TOY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert import_method_files("more_methods", [str(package)]) == ["toy_method"]
+        assert "toy" in sp.methods() and get_method("toy").__module__ == "more_methods.toy_method"
+    finally:
+        unregister("toy")
+        for name in ("more_methods.toy_method", "more_methods"):
+            sys.modules.pop(name, None)
+    # and the package itself is imported whole
     import pkgutil
 
-    import sevenprune.importance as package
+    import sevenprune.importance as methods_package
 
-    names = {m.name for m in pkgutil.iter_modules(package.__path__)}
+    names = {m.name for m in pkgutil.iter_modules(methods_package.__path__)}
     assert {"snip", "grasp", "force", "seven", "registry"} <= names
     assert all(f"sevenprune.importance.{n}" in sys.modules for n in names)

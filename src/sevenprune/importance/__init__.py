@@ -4,9 +4,6 @@ Every module of this package is imported here, so a method file added to it regi
 found by name without any other edit.
 """
 
-import importlib as _importlib
-import pkgutil as _pkgutil
-
 from .base import Importance, get_method, methods, register
 from .force import Force
 from .grasp import Grasp
@@ -14,13 +11,12 @@ from .magnitude import MagnitudeImportance
 from .movement import InstantMovementImportance, MovementImportance
 from .platon import PlatonImportance
 from .random_scores import RandomImportance
-from .registry import PHASES, checked_options, method_for, unregister
+from .registry import PHASES, checked_options, import_method_files, method_for, unregister
 from .seven import SevenImportance
 from .snip import Snip
 from .soft_movement import SoftMovementImportance
 
-for _module in _pkgutil.iter_modules(__path__):
-    _importlib.import_module(f"{__name__}.{_module.name}")
+import_method_files(__name__, __path__)
 
 __all__ = [
     "PHASES",

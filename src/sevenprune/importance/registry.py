@@ -25,11 +25,13 @@ without any other edit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import pkgutil
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 __all__ = ["PHASES", "ENTRY_POINTS", "register", "unregister", "methods", "get_method", "method_for",
-           "checked_options"]
+           "checked_options", "import_method_files"]
 
 #: when a method runs: during fine-tuning, before it (at the starting weights), or one shot from
 #: calibration data
@@ -141,3 +143,12 @@ def checked_options(method: str | type, options: Mapping[str, Any], phase: str |
     if callable(check):
         check(full)
     return full
+
+
+def import_method_files(package: str, path: Iterable[str]) -> list[str]:
+    """Import every module of ``package`` (its folders ``path``), so that each method file registers
+    itself; returns their names."""
+    names = [m.name for m in pkgutil.iter_modules(list(path))]
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
