@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import sevenprune as sp
-from sevenprune.init_pruning import grasp_scores
+from sevenprune.importance.grasp import grasp_scores
 from sevenprune.threshold import smallest_k_keep_masks
 
 SPARSITY, BATCHES, BATCH_SIZE, PROBE_SENTENCES, SEED = 0.5, 4, 32, 512, 1

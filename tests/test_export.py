@@ -200,7 +200,7 @@ def make_run(tmp_path, pattern="unstructured", sparsity=0.9):
     (run / "model" / "vocab.txt").write_text("[PAD]\n[UNK]\n")  # stands for the tokenizer's files
     (run / "config.json").write_text("{}")  # the run's own configuration, not a model's
     # a fixed-mask pruner: structured pruners' extra masks are biases, which the model already holds
-    fixed = sp.Pruner.with_masks(tiny_bert(), pruner.masks, method="magnitude", sparsity=sparsity)
+    fixed = sp.Pruner.from_masks(tiny_bert(), pruner.masks, method="magnitude", sparsity=sparsity)
     sp.save_state(fixed, run / "pruner")
     return run, model
 
@@ -272,9 +272,9 @@ def test_exporters_take_one_argument_order(tmp_path):
     for writer in (export_dense, export_compressed, export_structured, export_onnx):
         assert list(inspect.signature(writer).parameters)[:3] == ["model", "masks", "out_dir"], writer.__name__
     model, pruner = pruned(0.5)
-    with pytest.warns(DeprecationWarning, match=r"\(model, masks, out_dir\)"):
-        old = export_dense(model, tmp_path / "old", pruner, verbose=False)  # the older order still works
-    assert old.out_dir == str(tmp_path / "old") and old.sparsity == pytest.approx(0.5, abs=0.01)
+    with pytest.raises(TypeError, match=r"\(model, masks, out_dir\)"):
+        export_dense(model, tmp_path / "old", pruner, verbose=False)  # the older order is refused
+    assert not (tmp_path / "old").exists()
     with pytest.raises(TypeError, match="needs out_dir"):
         export_dense(model, pruner)
     assert export.export_run is export_run  # the package face holds every writer

@@ -21,7 +21,8 @@ from sevenprune import schedules
 from sevenprune.importance import movement as _movement  # noqa: F401 - registers the methods
 from sevenprune.importance import platon as _platon  # noqa: F401
 from sevenprune.importance import soft_movement as _soft  # noqa: F401
-from sevenprune.init_pruning import grasp_scores, prune_at_init
+from sevenprune.importance.grasp import grasp_scores
+from sevenprune.init_pruning import prune_at_init
 
 W = [[1.0, -2.0, 0.5], [3.0, -1.0, 2.0]]
 GRADS = [

@@ -54,7 +54,7 @@ def uniform_neurons(keep: int = 24, seed: int = 0):
         rows[kept] = True
         masks[f"bert.encoder.layer.{i}.intermediate.dense.weight"] = rows[:, None].expand(64, 32).clone()
         masks[f"bert.encoder.layer.{i}.output.dense.weight"] = rows[None, :].expand(32, 64).clone()
-    pruner = sp.Pruner.with_masks(model, masks, method="magnitude", sparsity=0.5)  # applies the masks
+    pruner = sp.Pruner.from_masks(model, masks, method="magnitude", sparsity=0.5)  # applies the masks
     return model, pruner
 
 

@@ -74,7 +74,7 @@ def test_nm_holds_in_every_group_and_ramps_with_the_schedule(pattern, n, m):
     pruner = sp.Pruner(model, "magnitude", 1 - n / m, start_step=0, prune_steps=5, pattern=pattern)
     for step in range(1, 6):
         pruner.step()
-        want = round(pruner.target_sparsity(step) * pruner.numel)
+        want = round(pruner.scheduled_sparsity(step) * pruner.numel)
         assert sum(int((~mk).sum()) for mk in pruner.masks.values()) == want  # exact count every step
         for mask in pruner.masks.values():  # never more than m - n pruned in a group
             pruned = (~mask).reshape(mask.shape[0], -1, m).sum(dim=2)

@@ -16,6 +16,10 @@ from torch import nn
 
 import sevenprune as sp
 from sevenprune import init_pruning as ip
+from sevenprune.importance import get_method
+from sevenprune.importance.grasp import grasp_scores
+from sevenprune.importance.init_request import InitRequest
+from sevenprune.importance.snip import snip_scores
 from sevenprune.importance import platon as _platon  # noqa: F401 - registers "platon"
 from sevenprune.importance.random_scores import random_scores
 
@@ -53,7 +57,7 @@ G_SUM = [[-8.5, -5.5, 8.0], [-7.0, -4.5, 6.5]]
 
 def test_snip_score_is_abs_w_times_summed_gradient() -> None:
     layer = linear()
-    scores = ip.snip_scores(layer, sp.find_prunable(layer), data(), half_sq)[0]
+    scores = snip_scores(layer, sp.find_prunable(layer), data(), half_sq)[0]
     assert scores.tolist() == [[4.25, 5.5, 16.0], [7.0, 4.5, 3.25]]
     # the three lowest (3.25, 4.25, 4.5) go
     pruner = ip.prune_at_init(linear(), "snip", 0.5, data(), half_sq)
@@ -64,7 +68,7 @@ def test_grasp_score_is_minus_w_times_hessian_gradient_product() -> None:
     # sum_b x_b x_b^T = [[5, 3, -4], [3, 2, -3], [-4, -3, 5]]
     # H g = G_SUM @ that = [[-91, -60.5, 90.5], [-74.5, -49.5, 74]];  S = -W * Hg
     layer = linear()
-    s = ip.grasp_scores(layer, sp.find_prunable(layer), data(), half_sq)[0]
+    s = grasp_scores(layer, sp.find_prunable(layer), data(), half_sq)[0]
     assert s.tolist() == [[-45.5, 60.5, -181.0], [-74.5, 49.5, -37.0]]
 
 
@@ -178,7 +182,7 @@ def test_grasp_matches_a_full_hessian_on_a_nonlinear_model() -> None:
     hess = torch.autograd.functional.hessian(total_loss, flat0)
     g = torch.autograd.functional.jacobian(total_loss, flat0)
     expected = -flat0 * (hess @ g)
-    got = torch.cat([s.flatten() for s in ip.grasp_scores(model, params, batches, loss)])
+    got = torch.cat([s.flatten() for s in grasp_scores(model, params, batches, loss)])
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
@@ -346,9 +350,9 @@ def test_a_dataloader_is_cycled_by_iterative_methods() -> None:
 
 def test_snip_sums_gradients_over_batches() -> None:
     first = linear()
-    one = ip.snip_scores(first, sp.find_prunable(first), data()[:1], half_sq)[0]
+    one = snip_scores(first, sp.find_prunable(first), data()[:1], half_sq)[0]
     layer = linear()
-    both = ip.snip_scores(layer, sp.find_prunable(layer), data(), half_sq)[0]
+    both = snip_scores(layer, sp.find_prunable(layer), data(), half_sq)[0]
     assert not torch.equal(one, both)
     # batch 1 alone: |W * G1| = [[3, 3, 6], [5, 2.5, 1.25]]
     assert one.tolist() == [[3.0, 3.0, 6.0], [5.0, 2.5, 1.25]]
@@ -360,19 +364,21 @@ def test_init_methods_are_listed_and_refused_by_pruner() -> None:
         sp.Pruner(tiny_mlp(), "snip", 0.5)
 
 
-def test_one_registry_of_init_methods_of_functions_returning_masks() -> None:
-    assert sp.init_methods() == list(ip.INIT_METHODS) == METHODS
-    # the Pruner's registry holds only the methods it runs; sp.methods() is both
+def test_one_registry_of_methods_of_every_phase() -> None:
+    assert sp.init_methods() == sp.methods("before") == sorted(METHODS)
+    # the phases partition nothing: seven, magnitude and random run in both; snip, grasp, force before only
     assert not {"snip", "grasp", "force"} & set(sp.pruner_methods())
+    assert {"seven", "magnitude", "random"} <= set(sp.pruner_methods()) & set(sp.init_methods())
     assert sp.methods() == sorted(set(sp.pruner_methods()) | set(sp.init_methods()))
+    assert [get_method(m).one_shot for m in ("snip", "grasp", "force")] == [True, True, False]
     model = tiny_mlp()
     params = sp.find_prunable(model)
-    request = ip.InitRequest(model, params, 0.5, None, None, 1, "global", torch.float32, None, None, {"seed": 0})
-    masks = ip.init_method("magnitude").masks(request)
+    request = InitRequest(model, params, 0.5, None, None, 1, "global", torch.float32, None, None, {"seed": 0})
+    masks = get_method("magnitude").init_masks(request)
     assert list(masks) == list(params) and all(m.dtype == torch.bool for m in masks.values())
     assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * sum(p.numel() for p in params.values()))
-    with pytest.raises(ValueError, match=r"unknown method 'snipp' for prune_at_init; choose one of \['snip'"):
-        ip.init_method("snipp")
+    with pytest.raises(ValueError, match=r"unknown method 'snipp'; choose one of \['force', 'grasp'"):
+        ip.prune_at_init(model, "snipp", 0.5)
     # an init method's pruner holds the fixed masks only: no statistics, no scorer of the method
     pruner = ip.prune_at_init(model, "seven", 0.5, mlp_batches(), ce, steps=2)
     assert pruner.importance.name == "fixed" and pruner.state_nbytes() == sum(m.numel() for m in pruner.masks.values())
@@ -453,8 +459,8 @@ def test_a_one_pass_iterator_too_short_for_steps() -> None:
 @pytest.mark.parametrize(
     ("method", "kwargs", "error", "match"),
     [
-        ("platon", {}, ValueError, r"prunes during fine-tuning: use sp.Pruner"),
-        ("snipp", {}, ValueError, r"choose one of \['snip', 'grasp'"),
+        ("platon", {}, ValueError, r"does not run before fine-tuning .*use sevenprune.Pruner\(model, 'platon'"),
+        ("snipp", {}, ValueError, r"choose one of \['force', 'grasp'"),
         ("seven", {"freeze_during_pruning": False}, ValueError, "Algorithm 1"),
         ("snip", {"temperature": 2}, TypeError, "unknown option"),
         ("force", {"variant": "fast"}, ValueError, "'force' or 'iter_snip'"),

@@ -279,11 +279,11 @@ def test_scheduled_and_final_sparsity_are_named_apart() -> None:
     report = pruner.report()
     assert report["target_sparsity"] == pruner.sparsity_target == 0.8  # the final target
     assert report["scheduled_sparsity"] == pruner.scheduled_sparsity() == pruner.scheduled_sparsity(1) < 0.8
-    assert pruner.target_sparsity(3) == pruner.scheduled_sparsity(3)  # the older name, kept
+    assert not hasattr(pruner, "target_sparsity")  # the older name of scheduled_sparsity is gone
     assert pruner.scheduled_sparsity(4) == 0.8
 
 
-def test_from_masks_holds_fixed_masks_and_with_masks_is_a_deprecated_alias() -> None:
+def test_from_masks_holds_fixed_masks() -> None:
     model = tiny_mlp()
     masks = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) > 0.25
              for n, p in sp.find_prunable(model).items()}
@@ -295,9 +295,9 @@ def test_from_masks_holds_fixed_masks_and_with_masks_is_a_deprecated_alias() -> 
     pruner.step()  # keeps them applied; no gradient needed
     restored = sp.Pruner.from_state(tiny_mlp(), pruner.state_dict())
     assert restored.method == "mine" and restored.config() == pruner.config() and restored.finished
-    with pytest.warns(DeprecationWarning, match="from_masks"):
-        old = sp.Pruner.with_masks(tiny_mlp(), masks, method="magnitude", sparsity=0.3)
-    assert old.config()["sparsity"] == 0.3 and all(torch.equal(old.masks[n], masks[n]) for n in masks)
+    other = sp.Pruner.from_masks(tiny_mlp(), masks, method="magnitude", sparsity=0.3)
+    assert other.config()["sparsity"] == 0.3 and all(torch.equal(other.masks[n], masks[n]) for n in masks)
+    assert not hasattr(sp.Pruner, "with_masks")  # the deprecated alias is gone
 
 
 # -- end to end on a tiny BERT ------------------------------------------------------------------------

@@ -10,8 +10,7 @@
 """
 
 from .diagnostics import PruningDiagnostics
-from .importance import Importance, register
-from .importance import methods as pruner_methods
+from .importance import Importance, methods, register
 from .init_pruning import init_methods, prune_at_init
 from .lottery import lottery_ticket
 from .pruner import Pruner
@@ -23,10 +22,10 @@ from .threshold import smallest_k_keep_masks
 __version__ = "0.1.0"
 
 
-def methods() -> list[str]:
-    """Every method name: those :class:`Pruner` runs during fine-tuning (:func:`pruner_methods`) and
-    those of :func:`prune_at_init` (:func:`init_methods`); a name may be in both (``"seven"``)."""
-    return sorted(set(pruner_methods()) | set(init_methods()))
+def pruner_methods() -> list[str]:
+    """Names of the methods :class:`Pruner` runs during fine-tuning (``methods("fine-tuning")``);
+    :func:`methods` lists every registered method, of every phase."""
+    return methods("fine-tuning")
 
 
 __all__ = [

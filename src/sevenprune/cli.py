@@ -92,12 +92,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g = p.add_argument_group("pruning")
     if not sweep:
         g.add_argument("--method", metavar="METHOD",
-                       help="dense (no pruning); seven, magnitude, platon, movement, movement_instant, "
-                            "soft_movement, random (during fine-tuning); snip, grasp, force, magnitude_init, "
-                            "random_init (at initialisation); seven_dyn (= seven with the default schedule), "
-                            "seven_pre (= seven, start_step 0, prune_steps 100), seven_pre_frozen (SEVEN scored "
-                            "at the starting weights, then fine-tuned) "
-                            f"(default: {d.method}); `sevenprune list` shows what is installed")
+                       help=f"{_method_help()} (default: {d.method}); `sevenprune list` shows their options")
         g.add_argument("--sparsity", type=float, metavar="S",
                        help="target fraction of prunable weights removed, in (0, 1); not for dense")
         g.add_argument("--seed", type=int, help=f"random seed (model head, data order) (default: {d.seed})")
@@ -348,6 +343,24 @@ def _cmd_diagnostics(args: argparse.Namespace) -> int:
     return 0
 
 
+#: what each alias of the run configuration (``tasks.config.ALIASES``) means, for --help
+_ALIAS_HELP = {"seven_dyn": "= seven with the default schedule", "seven_pre": "= seven, start_step 0, prune_steps 100",
+               "seven_pre_frozen": "SEVEN scored at the starting weights, then fine-tuned",
+               "magnitude_init": "= magnitude, one shot at the starting weights",
+               "random_init": "= random, one shot at the starting weights"}
+
+
+def _method_help() -> str:
+    """The --method choices: the registry's methods by phase, then the run configuration's aliases."""
+    from .importance import methods
+    from .tasks.config import ALIASES
+
+    when = {"fine-tuning": "during fine-tuning", "before": "at initialisation", "calibration": "one shot"}
+    parts = [f"{', '.join(methods(phase))} ({words})" for phase, words in when.items() if methods(phase)]
+    parts += [f"{alias} ({_ALIAS_HELP.get(alias, f'= {base}')})" for alias, (base, _) in ALIASES.items()]
+    return "dense (no pruning); " + "; ".join(parts)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .tasks.models import BUILTIN_MODELS
     from .tasks.config import ALIASES, method_choices
@@ -357,20 +370,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name, t in TASKS.items():
         print(f"  {name:14s} {t.description} [metric: {t.metric}]")
     from .importance import get_method
-    from .importance import methods as pruner_methods
-    from .init_pruning import init_method
 
     print("methods (options with their defaults, set with --method-option KEY=VALUE):")
     for m in method_choices():
         alias = f" (= {ALIASES[m][0]}, {ALIASES[m][1]} phase)" if m in ALIASES else ""
         base = ALIASES[m][0] if m in ALIASES else m
-        options: Mapping[str, Any]
-        if m == "dense":
-            options = {}
-        elif base in pruner_methods():
-            options = get_method(base).defaults
-        else:
-            options = init_method(base).defaults
+        options: Mapping[str, Any] = {} if m == "dense" else get_method(base).defaults
         shown = " ".join(f"{k}={json.dumps(v)}" for k, v in options.items())
         print(f"  {m}{alias}" + (f"  [{shown}]" if shown else ""))
     print("every method: --scope global|local, --pattern unstructured|N:M|heads|neurons|heads+neurons")

@@ -8,6 +8,10 @@ its masks to two int64 per weight (kept count, positional hash, computed on the 
 ranks compare them with one ``all_reduce(MIN)``, and a :class:`MaskMismatchError` names the first
 weight that differs.
 
+**The pruner's side**: :class:`PrunableWeights` is the collaborator through which the
+:class:`~sevenprune.Pruner` sees its weights: the model's parameters, or under FSDP2 views of each
+rank's local shard; it sums counts over ranks and runs the DDP mask check.
+
 **Sharded parameters** (FSDP, FSDP2 ``fully_shard``, ZeRO-3): each rank holds scores only for its
 shard. :func:`sharded_smallest_k_keep_masks` finds the same masks as the single-process
 :func:`sevenprune.threshold.smallest_k_keep_masks` on the concatenated scores, without gathering
@@ -31,15 +35,17 @@ import math
 import numbers
 import zlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch import distributed as dist
 
 from .threshold import SAMPLE_SIZE, kth_smallest
 
 __all__ = [
     "MaskMismatchError",
+    "PrunableWeights",
     "check_masks_consistent",
     "dtensor_shard_offsets",
     "mask_checksums",
@@ -339,3 +345,74 @@ def dtensor_shard_offsets(params: Sequence[Tensor]) -> tuple[list[Tensor], list[
             offsets.append(base)
         base += p.numel()
     return local, offsets
+
+
+# -- the pruner's view of its weights ------------------------------------------------------------------
+def _is_sharded(params: Sequence[Tensor]) -> bool:
+    """True for FSDP2-style DTensor weights; mixing sharded and plain weights is refused."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch built without distributed
+        return False
+    flags = [isinstance(p, DTensor) for p in params]
+    if any(flags) and not all(flags):
+        raise ValueError("some prunable weights are sharded (DTensor) and some are not; shard every "
+                         "prunable layer with fully_shard, or exclude the others")
+    return any(flags)
+
+
+class PrunableWeights:
+    """The prunable weights as the :class:`~sevenprune.Pruner` works on them.
+
+    ``owners`` are the model's parameters (the optimizer's keys). Under FSDP2 (``fully_shard``: DTensor
+    weights sharded on dim 0) the pruner works on each rank's local shard: ``params`` are views of the
+    shards, the scores and masks are local, and only counts cross ranks (:meth:`total`); ``offsets``
+    place each shard in the global order. Otherwise ``params`` are the owners and every count is local.
+    """
+
+    def __init__(self, owners: dict[str, nn.Parameter]) -> None:
+        self.owners = owners
+        self.sharded = _is_sharded(list(owners.values()))
+        self.offsets: list[int] | None = None
+        self.params: dict[str, Tensor]
+        if self.sharded:
+            local, self.offsets = dtensor_shard_offsets(list(owners.values()))
+            self.params = {n: t.detach() for n, t in zip(owners, local)}
+        else:
+            self.params = dict(owners)
+        self.numel = sum(p.numel() for p in owners.values())  # global count
+
+    def refresh(self) -> bool:
+        """FSDP2 may re-point a shard's storage (lazy init): take fresh views of the shards and their
+        gradients into ``params`` (in place). Returns whether anything was refreshed."""
+        if not self.sharded:
+            return False
+        for name, owner in self.owners.items():
+            sharded: Any = owner  # a DTensor
+            view = sharded.to_local().detach()
+            grad: Any = owner.grad
+            view.grad = None if grad is None else grad.to_local()
+            self.params[name] = view
+        return True
+
+    def total(self, values: list[int]) -> list[int]:
+        """Sum integer counts over ranks when the weights are sharded (identity otherwise)."""
+        if not self.sharded:
+            return values
+        t = torch.tensor(values, dtype=torch.int64, device=next(iter(self.params.values())).device)
+        dist.all_reduce(t)
+        return [int(x) for x in t.tolist()]
+
+    def all_finite(self, local_finite: bool) -> bool:
+        """Whether every rank's gradients are finite (every rank must take the same decision)."""
+        return self.total([int(not local_finite)])[0] == 0 if self.sharded else local_finite
+
+    def local(self, value: Any) -> Any:
+        """The rank's shard of a sharded optimizer-state tensor (the value itself otherwise)."""
+        return value.to_local() if self.sharded and hasattr(value, "to_local") else value
+
+    def masks_changed(self, masks: Mapping[str, Tensor]) -> None:
+        """Under torch.distributed, check that every rank computed the same masks: sharded masks differ
+        between ranks by design; replicated (DDP) ones must not."""
+        if not self.sharded and dist.is_available() and dist.is_initialized():
+            check_masks_consistent(masks)

@@ -1,103 +1,40 @@
 """The :class:`Pruner`: ties a scoring method, the cubic schedule, the global threshold and the masks.
 
-Use it in any training loop::
-
-    import sevenprune as sp
-    pruner = sp.Pruner(model, method="seven", sparsity=0.6, start_step=1000, prune_steps=4000,
-                       optimizer=optimizer)
-    for batch in loader:
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        pruner.step()          # after optimizer.step(), before optimizer.zero_grad()
-        optimizer.zero_grad()
-
-Steps are optimizer updates. Call ``n`` of ``pruner.step()`` is a pruning step when
-``start_step < n <= start_step + prune_steps``: SEVEN_pre is ``start_step=0`` with a short window
-(the reference hint: ``prune_steps=100``), SEVEN_dyn a later start and a longer window.
+Steps are optimizer updates: call ``pruner.step()`` after each ``optimizer.step()`` (README, "Use it
+in your training loop"). Call ``n`` is a pruning step when ``start_step < n <= start_step + prune_steps``.
+The order of work in a step, and the collaborators the Pruner calls (``distributed.PrunableWeights``,
+``selection``, ``masks``, ``gradients``, ``state_format``), are in docs/design.md.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from . import schedules, selection
-from ._validate import SCOPES, STATE_DTYPES, check_int, check_scope, dtype_name, unwrap_optimizer
+from . import gradients, schedules, selection
+from ._validate import SCOPES, STATE_DTYPES, check_int, check_scope, dtype_name
 from ._validate import check_sparsity as _check_sparsity
 from ._validate import state_dtype as _state_dtype
-from .importance import Importance, get_method, methods
+from .distributed import PrunableWeights
+from .importance import Importance, method_for, methods
 from .importance.fixed import FixedMasks
+from .masks import ExtraMasks, OptimizerLink, checked_keep_masks, factor, mask_on, pruned_counts, pruned_fraction
+from .reporting import pruning_report, summary_table
+from .state_format import STATE_FORMAT, check_fits, loaded_extra_masks, loaded_masks, saved_method
 from .targets import find_prunable, pattern_list
 
 __all__ = ["Pruner", "STATE_FORMAT", "STATE_DTYPES", "SCOPES", "method_class"]
 
-#: identifies the layout of ``Pruner.state_dict()``; bumped on incompatible changes
-STATE_FORMAT = "sevenprune.pruner/1"
-
-#: the configuration of a state saved before a field existed is read with the field's default
-_CONFIG_DEFAULTS: dict[str, Any] = {"include": None, "exclude": None, "state_dtype": "float32",
-                                    "pattern": "unstructured", "scope": "global", "mask_interval": 1,
-                                    "method_options": {}}
-
-
-def _is_sharded(params: Sequence[Tensor]) -> bool:
-    """True for FSDP2-style DTensor weights; mixing sharded and plain weights is refused."""
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - torch built without distributed
-        return False
-    flags = [isinstance(p, DTensor) for p in params]
-    if any(flags) and not all(flags):
-        raise ValueError("some prunable weights are sharded (DTensor) and some are not; shard every "
-                         "prunable layer with fully_shard, or exclude the others")
-    return any(flags)
-
 
 def method_class(method: str | type[Importance]) -> type[Importance]:
     """The importance of ``method``: a registered name, or an :class:`Importance` subclass. An unknown
-    name, or one of a method that prunes before fine-tuning, is a ``ValueError`` saying where to go."""
+    name, or one of a method of another phase, is a ``ValueError`` saying which entry point runs it."""
     if isinstance(method, type) and issubclass(method, Importance):
         return method
-    if isinstance(method, str) and method not in methods():
-        raise ValueError(
-            f"unknown method {method!r}; choose one of {methods()} (the methods that prune before "
-            f"fine-tuning from a few batches, sevenprune.init_methods(), go through "
-            f"sevenprune.prune_at_init(model, method, sparsity, batches, loss_fn))"
-        )
-    return get_method(method)  # a non-string fails here, with the choices
-
-
-def _option_defaults(method: Any) -> Mapping[str, Any]:
-    """The registered defaults of ``method``'s options: those of a pruning-at-initialisation method of its
-    own (GraSP, FORCE), else those of the importance it names ({} for anything else). A new option's
-    default is the behaviour from before the option existed, so it is also what an older state ran with."""
-    from .init_pruning import init_method, init_methods  # here: init_pruning imports this module
-
-    if method in init_methods() and init_method(method).scorer is None:
-        return init_method(method).defaults
-    return get_method(method).defaults if method in methods() else {}
-
-
-def _normal_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A configuration as JSON holds it, with the defaults of fields and method options an older state
-    lacks (a state saved before ``noise_discount`` or GraSP's ``variant`` existed still loads)."""
-    out = {**_CONFIG_DEFAULTS, **json.loads(json.dumps(dict(config)))}
-    if isinstance(out["method_options"], dict):
-        out["method_options"] = {**_option_defaults(out.get("method")), **out["method_options"]}
-    return out
-
-
-def _factor(mask: Tensor) -> Tensor:
-    """A bool mask as a multiplication factor: the same bytes read as uint8 0/1. ``w * mask`` gives the
-    same values either way (``w * 0`` or ``w * 1``), but PyTorch's CPU kernel for a float times a bool is
-    not vectorised: on BERT-base's 85 M weights it takes 53 ms against 16 ms with uint8 (2 threads)."""
-    return mask.view(torch.uint8)
+    return method_for(method, "fine-tuning")  # type: ignore[no-any-return]
 
 
 class Pruner:
@@ -128,40 +65,16 @@ class Pruner:
         **method_options: options of the method (for SEVEN: ``beta1``, ``beta2``, ``eps``,
             ``moments="abs"|"signed"``, ``compile``).
 
-    Order of work in :meth:`step` (call ``n``):
-
-    1. check that the prunable weights have gradients (if the method reads them);
-    2. on a pruning step: if every gradient is finite, the method observes them (an AMP overflow
-       step is skipped but still counted); the schedule gives the target count
-       ``round(s_n * N)``; if it grew, the global threshold prunes the lowest-scored kept entries
-       (masks only ever lose entries), the optimizer's per-weight state of the newly pruned entries
-       is zeroed, and the method is told;
-    3. masks are applied to the weights (pruned entries set to exactly 0.0);
-    4. after the last pruning step the method's statistics are freed.
-
-    When an optimizer is attached, masks are also re-applied after every ``optimizer.step()`` (a
-    step post-hook), so momentum or weight decay cannot revive a pruned weight even if a
-    ``pruner.step()`` call is forgotten.
+    :meth:`step` observes gradients in the window, selects on the schedule, zeroes the optimizer's state
+    of newly pruned entries and applies the masks (docs/design.md, "Data flow of one training step"); an
+    attached optimizer re-applies them after every ``optimizer.step()`` (a step post-hook).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        method: str | type[Importance] = "seven",
-        sparsity: float = 0.5,
-        start_step: int = 0,
-        prune_steps: int = 100,
-        *,
-        include: str | Sequence[str] | None = None,
-        exclude: str | Sequence[str] | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
-        state_dtype: torch.dtype | str = torch.float32,
-        pattern: str = "unstructured",
-        scope: str = "global",
-        mask_interval: int = 1,
-        method_options: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, model: nn.Module, method: str | type[Importance] = "seven", sparsity: float = 0.5,
+                 start_step: int = 0, prune_steps: int = 100, *, include: str | Sequence[str] | None = None,
+                 exclude: str | Sequence[str] | None = None, optimizer: torch.optim.Optimizer | None = None,
+                 state_dtype: torch.dtype | str = torch.float32, pattern: str = "unstructured", scope: str = "global",
+                 mask_interval: int = 1, method_options: Mapping[str, Any] | None = None, **options: Any) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         # the method's options as keywords, or as the ``method_options`` mapping of ``config()``
@@ -173,7 +86,11 @@ class Pruner:
         importance = method_class(method)  # validates the name early, with the list of choices
         self.model = model
         self.include, self.exclude = pattern_list(include), pattern_list(exclude)
-        self._setup_params(find_prunable(model, self.include, self.exclude))
+        self._weights = PrunableWeights(find_prunable(model, self.include, self.exclude))
+        self._owners = self._weights.owners  # the model's parameters: the optimizer's keys
+        #: the prunable weights the pruner works on (under FSDP2: views of the local shards, refreshed in place)
+        self.params: dict[str, Tensor] = self._weights.params
+        self.numel = self._weights.numel  # prunable entries in all (over every rank)
         self.masks: dict[str, Tensor] = {
             n: torch.ones(p.shape, dtype=torch.bool, device=p.device) for n, p in self.params.items()
         }
@@ -181,65 +98,34 @@ class Pruner:
         self.step_count = 0
         self.observed_steps = 0
         self.skipped_steps = 0
-        self.optimizer: torch.optim.Optimizer | None = None
-        self._hook: Any = None
+        self._link: OptimizerLink | None = None
         self.extra_masks: dict[str, Tensor] = {}  # e.g. biases of pruned heads (structured patterns)
-        self._extra_cache: tuple[dict[str, Tensor], list[tuple[Tensor, Tensor]]] | None = None
-        self._configure(importance, sparsity, start_step, prune_steps, dtype, method_options, pattern, scope,
-                        mask_interval)
+        self._extra = ExtraMasks(model)
+        if not isinstance(pattern, str):
+            raise TypeError(f"pattern must be a string, got {pattern!r}")
+        self.pattern, self.scope, self.state_dtype = pattern, check_scope(scope), dtype
+        self.mask_interval = check_int(mask_interval, "mask_interval", 1)
+        self.sparsity_target = _check_sparsity(sparsity)
+        self.start_step = check_int(start_step, "start_step", 0)
+        self.prune_steps = check_int(prune_steps, "prune_steps", 1)
+        self.method = importance.name
+        self.importance: Importance = importance(self.params, state_dtype=dtype, **method_options)
+        self._sizes = [p.numel() for p in self._owners.values()]  # global sizes
+        self._selector = selection.build_selector(
+            pattern, self.scope, model=model, params=self.params, sizes=self._sizes,
+            monotone=self.importance.monotone_scores, sparsity=self.sparsity_target, offsets=self._weights.offsets)
         if optimizer is not None:
             self.attach(optimizer)
 
-    def _setup_params(self, owners: dict[str, nn.Parameter]) -> None:
-        """Record the prunable weights. Under FSDP2 (``fully_shard``: DTensor weights sharded on dim
-        0) the pruner works on each rank's local shard: ``self.params`` are views of the shards, the
-        scores and masks are local, and only counts cross ranks (see ``distributed.py``)."""
-        self._owners = owners  # the model's parameters: the optimizer's keys
-        self._sharded = _is_sharded(list(owners.values()))
-        self.params: dict[str, Tensor]
-        if self._sharded:
-            from .distributed import dtensor_shard_offsets
-
-            local, self._offsets = dtensor_shard_offsets(list(owners.values()))
-            self.params = {n: t.detach() for n, t in zip(owners, local)}
-        else:
-            self.params = dict(owners)
-        self.numel = sum(p.numel() for p in owners.values())  # global count
-
     def _refresh_local_views(self) -> None:
-        """FSDP2 may re-point a shard's storage (lazy init); take fresh views and their gradients."""
-        if not self._sharded:
-            return
-        for name, owner in self._owners.items():
-            sharded: Any = owner  # a DTensor
-            view = sharded.to_local().detach()
-            grad: Any = owner.grad
-            view.grad = None if grad is None else grad.to_local()
-            self.params[name] = view
-        self.importance.params.update(self.params)
-
-    def _global(self, values: list[int]) -> list[int]:
-        """Sum integer counts over ranks when the weights are sharded (identity otherwise)."""
-        if not self._sharded:
-            return values
-        t = torch.tensor(values, dtype=torch.int64, device=next(iter(self.params.values())).device)
-        torch.distributed.all_reduce(t)
-        return [int(x) for x in t.tolist()]
+        if self._weights.refresh():  # FSDP2 re-pointed the shards: the method reads the new views
+            self.importance.params.update(self.params)
 
     @classmethod
-    def from_masks(
-        cls,
-        model: nn.Module,
-        masks: Mapping[str, Tensor],
-        *,
-        method: str = "fixed",
-        sparsity: float | None = None,
-        include: str | Sequence[str] | None = None,
-        exclude: str | Sequence[str] | None = None,
-        optimizer: torch.optim.Optimizer | None = None,
-        scope: str = "global",
-        **method_options: Any,
-    ) -> Pruner:
+    def from_masks(cls, model: nn.Module, masks: Mapping[str, Tensor], *, method: str = "fixed",
+                   sparsity: float | None = None, include: str | Sequence[str] | None = None,
+                   exclude: str | Sequence[str] | None = None, optimizer: torch.optim.Optimizer | None = None,
+                   scope: str = "global", **method_options: Any) -> Pruner:
         """A finished pruner holding fixed ``masks`` (``{weight name: bool tensor}``, every prunable
         weight), e.g. from :func:`sevenprune.prune_at_init` or a selection of your own.
 
@@ -256,12 +142,8 @@ class Pruner:
         >>> pruner.sparsity(), pruner.finished, pruner.config()["method"]
         (0.5, True, 'diagonal')
         """
-        if sparsity is None:
-            sizes = [(m.numel(), int(torch.count_nonzero(m))) for m in masks.values() if isinstance(m, Tensor)]
-            total = sum(n for n, _ in sizes)
-            sparsity = (total - sum(k for _, k in sizes)) / total if total else 0.0
-        pruner = cls(model, FixedMasks, sparsity, 0, 1, include=include, exclude=exclude, scope=scope,
-                     **method_options)
+        pruner = cls(model, FixedMasks, pruned_fraction(masks) if sparsity is None else sparsity, 0, 1,
+                     include=include, exclude=exclude, scope=scope, **method_options)
         pruner.method = method
         pruner.set_masks(masks)
         pruner.step_count = pruner.end_step
@@ -269,58 +151,15 @@ class Pruner:
             pruner.attach(optimizer)
         return pruner
 
-    @classmethod
-    def with_masks(cls, model: nn.Module, masks: Mapping[str, Tensor], *, method: str, sparsity: float,
-                   **kwargs: Any) -> Pruner:
-        """Deprecated alias of :meth:`from_masks`."""
-        warnings.warn("Pruner.with_masks is deprecated; use Pruner.from_masks", DeprecationWarning, stacklevel=2)
-        return cls.from_masks(model, masks, method=method, sparsity=sparsity, **kwargs)
-
     @torch.no_grad()
     def set_masks(self, masks: Mapping[str, Tensor]) -> None:
         """Replace the masks (``{weight name: bool tensor}``, every prunable weight) and apply them."""
-        if set(masks) != set(self.params):
-            missing, extra = sorted(set(self.params) - set(masks)), sorted(set(masks) - set(self.params))
-            raise ValueError(f"masks must cover exactly the prunable weights; missing {missing[:5]}, "
-                             f"unknown {extra[:5]}")
-        for name, p in self.params.items():
-            m = masks[name]
-            if not isinstance(m, Tensor) or m.dtype != torch.bool or m.shape != p.shape:
-                raise ValueError(f"mask for {name!r} must be a bool tensor of shape {tuple(p.shape)}")
-            self.masks[name] = m.to(p.device).clone()
-            self._pruned[name] = m.numel() - int(torch.count_nonzero(m))
+        self.masks.update(checked_keep_masks(masks, self.params))
+        self._pruned.update(pruned_counts(self.masks))
         self._selector.forget()
         self.importance.masks_updated(self.masks, {})
         self._clear_optimizer_state(list(self.params))
         self.apply_masks()
-
-    def _configure(
-        self,
-        importance: type[Importance],
-        sparsity: float,
-        start_step: int,
-        prune_steps: int,
-        state_dtype: torch.dtype,
-        method_options: Mapping[str, Any],
-        pattern: str = "unstructured",
-        scope: str = "global",
-        mask_interval: int = 1,
-    ) -> None:
-        if not isinstance(pattern, str):
-            raise TypeError(f"pattern must be a string, got {pattern!r}")
-        self.pattern = pattern
-        self.scope = check_scope(scope)
-        self.mask_interval = check_int(mask_interval, "mask_interval", 1)
-        self.sparsity_target = _check_sparsity(sparsity)
-        self.start_step = check_int(start_step, "start_step", 0)
-        self.prune_steps = check_int(prune_steps, "prune_steps", 1)
-        self.method = importance.name
-        self.importance: Importance = importance(self.params, state_dtype=state_dtype, **method_options)
-        self._selector = selection.build_selector(
-            pattern, self.scope, model=self.model, params=self.params,
-            sizes=[p.numel() for p in self._owners.values()], monotone=self.importance.monotone_scores,
-            sparsity=self.sparsity_target, offsets=self._offsets if self._sharded else None)
-        self.state_dtype = state_dtype
 
     # -- configuration ------------------------------------------------------------------------------
     @property
@@ -357,57 +196,30 @@ class Pruner:
         }
 
     # -- optimizer ----------------------------------------------------------------------------------
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The attached optimizer (unwrapped), or ``None``."""
+        return None if self._link is None else self._link.optimizer
+
     def attach(self, optimizer: torch.optim.Optimizer) -> Pruner:
         """Zero the optimizer's state for pruned entries at every mask change, and re-apply the masks
         after every ``optimizer.step()``. Returns the pruner."""
-        optimizer = unwrap_optimizer(optimizer)  # Accelerate's AcceleratedOptimizer and similar wrappers
-        if self._hook is not None:
-            self._hook.remove()
-        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        missing = [n for n, p in self._owners.items() if id(p) not in owned]
-        if len(missing) == len(self.params):
-            raise ValueError(
-                "the optimizer holds none of the prunable weights (was it built for another model, "
-                f"or before the model was wrapped?); e.g. {missing[:3]}"
-            )
-        self.optimizer = optimizer
-        self._hook = optimizer.register_step_post_hook(lambda *_: self.apply_masks())
+        self.detach()
+        self._link = OptimizerLink(optimizer, self._owners, self.apply_masks, self._weights.local)
         self._clear_optimizer_state(list(self.params))
         return self
 
     def detach(self) -> None:
         """Remove the optimizer hook."""
-        if self._hook is not None:
-            self._hook.remove()
-        self._hook = None
-        self.optimizer = None
+        if self._link is not None:
+            self._link.remove()
+        self._link = None
 
     def _clear_optimizer_state(self, names: Mapping[str, Tensor] | Sequence[str]) -> None:
-        """Zero the optimizer's per-weight state (Adam moments, momentum buffers, ...) of pruned
-        entries: of the newly pruned indices when given ``{name: flat indices}``, else of every
-        pruned entry of the named weights."""
-        if self.optimizer is None:
-            return
-        for name in names:
-            if self._pruned[name] == 0:
-                continue
-            p = self.params[name]
-            for value in self.optimizer.state.get(self._owners[name], {}).values():
-                if self._sharded and hasattr(value, "to_local"):
-                    value = value.to_local()  # the rank's shard of a sharded state tensor
-                if isinstance(value, Tensor) and value.shape == p.shape:
-                    if isinstance(names, Mapping):
-                        value.view(-1)[names[name].to(value.device)] = 0
-                    else:
-                        value.mul_(_factor(self._mask_on(name, p.device)))
+        if self._link is not None:
+            self._link.clear(names, self.params, self.masks, self._pruned)
 
     # -- masks --------------------------------------------------------------------------------------
-    def _mask_on(self, name: str, device: torch.device) -> Tensor:
-        mask = self.masks[name]
-        if mask.device != device:  # the model was moved after the pruner was built
-            mask = self.masks[name] = mask.to(device)
-        return mask
-
     @torch.no_grad()
     def apply_masks(self, names: Sequence[str] | None = None) -> None:
         """Set every pruned weight to exactly 0.0 (all pruned weights, or those of ``names``)."""
@@ -415,32 +227,14 @@ class Pruner:
         for name in self.params if names is None else names:
             if self._pruned[name]:
                 p = self.params[name]
-                p.mul_(_factor(self._mask_on(name, p.device)))
-        for param, mask in self._extra_params():
-            param.mul_(_factor(mask if mask.device == param.device else mask.to(param.device)))
-
-    def _extra_params(self) -> list[tuple[Tensor, Tensor]]:
-        """``(parameter, mask)`` of the extra masks, resolved once per change of ``extra_masks``
-        (this runs after every optimizer step: no walk over the model's parameters there)."""
-        if not self.extra_masks:
-            return []
-        cached = self._extra_cache
-        if cached is None or cached[0] is not self.extra_masks:
-            params = dict(self.model.named_parameters())
-            cached = self._extra_cache = (self.extra_masks,
-                                          [(params[n], m) for n, m in self.extra_masks.items()])
-        return cached[1]
+                p.mul_(factor(mask_on(self.masks, name, p.device)))
+        self._extra.apply(self.extra_masks)
 
     def scheduled_sparsity(self, step: int | None = None) -> float:
         """The schedule's sparsity at ``step`` (default: the current step); the final one, reached at
         :attr:`end_step`, is :attr:`sparsity_target` (``report()["target_sparsity"]``)."""
         step = self.step_count if step is None else step
         return schedules.cubic_sparsity(step, self.sparsity_target, self.start_step, self.prune_steps)
-
-    def target_sparsity(self, step: int | None = None) -> float:
-        """The schedule's sparsity at ``step``: the older name of :meth:`scheduled_sparsity` (which
-        says what it returns; the *final* target is :attr:`sparsity_target`)."""
-        return self.scheduled_sparsity(step)
 
     @torch.no_grad()
     def update_masks(self, sparsity: float) -> list[str]:
@@ -453,79 +247,37 @@ class Pruner:
 
     def _update_masks(self, sparsity: float) -> dict[str, Tensor]:
         """:meth:`update_masks`, returning ``{weight name: flat indices newly pruned}``."""
-        local = self.scope == "local"
-        counts = ([schedules.pruned_count(sparsity, p.numel()) for p in self._owners.values()] if local
-                  else [])
-        k = sum(counts) if local else schedules.pruned_count(sparsity, self.numel)
-        already = self._global([sum(self._pruned.values())])[0]
-        if k <= already:
+        already = self._weights.total([sum(self._pruned.values())])[0]
+        target = selection.target_for(sparsity, self._sizes, self.scope == "local", already, self._ahead(),
+                                      self.step_count)
+        if target is None:
             return {}
-        scores = self.importance.scores(self.masks)
-        target = selection.Target(k=k, already=already, fraction=sparsity, counts=counts,
-                                  ahead=self._lookahead_counts(), seed=self.step_count)
-        newly = self._selector.select(scores, self.masks, self._pruned, target)
+        newly = self._selector.select(self.importance.scores(self.masks), self.masks, self._pruned, target)
         if self._selector.extra_masks is not None:
             self.extra_masks = self._selector.extra_masks
-        total = self._global([sum(self._pruned.values())])[0]
-        if self._selector.exact_count and total != k:
-            raise RuntimeError(
-                f"the threshold pruned {total} entries instead of {k}; the scores of method "
-                f"{self.method!r} probably contain NaN"
-            )
+        total = self._weights.total([sum(self._pruned.values())])[0]
+        if self._selector.exact_count and total != target.k:
+            raise RuntimeError(f"the threshold pruned {total} entries instead of {target.k}; the scores of method "
+                               f"{self.method!r} probably contain NaN")
         self.importance.masks_updated(self.masks, newly)
         self._clear_optimizer_state(newly)
-        self._after_mask_update(list(newly))
+        self._weights.masks_changed(self.masks)
         return newly
 
     #: selections ahead whose entries a candidate scan gathers (monotone scores; see ``selection.py``)
     LOOKAHEAD = 8
 
-    def _lookahead_counts(self) -> list[int]:
-        """Per weight (local scope) or in all, the count the schedule prunes ``LOOKAHEAD`` selections from
-        now (within the window): how many entries a new candidate scan gathers. Empty outside the window."""
+    def _ahead(self) -> float | None:
+        """The scheduled sparsity ``LOOKAHEAD`` selections from now (within the window), how far a new
+        candidate scan gathers; ``None`` outside the window or for scores that are not monotone."""
         n = self.step_count
         if not self.importance.monotone_scores or not schedules.in_window(n, self.start_step, self.prune_steps):
-            return []
-        ahead = self.scheduled_sparsity(min(n + self.LOOKAHEAD * self.mask_interval, self.end_step))
-        if self.scope == "local":
-            return [schedules.pruned_count(ahead, p.numel()) for p in self._owners.values()]
-        return [schedules.pruned_count(ahead, self.numel)]
-
-    def _after_mask_update(self, changed: Sequence[str]) -> None:
-        """Under torch.distributed, check that every rank computed the same masks."""
-        # sharded masks differ between ranks by design; replicated (DDP) ones must not
-        if not self._sharded and torch.distributed.is_available() and torch.distributed.is_initialized():
-            from .distributed import check_masks_consistent
-
-            check_masks_consistent(self.masks)
+            return None
+        return self.scheduled_sparsity(min(n + self.LOOKAHEAD * self.mask_interval, self.end_step))
 
     # -- the training-loop call ---------------------------------------------------------------------
-    def _grads(self) -> list[Tensor]:
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
-        if not grads:
-            raise RuntimeError(
-                "no prunable weight has a gradient: call pruner.step() after loss.backward() and "
-                "before optimizer.zero_grad()"
-            )
-        return grads
-
-    def _all_finite(self, grads: Sequence[Tensor]) -> bool:
-        # one reduction per tensor and a single host sync; an inf or nan anywhere makes its sum
-        # non-finite. Sharded: every rank must take the same decision, so the flags are combined.
-        sums = torch.stack([g.sum(dtype=torch.float32).to(grads[0].device) for g in grads])
-        finite = bool(torch.isfinite(sums).all())
-        return self._global([int(not finite)])[0] == 0 if self._sharded else finite
-
     #: skipped (non-finite) steps tolerated silently: AMP's loss scaler overflows on its first steps
-    QUIET_SKIPS = 3
-
-    def _skipped(self, n: int) -> None:
-        self.skipped_steps += 1
-        if self.skipped_steps > self.QUIET_SKIPS:
-            warnings.warn(
-                f"pruner.step() {n}: a gradient of a prunable weight is not finite (inf or nan); the step is "
-                f"not observed ({self.skipped_steps} skipped, {self.observed_steps} observed so far). Check the "
-                "learning rate and the loss scaling", RuntimeWarning, stacklevel=3)
+    QUIET_SKIPS = gradients.QUIET_SKIPS
 
     def _has_observed(self, n: int) -> bool:
         """Whether the method has seen any gradient to select from. Until it has, a mask update is
@@ -547,23 +299,25 @@ class Pruner:
         self._refresh_local_views()
         # raises with a hint if step() is called at the wrong place (until the masks are fixed);
         # a refused call is not counted
-        grads = self._grads() if self.importance.needs_grad and n <= self.end_step else []
+        grads = gradients.present_grads(self.params) if self.importance.needs_grad and n <= self.end_step else []
         self.step_count = n
         in_window = schedules.in_window(n, self.start_step, self.prune_steps)
         # scores are observed in the window, and before it for methods whose scores learn from step 1
         if in_window or (n <= self.start_step and self.importance.observes_before_window):
-            observed = not grads or self._all_finite(grads)
+            # sharded: every rank must take the same decision, so the flags are combined
+            observed = not grads or self._weights.all_finite(gradients.all_finite(grads))
             if observed:
                 self.observed_steps += 1
                 # t counts observed steps: a skipped (overflow) step must not advance bias corrections
                 self.importance.observe(self.observed_steps)
             else:
-                self._skipped(n)
+                self.skipped_steps += 1
+                gradients.warn_skipped(n, self.skipped_steps, self.observed_steps)
             last = n == self.end_step
             if in_window and ((n - self.start_step) % self.mask_interval == 0 or last) \
                     and self.importance.mask_due(self.observed_steps, observed, last) and self._has_observed(n):
                 newly = self._update_masks(self.scheduled_sparsity(n))
-        if self._hook is None:
+        if self._link is None:
             self.apply_masks()
         else:
             # the optimizer hook already applied the previous masks; zero only what is new
@@ -577,7 +331,7 @@ class Pruner:
         """Fraction of the prunable weights that are pruned (exactly zero once masks are applied).
 
         With sharded weights this is a collective call: every rank must make it."""
-        return self._global([sum(self._pruned.values())])[0] / self.numel
+        return self._weights.total([sum(self._pruned.values())])[0] / self.numel
 
     def report(self) -> dict[str, Any]:
         """Per-layer sparsity, sparsity over the prunable weights and over the whole model.
@@ -586,39 +340,14 @@ class Pruner:
         schedule's value at the current step (:meth:`scheduled_sparsity`), ``sparsity`` what is pruned.
 
         With sharded weights this is a collective call: every rank must make it."""
-        model_params = sum(p.numel() for p in self.model.parameters())
-        per_layer = dict(zip(self._pruned, self._global(list(self._pruned.values()))))
-        pruned = sum(per_layer.values())
-        return {
-            "step": self.step_count,
-            "method": self.method,
-            "target_sparsity": self.sparsity_target,
-            "scheduled_sparsity": self.scheduled_sparsity(),
-            "sparsity": pruned / self.numel,
-            "model_sparsity": pruned / model_params if model_params else 0.0,
-            "pruned": pruned,
-            "prunable_params": self.numel,
-            "model_params": model_params,
-            "observed_steps": self.observed_steps,
-            "skipped_steps": self.skipped_steps,
-            "layers": {
-                n: {"numel": p.numel(), "pruned": per_layer[n], "sparsity": per_layer[n] / p.numel()}
-                for n, p in self._owners.items()
-            },
-        }
+        per_layer = dict(zip(self._pruned, self._weights.total(list(self._pruned.values()))))
+        return pruning_report(self.model, self._owners, per_layer, step=self.step_count, method=self.method,
+                              target_sparsity=self.sparsity_target, scheduled_sparsity=self.scheduled_sparsity(),
+                              observed_steps=self.observed_steps, skipped_steps=self.skipped_steps)
 
     def summary(self) -> str:
         """The report as a small text table."""
-        r = self.report()
-        width = max(len(n) for n in r["layers"])
-        lines = [f"{'weight':<{width}}  {'numel':>10}  sparsity"]
-        for n, layer in r["layers"].items():
-            lines.append(f"{n:<{width}}  {layer['numel']:>10}  {layer['sparsity']:.4f}")
-        lines.append(
-            f"step {r['step']}: sparsity {r['sparsity']:.4f} of {r['prunable_params']} prunable weights "
-            f"(target {r['target_sparsity']}), {r['model_sparsity']:.4f} of the whole model"
-        )
-        return "\n".join(lines)
+        return summary_table(self.report())
 
     def state_nbytes(self) -> int:
         """Bytes the pruner holds: masks plus the method's running statistics."""
@@ -650,12 +379,6 @@ class Pruner:
             "extra_masks": dict(self.extra_masks),
         }
 
-    def _config_differences(self, config: Mapping[str, Any]) -> list[str]:
-        """``"field: state X, pruner Y"`` for each field where ``config`` differs from :meth:`config`."""
-        saved, mine = _normal_config(config), _normal_config(self.config())
-        return [f"{k}: state {saved.get(k)!r}, pruner {mine.get(k)!r}"
-                for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)]
-
     @torch.no_grad()
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a state from :meth:`state_dict` into this pruner and apply its masks.
@@ -665,42 +388,12 @@ class Pruner:
         fields that differ, or the weights whose names or shapes differ. To build a pruner from a
         saved state, configuration included, use :meth:`from_state`.
         """
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a sevenprune pruner state (format {state.get('format')!r}, "
-                             f"expected {STATE_FORMAT!r})")
-        differences = self._config_differences(state["config"])
-        if differences:
-            raise ValueError("this pruner state has another configuration than the pruner ("
-                             + "; ".join(differences) + "); build the pruner from the state with "
-                             "sevenprune.Pruner.from_state(model, state) or sevenprune.load_state(path, model)")
-        params = self.params
-        saved = {n: tuple(s) for n, s in state["shapes"].items()}
-        mine = {n: tuple(p.shape) for n, p in params.items()}
-        if saved != mine:
-            only_saved = sorted(set(saved) - set(mine))[:5]
-            only_mine = sorted(set(mine) - set(saved))[:5]
-            shape_diff = [f"{n}: saved {saved[n]}, model {mine[n]}" for n in saved
-                          if n in mine and saved[n] != mine[n]][:5]
-            raise ValueError(
-                "this pruner state belongs to another model: "
-                + "; ".join(x for x in (
-                    f"weights only in the state: {only_saved}" if only_saved else "",
-                    f"weights only in the model: {only_mine}" if only_mine else "",
-                    f"shapes differ: {shape_diff}" if shape_diff else "") if x)
-            )
-        masks = {}
-        for n, p in params.items():
-            m = state["masks"][n]
-            if m.dtype != torch.bool:
-                raise ValueError(f"mask {n!r} has dtype {m.dtype}, expected torch.bool")
-            masks[n] = m.to(p.device).clone()
+        check_fits(state, self.config(), self.params)
+        masks = loaded_masks(state, self.params)
         self.importance.load_state_dict(state.get("importance", {}))
-        self.masks = masks
-        self._pruned = {n: m.numel() - int(torch.count_nonzero(m)) for n, m in self.masks.items()}
+        self.masks, self._pruned = masks, pruned_counts(masks)
         self._selector.forget()
-        devices = {n: p.device for n, p in self.model.named_parameters()}
-        self.extra_masks = {n: m.to(devices.get(n, m.device)).clone()
-                            for n, m in state.get("extra_masks", {}).items()}
+        self.extra_masks = loaded_extra_masks(state, self.model)
         self.step_count = int(state["step"])
         self.observed_steps = int(state.get("observed_steps", 0))
         self.skipped_steps = int(state.get("skipped_steps", 0))
@@ -725,14 +418,8 @@ class Pruner:
         >>> restored.config() == pruner.config(), restored.sparsity()
         (True, 0.5)
         """
-        if not isinstance(state, Mapping) or not isinstance(state.get("config"), Mapping):
-            raise ValueError("not a sevenprune pruner state (no 'config'); pass a Pruner.state_dict() or "
-                             "sevenprune.read_state(path)")
-        config = _normal_config(state["config"])
-        method = config.pop("method", None)
-        if not isinstance(method, str):
-            raise ValueError(f"the pruner state's configuration names no method (method {method!r})")
-        if method in methods():
+        method, config = saved_method(state)
+        if method in methods("fine-tuning"):
             pruner = cls(model, method, **config)
         else:  # masks chosen outside the pruner: the method is their label
             pruner = cls(model, FixedMasks, **config)

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from . import patterns, threshold
+from . import patterns, schedules, threshold
 from .threshold import CandidateSet
 
-__all__ = ["Target", "Selector", "Unstructured", "PerMatrix", "Sharded", "NM", "Groups", "build_selector",
+__all__ = ["Target", "target_for", "Selector", "Unstructured", "PerMatrix", "Sharded", "NM", "Groups", "build_selector",
            "replace_masks"]
 
 
@@ -54,6 +54,25 @@ class Target:
     counts: Sequence[int] = ()
     ahead: Sequence[int] = ()
     seed: int = 0
+
+
+def _counts(sparsity: float, sizes: Sequence[int], local: bool) -> list[int]:
+    """Entries the schedule prunes: per weight (``local``) or in all (one count)."""
+    if local:
+        return [schedules.pruned_count(sparsity, n) for n in sizes]
+    return [schedules.pruned_count(sparsity, sum(sizes))]
+
+
+def target_for(sparsity: float, sizes: Sequence[int], local: bool, already: int, ahead: float | None,
+               seed: int) -> Target | None:
+    """The :class:`Target` of a selection at ``sparsity`` over weights of ``sizes`` (global sizes), or
+    ``None`` when ``already`` pruned entries reach it (masks never regrow). ``ahead`` is the scheduled
+    sparsity a few selections later (``None``: unknown, the scores are not monotone)."""
+    counts = _counts(sparsity, sizes, local)
+    if sum(counts) <= already:
+        return None
+    return Target(k=sum(counts), already=already, fraction=sparsity, counts=counts if local else [],
+                  ahead=[] if ahead is None else _counts(ahead, sizes, local), seed=seed)
 
 
 Masks = MutableMapping[str, Tensor]

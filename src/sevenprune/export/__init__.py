@@ -10,11 +10,14 @@
 :func:`export_run` exports a ``sevenprune run`` folder (its model and pruner state) in any of them.
 """
 
-from .formats import (COMPRESSED_FILE, COMPRESSED_FORMAT, COMPRESSED_MANIFEST, FORMATS, ExportReport,
-                      export_compressed, export_dense, export_structured, load_compressed, load_exported, pack_mask,
-                      unpack_mask)
+from .common import ExportReport
+from .compressed import (COMPRESSED_FILE, COMPRESSED_FORMAT, COMPRESSED_MANIFEST, export_compressed, load_compressed,
+                         pack_mask, unpack_mask)
+from .dense import export_dense
+from .load import load_exported
 from .onnx import export_onnx, onnx_predict, onnx_session, quantize_int8
-from .run import export_run, find_run_layout
+from .run import FORMATS, export_run, find_run_layout
+from .structured import export_structured
 
 __all__ = [
     "COMPRESSED_FILE",

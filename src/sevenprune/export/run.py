@@ -23,10 +23,15 @@ from pathlib import Path
 from torch import nn
 
 from .common import ExportReport, Staging, file_sizes
-from .formats import FORMATS, export_compressed, export_dense, export_structured
+from .compressed import export_compressed
+from .dense import export_dense
+from .structured import export_structured
 from ..structured import load_structured
 
-__all__ = ["export_run", "find_run_layout"]
+__all__ = ["FORMATS", "export_run", "find_run_layout"]
+
+#: the formats :func:`export_run` writes (``sevenprune export --format``)
+FORMATS = ("dense", "compressed", "structured", "onnx")
 
 
 # -- run directories -----------------------------------------------------------------------------------------

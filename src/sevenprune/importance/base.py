@@ -27,43 +27,23 @@ import torch
 from torch import Tensor
 
 from .._validate import state_dtype as check_state_dtype
+from .registry import checked_options, get_method, methods, register
 
 __all__ = ["Importance", "register", "get_method", "methods"]
-
-_REGISTRY: dict[str, type[Importance]] = {}
-
-
-def register(cls: type[Importance]) -> type[Importance]:
-    """Class decorator adding an importance to the registry under ``cls.name``."""
-    if not getattr(cls, "name", None):
-        raise TypeError(f"{cls.__name__} needs a class attribute 'name'")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def methods() -> list[str]:
-    """Names of the registered methods, those :class:`sevenprune.Pruner` runs during fine-tuning
-    (``sp.methods()`` adds those of :func:`sevenprune.prune_at_init`)."""
-    return sorted(_REGISTRY)
-
-
-def get_method(name: str) -> type[Importance]:
-    if not isinstance(name, str):
-        raise TypeError(f"method must be a string, one of {methods()}; got {name!r}")
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {methods()}") from None
 
 
 class Importance(ABC):
     """Base class: a scorer over a fixed, ordered set of weights.
 
     Subclasses set ``name``, ``defaults`` (the options they accept, with default values, all
-    JSON-serialisable) and implement ``observe`` and ``scores``.
+    JSON-serialisable) and implement ``observe`` and ``scores``; decorated with :func:`register`, they
+    are found by name (see :mod:`sevenprune.importance.registry`).
     """
 
     name: ClassVar[str] = ""
+    #: when the method runs (:data:`~sevenprune.importance.registry.PHASES`); a method that also runs
+    #: ``"before"`` fine-tuning adds the classmethod ``init_masks(request)``
+    phases: ClassVar[tuple[str, ...]] = ("fine-tuning",)
     #: whether ``observe`` reads gradients (the pruner then checks that they exist)
     needs_grad: ClassVar[bool] = True
     #: options and their defaults; anything else passed to the constructor is an error
@@ -90,7 +70,6 @@ class Importance(ABC):
         self.state_dtype = check_state_dtype(state_dtype)
         self.params: dict[str, Tensor] = dict(params)
         self.stats: dict[str, dict[str, Tensor]] = {}
-        self.validate_options()
 
     @classmethod
     def checked_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,25 +80,13 @@ class Importance(ABC):
         >>> get_method("random").checked_options({"seed": 3})
         {'seed': 3}
         """
-        unknown = sorted(set(options) - set(cls.defaults))
-        if unknown:
-            raise TypeError(
-                f"method {cls.name!r} got unknown option(s) {unknown}; "
-                f"its options are {sorted(cls.defaults) or 'none'}"
-            )
-        full = {**cls.defaults, **options}
-        cls.check_options(full)
-        return full
+        return checked_options(cls, options)
 
     # -- to implement ---------------------------------------------------------------------------
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         """Raise ``ValueError`` for a bad option value (name it and the valid range); a value may be
         normalised in place (a tuple to a JSON list)."""
-
-    def validate_options(self) -> None:
-        """The older, per-instance form of :meth:`check_options`, still called after ``__init__`` has
-        set ``self.options`` (for methods written against it)."""
 
     @abstractmethod
     def observe(self, t: int) -> None:

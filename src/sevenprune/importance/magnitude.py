@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from .base import Importance, register
+from .init_request import InitRequest
 
 __all__ = ["MagnitudeImportance"]
 
@@ -20,6 +21,7 @@ class MagnitudeImportance(Importance):
     """``method="magnitude"``: keep the weights of largest absolute value. No options, no state."""
 
     name = "magnitude"
+    phases = ("fine-tuning", "before")  # gradual during fine-tuning; one shot at the starting weights
     needs_grad = False
 
     def observe(self, t: int) -> None:
@@ -27,3 +29,7 @@ class MagnitudeImportance(Importance):
 
     def scores(self, masks: Mapping[str, Tensor]) -> list[Tensor]:
         return [self.pin_pruned(p.detach().abs().float(), masks.get(n)) for n, p in self.params.items()]
+
+    @classmethod
+    def init_masks(cls, request: InitRequest) -> dict[str, Tensor]:
+        return request.select([p.detach().abs().float() for p in request.params.values()])

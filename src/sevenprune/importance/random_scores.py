@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .base import Importance, register
+from .init_request import InitRequest
 
 __all__ = ["RandomImportance", "random_scores"]
 
@@ -49,6 +50,7 @@ class RandomImportance(Importance):
     """
 
     name = "random"
+    phases = ("fine-tuning", "before")  # gradual during fine-tuning; one shot at the starting weights
     monotone_scores = True  # drawn once, never changed
     needs_grad = False
     defaults = {"seed": 0}
@@ -69,3 +71,8 @@ class RandomImportance(Importance):
     def observe(self, t: int) -> None:
         if not self.stats:
             self._allocate()
+
+    @classmethod
+    def init_masks(cls, request: InitRequest) -> dict[str, Tensor]:
+        drawn = random_scores([p.shape for p in request.params.values()], int(request.options.get("seed", 0)))
+        return request.select([s.to(p.device) for s, p in zip(drawn, request.params.values())])

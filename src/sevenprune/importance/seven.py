@@ -39,9 +39,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..batches import Batches, LossFn, backward, model_devices, own_grads
 from .base import Importance, register
+from .init_request import InitRequest
 
 __all__ = ["SevenImportance", "seven_update_"]
 
@@ -102,6 +104,7 @@ class SevenImportance(Importance):
     """
 
     name = "seven"
+    phases = ("fine-tuning", "before")  # before: SEVEN_pre frozen (init_masks)
     monotone_scores = True  # S only accumulates |...| >= 0 (pruned entries stay at -inf)
     defaults = {"beta1": 0.8, "beta2": 0.9, "eps": 1e-9, "moments": "abs", "compile": "auto",
                 "noise_discount": True}
@@ -203,3 +206,56 @@ class SevenImportance(Importance):
                 self._kernel = fn = _eager_update_
                 compiled = False
                 fn(p.detach(), g.detach(), m, v, s, b1, b2, c1, c2, eps, signed)
+
+    # -- before fine-tuning: SEVEN_pre frozen ------------------------------------------------------
+    @classmethod
+    def init_options(cls, options: dict[str, Any]) -> None:
+        """``freeze_during_pruning`` is prune_at_init's own option of SEVEN_pre (only ``True``)."""
+        if options.pop("freeze_during_pruning", True) is not True:
+            raise ValueError(
+                "prune_at_init runs SEVEN_pre with freeze_during_pruning=True (scores at the starting "
+                "weights, no weight update); for SEVEN_pre as Algorithm 1 (weights updated while pruning) "
+                "use sp.Pruner(model, 'seven', sparsity, start_step=0, prune_steps=K) in your training loop"
+            )
+
+    @classmethod
+    def init_masks(cls, request: InitRequest) -> dict[str, Tensor]:
+        """SEVEN_pre with ``freeze_during_pruning=True`` (method.md's decision).
+
+        ``steps`` = K batches at the starting weights, no weight update: at step t the gradient of the
+        *masked* network is observed by SEVEN's score, the cubic schedule ``s * (1 - (1 - t/K)**3)``
+        gives the sparsity and the global threshold prunes the lowest-scored kept weights (monotone).
+        The last step reaches exactly ``round(s * N)``.
+        """
+        assert request.loss_fn is not None and request.make_pruner is not None
+        plist = list(request.params.values())
+        stream = Batches(request.batches, model_devices(request.params))
+        inner = request.make_pruner(request.model, cls, request.sparsity, start_step=0, prune_steps=request.steps,
+                                    include=request.include, exclude=request.exclude,
+                                    state_dtype=request.state_dtype, scope=request.scope, **request.options)
+        w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
+        with own_grads(plist):
+            _frozen_iterations(request.model, plist, w0, inner, stream, request.loss_fn, request.steps)
+        return dict(inner.masks)
+
+
+def _frozen_iterations(model: nn.Module, plist: list[nn.Parameter], w0: list[Tensor], inner: Any,
+                       stream: Batches, loss_fn: LossFn, steps: int) -> None:
+    """``steps`` steps of the inner pruner on the gradients of the masked, frozen weights."""
+    try:
+        for t, batch in enumerate(stream.cycle(steps)):
+            backward(model, loss_fn, batch, t, plist)
+            if all(p.grad is None for p in plist):
+                for p in plist:
+                    p.grad = torch.zeros_like(p)
+            inner.step()  # observe, update the masks, zero the pruned weights in place
+            for p in plist:
+                p.grad = None
+    except BaseException:
+        with torch.no_grad():
+            for p, w in zip(plist, w0):
+                p.copy_(w)
+        raise
+    finally:
+        for p in plist:
+            p.grad = None

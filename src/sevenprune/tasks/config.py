@@ -5,7 +5,7 @@ written) and the plan of its schedule.
 Methods: ``dense`` (no pruning); every training-time method of :func:`sevenprune.methods`
 (``seven``, ``magnitude``, ``platon``, ``movement``, ...), run through :class:`sevenprune.Pruner`;
 the pruning-at-initialisation methods (``snip``, ``grasp``, ``force``) through
-``sevenprune.init_pruning.prune_at_init``; and these aliases:
+``sevenprune.prune_at_init``; and these aliases:
 
 * ``seven_dyn``: ``seven`` with the default schedule of training-time methods (start after 10% of
   the steps, window 60% of the steps), i.e. SEVEN_dyn;
@@ -32,7 +32,7 @@ import torch
 
 import sevenprune as sp
 from sevenprune._validate import SCOPES, STATE_DTYPES
-from sevenprune.init_pruning import init_method
+from sevenprune.importance import checked_options
 
 __all__ = ["RunConfig", "resolve_config", "validate", "method_choices", "plan_schedule", "ALIASES", "INIT_METHODS",
            "COSMETIC", "OPTIMIZERS", "LR_SCHEDULES", "SEVEN_PRE_STEPS"]
@@ -172,7 +172,7 @@ def _check_method_options(cfg: RunConfig) -> None:
     options = dict(cfg.method_options)
     try:
         if phase == "init":
-            init_method(library).options(options)
+            checked_options(library, options, phase="before")
         else:
             options.pop("freeze_during_pruning", None)  # prune_at_init's own (refused by the Pruner later)
             get_method(library).checked_options(options)

@@ -29,6 +29,7 @@ import torch
 import sevenprune as sp
 from sevenprune._fsutil import atomic_write_text
 from sevenprune._validate import STATE_DTYPES
+from sevenprune.importance import get_method
 from sevenprune.init_pruning import prune_at_init
 
 from .config import (ALIASES, COSMETIC, INIT_METHODS, OPTIMIZERS, SEVEN_PRE_STEPS, RunConfig, method_choices,
@@ -145,10 +146,6 @@ class _DeviceBatches:
             yield {k: v.to(self.device) for k, v in batch.items()}
 
 
-#: pruning-at-initialisation methods that score once (the others iterate ``steps`` times)
-ONE_SHOT = ("snip", "grasp")
-
-
 def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device: torch.device,
                    steps: int | None, cfg: RunConfig, state_dtype: torch.dtype,
                    optimizer: torch.optim.Optimizer) -> sp.Pruner:
@@ -159,7 +156,7 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return cast(torch.Tensor, m(**batch).loss)
 
-    if method in ONE_SHOT:
+    if getattr(get_method(method), "one_shot", False):
         # the one-shot methods score on every batch given and ignore ``steps``
         batches, iterations = _DeviceBatches(loader, device, steps or 1), 1
     else:

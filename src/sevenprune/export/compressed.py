@@ -1,10 +1,4 @@
-"""Export a pruned model so that it is really smaller: dense, compressed (bitmask + values) or structured.
-
-Four formats, each a directory:
-
-``dense`` (:func:`export_dense`)
-    ``save_pretrained``: ``config.json`` + ``model.safetensors``, loadable by plain transformers
-    (``AutoModel...from_pretrained``), the pruned entries stored as zeros. Same size as the dense model.
+"""The compressed export: kept values and bit masks, loaded back bit for bit.
 
 ``compressed`` (:func:`export_compressed`, loaded by :func:`load_compressed`)
     ``config.json``, ``compressed.safetensors`` and ``compression.json``. For each pruned weight the
@@ -14,26 +8,6 @@ Four formats, each a directory:
     unchanged under its own name (tied duplicates once; ``compression.json`` lists their aliases). At
     sparsity ``s`` an fp32 weight takes ``1/32 + (1 - s)`` of its dense size: 13.1% at 90%.
     :func:`load_compressed` rebuilds the model with outputs equal, bit for bit, to the pruned model's.
-
-``structured`` (:func:`export_structured`, loaded by :func:`sevenprune.structured.load_structured`)
-    removes the attention heads and FFN neurons that are entirely pruned (``pattern="heads"``,
-    ``"neurons"`` or ``"heads+neurons"``) and saves the smaller dense model (``save_pretrained`` plus
-    its per-layer shapes in ``config.json``; see :mod:`sevenprune.structured`). When no head was
-    removed and every layer keeps the same number of neurons, the config is a standard one instead
-    (smaller ``intermediate_size``) and plain ``from_pretrained`` loads it (:mod:`sevenprune.export.plain_config`).
-    Masks that remove no head or neuron give a warning: the export would be the whole model.
-
-``onnx`` (:func:`sevenprune.export.onnx.export_onnx`)
-    ``model.onnx`` for onnxruntime; ``structured=True`` removes heads and neurons first,
-    ``quantize="int8"`` quantizes it dynamically (see :mod:`sevenprune.export.onnx`).
-
-Every export refuses to write into an existing non-empty directory unless ``overwrite=True``; it
-writes into a temporary sibling directory first and renames it, so a failed export leaves nothing
-half-written. Each returns an :class:`ExportReport` with the sizes, and prints it (``verbose=True``).
-
-Every writer takes its arguments in one order, ``(model, masks, out_dir, *, options)``. A run
-directory of ``sevenprune run`` is exported by :func:`sevenprune.export.run.export_run` (the
-``sevenprune export`` command).
 
 >>> import tempfile, torch, transformers, sevenprune as sp
 >>> cfg = transformers.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -55,7 +29,6 @@ import copy
 import json
 import os
 import struct
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -67,32 +40,19 @@ from torch import Tensor, nn
 from .._readers import read_json, read_safetensors, safetensors_metadata
 from .common import ExportReport, check_export_model, checked_masks, file_sizes, param_count, write_staged
 from .._checkpoint import load_state_into
-from ..structured import build_empty, load_structured, shrink
+from ..structured import build_empty
 
 if TYPE_CHECKING:  # transformers is an optional dependency: imported for the type hints only
     from transformers import PretrainedConfig
 
-__all__ = [
-    "COMPRESSED_FILE",
-    "COMPRESSED_FORMAT",
-    "FORMATS",
-    "ExportReport",
-    "export_compressed",
-    "export_dense",
-    "export_structured",
-    "load_compressed",
-    "load_exported",
-    "pack_mask",
-    "unpack_mask",
-]
+__all__ = ["COMPRESSED_FILE", "COMPRESSED_FORMAT", "COMPRESSED_MANIFEST", "export_compressed", "load_compressed",
+           "pack_mask", "unpack_mask", "unique_state"]
 
-FORMATS = ("dense", "compressed", "structured", "onnx")
 COMPRESSED_FILE = "compressed.safetensors"
 COMPRESSED_MANIFEST = "compression.json"
 COMPRESSED_FORMAT = "sevenprune.compressed/1"
 
 
-# -- helpers ----------------------------------------------------------------------------------------------------
 def pack_mask(mask: Tensor) -> Tensor:
     """A bool tensor as uint8 bits (row-major, little-endian bit order): ``ceil(numel / 8)`` bytes.
 
@@ -112,56 +72,7 @@ def unpack_mask(bits: Tensor, shape: Sequence[int]) -> Tensor:
     return torch.from_numpy(flat).reshape(tuple(shape))
 
 
-def _dense_sizes(model: nn.Module, masks: Mapping[str, Tensor]) -> tuple[int, int, int, float]:
-    params = dict(model.named_parameters())
-    numel = sum(params[n].numel() for n in masks)
-    stored = sum(params[n].numel() * params[n].element_size() for n in masks)
-    pruned = sum(int((~m).sum()) for m in masks.values())
-    seen: set[int] = set()
-    total = 0
-    for t in model.state_dict().values():
-        if t.data_ptr() not in seen:
-            seen.add(t.data_ptr())
-            total += t.numel() * t.element_size()
-    return stored, 4 * numel, total - stored, pruned / numel if numel else 0.0
-
-
-# -- dense ---------------------------------------------------------------------------------------------------------
-def export_dense(
-    model: nn.Module,
-    masks: Mapping[str, Tensor] | Any | None,
-    out_dir: str | os.PathLike[str] | None = None,
-    *,
-    overwrite: bool = False,
-    verbose: bool = True,
-    protect: Sequence[str | os.PathLike[str]] = (),
-) -> ExportReport:
-    """``save_pretrained`` the pruned model (zeros in place); plain transformers loads it.
-
-    ``masks`` (a mapping, a Pruner, or ``None``: the zeros of the prunable weights) only serve the
-    report and a check that they are applied. The older order ``export_dense(model, out_dir,
-    masks=None)`` still works, with a ``DeprecationWarning``.
-    """
-    if isinstance(masks, (str, os.PathLike)) and not isinstance(out_dir, (str, os.PathLike)):
-        warnings.warn("export_dense(model, out_dir, masks) is deprecated: the exporters take "
-                      "(model, masks, out_dir)", DeprecationWarning, stacklevel=2)
-        masks, out_dir = out_dir, masks
-    if out_dir is None:
-        raise TypeError("export_dense needs out_dir: export_dense(model, masks, out_dir)")
-    check_export_model(model)
-    checked = checked_masks(model, masks)
-    out = write_staged(out_dir, overwrite, lambda tmp: model.save_pretrained(str(tmp)), protect)  # type: ignore[operator]
-    stored, dense32, other, sparsity = _dense_sizes(model, checked)
-    files = file_sizes(out)
-    report = ExportReport("dense", str(out), files, sum(files.values()), len(checked), stored, dense32, other,
-                          param_count(model), param_count(model), sparsity)
-    if verbose:
-        print(report.summary())
-    return report
-
-
-# -- compressed ----------------------------------------------------------------------------------------------
-def _unique_state(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, str]]:
+def unique_state(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, str]]:
     """The state dict with tied tensors once, and ``{alias: stored name}`` for the others."""
     state: dict[str, Tensor] = {}
     aliases: dict[str, str] = {}
@@ -193,7 +104,7 @@ def export_compressed(
     """
     check_export_model(model)
     checked = checked_masks(model, masks)
-    state, aliases = _unique_state(model)
+    state, aliases = unique_state(model)
     tensors: dict[str, Tensor] = {}
     weights: dict[str, dict[str, Any]] = {}
     pruned_bytes = dense32 = other = pruned_entries = numel = 0
@@ -297,74 +208,3 @@ def _unpack_weight(path: Path, manifest_path: Path, raw: Mapping[str, Tensor], n
     dense = torch.zeros(numel, dtype=values.dtype)
     dense[mask.reshape(-1)] = values
     return dense.reshape(shape)
-
-
-# -- structured ------------------------------------------------------------------------------------------------
-def export_structured(
-    model: nn.Module,
-    masks: Mapping[str, Tensor] | Any | None,
-    out_dir: str | os.PathLike[str],
-    *,
-    plain: bool = False,
-    overwrite: bool = False,
-    verbose: bool = True,
-    protect: Sequence[str | os.PathLike[str]] = (),
-) -> ExportReport:
-    """Remove the entirely pruned heads and FFN neurons and save the smaller dense model.
-
-    Load with :func:`sevenprune.structured.load_structured` (or :func:`load_exported`); when the
-    smaller model fits a standard config (no head removed, the same number of neurons in every
-    layer), plain transformers loads it too. ``plain=True``: raise ``ValueError`` (saying why) unless
-    it does. Warns when the masks remove no head and no neuron.
-    """
-    from .onnx import removed_groups
-    from .plain_config import make_plain, plain_config_problem
-    from ..structured import save_structured
-
-    check_export_model(model)
-    checked = checked_masks(model, masks)
-    heads, neurons = removed_groups(model, checked)
-    if heads == neurons == 0:
-        # nothing to remove: unstructured or N:M masks rarely empty a whole head or neuron
-        warnings.warn("structured export: the masks remove no attention head and no FFN neuron, so the export "
-                      "keeps 100% of the model; prune with pattern 'heads', 'neurons' or 'heads+neurons'",
-                      UserWarning, stacklevel=2)
-    small = shrink(model, checked)
-    problem = plain_config_problem(small)
-    if problem is not None and plain:
-        raise ValueError(f"no standard config for this structured export: {problem}")
-    if problem is None:
-        make_plain(small)
-        note = "a standard config: plain transformers from_pretrained loads it"
-    else:
-        note = f"needs sevenprune.structured.load_structured: {problem}"
-
-    def write(tmp: Path) -> None:
-        if problem is None:
-            small.save_pretrained(str(tmp))  # type: ignore[operator]
-        else:
-            save_structured(small, tmp, overwrite=True)
-
-    out = write_staged(out_dir, overwrite, write, protect)
-    stored = sum(p.numel() * p.element_size() for n, p in small.named_parameters() if n in checked)
-    dense32 = sum(4 * m.numel() for m in checked.values())
-    total = sum(t.numel() * t.element_size() for t in _unique_state(small)[0].values())
-    pruned = sum(int((~m).sum()) for m in checked.values())
-    numel = sum(m.numel() for m in checked.values())
-    files = file_sizes(out)
-    report = ExportReport("structured", str(out), files, sum(files.values()), len(checked), stored, dense32,
-                          total - stored, param_count(model), param_count(small),
-                          pruned / numel if numel else 0.0,
-                          extra={"heads_removed": heads, "neurons_removed": neurons,
-                                 "plain_transformers": problem is None, "note": note})
-    if verbose:
-        print(report.summary())
-    return report
-
-
-def load_exported(directory: str | os.PathLike[str], model_class: type[nn.Module] | None = None) -> nn.Module:
-    """Load a dense, compressed or structured export (told apart by their files), in eval mode."""
-    directory = Path(directory)
-    if (directory / COMPRESSED_FILE).is_file():
-        return load_compressed(directory, model_class)
-    return load_structured(directory, model_class)
