@@ -329,6 +329,12 @@ def blocks() -> dict[str, str]:
         layers = plot_layers(pre, PRE_ORDER, 0.8, "results_R_layers_pre.png")
         if layers:
             out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
+    pace = load_runs(["R_movement_pace"])  # movement at its authors' pace: two epochs, pruning in the second
+    if pace:
+        out["R_movement_pace"] = main_table(pace, ["dense", "movement"]) + "\n\n" + paired(pace, "movement", ["dense"])[0]
+    else:
+        out["R_movement_pace"] = ("(not run yet: `bash experiments/results/R/run_R.sh pace`, then "
+                                  "`python experiments/results/collect.py`)")
     start = grasp_start_table()
     if start:
         out["R_grasp_start"] = start
