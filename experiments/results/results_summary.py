@@ -96,8 +96,6 @@ def page_summary(recs: dict[str, list[dict[str, Any]]] | None = None) -> str:
         lines += [f"- {x}" for x in _per_sparsity(v, "seven", V_DYN_OTHERS)]
         lines += [f"- {x}" for x in _per_sparsity(v, "seven_pre", V_PRE_OTHERS)]
         lines.append("")
-    lines.append("\"Ahead\" and \"behind\": the 95 % interval of the paired difference (points of accuracy; seeds "
-                 "and test examples resampled) excludes 0; \"not separated\": it does not.")
     return "\n".join(lines)
 
 
