@@ -38,8 +38,10 @@ def test_readme_results_are_the_generated_blocks(name):
 def test_results_page_opens_with_the_generated_summary():
     page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert read_block(page, "summary") == results_summary.page_summary().rstrip()
-    # the summary comes first: nothing but the title and the short introduction before it
-    assert page.index("<!-- BEGIN summary -->") < page.index("\n## ")
+    # the summary comes first: the page's first section, right after the title and a short introduction
+    sections = re.findall(r"^## .*", page, re.M)
+    assert sections[0] == "## Summary"
+    assert page.index("## Summary") < page.index("<!-- BEGIN summary -->") < page.index(sections[1])
 
 
 def test_summary_words_each_comparison_from_its_interval():
