@@ -384,3 +384,20 @@ def test_protocol_V_pairs_each_form_of_seven_with_its_own_baselines_and_dense_fr
     table = blocks["V_main"].split("\n\n")[0].splitlines()
     assert table[0] == "| method | 90 % |" and table[2].startswith("| dense | ")
     assert (tmp_path / "img" / "results_V.png").exists()
+
+
+def test_collect_puts_each_protocols_runs_in_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
+    runs = tmp_path / "runs"
+    for sweep, run in (("R_dyn80", "seven-s0.8-seed1"), ("S_batch80", "seven_b8-s0.8-seed1"),
+                       ("V_dyn", "seven-s0.9-seed1"), ("X_other", "seven-s0.8-seed1")):  # X: no protocol
+        (runs / sweep / "runs" / run).mkdir(parents=True)
+        (runs / sweep / "runs" / run / "result.json").write_text(json.dumps({"seed": 1}))
+    assert sorted(collect.collect(runs)) == ["R_dyn80/seven-s0.8-seed1", "S_batch80/seven_b8-s0.8-seed1",
+                                             "V_dyn/seven-s0.9-seed1"]
+    found = sorted(str(p.relative_to(tmp_path / "committed")) for p in (tmp_path / "committed").rglob("result.json"))
+    assert found == ["R/R_dyn80/seven-s0.8-seed1/result.json", "S/S_batch80/seven_b8-s0.8-seed1/result.json",
+                     "V/V_dyn/seven-s0.9-seed1/result.json"]
+    assert collect.uncommitted(runs) == []  # collected once: nothing new the second time
+    assert collect.committed() == {"R_dyn80/seven-s0.8-seed1", "S_batch80/seven_b8-s0.8-seed1",
+                                   "V_dyn/seven-s0.9-seed1"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import results_archive
 import results_R
@@ -36,14 +37,13 @@ def readme_blocks() -> dict[str, str]:
             "glance": results_summary.readme_glance()}
 
 
-def write_page(path: str, blocks: dict[str, str]) -> list[str]:
+def write_page(page: Path, blocks: dict[str, str]) -> list[str]:
     """Replace every block of ``blocks`` that the page has; returns the names it does not have."""
-    page = ROOT / path
     text = page.read_text(encoding="utf-8")
     missing = []
     for name, body in blocks.items():
         if f"<!-- BEGIN {name} -->" in text:
-            text = replace_block(text, name, body, where=path)
+            text = replace_block(text, name, body, where=str(page.relative_to(ROOT)))
         else:
             missing.append(name)
     page.write_text(text, encoding="utf-8")
@@ -58,11 +58,12 @@ def main() -> int:
     blocks = results_R.blocks() | results_S.blocks() | results_V.blocks()
     blocks["summary"] = results_summary.page_summary()
     readme = readme_blocks()
-    for name in write_page("README.md", readme):
+    for name in write_page(README, readme):
         raise SystemExit(f"README.md has no block {name!r}")
-    for name in write_page("docs/results.md", {k: v for k, v in blocks.items() if k != "R_table"}):
+    # R_table is the README's; the page shows the same table inside R_main, with its run count and plot
+    for name in write_page(DOC, {k: v for k, v in blocks.items() if k != "R_table"}):
         print(f"note: docs/results.md has no block {name!r}; skipped", file=sys.stderr)
-    for name in write_page("docs/results/archive.md", results_archive.blocks()):
+    for name in write_page(ARCHIVE, results_archive.blocks()):
         print(f"note: docs/results/archive.md has no block {name!r}; skipped", file=sys.stderr)
     print("updated docs/results.md, docs/results/archive.md and README.md's results; plots in docs/img/results_*.png")
     return 0

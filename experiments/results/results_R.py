@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import results_common as common
-from results_common import (LABELS, accuracy, commits, design_pairs, design_table, diagnostics, discount_table,
+from results_common import (LABELS, commits, design_pairs, design_table, diagnostics, discount_table,
                             load_runs, main_table, paired, plot_curve, protocol_dir, pyplot, save_figure,
                             verdict_summary, write_records)
 from sevenprune.tasks import diagnostics_plots as dplots
@@ -220,7 +220,7 @@ def magnitude_overlap_table(order: list[str]) -> str:
 
 
 def pretrained_function_table(order: list[str]) -> str | None:
-    """Each method's final masks applied to the pretrained model, without fine-tuning (collect_R.py):
+    """Each method's final masks applied to the pretrained model, without fine-tuning (collect.py):
     how close its sentence embeddings stay to the unpruned model's, and how well a linear probe reads
     the sentiment from them."""
     path = protocol_dir("R") / "pretrained_function.json"
@@ -264,7 +264,7 @@ def blocks() -> dict[str, str]:
         out["R_main"] = "(no finished protocol-R runs yet)"
         return out
     seconds = sum(float(r["seconds"]) for r in dyn)
-    out["R_table"] = main_table(dyn, DYN_ORDER)  # the README's copy (README_BLOCKS in make_results.py)
+    out["R_table"] = main_table(dyn, DYN_ORDER)  # also README.md's (make_results.readme_blocks, the same function)
     out["R_main"] = (out["R_table"] + "\n\n"
                      + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(dyn)} runs, "
                        f"{seconds / 3600:.1f} h of compute (one thread each, two runs side by side). "
