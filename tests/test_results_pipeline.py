@@ -1,38 +1,34 @@
-"""experiments/results: protocol R's tables are rebuilt from committed-format files, with the right numbers."""
+"""experiments/results: each protocol's tables are rebuilt from committed-format files, with the right numbers.
+
+The modules live in experiments/results/ (on the test path: pyproject's ``pythonpath``); the committed runs
+of protocol P in ``results_common.RESULTS / P``, which the fixture points at a temporary folder."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
+import collect
 import numpy as np
 import pytest
+import results_common
+import results_R as results_R_module
+import results_S
+import results_V
+import todo
 import torch
 from _tiny_diagnostics import tiny_bert_diagnostics
 
 import sevenprune as sp
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture()
 def results_R(tmp_path, monkeypatch):
-    mod = _load("results_R", ROOT / "experiments" / "results" / "results_R.py")
-    monkeypatch.setattr(mod, "R_DIR", tmp_path / "R")
-    monkeypatch.setattr(mod, "IMG", tmp_path / "img")
-    monkeypatch.setattr(mod, "N_BOOT", 300)
+    """protocol R's module, reading committed runs from ``tmp_path/<protocol>/`` and drawing into ``tmp_path/img``."""
+    monkeypatch.setattr(results_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(results_common, "IMG", tmp_path / "img")
+    monkeypatch.setattr(results_common, "N_BOOT", 300)
     (tmp_path / "img").mkdir()
-    return mod
+    return results_R_module
 
 
 def _diagnostics(path: Path) -> None:
@@ -97,8 +93,8 @@ def test_protocol_R_blocks_from_committed_files(results_R, tmp_path):
 
 
 def test_collect_copies_summaries_only_and_computes_mask_overlap(tmp_path, monkeypatch):
-    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
-    monkeypatch.setattr(collect, "OUT", tmp_path / "committed")
+    monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
+    monkeypatch.setattr(collect, "OUT", tmp_path / "committed" / "R")
     runs = tmp_path / "runs"
     layer = torch.nn.Linear(4, 1, bias=False)
     keeps = {"seven": [True, True, False, False], "platon": [True, False, True, False]}
@@ -110,7 +106,7 @@ def test_collect_copies_summaries_only_and_computes_mask_overlap(tmp_path, monke
         (d / "result.json").write_text(json.dumps({"target_sparsity": 0.5, "seed": 1}))
         (d / "predictions.npz").write_bytes(b"x")
     collect.collect(runs)
-    copied = sorted(p.name for p in (tmp_path / "committed" / "R_dyn80" / "seven-s0.5-seed1").iterdir())
+    copied = sorted(p.name for p in (tmp_path / "committed" / "R" / "R_dyn80" / "seven-s0.5-seed1").iterdir())
     assert copied == ["predictions.npz", "result.json"]  # never the pruner state or the weights
     pairs = collect.overlap(runs)["s0.5-seed1"]
     # kept sets {0, 1} and {0, 2}: intersection 1, union 3
@@ -122,7 +118,6 @@ def test_collect_copies_summaries_only_and_computes_mask_overlap(tmp_path, monke
 
 
 def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results_R, tmp_path):
-    results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
     rng = np.random.default_rng(1)
     root = tmp_path / "R"
     for seed in (1, 2):
@@ -135,15 +130,15 @@ def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results
         _run(root, "R_dyn80", "seven_nd", seed, 0.8, base, False)
         _run(root, "R_dyn80", "seven", seed, 0.9, better, False)  # another sparsity: not a level of the study
         # batch 8: SEVEN 5 points ahead of its control on both seeds
-        _run(root, "S_batch80", "seven_b8", seed, 0.8, better, False)
-        _run(root, "S_batch80", "seven_nd_b8", seed, 0.8, base, False)
-    (root / "S_batch80" / "dense_b8-seed1").mkdir()  # an unfinished run (no result.json) is not read
+        _run(tmp_path / "S", "S_batch80", "seven_b8", seed, 0.8, better, False)
+        _run(tmp_path / "S", "S_batch80", "seven_nd_b8", seed, 0.8, base, False)
+    (tmp_path / "S" / "S_batch80" / "dense_b8-seed1").mkdir()  # an unfinished run (no result.json) is not read
     blocks = results_S.blocks()
     table = blocks["S_batch"].split("\n\n")
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table[0].splitlines()[2:]}
     acc_base = [json.loads((root / "R_dyn80" / f"seven-s0.8-seed{s}" / "result.json").read_text())["metrics"]["accuracy"]
                 for s in (1, 2)]
-    acc_better = [json.loads((root / "S_batch80" / f"seven_b8-s0.8-seed{s}" / "result.json").read_text())
+    acc_better = [json.loads((tmp_path / "S" / "S_batch80" / f"seven_b8-s0.8-seed{s}" / "result.json").read_text())
                   ["metrics"]["accuracy"] for s in (1, 2)]
     # columns: batch 8, 32 (protocol R), 128 (not run)
     assert rows["SEVEN_dyn"] == [f"{np.mean(acc_better):.3f} ± {np.std(acc_better, ddof=1):.3f} (2)",
@@ -174,7 +169,6 @@ def test_strategy_study_blocks_pair_seven_with_each_method_at_each_level(results
 
 
 def test_optimizer_factor_takes_dense_from_the_search_run_at_the_rate_the_sweep_used(results_R, tmp_path):
-    results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
     root = tmp_path / "R"
     rng = np.random.default_rng(2)
     base = (rng.random(400) < 0.75).astype(np.int8)
@@ -182,12 +176,13 @@ def test_optimizer_factor_takes_dense_from_the_search_run_at_the_rate_the_sweep_
     worse[np.flatnonzero(base == 1)[:40]] = 0  # 10 points below
     _run(root, "R_dyn80", "dense", 1, 0.0, base, False)
     _run(root, "R_dyn80", "seven", 1, 0.8, base, False)
-    _run(root, "S_optim80", "seven_sgd", 1, 0.8, base, False)
-    (root / "S_optim80" / "seven_sgd-s0.8-seed1" / "config.json").write_text(json.dumps({"optimizer": "sgd", "lr": 0.03}))
-    (root / "S_lr_dense").mkdir()
+    s_root = tmp_path / "S"
+    _run(s_root, "S_optim80", "seven_sgd", 1, 0.8, base, False)
+    (s_root / "S_optim80" / "seven_sgd-s0.8-seed1" / "config.json").write_text(json.dumps({"optimizer": "sgd", "lr": 0.03}))
+    (s_root / "S_lr_dense").mkdir()
     for lr, correct in (("0.01", base), ("0.03", worse)):  # the sweep ran at 0.03: that dense run is the cell
-        _run(root, "tmp", "dense", 1, 0.0, correct, False)
-        (root / "tmp" / "dense-seed1").rename(root / "S_lr_dense" / f"sgd_lr{lr}-seed1")
+        _run(s_root, "tmp", "dense", 1, 0.0, correct, False)
+        (s_root / "tmp" / "dense-seed1").rename(s_root / "S_lr_dense" / f"sgd_lr{lr}-seed1")
     blocks = results_S.blocks()
     table, paired = blocks["S_optimizer"].split("\n\n")
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
@@ -204,7 +199,6 @@ def test_optimizer_factor_takes_dense_from_the_search_run_at_the_rate_the_sweep_
                                            ("magnitude_adafactor-s0.8-seed1", ("magnitude", "adafactor")),
                                            ("dense-seed1", ("dense", None))])
 def test_strategy_study_reads_method_and_level_from_the_run_name(run, expected):
-    results_S = _load("results_S", ROOT / "experiments" / "results" / "results_S.py")
     assert results_S._split(run) == expected
 
 
@@ -230,12 +224,12 @@ def test_pretrained_function_table_averages_each_methods_runs(results_R, tmp_pat
 def test_collect_recomputes_the_overlap_of_a_run_made_again_under_the_same_name(tmp_path, monkeypatch):
     """The random runs were made again once --seed reached random pruning: same folder names, other masks.
     The cached overlap of the old masks must not survive the new run's collection."""
-    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
-    monkeypatch.setattr(collect, "OUT", tmp_path / "committed")
+    monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
+    monkeypatch.setattr(collect, "OUT", tmp_path / "committed" / "R")
     monkeypatch.setattr(collect, "ROOT", tmp_path)
     monkeypatch.setattr(collect, "pretrained_magnitude_overlap", lambda runs, known=None: {})
     monkeypatch.setattr(collect, "pretrained_function", lambda runs, known: {})
-    monkeypatch.setattr(sys, "argv", ["collect_R", "--runs", str(tmp_path / "runs")])
+    monkeypatch.setattr(sys, "argv", ["collect", "--runs", str(tmp_path / "runs")])
     layer = torch.nn.Linear(4, 1, bias=False)
 
     def make(name: str, keep: list[bool], accuracy: float) -> None:
@@ -248,18 +242,17 @@ def test_collect_recomputes_the_overlap_of_a_run_made_again_under_the_same_name(
     make("seven", [True, True, False, False], 0.8)
     make("random", [True, True, False, False], 0.7)   # the old draw: the same kept set as seven
     assert collect.main() == 0
-    stored = json.loads((tmp_path / "committed" / "overlap.json").read_text())
+    stored = json.loads((tmp_path / "committed" / "R" / "overlap.json").read_text())
     assert stored["s0.5-seed1"]["random vs seven"]["all"] == 1.0
     make("random", [False, False, True, True], 0.6)   # made again: a disjoint kept set
     assert collect.main() == 0
-    stored = json.loads((tmp_path / "committed" / "overlap.json").read_text())
+    stored = json.loads((tmp_path / "committed" / "R" / "overlap.json").read_text())
     assert stored["s0.5-seed1"]["random vs seven"]["all"] == 0.0
-    copied = json.loads((tmp_path / "committed" / "R_base80" / "random-s0.5-seed1" / "result.json").read_text())
+    copied = json.loads((tmp_path / "committed" / "R" / "R_base80" / "random-s0.5-seed1" / "result.json").read_text())
     assert copied["accuracy"] == 0.6
 
 
 def test_forget_drops_only_the_stale_runs_entries():
-    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
     cache = {"s0.8-seed1": {"random vs seven": 1, "platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
     assert collect.forget(cache, {"R_base80/random-s0.8-seed1"}, by_pair=True) == {
         "s0.8-seed1": {"platon vs seven": 2}, "s0.8-seed2": {"random vs seven": 3}}
@@ -273,11 +266,11 @@ def test_collect_on_a_machine_without_the_earlier_runs_masks_keeps_their_figures
     """Sweeps resume on a fresh machine: the runs folder holds only the new runs, the earlier runs exist
     only as committed summaries. Their cached figures cannot be recomputed and must not be dropped; a
     withdrawn run's (no summary anywhere) must."""
-    collect = _load("collect_R", ROOT / "experiments" / "results" / "R" / "collect_R.py")
-    committed = tmp_path / "committed"
+    monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
+    committed = tmp_path / "committed" / "R"
     monkeypatch.setattr(collect, "OUT", committed)
     monkeypatch.setattr(collect, "ROOT", tmp_path)
-    monkeypatch.setattr(sys, "argv", ["collect_R", "--runs", str(tmp_path / "runs")])
+    monkeypatch.setattr(sys, "argv", ["collect", "--runs", str(tmp_path / "runs")])
     for run in ("R_dyn80/seven-s0.8-seed1", "R_dyn80/platon-s0.8-seed1", "R_pre80/snip-s0.8-seed1"):
         (committed / run).mkdir(parents=True)
         (committed / run / "result.json").write_text(json.dumps({"target_sparsity": 0.8, "seed": 1}))
@@ -315,10 +308,9 @@ def test_collect_on_a_machine_without_the_earlier_runs_masks_keeps_their_figures
 
 
 def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_those(tmp_path, monkeypatch):
-    todo = _load("todo_R", ROOT / "experiments" / "results" / "R" / "todo_R.py")
     monkeypatch.setattr(todo, "ROOT", tmp_path)
     monkeypatch.setattr(todo, "CONFIGS", tmp_path / "experiments" / "results")
-    committed = tmp_path / "docs" / "results" / "R"
+    committed = tmp_path / "docs" / "results"
     monkeypatch.setattr(todo, "COMMITTED", committed)
     (tmp_path / "experiments" / "results" / "R").mkdir(parents=True)
     (tmp_path / "experiments" / "results" / "S").mkdir(parents=True)
@@ -329,11 +321,11 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
     optim.write_text(json.dumps({"task": "mr", "methods": ["dense_sgd"], "sparsities": [0.8], "seeds": [1, 2],
                                  "variants": {"dense_sgd": {"method": "dense", "optimizer": "sgd", "lr": 0.01}},
                                  "out": "runs/results/S_o80"}))
-    for run in ("R_x80/dense-seed1", "R_x80/seven-s0.8-seed1", "R_x80/platon-s0.8-seed2",
-                "S_lr_dense/sgd_lr0.01-seed1"):  # the search's dense run at the rate used: seed 1's cell
+    for run in ("R/R_x80/dense-seed1", "R/R_x80/seven-s0.8-seed1", "R/R_x80/platon-s0.8-seed2",
+                "S/S_lr_dense/sgd_lr0.01-seed1"):  # the search's dense run at the rate used: seed 1's cell
         (committed / run).mkdir(parents=True)
         (committed / run / "result.json").write_text("{}")
-    (committed / "R_x80" / "seven-s0.8-seed2").mkdir()  # unfinished (no result.json): still to make
+    (committed / "R" / "R_x80" / "seven-s0.8-seed2").mkdir()  # unfinished (no result.json): still to make
     assert [c.stem for c in todo.configs()] == ["R_x80", "S_o80"]
     assert todo.missing(config) == [(1, "platon", "platon-s0.8-seed1"), (2, "dense", "dense-seed2"),
                                     (2, "seven", "seven-s0.8-seed2")]
@@ -346,9 +338,8 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
 
 
 def test_protocol_V_pairs_each_form_of_seven_with_its_own_baselines_and_dense_from_V_dyn(results_R, tmp_path):
-    results_V = _load("results_V", ROOT / "experiments" / "results" / "results_V.py")
     rng = np.random.default_rng(2)
-    root = tmp_path / "R"
+    root = tmp_path / "V"
     for seed in (1, 2):
         base = (rng.random(500) < 0.8).astype(np.int8)
         better = base.copy()
@@ -393,3 +384,20 @@ def test_protocol_V_pairs_each_form_of_seven_with_its_own_baselines_and_dense_fr
     table = blocks["V_main"].split("\n\n")[0].splitlines()
     assert table[0] == "| method | 90 % |" and table[2].startswith("| dense | ")
     assert (tmp_path / "img" / "results_V.png").exists()
+
+
+def test_collect_puts_each_protocols_runs_in_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
+    runs = tmp_path / "runs"
+    for sweep, run in (("R_dyn80", "seven-s0.8-seed1"), ("S_batch80", "seven_b8-s0.8-seed1"),
+                       ("V_dyn", "seven-s0.9-seed1"), ("X_other", "seven-s0.8-seed1")):  # X: no protocol
+        (runs / sweep / "runs" / run).mkdir(parents=True)
+        (runs / sweep / "runs" / run / "result.json").write_text(json.dumps({"seed": 1}))
+    assert sorted(collect.collect(runs)) == ["R_dyn80/seven-s0.8-seed1", "S_batch80/seven_b8-s0.8-seed1",
+                                             "V_dyn/seven-s0.9-seed1"]
+    found = sorted(str(p.relative_to(tmp_path / "committed")) for p in (tmp_path / "committed").rglob("result.json"))
+    assert found == ["R/R_dyn80/seven-s0.8-seed1/result.json", "S/S_batch80/seven_b8-s0.8-seed1/result.json",
+                     "V/V_dyn/seven-s0.9-seed1/result.json"]
+    assert collect.uncommitted(runs) == []  # collected once: nothing new the second time
+    assert collect.committed() == {"R_dyn80/seven-s0.8-seed1", "S_batch80/seven_b8-s0.8-seed1",
+                                   "V_dyn/seven-s0.9-seed1"}

@@ -1,26 +1,29 @@
-"""Protocol R's tables and plots for docs/results.md, from the committed files in docs/results/R/.
+"""Protocol R's tables and plots for docs/results.md (sections R.1-R.5), from the committed files in
+docs/results/R/.
 
 Each run's summary (result.json, config.json, predictions.npz, diagnostics.json) is committed by
-``experiments/results/R/collect_R.py``; the mask overlaps, which need the masks, are in
-``docs/results/R/overlap.json``. Nothing here reads ``runs/`` or anything outside the repository, so a
-fresh clone rebuilds the same bytes (the bootstrap is seeded; matplotlib's PNG metadata is fixed).
+``experiments/results/collect.py``; the mask overlaps, which need the masks, are in
+``docs/results/R/overlap.json``. The paired records behind the summaries are written to
+``docs/results/R/paired.json`` (SEVEN_dyn) and ``paired_pre.json`` (SEVEN_pre). Reading, statistics and
+plots are ``results_common``'s; nothing here reads ``runs/``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import results_common as common
+from results_common import (LABELS, commits, design_pairs, design_table, diagnostics, discount_table,
+                            load_runs, main_table, paired, plot_curve, protocol_dir, pyplot, save_figure,
+                            verdict_summary, write_records)
 from sevenprune.tasks import diagnostics_plots as dplots
-from sevenprune.tasks.stats import format_points, mcnemar, paired_bootstrap
-
-ROOT = Path(__file__).resolve().parents[2]
-R_DIR = ROOT / "docs" / "results" / "R"
-IMG = ROOT / "docs" / "img"
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement", "magnitude", "random"]
 PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_abs", "force", "magnitude_init",
@@ -28,176 +31,9 @@ PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_a
 DYN_SWEEPS = ["R_dyn80", "R_dyn90", "R_dyn50", "R_dyn70", "R_base80", "R_base90", "R_base50", "R_base70"]
 PAPER_PRE_SWEEPS = ["R_pre80", "R_pre50", "R_pre90"]  # the methods of the paper's pruning-early panel
 PRE_SWEEPS = PAPER_PRE_SWEEPS + ["R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
-LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
-          "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
-          "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
-          "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)",
-          "grasp_abs": "grasp, variant=abs (\\|W*Hg\\|)"}
 POOLER_ORDER = ["seven_pooler", "platon_pooler"]
-N_BOOT = 4000
-
-
-# -- loading ---------------------------------------------------------------------------------------
-def load_runs(sweeps: list[str]) -> list[dict[str, Any]]:
-    """Every committed run of ``sweeps``: result.json plus ``run``, ``sweep``, ``name`` (method label)."""
-    rows = []
-    for sweep in sweeps:
-        for result in sorted((R_DIR / sweep).glob("*/result.json")):
-            r = json.loads(result.read_text(encoding="utf-8"))
-            r["run"] = result.parent.name
-            r["sweep"] = sweep
-            r["name"] = r["run"].split("-s")[0]  # the variant: "seven_nd-s0.8-seed1", "dense-seed2"
-            r["dir"] = result.parent
-            rows.append(r)
-    return rows
-
-
-def correct(row: dict[str, Any]) -> np.ndarray:
-    with np.load(row["dir"] / "predictions.npz") as p:
-        return (p["test.pred"] == p["test.label"]).astype(np.int8)
-
-
-def diagnostics(row: dict[str, Any]) -> dict[str, Any] | None:
-    path = row["dir"] / "diagnostics.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def _acc(r: dict[str, Any]) -> float:
-    return float(r["metrics"]["accuracy"])
-
-
-def _cell(values: list[float]) -> str:
-    if not values:
-        return "-"
-    sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.3f}{sd} ({len(values)})"
-
-
-# -- tables ------------------------------------------------------------------------------------------
-def main_table(rows: list[dict[str, Any]], order: list[str]) -> str:
-    """Mean ± sample sd of accuracy (seeds in brackets), method x sparsity; dense in every column."""
-    sparsities = sorted({float(r["target_sparsity"]) for r in rows if r["name"] != "dense"})
-    names = [m for m in order if any(r["name"] == m for r in rows)]
-    lines = ["| method | " + " | ".join(f"{s * 100:g} %" for s in sparsities) + " |",
-             "|---|" + "---|" * len(sparsities)]
-    for m in names:
-        if m == "dense" or m.startswith("dense_"):  # dense variants (S study): one value for every column
-            cell = _cell([_acc(r) for r in rows if r["name"] == m])
-            lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cell for _ in sparsities) + " |")
-            continue
-        cells = [_cell([_acc(r) for r in rows if r["name"] == m and float(r["target_sparsity"]) == s])
-                 for s in sparsities]
-        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def paired(rows: list[dict[str, Any]], ours: str, others: list[str],
-           sentences: str = "independent") -> tuple[str, list[dict[str, Any]]]:
-    """``ours - other`` per sparsity on the seeds both have: bootstrap interval, verdict, McNemar per seed.
-
-    ``sentences``: the bootstrap's sentence design (``sevenprune.tasks.stats``); the page's tables
-    use the default, :func:`design_table` the other one beside it."""
-    by = {(r["name"], float(r["target_sparsity"]), int(r["seed"])): r for r in rows}
-    dense = {(r["name"], int(r["seed"])): r for r in rows if r["name"].startswith("dense")}
-    sparsities = sorted({s for (m, s, _) in by if m == ours})
-    lines = ["| comparison | sparsity | seeds | difference, points [95 % CI] | verdict | McNemar p per seed |",
-             "|---|---|---|---|---|---|"]
-    records = []
-    for other in others:
-        for s in sparsities:
-            seeds = sorted(k for (m, s2, k) in by if m == ours and s2 == s
-                           and ((other, s, k) in by or (other, k) in dense))
-            if not seeds:
-                continue
-            a = [correct(by[(ours, s, k)]) for k in seeds]
-            b = [correct(dense[(other, k)] if (other, k) in dense else by[(other, s, k)]) for k in seeds]
-            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0, sentences=sentences)
-            ps = ", ".join(f"{mcnemar(x, y):.2g}" for x, y in zip(a, b))
-            lines.append(f"| {ours} − {other} | {s * 100:g} % | {len(seeds)} | {d.points()} | {d.verdict} | {ps} |")
-            records.append({"ours": ours, "other": other, "sparsity": s, "seeds": len(seeds), "mean": d.mean,
-                            "low": d.low, "high": d.high, "verdict": d.verdict})
-    if not records:
-        return f"(no paired comparison yet: {ours} has no finished run beside another method)", records
-    return "\n".join(lines), records
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' if n != 1 else ''}"
-
-
-def difference_text(r: dict[str, Any]) -> str:
-    """``+0.3 [-0.2, +0.9], 5 seeds``: a paired record's difference in points, its interval and seeds."""
-    return f"{format_points(r['mean'], r['low'], r['high'])}, {_seeds(r['seeds'])}"
-
-
-VERDICT_WORDS = {"ahead": "ahead of", "behind": "behind", "not separated": "not separated from"}
-
-
+PAPER = common.ROOT / "experiments" / "results" / "paper_figure_values.csv"  # values read off the paper's figures
 R_HEADING = "**In short (protocol R, generated from the paired comparisons of docs/results.md, R.1):**"
-
-
-def verdict_summary(records: list[dict[str, Any]], rows: list[dict[str, Any]], heading: str = R_HEADING,
-                    forms: tuple[tuple[str, str], ...] = (("seven", "SEVEN_dyn"),), against_dense: bool = False) -> str:
-    """The page's summary, generated from the paired records so that it can never say more than they do.
-    Worded to read the same on the page and in the README, which repeats it.
-
-    One line per form of SEVEN (``forms``: run name, label) and sparsity: ``- At 80 %, SEVEN_dyn (0.841) is
-    ahead of X (+1.0 [...], 3 seeds); ...``; the comparisons with dense only if ``against_dense``."""
-    if not records:
-        return "(no paired comparison yet)"
-    lines = [heading]
-    dense = [_acc(r) for r in rows if r["name"] == "dense"]
-    if dense:
-        lines.append(f"- Dense: {np.mean(dense):.3f} ({_seeds(len(dense))}).")
-    for ours, label in forms:
-        for s in sorted({r["sparsity"] for r in records if r["ours"] == ours}):
-            acc = [_acc(r) for r in rows if r["name"] == ours and float(r["target_sparsity"]) == s]
-            parts = [f"{VERDICT_WORDS[r['verdict']]} {r['other']} ({difference_text(r)})" for r in records
-                     if r["ours"] == ours and r["sparsity"] == s and (against_dense or r["other"] != "dense")]
-            if parts:
-                lines.append(f"- At {s * 100:g} %, {label} ({np.mean(acc):.3f}) is " + "; ".join(parts) + ".")
-    seeds = sorted({r["seeds"] for r in records})
-    span = f"{seeds[0]}-{seeds[-1]}" if seeds[0] != seeds[-1] else f"{seeds[0]}"
-    lines.append("- \"Ahead\" and \"behind\" mean that the 95 % interval of the paired difference excludes 0; "
-                 f"with {span} seeds, \"not separated\" is the usual answer for gaps of a point "
-                 "or two.")
-    return "\n".join(lines)
-
-
-def design_table(pairs: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
-    """Every comparison under both bootstrap designs: how many verdicts change, and which.
-
-    ``pairs``: (label, record with sentences redrawn per seed, record with one draw shared by all seeds),
-    each record holding ``mean``, ``low``, ``high`` and ``verdict``. The protocol's 2,000 test sentences
-    are the same in every seed, so a sentence one method gets right in every seed is one sentence: the
-    shared design counts it once (see ``sevenprune.tasks.stats``)."""
-    if not pairs:
-        return "(no paired comparison yet)"
-    def ci(r: dict[str, Any]) -> str:
-        return format_points(r["mean"], r["low"], r["high"])
-
-    ratios = [(s["high"] - s["low"]) / (i["high"] - i["low"]) for _, i, s in pairs if i["high"] > i["low"]]
-    changed = [(label, i, s) for label, i, s in pairs if i["verdict"] != s["verdict"]]
-    separated = sum(i["verdict"] != "not separated" for _, i, _ in pairs)
-    head = (f"{len(pairs)} comparisons, {separated} of them ahead or behind with the sentences redrawn per seed; "
-            f"with one sentence draw shared by every seed, {len(changed)} verdict"
-            f"{'s' if len(changed) != 1 else ''} change"
-            f"{'' if len(changed) != 1 else 's'}. Interval width, shared / per seed: median "
-            f"{np.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f} "
-            f"({len(ratios)} comparisons with a non-zero interval).")
-    if not changed:
-        return head
-    lines = [head, "", "| comparison | per seed: points [95 % CI] | verdict | shared: points [95 % CI] | verdict |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {label} | {ci(i)} | {i['verdict']} | {ci(s)} | {s['verdict']} |" for label, i, s in changed]
-    return "\n".join(lines)
-
-
-def _design_pairs(rows: list[dict[str, Any]], ours: str, others: list[str],
-                  records: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """``paired``'s records beside the same comparisons with the shared sentence design."""
-    shared = paired(rows, ours, others, sentences="shared")[1]
-    return [(f"{i['ours']} − {i['other']}, {i['sparsity'] * 100:g} %", i, s) for i, s in zip(records, shared)]
 
 
 def cost_table(rows: list[dict[str, Any]], order: list[str]) -> str:
@@ -244,28 +80,6 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
     return "\n".join(lines) if len(lines) > 2 else "(no run has recorded this set yet)"
 
 
-def discount_table(rows: list[dict[str, Any]]) -> str:
-    """SEVEN's ranking against the first-order sum on the same run: what the noise discount changes."""
-    lines = ["| run | window step | kept by SEVEN only (rescued): entries, mean m_hat/r_hat | kept by the sum only "
-             "(dropped): entries, mean m_hat/r_hat | still kept entries: mean m_hat/r_hat | Jaccard of the two sets |",
-             "|---|---|---|---|---|---|"]
-
-    def mean(x: dict[str, Any]) -> str:
-        return f"{x['ratio_mean']:.3f}" if x["ratio_mean"] is not None else "-"
-
-    for r in rows:
-        if r["name"] != "seven" or not (d := diagnostics(r)) or not d.get("discount_effect"):
-            continue
-        effects = d["discount_effect"]
-        if isinstance(effects, dict):  # the first form (one comparison among the kept entries): not shown
-            continue
-        for e in effects:
-            lines.append(f"| {r['run']} | {e['window_step']} | {e['rescued']['entries']:,}, {mean(e['rescued'])} | "
-                         f"{e['dropped']['entries']:,}, {mean(e['dropped'])} | {mean(e['alive'])} | "
-                         f"{e['jaccard_kept']:.3f} |")
-    return "\n".join(lines) if len(lines) > 2 else "(no SEVEN run has recorded it yet: it is recorded by runs made from commit 05617c015a on)"
-
-
 def _method_of(sweep: str, run: str) -> str:
     """The method a committed run stands for in the mask tables: the pooler control's runs
     (``R_pooler80``, another target set) are ``<method>_pooler``."""
@@ -277,41 +91,47 @@ def _frac(v: list[float]) -> str:
     return f"{np.mean(v) * 100:.1f} %" + (f" ± {np.std(v, ddof=1) * 100:.1f}" if len(v) > 1 else "") if v else "-"
 
 
+def by_key(rows: list[dict[str, Any]], metric: str) -> dict[tuple[str, float, int], float]:
+    """``{(method, sparsity, seed): metric}`` of runs read from result.json or the archive's CSVs."""
+    return {(r["method"], float(r["target_sparsity"]), int(r["seed"])): float(r["metrics"][metric]) for r in rows}
+
+
+def paper_table(ours: list[dict[str, Any]], metric: str) -> str:
+    """The paper's SST-2 drop from dense beside ours on mr (the SST-2 source sentences)."""
+    paper: dict[str, dict[str, str]] = {}
+    dense_paper = None
+    with open(PAPER, encoding="utf-8") as f:
+        header, *rows = csv.reader(line for line in f if not line.startswith("#"))
+    sparsities = [h.removeprefix("s") for h in header[2:]]  # s0.1 ... s0.9
+    for row in rows:
+        if row[0].startswith("SST2"):
+            paper[row[1]] = dict(zip(sparsities, row[2:]))
+            found = re.search(r"dense (\.\d+)", row[0])  # the first row's label: SST2_acc(dense .921)
+            dense_paper = float(found.group(1)) if found else dense_paper
+    if dense_paper is None:
+        raise SystemExit(f"{PAPER}: no SST-2 panel label with the dense accuracy")
+    vals = by_key(ours, metric)
+    dense_ours = float(np.mean([v for (m, _, _), v in vals.items() if m == "dense"]))
+    names = [("SEVENpre", "seven_pre"), ("Magnitude", "magnitude_init"), ("SNIP", "snip"), ("GraSP", "grasp")]
+    cols = ["0.5", "0.7", "0.8", "0.9"]
+    lines = ["| method (paper / ours) | " + " | ".join(f"{float(c) * 100:g}%" for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    for pname, oname in names:
+        cells = []
+        for c in cols:
+            raw = paper.get(pname, {}).get(c, "").strip()
+            num = re.sub(r"[~<]", "", raw)
+            p = f"{(float(num) - dense_paper) * 100:+.1f}" if num else "-"
+            if raw.startswith("<"):
+                p = "below " + p
+            o = [v for (m, s, _), v in vals.items() if m == oname and abs(s - float(c)) < 1e-9]
+            q = f"{(np.mean(o) - dense_ours) * 100:+.1f}" if o else "-"
+            cells.append(f"{p} / {q}")
+        lines.append(f"| {pname} / {oname} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # -- plots -------------------------------------------------------------------------------------------
-def _plt() -> Any:
-    return dplots._pyplot()
-
-
-def _save(fig: Any, name: str) -> str:
-    dplots._save(fig, IMG / name)
-    return f"img/{name}"
-
-
-def plot_curve(rows: list[dict[str, Any]], order: list[str], name: str, title: str,
-               ylabel: str = "accuracy (2,000 test sentences)") -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    dense = [_acc(r) for r in rows if r["name"] == "dense"]
-    if dense:
-        ax.axhline(float(np.mean(dense)), color="grey", ls="--", lw=1, label="dense")
-    for m in order:
-        pts = defaultdict(list)
-        for r in rows:
-            if r["name"] == m and m != "dense":
-                pts[float(r["target_sparsity"])].append(_acc(r))
-        if not pts:
-            continue
-        xs = sorted(pts)
-        ys = [float(np.mean(pts[x])) for x in xs]
-        err = [float(np.std(pts[x], ddof=1)) if len(pts[x]) > 1 else 0.0 for x in xs]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=LABELS.get(m, m))
-    ax.set_xlabel("sparsity of the prunable weights")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _save(fig, name)
-
-
 def plot_noise_discount(rows: list[dict[str, Any]], name: str) -> str | None:
     """SEVEN's m_hat/r_hat over the window: median per matrix kind, and the histogram at the last snapshot."""
     runs = [r for r in rows if r["name"] == "seven" and (d := diagnostics(r)) and d["snapshots"]
@@ -321,7 +141,7 @@ def plot_noise_discount(rows: list[dict[str, Any]], name: str) -> str | None:
     run = sorted(runs, key=lambda r: (abs(float(r["target_sparsity"]) - 0.8), r["seed"]))[0]
     d = diagnostics(run)
     assert d is not None
-    dplots.plot_noise_discount(d, IMG / name, title=f"SEVEN's noise discount, {run['run']}")
+    dplots.plot_noise_discount(d, common.IMG / name, title=f"SEVEN's noise discount, {run['run']}")
     return f"img/{name}"
 
 
@@ -330,7 +150,7 @@ def plot_stability(rows: list[dict[str, Any]], order: list[str], sparsity: float
                                  and (d := diagnostics(r))] for m in order}
     if not any(groups.values()):
         return None
-    dplots.plot_stability({k: v for k, v in groups.items() if v}, IMG / name,
+    dplots.plot_stability({k: v for k, v in groups.items() if v}, common.IMG / name,
                           title=f"How early each method's ranking settles ({sparsity * 100:g} %)")
     return f"img/{name}"
 
@@ -340,13 +160,13 @@ def plot_layers(rows: list[dict[str, Any]], order: list[str], sparsity: float, n
                                  and float(r["target_sparsity"]) == sparsity and r["layers"]] for m in order}
     if not any(groups.values()):
         return None
-    dplots.plot_layer_sparsity({k: v for k, v in groups.items() if v}, IMG / name,
+    dplots.plot_layer_sparsity({k: v for k, v in groups.items() if v}, common.IMG / name,
                                title=f"Per-matrix sparsity at {sparsity * 100:g} % overall (mean over seeds)")
     return f"img/{name}"
 
 
 def plot_overlap(name: str) -> tuple[str | None, str]:
-    path = R_DIR / "overlap.json"
+    path = protocol_dir("R") / "overlap.json"
     if not path.exists():
         return None, ""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -356,7 +176,7 @@ def plot_overlap(name: str) -> tuple[str | None, str]:
     pairs = {p.replace(" | ", " vs "): v for p, v in data[key].items() if "seven" in p}
     if not pairs:
         return None, ""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 3.8))
     names: list[str] = []
     for pair, v in sorted(pairs.items()):
@@ -369,12 +189,12 @@ def plot_overlap(name: str) -> tuple[str | None, str]:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     lines = ["| pair | Jaccard of the kept sets, all matrices |", "|---|---|"]
     lines += [f"| {p} | {v['all']:.3f} |" for p, v in sorted(pairs.items())]
-    return _save(fig, name), f"Run set {key}.\n\n" + "\n".join(lines)
+    return save_figure(fig, name), f"Run set {key}.\n\n" + "\n".join(lines)
 
 
 def magnitude_overlap_table(order: list[str]) -> str:
     """How much of each method's kept set the pretrained weights' magnitude alone would have kept."""
-    path = R_DIR / "magnitude_overlap.json"
+    path = protocol_dir("R") / "magnitude_overlap.json"
     if not path.exists():
         return ""
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -400,10 +220,10 @@ def magnitude_overlap_table(order: list[str]) -> str:
 
 
 def pretrained_function_table(order: list[str]) -> str | None:
-    """Each method's final masks applied to the pretrained model, without fine-tuning (collect_R.py):
+    """Each method's final masks applied to the pretrained model, without fine-tuning (collect.py):
     how close its sentence embeddings stay to the unpruned model's, and how well a linear probe reads
     the sentiment from them."""
-    path = R_DIR / "pretrained_function.json"
+    path = protocol_dir("R") / "pretrained_function.json"
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -444,21 +264,19 @@ def blocks() -> dict[str, str]:
         out["R_main"] = "(no finished protocol-R runs yet)"
         return out
     seconds = sum(float(r["seconds"]) for r in dyn)
-    commits = sorted({json.loads((r["dir"] / "config.json").read_text())["code"].get("git_commit") or "?"
-                      for r in dyn})
-    out["R_table"] = main_table(dyn, DYN_ORDER)  # the README's copy (README_BLOCKS in make_results.py)
+    out["R_table"] = main_table(dyn, DYN_ORDER)  # also README.md's (make_results.readme_blocks, the same function)
     out["R_main"] = (out["R_table"] + "\n\n"
                      + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(dyn)} runs, "
                        f"{seconds / 3600:.1f} h of compute (one thread each, two runs side by side). "
-                       f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
+                       f"Code: commit(s) {', '.join(c[:10] for c in commits(dyn))}.\n\n"
                      + f"![protocol R]({plot_curve(dyn, DYN_ORDER, 'results_R_dyn.png', 'mr / MiniLM, protocol R')})")
     table, records = paired(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
                                            "dense"])
     out["R_paired"] = table
-    design = _design_pairs(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
+    design = design_pairs(dyn, "seven", ["seven_nd", "platon", "movement", "soft_movement", "magnitude", "random",
                                           "dense"], records)
-    out["R_short"] = verdict_summary(records, dyn)
-    (R_DIR / "paired.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    out["R_short"] = verdict_summary(records, dyn, R_HEADING)
+    write_records(protocol_dir("R") / "paired.json", records)
     # only the top-1 % set: with the larger "keep" set, most entries at the top of an early snapshot are
     # pruned before the later ones (a pruned weight is zero, never at the top), so "transient" there
     # mostly means "pruned early" and says nothing about noise
@@ -498,14 +316,25 @@ def blocks() -> dict[str, str]:
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]
         out["R_pre"] = main_table(pre, PRE_ORDER)
+        # beside the paper's SST-2 panel: drops from dense, ours from protocol R's dense; each sparsity's
+        # column fills in as its runs land
+        paper_rows = load_runs(PAPER_PRE_SWEEPS) + [r for r in load_runs(["R_dyn80"]) if r["name"] == "dense"]
+        out["R_paper"] = paper_table(paper_rows, "accuracy")
         others = [m for m in PRE_ORDER[2:] if any(r["name"] == m for r in pre)] + ["dense"]  # as R_paired
         out["R_pre_paired"], pre_records = paired(pre, "seven_pre", others)
-        design += _design_pairs(pre, "seven_pre", others, pre_records)
+        write_records(protocol_dir("R") / "paired_pre.json", pre_records)
+        design += design_pairs(pre, "seven_pre", others, pre_records)
         if any(r["name"] == "grasp_abs" for r in pre):  # the magnitude form of GraSP against SNIP (R.3)
             out["R_grasp_abs_snip"] = paired(pre, "grasp_abs", ["snip"])[0]
         layers = plot_layers(pre, PRE_ORDER, 0.8, "results_R_layers_pre.png")
         if layers:
             out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
+    pace = load_runs(["R_movement_pace"])  # movement at its authors' pace: two epochs, pruning in the second
+    if pace:
+        out["R_movement_pace"] = main_table(pace, ["dense", "movement"]) + "\n\n" + paired(pace, "movement", ["dense"])[0]
+    else:
+        out["R_movement_pace"] = ("(not run yet: `bash experiments/results/R/run_R.sh pace`, then "
+                                  "`python experiments/results/collect.py`)")
     start = grasp_start_table()
     if start:
         out["R_grasp_start"] = start
@@ -514,9 +343,9 @@ def blocks() -> dict[str, str]:
 
 
 def grasp_start_table() -> str | None:
-    """``docs/results/grasp_start.json`` (experiments/grasp_start.py): 50 % masks on the pretrained model,
+    """``docs/results/R/grasp_start.json`` (experiments/results/R/grasp_start.py): 50 % masks on the pretrained model,
     no fine-tuning, and the distribution of GraSP's S."""
-    path = R_DIR.parent / "grasp_start.json"
+    path = protocol_dir("R") / "grasp_start.json"
     if not path.exists():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -1,10 +1,12 @@
-"""The fine-tuning-strategy study (docs/results.md, section S), from the committed files in docs/results/R/.
+"""The fine-tuning-strategy study (docs/results.md, section S), from the committed files in docs/results/S/
+and protocol R's reference runs in docs/results/R/.
 
 Each factor is protocol R at 80 % with one thing changed (``experiments/results/S/make_configs.py``);
 the protocol's own runs (``R_dyn80``, ``R_base80``) are the reference level of every factor (batch 32,
 AdamW at 1e-4, constant schedule). For every factor: one table of accuracy per method and level, the
 paired differences of SEVEN against each method at each level, and one plot of accuracy against the
-factor. Like ``results_R``, nothing here reads ``runs/``, so a fresh clone rebuilds the same bytes.
+factor. The pooled comparisons behind the page's summary are written to ``docs/results/S/pooled.json``.
+Like every protocol module, it reads only committed files (``results_common``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from results_R import (LABELS, N_BOOT, _acc, _cell, _plt, _save, correct, design_table, difference_text,
-                       discount_table, load_runs)
+import results_common as common
+from results_common import (LABELS, accuracy, cell, correct, design_table, difference_text, discount_table,
+                            load_runs, protocol_dir, pyplot, save_figure, write_records)
 from sevenprune.tasks.stats import format_points, mcnemar, paired_bootstrap, pooled_paired_bootstrap
 
 METHODS = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -121,7 +124,7 @@ def level_table(factor: Factor, rows: list[dict[str, Any]]) -> str:
     levels = [label for label, _ in factor.levels]
     lines = [f"| method | " + " | ".join(levels) + " |", "|---|" + "---|" * len(levels)]
     for m in METHODS:
-        cells = [_cell([_acc(r) for r in rows if r["name"] == m and r["level"] == lv]) for lv in levels]
+        cells = [cell([accuracy(r) for r in rows if r["name"] == m and r["level"] == lv]) for lv in levels]
         if any(c != "-" for c in cells):
             lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -129,7 +132,7 @@ def level_table(factor: Factor, rows: list[dict[str, Any]]) -> str:
 
 def paired_records(factor: Factor, rows: list[dict[str, Any]], sentences: str = "independent") -> list[dict[str, Any]]:
     """SEVEN minus each compared method at each level, on the seeds both have (``sentences``: the
-    bootstrap's sentence design, as in ``results_R.paired``)."""
+    bootstrap's sentence design, as in ``results_common.paired``)."""
     by = {(r["name"], r["level"], int(r["seed"])): r for r in rows}
     records = []
     for other in COMPARED:
@@ -139,7 +142,7 @@ def paired_records(factor: Factor, rows: list[dict[str, Any]], sentences: str = 
                 continue
             a = [correct(by[("seven", label, k)]) for k in seeds]
             b = [correct(by[(other, label, k)]) for k in seeds]
-            d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0, sentences=sentences)
+            d = paired_bootstrap(a, b, n_boot=common.N_BOOT, seed=0, sentences=sentences)
             records.append({"factor": factor.key, "level": label, "reference": label == _reference(factor), "other": other, "seeds": len(seeds),
                             "mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict,
                             "points": d.points(), "mcnemar": [mcnemar(x, y) for x, y in zip(a, b)]})
@@ -207,7 +210,7 @@ def _significant(a: list[Any], b: list[Any]) -> str:
 
 
 def _pool(conditions: list[tuple[str, list[Any], list[Any]]], sentences: str = "independent") -> tuple[Any, str]:
-    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=N_BOOT, seed=0, sentences=sentences)
+    pooled = pooled_paired_bootstrap([(a, b) for _, a, b in conditions], n_boot=common.N_BOOT, seed=0, sentences=sentences)
     return pooled, _significant([x for _, a, _ in conditions for x in a], [y for _, _, b in conditions for y in b])
 
 
@@ -218,7 +221,7 @@ def discount_pooled(conditions: list[tuple[str, list[Any], list[Any]]]) -> str:
     lines = ["| condition | seeds | SEVEN − control, points [95 % CI] | verdict | seeds with McNemar p < 0.05: SEVEN ahead / behind |",
              "|---|---|---|---|---|"]
     for label, a, b in conditions:
-        d = paired_bootstrap(a, b, n_boot=N_BOOT, seed=0)
+        d = paired_bootstrap(a, b, n_boot=common.N_BOOT, seed=0)
         lines.append(f"| {label} | {len(a)} | {d.points()} | {d.verdict} | {_significant(a, b)} |")
     pooled, significant = _pool(conditions)
     lines.append(f"| **all {len(conditions)} conditions pooled** | {pooled.seeds} | **{pooled.points()}** | "
@@ -240,14 +243,14 @@ def pooled_summary(by_other: dict[str, list[tuple[str, list[Any], list[Any]]]]) 
 
 def plot(factors: list[tuple[Factor, list[dict[str, Any]]]], name: str) -> str:
     """Accuracy against each factor's level, one line per method (means; seeds as small dots)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(factors), figsize=(4.2 * len(factors), 3.8), squeeze=False)
     for ax, (factor, rows) in zip(axes[0], factors):
         levels = [label for label, _ in factor.levels]
         for i, m in enumerate(METHODS):
             xs, ys = [], []
             for x, lv in enumerate(levels):
-                vals = [_acc(r) for r in rows if r["name"] == m and r["level"] == lv]
+                vals = [accuracy(r) for r in rows if r["name"] == m and r["level"] == lv]
                 if vals:
                     offset = (i - 2) * 0.04  # side by side, so that the seeds' dots do not hide each other
                     ax.plot([x + offset] * len(vals), vals, ".", ms=3, color=f"C{i}", alpha=0.5)
@@ -260,7 +263,7 @@ def plot(factors: list[tuple[Factor, list[dict[str, Any]]]], name: str) -> str:
         ax.set_ylabel("accuracy (2,000 test sentences)", fontsize=7)
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("Protocol R at 80 %, one fine-tuning factor changed at a time", fontsize=9)
-    return _save(fig, name)
+    return save_figure(fig, name)
 
 
 def dense_search() -> str | None:
@@ -273,7 +276,7 @@ def dense_search() -> str | None:
     for r in sorted(rows, key=lambda r: _search_run(r["run"])):
         opt, lr = _search_run(r["run"])
         used = "yes" if _used(opt, lr, rates) else ""
-        lines.append(f"| {opt} | {lr:g} | {_acc(r):.3f} | {used} |")
+        lines.append(f"| {opt} | {lr:g} | {accuracy(r):.3f} | {used} |")
     return "\n".join(lines)
 
 
@@ -298,11 +301,17 @@ def blocks() -> dict[str, str]:
     out["S_discount_pooled"] = (discount_pooled(by_other["seven_nd"]) + "\n\nThe same pooling for SEVEN against "
                                 "PLATON and gradual magnitude (each over the conditions where it ran):\n\n"
                                 + pooled_summary(by_other))
+    pooled_records = []
     for other, conditions in by_other.items():
         if conditions:
             pooled = [_pool(conditions, sentences)[0] for sentences in ("independent", "shared")]
+            pooled_records.append({"ours": "seven", "other": other, "conditions": len(conditions),
+                                   "seeds": int(pooled[0].seeds), "mean": float(pooled[0].mean), "low": float(pooled[0].low),
+                                   "high": float(pooled[0].high), "verdict": pooled[0].verdict})
             design.append((f"seven − {other}, pooled over {len(conditions)} conditions",
                            *({"mean": d.mean, "low": d.low, "high": d.high, "verdict": d.verdict} for d in pooled)))
+    write_records(protocol_dir("S") / "pooled.json", pooled_records)
+
     def ci(r: dict[str, Any]) -> str:  # two digits: the pooled intervals are narrow
         return format_points(r["mean"], r["low"], r["high"], digits=2)
     pooled_rows = [f"- {label}: {ci(i)} per seed, {ci(s)} shared ({s['verdict']})"

@@ -1,22 +1,22 @@
 """Protocol V (docs/results.md, section V): the Fashion-MNIST ViT protocol at protocol R's proportions,
-from the committed files in docs/results/R/V_* (``experiments/results/V/*.json``).
+from the committed files in docs/results/V/ (``experiments/results/V/*.json``, ``run_V.sh``).
 
 A 4-layer ViT trained from scratch for 1,000 steps (``V_pretrain``), then fine-tuned for 268 steps while
 pruned: during fine-tuning from step 30 over 180 steps (``V_dyn``), or early, in the first 100 steps
 (``V_pre``). Every run is evaluated on all 10,000 test images, and the paired comparisons use the same
-statistics as protocol R (``results_R.paired``). Like ``results_R``, nothing here reads ``runs/``.
+statistics as protocol R (``results_common.paired``); the records behind the page's summary are written to
+``docs/results/V/paired.json``. Like every protocol module, it reads only committed files.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from typing import Any
 
 import numpy as np
 
-from results_R import (ROOT, _acc, _design_pairs, design_table, diagnostics, load_runs, main_table, paired,
-                       plot_curve, verdict_summary)
+from results_common import (ROOT, accuracy, commits, design_pairs, design_table, diagnostics, load_runs, main_table,
+                            paired, plot_curve, protocol_dir, verdict_summary, write_records)
 from sevenprune.tasks.stats import format_points
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "magnitude"]
@@ -90,7 +90,7 @@ def blocks() -> dict[str, str]:
     pretrain = load_runs(["V_pretrain"])
     if pretrain:
         r = pretrain[0]
-        out["V_pretrain"] = (f"Pretrained ViT (dense, seed 1): accuracy {_acc(r):.4f} on the 10,000 test images "
+        out["V_pretrain"] = (f"Pretrained ViT (dense, seed 1): accuracy {accuracy(r):.4f} on the 10,000 test images "
                              f"after {r['steps']} steps ({float(r['seconds']) / 60:.1f} min, one thread).")
     dyn = load_runs(["V_dyn"])
     pre = load_runs(["V_pre"])
@@ -100,12 +100,10 @@ def blocks() -> dict[str, str]:
     dense = [r for r in dyn if r["name"] == "dense"]
     rows = dyn + pre
     seconds = sum(float(r["seconds"]) for r in rows)
-    commits = sorted({json.loads((r["dir"] / "config.json").read_text())["code"].get("git_commit") or "?"
-                      for r in rows + pretrain})
     out["V_main"] = (main_table(rows, DYN_ORDER + PRE_ORDER) + "\n\n"
                      + f"Mean ± sample sd of accuracy over seeds (seeds in brackets); {len(rows)} runs, "
                        f"{seconds / 60:.0f} min of compute (one thread each, two runs side by side). "
-                       f"Code: commit(s) {', '.join(c[:10] for c in commits)}.\n\n"
+                       f"Code: commit(s) {', '.join(c[:10] for c in commits(rows + pretrain))}.\n\n"
                      + f"![protocol V]({plot_curve(rows, DYN_ORDER + PRE_ORDER, 'results_V.png', TITLE, YLABEL)})")
     tables, design, records_all = [], [], []
     for ours, others, group in (("seven", DYN_COMPARED, dyn), ("seven_pre", PRE_COMPARED, pre + dense)):
@@ -113,12 +111,13 @@ def blocks() -> dict[str, str]:
             continue
         table, records = paired(group, ours, others)
         tables.append(table)
-        design += _design_pairs(group, ours, others, records)
+        design += design_pairs(group, ours, others, records)
         records_all += records
     out["V_paired"] = "\n\n".join(tables) if tables else "(no paired comparison yet)"
     out["V_design"] = design_table(design)
     out["V_paper"] = paper_table(records_all)
     out["V_discount"] = discount_summary(dyn)
+    write_records(protocol_dir("V") / "paired.json", records_all)
     out["V_short"] = verdict_summary(records_all, rows, HEADING, (("seven", "SEVEN_dyn"), ("seven_pre", "SEVEN_pre")),
                                      against_dense=True)
     return out

@@ -8,7 +8,8 @@
 #
 #     bash experiments/results/R/run_R.sh            # both workers
 #     bash experiments/results/R/run_R.sh second     # the second pass: 70 %, pre at 90 %, seeds 4-5
-#     python experiments/results/R/collect_R.py      # copy the finished runs' summaries into docs/results/R
+#     bash experiments/results/R/run_R.sh pace       # movement at its authors' pace (R_movement_pace, ~1 h)
+#     python experiments/results/collect.py          # copy the finished runs' summaries into docs/results/R
 set -uo pipefail  # no -e: one failed sweep must not stop the others
 cd "$(dirname "$0")/../../.."
 SP=${SP:-sevenprune}
@@ -30,6 +31,13 @@ worker_b() { worker R_dyn90; worker R_pre80; worker R_base90; worker R_pre50; }
 worker_c() { worker R_dyn70; sweep R_dyn80 --methods seven seven_nd platon dense --seeds 4 5; worker R_base70; }
 worker_d() { worker R_pre90; sweep R_dyn90 --methods seven seven_nd platon --seeds 4 5; }
 
+# movement at its authors' pace (R_movement_pace.json): two epochs (536 steps), scores learning from step 1,
+# pruning over the second epoch (from step 268 over 210 steps, then protocol R's 58 steps with the masks
+# fixed), 50 % and 90 %, seeds 1-3; dense at the same budget last, as the reference
+worker_e() { for seeds in "1" "1 2" "1 2 3"; do sweep R_movement_pace --methods movement --sparsities 0.5 --seeds $seeds; done; }
+worker_f() { for seeds in "1" "1 2" "1 2 3"; do sweep R_movement_pace --methods movement --sparsities 0.9 --seeds $seeds; done
+             sweep R_movement_pace --methods dense; }
+
 case "${1:-both}" in
   a) worker_a 2>&1 | tee -a runs/results/logs/R_a.log ;;
   b) worker_b 2>&1 | tee -a runs/results/logs/R_b.log ;;
@@ -41,5 +49,9 @@ case "${1:-both}" in
     worker_c >> runs/results/logs/R_c.log 2>&1 &
     worker_d >> runs/results/logs/R_d.log 2>&1 &
     wait ;;
-  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second]" >&2; exit 2 ;;
+  pace)
+    worker_e >> runs/results/logs/R_e.log 2>&1 &
+    worker_f >> runs/results/logs/R_f.log 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second|pace]" >&2; exit 2 ;;
 esac

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Runs every sweep of docs/results.md on a 2-core machine, resumably (finished runs are skipped).
+# Runs every sweep of docs/results/archive.md (the superseded 32-step protocols) on a 2-core machine, resumably (finished runs are skipped).
 #
 # Two workers of one thread each: on this machine that gives about 1.2x the throughput of one
 # 2-thread worker. Seeds are staged (1, then 1 2, then 1 2 3) so that an interrupted set still has
 # every method at the first seeds. From the repository root:
 #
-#     bash experiments/results/run_all.sh        # both workers
-#     bash experiments/results/run_all.sh a      # worker A only (or b)
-#     python experiments/results/make_results.py # tables and plots into docs/results.md
+#     bash experiments/results/archive/run_all.sh        # both workers
+#     bash experiments/results/archive/run_all.sh a      # worker A only (or b)
+# then copy each sweep's runs/results/<sweep>/results.csv (sevenprune report) to docs/results/archive/ and
+#     python experiments/results/make_results.py         # tables and plots into docs/results/archive.md
 set -uo pipefail  # no -e: one failed sweep must not stop the others
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 SP=${SP:-sevenprune}
-CFG=experiments/results
+CFG=experiments/results/archive
 mkdir -p runs/results/logs
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
 
@@ -49,5 +50,5 @@ case "${1:-both}" in
     worker_a >> runs/results/logs/worker_a.log 2>&1 &
     worker_b >> runs/results/logs/worker_b.log 2>&1 &
     wait ;;
-  *) echo "usage: bash experiments/results/run_all.sh [a|b|both]" >&2; exit 2 ;;
+  *) echo "usage: bash experiments/results/archive/run_all.sh [a|b|both]" >&2; exit 2 ;;
 esac

@@ -4,14 +4,14 @@ Every mask prunes 50 % of the encoder's prunable weights (the pooler excluded, a
 pretrained all-MiniLM-L6-v2, scored on the same 4 batches of 32 training sentences of ``mr`` (seed 1,
 length 64), with no fine-tuning. For each mask: the mean cosine of the pruned encoder's mean-pooled
 sentence embeddings with the dense encoder's, and the 4-fold accuracy of a logistic-regression probe on
-them (the same measures as ``experiments/results/R/collect_R.py``'s ``pretrained_function``, on the
+them (the same measures as ``experiments/results/collect.py``'s ``pretrained_function``, on the
 first 512 training sentences). Also the distribution of GraSP's ``S = -W * H g``.
 
 Masks: GraSP as the paper (``variant="paper"``, temperature 1 and the authors' 200), the same scores
 ranked the other way round (keep the highest ``S``), ``variant="abs"`` (keep the highest ``|S|``), SNIP,
-magnitude and random. Writes ``docs/results/grasp_start.json``; about 5 minutes on one thread::
+magnitude and random. Writes ``docs/results/R/grasp_start.json``; about 5 minutes on one thread::
 
-    python experiments/grasp_start.py [--out docs/results/grasp_start.json]
+    python experiments/results/R/grasp_start.py [--out docs/results/R/grasp_start.json]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ EXCLUDE = ["pooler"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/results/grasp_start.json"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/R/grasp_start.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
 

@@ -1,14 +1,14 @@
-"""Which cells of protocol R and of the fine-tuning-strategy study have no committed run yet, and the
-sweep commands that make exactly those (docs/results.md).
+"""Which cells of the protocols of docs/results.md have no committed run yet, and the sweep commands
+that make exactly those.
 
 A sweep resumes from its own runs folder; on a machine whose folder does not hold the earlier runs
 (they were made elsewhere, and only their summaries are committed), a plain ``sevenprune sweep`` would
-make every run again. This lists, per configuration, the runs missing from ``docs/results/R/`` and
+make every run again. This lists, per configuration, the runs missing from ``docs/results/<protocol>/`` and
 prints one ``sevenprune sweep --config ... --methods ... --seeds N`` line per configuration and seed, the
 lowest seeds first, so that an interrupted set leaves every method at the earlier seeds:
 
-    python experiments/results/R/todo_R.py                 # counts, then the commands
-    python experiments/results/R/todo_R.py R_pre50 S_lr80  # only these configurations
+    python experiments/results/todo.py                 # counts, then the commands
+    python experiments/results/todo.py R_pre50 S_lr80  # only these configurations
 """
 
 from __future__ import annotations
@@ -18,24 +18,23 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "src"))
+from sevenprune.tasks.sweep import expand
 
-from sevenprune.tasks.sweep import expand  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "experiments" / "results"
-COMMITTED = ROOT / "docs" / "results" / "R"
-STUDIES = ("R", "S", "V")  # protocol R, the strategy study (protocol R with one factor changed), the ViT protocol
+COMMITTED = ROOT / "docs" / "results"  # one folder per protocol: docs/results/R/R_dyn80, docs/results/S/...
+# protocol R, the strategy study (protocol R with one factor changed), the ViT protocol, the decoder LMs
+STUDIES = ("R", "S", "V", "L")
 SEARCH = "S_lr_dense"  # the dense learning-rate search, whose runs are the optimizer factor's dense cells
 
 
 def configs(names: list[str] | None = None) -> list[Path]:
-    """The sweep configurations of both studies (``R/R_dyn80.json``, ...), or those named."""
+    """The sweep configurations of every protocol (``R/R_dyn80.json``, ...), or those named."""
     found = [p for study in STUDIES for p in sorted((CONFIGS / study).glob(f"{study}_*.json"))]
     if names:
         unknown = sorted(set(names) - {p.stem for p in found})
         if unknown:
-            raise SystemExit(f"todo_R: no configuration {', '.join(unknown)} under {CONFIGS}/R or /S "
+            raise SystemExit(f"todo: no configuration {', '.join(unknown)} under {CONFIGS}/<protocol> "
                              f"(have: {', '.join(p.stem for p in found)})")
         found = [p for p in found if p.stem in names]
     return found
@@ -43,14 +42,15 @@ def configs(names: list[str] | None = None) -> list[Path]:
 
 def missing(config: Path, committed: Path | None = None) -> list[tuple[int, str, str]]:
     """``(seed, method, run name)`` of every run of ``config`` without a committed result.json (under
-    ``committed``, default docs/results/R)."""
+    ``committed``/<protocol>, default docs/results/<protocol>)."""
     committed = COMMITTED if committed is None else committed
     spec = json.loads(config.read_text(encoding="utf-8"))
     sweep = Path(spec["out"]).name
+    protocol = sweep.split("_", 1)[0]
     out = []
     for name, opts in expand(spec):
         search = _search_name(opts)
-        if _made(committed / sweep / name) or (search and _made(committed / SEARCH / search)):
+        if _made(committed / protocol / sweep / name) or (search and _made(committed / "S" / SEARCH / search)):
             continue
         method = name.rsplit("-seed", 1)[0] if name.startswith("dense") else name.split("-s")[0]
         out.append((int(opts["seed"]), method, name))

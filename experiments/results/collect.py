@@ -1,12 +1,14 @@
-"""Copy the finished protocol-R runs' summaries into docs/results/R/ (committed), and compute the mask
-overlaps and the other figures that need the masks themselves (too large to commit) into
-docs/results/R/overlap.json, magnitude_overlap.json and pretrained_function.json.
+"""Copy the finished runs' summaries of every protocol into docs/results/<protocol>/ (committed: a sweep
+``R_dyn80`` into docs/results/R/R_dyn80/, ``S_batch80`` into docs/results/S/, ``V_dyn`` into
+docs/results/V/), and compute protocol R's mask overlaps and the other figures that need the masks
+themselves (too large to commit) into docs/results/R/overlap.json, magnitude_overlap.json and
+pretrained_function.json.
 
 Per run: result.json, config.json, metrics.jsonl, predictions.npz, diagnostics.json (not the weights,
 not the pruner state). Run from the repository root, or with --runs pointing at a sweep worktree's
 runs/results (the runs record the commit they were made with in config.json["code"]):
 
-    python experiments/results/R/collect_R.py [--runs RUNS_DIR]
+    python experiments/results/collect.py [--runs RUNS_DIR]
 """
 
 from __future__ import annotations
@@ -21,15 +23,22 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[3]
-OUT = ROOT / "docs" / "results" / "R"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results"  # one folder per protocol, named as the prefix of its sweeps
+OUT = RESULTS / "R"  # protocol R's figures computed from the masks
+# protocol R, the fine-tuning-strategy study (protocol R with one factor changed), the ViT on Fashion-MNIST
+# at protocol R's proportions, and the decoder LMs
+PROTOCOLS = ("R", "S", "V", "L")
 FILES = ("result.json", "config.json", "metrics.jsonl", "predictions.npz", "diagnostics.json")
 
 
 def _finished(runs: Path) -> list[Path]:
-    # protocol R's sweeps, the fine-tuning-strategy study's (S_*), which is protocol R with one factor changed,
-    # and protocol V's (V_*: the ViT on Fashion-MNIST at protocol R's proportions)
-    return sorted(p for prefix in ("R_", "S_", "V_") for p in runs.glob(f"{prefix}*/runs/*/result.json"))
+    return sorted(p for protocol in PROTOCOLS for p in runs.glob(f"{protocol}_*/runs/*/result.json"))
+
+
+def committed_dir(sweep: str) -> Path:
+    """Where a sweep's runs are committed: ``docs/results/S/S_batch80`` for ``S_batch80``."""
+    return RESULTS / sweep.split("_", 1)[0] / sweep
 
 
 def uncommitted(runs: Path) -> list[Path]:
@@ -38,21 +47,22 @@ def uncommitted(runs: Path) -> list[Path]:
     committed copy differs or was removed. Any figures cached under their names describe other masks."""
     out = []
     for result in _finished(runs):
-        dest = OUT / result.parent.parent.parent.name / result.parent.name / "result.json"
+        dest = committed_dir(result.parent.parent.parent.name) / result.parent.name / "result.json"
         if not dest.exists() or dest.read_bytes() != result.read_bytes():
             out.append(result.parent)
     return out
 
 
 def committed() -> set[str]:
-    """``sweep/run`` of every run whose summary is committed under ``OUT``."""
-    return {f"{r.parent.parent.name}/{r.parent.name}" for r in OUT.glob("*/*/result.json")}
+    """``sweep/run`` of every run whose summary is committed under ``RESULTS``."""
+    return {f"{r.parent.parent.name}/{r.parent.name}" for protocol in PROTOCOLS
+            for r in (RESULTS / protocol).glob(f"{protocol}_*/*/result.json")}
 
 
 def known_runs(runs: Path) -> set[str]:
     """``sweep/run`` of the runs whose cached figures stay valid: finished here, or committed. A committed
     run's masks may not be on this machine (the sweeps ran on another one, or the runs folder was
-    cleaned); only a run made again (``forget``) or withdrawn from ``OUT`` loses its figures."""
+    cleaned); only a run made again (``forget``) or withdrawn from ``RESULTS`` loses its figures."""
     return committed() | {f"{r.parent.parent.name}/{r.parent.name}" for r in _finished(runs)}
 
 
@@ -88,11 +98,12 @@ def forget(cache: dict[str, Any], stale: set[str], *, by_pair: bool = False) -> 
 
 
 def collect(runs: Path, todo: list[Path] | None = None) -> list[str]:
-    """Copy the summaries of ``todo`` (default: every uncommitted run) into ``OUT``; returns ``sweep/run``."""
+    """Copy the summaries of ``todo`` (default: every uncommitted run) into their protocol's folder under
+    ``RESULTS``; returns ``sweep/run``."""
     copied = []
     for run in uncommitted(runs) if todo is None else todo:
         sweep = run.parent.parent.name
-        dest = OUT / sweep / run.name
+        dest = committed_dir(sweep) / run.name
         dest.mkdir(parents=True, exist_ok=True)
         for name in FILES:
             if (run / name).exists():
@@ -104,7 +115,7 @@ def collect(runs: Path, todo: list[Path] | None = None) -> list[str]:
 def overlap(runs: Path, known: dict[str, Any] | None = None) -> dict[str, object]:
     """Per layer, the Jaccard index of the kept sets of every pair of methods (same sparsity and seed).
     Pairs already in ``known`` are kept (a finished run's masks do not change), so only new runs cost;
-    so are pairs of runs committed under ``OUT`` whose masks are not in ``runs``. A pair is dropped once
+    so are pairs of runs committed under ``RESULTS`` whose masks are not in ``runs``. A pair is dropped once
     one of its runs is neither in ``runs`` nor committed."""
     from safetensors.torch import load_file
 
@@ -286,7 +297,7 @@ def main() -> int:
     args = parser.parse_args()
     runs = Path(args.runs)
     if not runs.is_dir():
-        print(f"collect_R: {runs} is not a directory", file=sys.stderr)
+        print(f"collect: {runs} is not a directory", file=sys.stderr)
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     caches = {"overlap.json": True, "magnitude_overlap.json": False, "pretrained_function.json": False}  # by pair?
@@ -310,7 +321,7 @@ def main() -> int:
     write("overlap.json", overlap(runs, previous("overlap.json")))
     write("magnitude_overlap.json", pretrained_magnitude_overlap(runs, previous("magnitude_overlap.json")))
     write("pretrained_function.json", pretrained_function(runs, previous("pretrained_function.json")))
-    print(f"copied {len(copied)} new run(s) into {OUT.relative_to(ROOT)}: {copied}")
+    print(f"copied {len(copied)} new run(s) into {RESULTS.relative_to(ROOT)}/<protocol>/: {copied}")
     return 0
 
 
