@@ -284,7 +284,8 @@ def check_masks_follow_schedule(state: Mapping[str, Any], path: str | os.PathLik
 
     For the patterns whose count is exact (unstructured, N:M) the tolerance is one entry per matrix
     (``scope="local"`` rounds each matrix's count); the structured patterns count heads and neurons,
-    whose size the masks alone do not tell, so only "nothing pruned before the window" applies to them.
+    whose size the masks alone do not tell, so only "nothing pruned before the window" applies to them,
+    as to fixed masks (a one-step window from step 0: ``Pruner.from_masks``, ``prune_at_init``).
     """
     from .patterns import parse_pattern
     from .schedules import cubic_sparsity, pruned_count
@@ -298,6 +299,10 @@ def check_masks_follow_schedule(state: Mapping[str, Any], path: str | os.PathLik
         raise StateFileError(path, "mask/*", f"{pruned} entries are pruned before the pruning window starts: "
                              f"{where}; the masks were edited or belong to another state")
     if parse_pattern(config.get("pattern", "unstructured"))[0] == "structured" or not total:
+        return
+    if start == 0 and window == 1:
+        # the one-step window of masks chosen elsewhere (Pruner.from_masks, prune_at_init): their count is
+        # whatever was chosen, and ``sparsity`` only the intended one
         return
     tolerance = len(masks)
     allowed = pruned_count(cubic_sparsity(step, target, start, window), total)

@@ -152,8 +152,12 @@ def flatten_squad_json(obj: dict[str, Any]) -> Columns:
 
 
 def _read_table(path: Path) -> Columns:
+    from .userdata import _check_separator
+
     try:
-        return _parse_table(path)
+        columns = _parse_table(path)
+        _check_separator(columns, path)
+        return columns
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
     except (json.JSONDecodeError, csv.Error) as exc:
