@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         work = work / "quick"
         args.max_steps, args.start_step, args.prune_steps, args.batch_size = 8, 1, 4, 16
         args.train_limit, args.test_limit, args.trials = 128, 64, 1
-        args.threads, args.batches = [1], [1, 8]
+        args.threads, args.batches, args.train_threads = [1], [1, 8], 1
         args.source = quick_source(work)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     load_before = os.getloadavg()

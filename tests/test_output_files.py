@@ -195,3 +195,17 @@ def test_report_rebuilds_its_own_files(tmp_path, capsys):
     (sweep / "report.md").write_text("old")
     assert main(["report", str(sweep)]) == 0
     assert (sweep / "report.md").read_text().startswith("# Sweep report")
+
+
+# -- run ---------------------------------------------------------------------------------------------------------
+def test_a_run_is_never_written_through_a_link(tmp_path):
+    """In a sweep, runs/<name> may be a link to an empty folder elsewhere: refused before any work."""
+    from sevenprune.tasks.run_dir import RunExistsError, check_run_dir
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "runs").mkdir()
+    link = tmp_path / "runs" / "seven-s0.5-seed1"
+    link.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunExistsError, match="is a symbolic link .* never written through a link"):
+        check_run_dir(link, overwrite=True)
+    assert not any((tmp_path / "elsewhere").iterdir())

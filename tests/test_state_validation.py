@@ -76,6 +76,7 @@ BAD_FIELDS = [
     (("config", "method"), 3, "config.method", "must be a method name"),
     (("config", "method_options"), {"colour": 1}, "config.method_options", r"has no option\(s\) \['colour'\]"),
     (("config", "method_options"), [1], "config.method_options", "must be an object"),
+    (("config", "method_options"), {"seed": "x"}, "config.method_options", "seed"),
     (("config", "scope"), "galaxy", "config.scope", "must be one of"),
     (("config", "state_dtype"), "int8", "config.state_dtype", "must be one of"),
     (("config", "pattern"), "4:2", "config.pattern", "n:m pattern needs"),
@@ -193,3 +194,17 @@ def test_fixed_masks_with_a_label_of_their_own_load(tmp_path):
     sp.save_state(pruner, tmp_path / "s")
     restored = sp.load_state(tmp_path / "s", model())
     assert restored.method == "diagonal" and restored.sparsity() == pytest.approx(pruner.sparsity())
+
+
+def test_a_state_of_another_model_names_the_file(tmp_path):
+    directory, _ = saved(tmp_path)
+    other = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 5))
+    with pytest.raises(StateFileError, match=r"pruner.json: state: this pruner state belongs to another model"):
+        sp.load_state(directory, other)
+
+
+def test_bad_option_values_of_seven_are_named(tmp_path):
+    directory, _ = saved(tmp_path, method="seven", steps=3)
+    edit_json(directory, lambda meta: meta["config"]["method_options"].update(moments="weird"))
+    with pytest.raises(StateFileError, match=r"config.method_options: moments must be 'abs' or 'signed'"):
+        sp.load_state(directory, model())

@@ -156,9 +156,13 @@ def load_state(
         if isinstance(target, nn.Module):
             return Pruner.from_state(target, state, optimizer=optimizer)
         target.load_state_dict(state)
+    except StateFileError:
+        raise
     except (KeyError, TypeError, IndexError) as exc:  # a field the checks above do not cover: still name the file
         raise StateFileError(Path(path) / STATE_JSON, "state", f"cannot be loaded ({type(exc).__name__}: {exc})") \
             from None
+    except ValueError as exc:  # the state does not fit this model or pruner: the message says how
+        raise StateFileError(Path(path) / STATE_JSON, "state", str(exc)) from None
     if optimizer is not None:
         target.attach(optimizer)
     return target
@@ -230,6 +234,13 @@ def _check_method(config: Mapping[str, Any], step: int, path: Path) -> None:
     if unknown:
         raise StateFileError(path, "config.method_options", f"method {method!r} has no option(s) {unknown}; "
                              f"its options are {sorted(known)}")
+    try:  # the values, by the method's own checks
+        if method in methods():
+            get_method(method).checked_options(options)
+        elif method in init_methods():
+            init_method(method).options(options)
+    except (TypeError, ValueError) as exc:
+        raise StateFileError(path, "config.method_options", str(exc)) from None
 
 
 def check_state_fields(meta: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

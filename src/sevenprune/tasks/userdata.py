@@ -77,6 +77,10 @@ def _check_has_rows(path: Path) -> None:
     lines = 0
     with open(path, "rb") as f:
         for line in f:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return  # not text: the reader says so
             lines += bool(line.strip())
             if lines >= 2:
                 return
