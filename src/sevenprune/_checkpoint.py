@@ -52,7 +52,8 @@ def checkpoint_names_to_model(model: nn.Module, state: Mapping[str, Tensor]) -> 
         from transformers.conversion_mapping import get_model_conversion_mapping
         from transformers.core_model_loading import WeightRenaming, rename_source_key
 
-        renamings = [t for t in get_model_conversion_mapping(model) if type(t) is WeightRenaming]
+        renamings = [t for t in get_model_conversion_mapping(model)  # type: ignore[arg-type]
+                     if type(t) is WeightRenaming]
     except (ImportError, AttributeError, TypeError):  # transformers 4 (no renaming) or not a transformers model
         return dict(state)
     renamed: dict[str, Tensor] = {}

@@ -290,16 +290,16 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
         seen[file.resolve()] = str(run)
         loaded.append((path if path.is_dir() else path.parent, file, d))
     plans: list[tuple[str, Any]] = []
-    for (run_dir, file, d), name in zip(loaded, _plot_names(loaded)):
-        if d["snapshots"][0].get("noise_discount"):
-            plans.append((f"noise_discount-{name}.png",
-                          lambda p, d=d, name=name: plot_noise_discount(d, p, title=f"SEVEN's noise discount, {name}")))
+    for (_, _, diag), name in zip(loaded, _plot_names(loaded)):
+        if diag["snapshots"][0].get("noise_discount"):
+            plans.append((f"noise_discount-{name}.png", lambda p, diag=diag, name=name: plot_noise_discount(
+                diag, p, title=f"SEVEN's noise discount, {name}")))
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     layers: dict[str, list[Mapping[str, float]]] = defaultdict(list)
     matrices: tuple[set[str], Path] | None = None
-    for run_dir, file, d in loaded:
-        groups[_label(run_dir, d)].append(d)
-        per_matrix, source = d.get("final_sparsity_per_weight"), file
+    for run_dir, file, diag in loaded:
+        groups[_label(run_dir, diag)].append(diag)
+        per_matrix, source = diag.get("final_sparsity_per_weight"), file
         if per_matrix is None and (run_dir / "result.json").is_file():  # runs made before it was recorded
             from .._readers import read_json
 
@@ -312,14 +312,14 @@ def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.Path
                 raise ValueError(f"{source} has other matrices than {matrices[1]}: runs of different models "
                                  "cannot share a per-matrix plot; plot them separately")
             matrices = (set(per_matrix), source)
-            layers[_label(run_dir, d)].append(per_matrix)
+            layers[_label(run_dir, diag)].append(per_matrix)
     for label, runs in groups.items():
-        steps = {tuple(s["window_step"] for s in d["snapshots"]) for d in runs if "jaccard_with_final_kept"
-                 in d["snapshots"][0]}
+        steps = {tuple(s["window_step"] for s in r["snapshots"]) for r in runs if "jaccard_with_final_kept"
+                 in r["snapshots"][0]}
         if len(steps) > 1:
             raise ValueError(f"the {label!r} runs have snapshots at different window steps {sorted(steps)}; their "
                              "stability curves cannot be averaged: plot them separately")
-    if any("jaccard_with_final_kept" in d["snapshots"][0] for _, _, d in loaded):
+    if any("jaccard_with_final_kept" in r["snapshots"][0] for _, _, r in loaded):
         plans.append(("stability.png", lambda p: plot_stability(groups, p)))
     if layers:
         plans.append(("layers.png", lambda p: plot_layer_sparsity(layers, p)))
