@@ -169,3 +169,14 @@ def test_a_warmup_as_long_as_the_run_is_fine():
     assert plan_schedule(cfg, 100)["max_steps"] == 5
     with pytest.raises(ValueError, match="--warmup-steps 6 is longer than the run"):
         plan_schedule(RunConfig(method="dense", max_steps=5, warmup_steps=6), 100)
+
+
+@pytest.mark.parametrize("spec", [{"methods": ["seven", "seven"], "sparsities": [0.5]},
+                                  {"methods": ["seven"], "sparsities": [0.5, 0.5]},
+                                  {"methods": ["dense"], "seeds": [1, 1]},
+                                  {"methods": ["seven"], "sparsities": [0.5, 0.5000001]}])
+def test_two_runs_of_one_name_are_refused(spec):
+    from sevenprune.tasks.sweep import expand
+
+    with pytest.raises(ValueError, match="the sweep has two runs named"):
+        expand(spec)

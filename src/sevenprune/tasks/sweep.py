@@ -198,6 +198,11 @@ def expand(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 opts = {**method_opts, "method": method_opts.get("method", m) if m in variants else m,
                         "seed": seed, "sparsity": None if dense else s}
                 runs.append((f"{m}-seed{seed}" if dense else run_name(m, s, seed), opts))
+    names = [name for name, _ in runs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:  # one folder for two runs: the second would be skipped as "finished"
+        raise ValueError(f"the sweep has two runs named {twice!r} (a method, sparsity or seed given twice, or "
+                         "two sparsities that print alike); give each once")
     return runs
 
 
