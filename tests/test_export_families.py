@@ -50,8 +50,20 @@ def vit_classifier():  # --model vit-scratch, smaller
     return transformers.ViTForImageClassification(cfg)
 
 
+def gpt2_lm():  # the causal LMs to come: dense and compressed exports already hold
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=100,
+                                                                n_positions=32))
+
+
+def llama_lm():
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        vocab_size=100))
+
+
 FAMILIES = {"bert": bert_classifier, "bert-qa": bert_question_answering, "distilbert": distilbert_classifier,
             "vit": vit_classifier}
+CAUSAL_LMS = {"gpt2": gpt2_lm, "llama": llama_lm}
 
 
 def _inputs(name):
@@ -59,6 +71,8 @@ def _inputs(name):
     if name == "vit":
         return {"pixel_values": torch.randn(2, 3, 16, 16, generator=gen)}
     ids = torch.randint(0, 100, (2, 9), generator=gen)
+    if name in CAUSAL_LMS:
+        return {"input_ids": ids}
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
 
 
@@ -72,18 +86,18 @@ def _outputs(model, inputs):
 
 def _make_run(tmp_path, name, pattern):
     """A run folder as ``sevenprune run`` leaves it: model/ (save_pretrained) and pruner/ (save_state)."""
+    make = {**FAMILIES, **CAUSAL_LMS}[name]
     torch.manual_seed(0)
-    model = _randomize_biases(FAMILIES[name]())
+    model = _randomize_biases(make())
     pruner = sp.Pruner(model, "magnitude", 0.5, prune_steps=1, pattern=pattern)
     pruner.step()
     run = tmp_path / "run"
     model.save_pretrained(str(run / "model"))
-    sp.save_state(sp.Pruner.with_masks(FAMILIES[name](), pruner.masks, method="magnitude", sparsity=0.5),
-                  run / "pruner")
+    sp.save_state(sp.Pruner.from_masks(make(), pruner.masks, method="magnitude", sparsity=0.5), run / "pruner")
     return run, model
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("name", [*FAMILIES, *CAUSAL_LMS])
 def test_every_family_exports_from_its_run_folder(tmp_path, name):
     inputs = _inputs(name)
     run, model = _make_run(tmp_path, name, "unstructured")
