@@ -14,6 +14,7 @@ memory the pruner holds per prunable parameter with fp32 and bf16 statistics (ta
     python benchmarks/bench_core.py --matrix                     # K x batch x threads x interval table
     python benchmarks/bench_core.py --batch 32 --window 1000 16600 --threads 1 2   # a part of it
     python benchmarks/bench_core.py --small                      # a 4-layer model, a quick look
+    python benchmarks/bench_core.py --quick                      # a smoke test: runs in seconds, measures nothing
 
 Targets (issue "pruner overhead"): ratio <= 1.03 with --mask-interval 10 and <= 1.06 with 1, at K = 1000,
 batch 8, 2 threads. Run on an idle machine: a shared machine's noise is larger than these margins.
@@ -143,7 +144,15 @@ def main() -> None:
     parser.add_argument("--method", default="seven")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--quick", action="store_true", help="smoke test: --small, batch 2, length 16, K = 10, 1 repeat")
     args = parser.parse_args()
+    if args.quick:  # checks that the benchmark runs (tests/test_benchmarks.py); the numbers mean nothing
+        import functools
+
+        global BertConfig
+        BertConfig = functools.partial(BertConfig, vocab_size=512, max_position_embeddings=32)  # small embeddings
+        args.small, args.repeats, args.length = True, 1, 16
+        args.batch, args.window, args.threads = args.batch or [2], args.window or [10], args.threads or [1]
     if args.json and Path(args.json).exists():  # a saved measurement is never overwritten
         parser.error(f"--json {args.json} already exists; choose another file")
 

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_deploy.py [--work runs/deploy] [--trials 7] \\
         [--out benchmarks/results/bench_deploy.md]
-    .venv/bin/python benchmarks/bench_deploy.py --quick     # a smoke test: checks that it runs, measures nothing
+    .venv/bin/python benchmarks/bench_deploy.py --quick     # a smoke test on a tiny random BERT and generated
+                                                            # sentences: checks that it runs, measures nothing
 
 Variants (all fine-tuned from all-MiniLM-L6-v2 on ``mr`` with the same budget, see ``--max-steps`` etc.):
 
@@ -11,7 +12,7 @@ Variants (all fine-tuned from all-MiniLM-L6-v2 on ``mr`` with the same budget, s
 3. ONNX structured: SEVEN with ``pattern="heads+neurons"`` at 50 %, heads and neurons removed
    (``sevenprune export --format onnx --structured``);
 4. ONNX structured + int8: the same, ``--quantize int8`` (onnxruntime's ``quantize_dynamic``);
-5. transformers uniform neurons: SEVEN with ``pattern="neurons"``, ``scope="local"`` at 50 % (every
+5. transformers uniform neurons: SEVEN with ``pattern="neurons"``, ``--scope local`` at 50 % (every
    layer keeps half its FFN neurons), ``--format structured --plain``, loaded with plain
    ``AutoModelForSequenceClassification.from_pretrained`` (skipped, saying so, when this
    sevenprune's ``Pruner`` has no ``scope`` keyword).
@@ -56,6 +57,23 @@ def has_local_scope() -> bool:
     return "scope" in inspect.signature(sp.Pruner.__init__).parameters
 
 
+def quick_source(work: Path) -> dict[str, str]:
+    """``--quick``: a tiny random BERT and generated sentences (text-classification) under ``work``, in
+    place of MiniLM and ``mr``: no download, seconds to run; the numbers mean nothing."""
+    from sevenprune.tasks.testing import fake_sentences, make_tiny_bert
+
+    bert = work / "tiny-bert"
+    if not (bert / "config.json").is_file():
+        make_tiny_bert(bert)
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    rows = fake_sentences(192, seed=1)
+    for split, part in (("train", rows[:128]), ("validation", rows[128:])):
+        lines = [f"{text},{'pos' if score >= 0 else 'neg'}" for text, score in part]
+        (data / f"{split}.csv").write_text("text,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return {"task": "text-classification", "model": str(bert), "data_dir": str(data)}
+
+
 def fine_tune(work: Path, name: str, args: argparse.Namespace, **options: Any) -> Path:
     """One ``sevenprune run`` into ``work/name`` with the benchmark's budget (reused if finished)."""
     from sevenprune.tasks.run import RunConfig, run
@@ -64,7 +82,7 @@ def fine_tune(work: Path, name: str, args: argparse.Namespace, **options: Any) -
     if (out / "result.json").is_file():
         print(f"reusing {out}")
         return out
-    cfg = RunConfig(task="mr", model="minilm", max_steps=args.max_steps, batch_size=args.batch_size,
+    cfg = RunConfig(**args.source, max_steps=args.max_steps, batch_size=args.batch_size,
                     max_length=64, lr=args.lr, seed=args.seed, threads=args.train_threads,
                     train_limit=args.train_limit, eval_limit=args.test_limit, progress=False, **options)
     if cfg.method != "dense":
@@ -86,11 +104,16 @@ def onnx_predictor(directory: str | Path, threads: int) -> Predict:
     return lambda batch: onnx_predict(session, batch)["logits"]
 
 
-def test_batches(tokenizer: Any, limit: int | None) -> tuple[list[dict[str, torch.Tensor]], np.ndarray]:
+def test_batches(tokenizer: Any, limit: int | None, source: dict[str, str]) -> tuple[list[dict[str, torch.Tensor]],
+                                                                                 np.ndarray]:
     from sevenprune.tasks.loading import load_task
 
-    test = load_task("mr").evals["test"]
-    sentences, labels = list(test["sentence"]), np.asarray(test["label"])
+    if source["task"] == "mr":
+        test = load_task("mr").evals["test"]
+        sentences, labels = list(test["sentence"]), np.asarray(test["label"])
+    else:  # --quick: the generated validation sentences
+        test = load_task(source["task"], data_dir=source["data_dir"]).evals["validation"]
+        sentences, labels = list(test["text"]), np.asarray(test["label"])
     if limit:
         sentences, labels = sentences[:limit], labels[:limit]
     batches = [dict(tokenizer(sentences[i:i + 64], truncation=True, max_length=64, padding=True,
@@ -131,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoke test: 8 steps, 256 training and 128 test sentences, 2 trials, in --work/quick")
     args = parser.parse_args(argv)
     work = Path(args.work)
+    args.source = {"task": "mr", "model": "minilm"}
     if args.quick:
         work = work / "quick"
-        args.max_steps, args.start_step, args.prune_steps = 8, 1, 4
-        args.train_limit, args.test_limit, args.trials = 256, 128, 2
+        args.max_steps, args.start_step, args.prune_steps, args.batch_size = 8, 1, 4, 16
+        args.train_limit, args.test_limit, args.trials = 128, 64, 1
+        args.threads, args.batches, args.train_threads = [1], [1, 8], 1
+        args.source = quick_source(work)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     load_before = os.getloadavg()
 
@@ -144,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     uniform_run = None
     if has_local_scope():
         uniform_run = fine_tune(work, "uniform-neurons", args, method="seven", sparsity=args.sparsity,
-                                pattern="neurons", method_options={"scope": "local"})
+                                pattern="neurons", scope="local")
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -185,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- accuracy and agreement ---------------------------------------------------------------------------------
     torch.set_num_threads(max(args.threads))
     sources = variants(max(args.threads))
-    batches, labels = test_batches(tokenizer, args.test_limit)
+    batches, labels = test_batches(tokenizer, args.test_limit, args.source)
     rows = []
     for name, (predict, source, mib) in sources.items():
         logits = logits_of(predict, batches)
@@ -204,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         predictors = {name: v[0] for name, v in variants(threads).items()}
         for batch_size in args.batches:
             gen = torch.Generator().manual_seed(batch_size)
-            ids = torch.randint(1000, 30000, (batch_size, 64), generator=gen)
+            high = min(30000, dense.config.vocab_size)  # MiniLM: ids 1000-30000; a tiny model: its own range
+            ids = torch.randint(high // 30, high, (batch_size, 64), generator=gen)
             batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
             calls = 10 if batch_size == 1 else 1
             samples: dict[str, list[float]] = {name: [] for name in predictors}
@@ -229,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.__version__}, onnxruntime {onnxruntime.__version__}, transformers {transformers.__version__}; "
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}",
         "",
-        f"Fine-tuning: all-MiniLM-L6-v2 on mr, {args.max_steps} steps, batch {args.batch_size}, length 64, "
+        f"Fine-tuning: {args.source['model']} on {args.source['task']}, {args.max_steps} steps, batch {args.batch_size}, length 64, "
         f"lr {args.lr:g}, seed {args.seed}; pruning (SEVEN) from step {args.start_step} over "
         f"{args.prune_steps} steps; training sentences: {args.train_limit or 'all'}; "
         f"test sentences: {len(labels)}. Structured run: {hn_report.extra.get('heads_removed')} heads and "

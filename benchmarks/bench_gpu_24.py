@@ -4,7 +4,8 @@ Run on a machine with an NVIDIA GPU of compute capability >= 8.0 (Ampere or late
 
     PYTHONPATH=src python benchmarks/bench_gpu_24.py
 
-Without a CUDA GPU it prints that it is skipped and exits 0.
+Without a CUDA GPU it prints that it is skipped and exits 0. ``--quick``: one shape, one token count,
+few repeats (a smoke test: it runs, it measures nothing).
 
 Part 1 times ``F.linear(x, W)`` in fp16 with ``W`` dense against ``W`` converted by
 ``torch.sparse.to_sparse_semi_structured`` (after applying a 2:4 mask), for the three BERT-base Linear
@@ -155,7 +156,15 @@ def check_pruner_on_cuda() -> bool:
     return ok
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    global SHAPES, TOKENS, REPEAT, TRIALS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test: one shape, one token count, 3 trials")
+    args = parser.parse_args(argv)
+    if args.quick:
+        SHAPES, TOKENS, REPEAT, TRIALS = SHAPES[:1], TOKENS[:1], 5, 3
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     if not torch.cuda.is_available():
         print("skipped: no CUDA GPU on this machine (2:4 kernels need an NVIDIA GPU of compute capability >= 8.0)")

@@ -9,6 +9,7 @@ turn on copies of the same scores, and their choices are checked to be identical
 
     python benchmarks/bench_selection.py                  # 85 M scores, K = 1,000, 2 threads
     python benchmarks/bench_selection.py --window 16600 --steps 30
+    python benchmarks/bench_selection.py --quick          # a smoke test on tiny tensors: runs, measures nothing
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lookahead", type=int, default=8, help="selections a candidate scan covers (the pruner's)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny tensors, K = 100, 3 steps, 1 thread")
     args = parser.parse_args()
+    if args.quick:
+        args.window, args.steps, args.threads = 100, 3, 1
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
     shapes = [(768, 768)] * 4 * 12 + [(3072, 768), (768, 3072)] * 12  # BERT-base's encoder matrices
+    if args.quick:
+        shapes = [(64, 64)] * 4 + [(128, 64), (64, 128)]
     scores = [torch.rand(s, generator=gen) for s in shapes]
     numel = sum(s.numel() for s in scores)
     start = round(args.at * args.window)

@@ -1,6 +1,7 @@
 """CPU latency of unstructured sparsity with a sparse kernel (torch.sparse CSR) against dense, per Linear layer.
 
     .venv/bin/python benchmarks/bench_sparse_kernels.py [--threads 1] [--trials 7]
+    .venv/bin/python benchmarks/bench_sparse_kernels.py --quick     # a smoke test: runs, measures nothing
 
 For the three BERT-base Linear shapes (out x in: 768x768 attention, 3072x768 FFN in, 768x3072 FFN out),
 ``tokens`` rows of input (64 = batch 1 x length 64, 2048 = batch 32 x length 64) and sparsity 50, 80,
@@ -44,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     parser.add_argument("--trials", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="smoke test: one small shape, 1 trial")
     args = parser.parse_args(argv)
+    shapes, tokens_list, sparsities = SHAPES, TOKENS, SPARSITIES
+    if args.quick:
+        shapes, tokens_list, sparsities, args.trials = [(64, 32)], [8], [0.5, 0.9], 1
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
     gen = torch.Generator().manual_seed(0)
@@ -53,14 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'out x in':>11} {'tokens':>6} {'sparsity':>8} {'dense ms':>9} {'CSR ms':>9} {'dense/CSR':>9} {'max |diff|':>10}")
     pays: dict[tuple[tuple[int, int], int], float | None] = {}
     with torch.inference_mode():
-        for shape in SHAPES:
+        for shape in shapes:
             out_f, in_f = shape
-            for tokens in TOKENS:
+            for tokens in tokens_list:
                 x = torch.randn(tokens, in_f, generator=gen)
                 pays[(shape, tokens)] = None
                 flops = 2 * tokens * in_f * out_f
-                calls = max(1, int(2e8 // flops))
-                for sparsity in SPARSITIES:
+                calls = max(1, int(2e8 // flops)) if not args.quick else 1
+                for sparsity in sparsities:
                     w = torch.randn(out_f, in_f, generator=gen)
                     w[torch.rand(out_f, in_f, generator=gen) < sparsity] = 0.0
                     w_csr = w.to_sparse_csr()
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{d / s:9.2f} {diff:10.1e}", flush=True)
     print("\nwhere CSR starts to pay (first sparsity with dense/CSR > 1):")
     for (shape, tokens), at in pays.items():
-        where = f"from {at:.0%}" if at is not None else f"never up to {SPARSITIES[-1]:.0%}"
+        where = f"from {at:.0%}" if at is not None else f"never up to {sparsities[-1]:.0%}"
         print(f"  {shape[0]}x{shape[1]}, {tokens} tokens: {where}")
     return 0
 

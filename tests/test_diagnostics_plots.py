@@ -35,7 +35,7 @@ def test_cli_writes_every_plot_the_runs_allow(tmp_path, capsys):
     _run(tmp_path / "platon-s0.5-seed1", "platon")
     runs = [str(tmp_path / n) for n in ("seven-s0.5-seed1", "seven-s0.5-seed2", "platon-s0.5-seed1")]
     assert main(["diagnostics", *runs, "--out", str(tmp_path / "plots")]) == 0
-    written = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    written = sorted(p.name for p in (tmp_path / "plots").iterdir() if not p.name.startswith("."))
     # the noise discount for each SEVEN run only (PLATON has none); one stability and one layer plot
     assert written == ["layers.png", "noise_discount-seven-s0.5-seed1.png", "noise_discount-seven-s0.5-seed2.png",
                        "stability.png"]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ._readers import read_json, read_safetensors
 
-__all__ = ["load_state_into", "model_class_for", "read_safetensors_dir"]
+__all__ = ["checkpoint_names_to_model", "load_state_into", "model_class_for", "read_safetensors_dir"]
 
 
 def model_class_for(config: Any, model_class: type[nn.Module] | None = None) -> type[nn.Module]:
@@ -35,8 +35,38 @@ def model_class_for(config: Any, model_class: type[nn.Module] | None = None) -> 
     )
 
 
+def checkpoint_names_to_model(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with the checkpoint's tensor names renamed to the model's own, as ``from_pretrained`` does.
+
+    transformers 5 keeps some models' old checkpoint names on disk while its modules carry new ones:
+    ``save_pretrained`` of a ViT writes ``vit.encoder.layer.0.attention.attention.query.weight`` for
+    the module ``vit.layers.0.attention.q_proj``, and ``from_pretrained`` renames it back with the
+    model's conversion mapping. A checkpoint read without ``from_pretrained`` needs the same renaming.
+    Only pure renamings are applied (names the model already has are kept); a conversion that changes
+    tensors (merged experts, ...) is left alone, and the mismatch is reported by the caller.
+    """
+    own = model.state_dict(keep_vars=True)
+    if all(k in own for k in state):
+        return dict(state)
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming, rename_source_key
+
+        renamings = [t for t in get_model_conversion_mapping(model)  # type: ignore[arg-type]
+                     if type(t) is WeightRenaming]
+    except (ImportError, AttributeError, TypeError):  # transformers 4 (no renaming) or not a transformers model
+        return dict(state)
+    renamed: dict[str, Tensor] = {}
+    for key, tensor in state.items():
+        new = key if key in own else rename_source_key(key, renamings, [])[0]
+        renamed[new if new not in renamed else key] = tensor  # a clash keeps the original name (reported)
+    return renamed
+
+
 def load_state_into(model: nn.Module, state: Mapping[str, Tensor]) -> None:
-    """``load_state_dict`` that accepts the keys ``save_pretrained`` drops for tied weights only."""
+    """``load_state_dict`` that accepts the keys ``save_pretrained`` drops for tied weights only; a
+    checkpoint's old tensor names are first renamed to the model's (:func:`checkpoint_names_to_model`)."""
+    state = checkpoint_names_to_model(model, state)
     try:
         result = model.load_state_dict(dict(state), strict=False)
     except RuntimeError as exc:  # size mismatches: the checkpoint's tensors do not fit the config

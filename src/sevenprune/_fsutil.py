@@ -30,6 +30,7 @@ import secrets
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "EXPORT_MARKER",
@@ -37,12 +38,17 @@ __all__ = [
     "SWEEP_MARKER",
     "UnsafePathError",
     "atomic_write_text",
+    "DIAGNOSTICS_MARKER",
+    "check_file_outputs",
     "check_output_parent",
     "check_removable",
     "check_replaceable_position",
     "has_marker",
     "make_sibling_dir",
     "normal_permissions",
+    "own_files",
+    "record_own_files",
+    "save_file_atomically",
     "replace_dir",
     "write_marker",
 ]
@@ -50,6 +56,8 @@ __all__ = [
 RUN_MARKER = ".sevenprune-run"
 SWEEP_MARKER = ".sevenprune-sweep"
 EXPORT_MARKER = ".sevenprune-export"
+#: in a folder of plots of ``sevenprune diagnostics``: the names of the files it wrote there (one a line)
+DIAGNOSTICS_MARKER = ".sevenprune-diagnostics"
 #: what the marker files say, for a person who finds one
 _MARKER_TEXT = {
     RUN_MARKER: "a sevenprune run folder: `sevenprune run --overwrite` may replace it\n",
@@ -215,3 +223,61 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# -- single files written into a folder that may hold the user's own files (diagnostics, report) -------------
+_OWN_FILES_HEADER = "files written by sevenprune, which it may replace (one a line):\n"
+
+
+def own_files(directory: str | os.PathLike[str], marker: str) -> set[str]:
+    """The names listed in ``directory/marker`` (:func:`record_own_files`); none if it is missing or a link."""
+    p = Path(directory) / marker
+    if not p.is_file() or p.is_symlink():
+        return set()
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    return {line for line in lines[1:] if line and "/" not in line}
+
+
+def record_own_files(directory: str | os.PathLike[str], names: Iterable[str], marker: str) -> None:
+    """Add ``names`` to the list of files this tool wrote in ``directory`` (its marker file)."""
+    names = sorted(own_files(directory, marker) | set(names))
+    atomic_write_text(Path(directory) / marker, _OWN_FILES_HEADER + "".join(f"{n}\n" for n in names))
+
+
+def check_file_outputs(directory: str | os.PathLike[str], names: Iterable[str], *, what: str,
+                       owned: Iterable[str] = ()) -> None:
+    """Refuse, before anything is written: ``directory`` that is a file; two outputs of one name; an
+    output that is a symbolic link (writing would follow it out of the folder) or not a plain file;
+    and an existing file not in ``owned`` (the files this tool wrote there itself)."""
+    folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise UnsafePathError(f"{what} {directory} is a file, not a folder; give a folder for the output files")
+    names = list(names)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UnsafePathError(f"{what}: two outputs would be written to {folder / twice[0]}")
+    owned = set(owned)
+    for name in names:
+        p = folder / name
+        if p.is_symlink():
+            raise UnsafePathError(f"{what}: {p} is a symbolic link; refusing to write through it (remove the link "
+                                  "or choose another folder)")
+        if p.exists() and not p.is_file():
+            raise UnsafePathError(f"{what}: {p} exists and is not a file")
+        if p.exists() and name not in owned:
+            raise UnsafePathError(f"{what}: {p} exists and was not written by sevenprune; move it away or choose "
+                                  "another folder")
+
+
+def save_file_atomically(path: str | os.PathLike[str], write: Any) -> Path:
+    """Call ``write(temporary path)`` and rename the result onto ``path``: a link at ``path`` is replaced,
+    never written through, and an interrupted write leaves no half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{secrets.token_hex(4)}{path.suffix}")
+    try:
+        write(tmp)
+        normal_permissions(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

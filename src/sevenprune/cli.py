@@ -47,6 +47,14 @@ def _value(text: str) -> Any:
         return text
 
 
+def _path(text: str) -> str:
+    """A file or folder argument: an empty one would silently mean the current folder (or a default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r} (an empty path would mean the current "
+                                         "folder)")
+    return text
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -71,7 +79,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--model", metavar="MODEL",
                    help=f"{', '.join(f'{k} = {v}' for k, v in BUILTIN_MODELS.items())}; or a saved model "
                         f"directory or a Hugging Face name (default: {d.model})")
-    g.add_argument("--data-dir", metavar="DIR",
+    g.add_argument("--data-dir", metavar="DIR", type=_path,
                    help="read the task from local files instead of `datasets` (text-classification: train.* and "
                         "validation.* files, .csv .tsv .jsonl .json or .parquet; GLUE/SQuAD/CIFAR: a "
                         "save_to_disk directory or train.* and validation.* files with the Hugging Face column "
@@ -84,7 +92,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--label-column", metavar="NAME",
                    help="text-classification: the label column, strings or integers (default: label); the "
                         "number of labels is the number of distinct labels in the training file")
-    g.add_argument("--cache-dir", metavar="DIR",
+    g.add_argument("--cache-dir", metavar="DIR", type=_path,
                    help="where the mr data is downloaded (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
     g.add_argument("--preset", choices=preset_names(),
                    help="the reference's per-task hyper-parameters (t_i, K, sparsity, lr, batch, epochs); "
@@ -184,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fine-tune and prune once, evaluate, and write config.json, metrics.jsonl, "
                                    "result.json, the pruner state (pruner/) and the pruned model (model/) to --out.")
     _add_run_options(p)
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<task>-<method>-s<sparsity>-seed<seed>)")
+    p.add_argument("--out", metavar="DIR", type=_path, help="run directory (default: runs/<task>-<method>-s<sparsity>-seed<seed>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a finished run in --out (a folder that `run` wrote; the old run is deleted only "
                         "once the new one has finished)")
@@ -193,11 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every method x sparsity x seed (dense once per seed) into OUT/runs/, "
                                    "skipping finished runs, then write results.csv, report.md, curve.png and "
                                    "layers.png to OUT. Flags override the --config file.")
-    p.add_argument("--config", metavar="FILE", help="sweep configuration (.json or .toml), e.g. experiments/demo.json")
+    p.add_argument("--config", metavar="FILE", type=_path, help="sweep configuration (.json or .toml), e.g. experiments/demo.json")
     p.add_argument("--methods", nargs="+", metavar="METHOD", help="methods to compare (see `run --method`)")
     p.add_argument("--sparsities", nargs="+", type=float, metavar="S", help="target sparsities, each in (0, 1)")
     p.add_argument("--seeds", nargs="+", type=int, metavar="N", help="seeds (default: 42)")
-    p.add_argument("--out", metavar="DIR",
+    p.add_argument("--out", metavar="DIR", type=_path,
                    help="sweep directory: new, empty, or a sweep to resume (default: runs/sweep)")
     p.add_argument("--metric", help="metric of the table and plot (default: the task's main metric)")
     p.add_argument("--layers-run", metavar="NAME",
@@ -207,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild the table and plots of a sweep directory",
                        description="Rebuild results.csv, report.md, curve.png and layers.png from the finished runs "
                                    "under DIR/runs.")
-    p.add_argument("dir", metavar="DIR", help="a sweep directory")
+    p.add_argument("dir", metavar="DIR", type=_path, help="a sweep directory")
     p.add_argument("--metric", help="metric of the table and plot (default: the sweep's, else the task's main metric)")
     p.add_argument("--layers-run", metavar="NAME", help="run shown in layers.png")
 
@@ -215,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="dense, seven_dyn, platon and magnitude at sparsities 0.5 and 0.8 on the mr "
                                    "movie-review task with all-MiniLM-L6-v2; prints the table and the plot's path.")
     p.add_argument("--quick", action="store_true", help="fewer steps and test sentences, for a first look")
-    p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/demo or runs/demo-quick)")
+    p.add_argument("--out", metavar="DIR", type=_path, help="sweep directory (default: runs/demo or runs/demo-quick)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
@@ -226,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Draw the figures of docs/results.md (R.4) from runs made with --diagnostics: "
                                    "SEVEN's noise discount per run, how early each method's ranking settles, and "
                                    "the final sparsity of every matrix (runs grouped by method).")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their diagnostics.json files)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created if needed)")
+    p.add_argument("runs", nargs="+", metavar="RUN", type=_path, help="run folders (or their diagnostics.json files)")
+    p.add_argument("--out", required=True, metavar="DIR", type=_path, help="folder for the PNG files (created if needed)")
 
     _add_export_parser(sub)
     return parser
@@ -239,7 +247,7 @@ def _add_export_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="export a pruned run as a dense, compressed, structured or ONNX model",
                        description="Export a run's pruned model (RUN_DIR/model, RUN_DIR/pruner) as a dense, "
                                    "compressed, structured or ONNX model, and print the sizes.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (model/ and pruner/ inside)")
+    p.add_argument("run_dir", metavar="RUN_DIR", type=_path, help="a run directory (model/ and pruner/ inside)")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="dense: save_pretrained with zeros; compressed: bitmask + kept values; "
                         "structured: pruned heads/neurons removed (smaller dense model); "
@@ -251,13 +259,13 @@ def _add_export_parser(sub: Any) -> None:
     p.add_argument("--plain", action="store_true",
                    help="structured: fail unless plain transformers can load the export (no head removed, "
                         "the same number of FFN neurons in every layer)")
-    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/export-FORMAT); "
+    p.add_argument("--out", default=None, type=_path, help="output directory (default RUN_DIR/export-FORMAT); "
                                                 "never overwritten without --overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output directory, if it is an earlier export (never the run, "
                         "its model or pruner folders, the current or home folder, or anything above them)")
-    p.add_argument("--model", default=None, help="the pruned model's directory, if not RUN_DIR/model")
-    p.add_argument("--pruner", default=None, help="the pruner state's directory, if not RUN_DIR/pruner")
+    p.add_argument("--model", default=None, type=_path, help="the pruned model's directory, if not RUN_DIR/model")
+    p.add_argument("--pruner", default=None, type=_path, help="the pruner state's directory, if not RUN_DIR/pruner")
     p.add_argument("--json", action="store_true", help="also print the report as JSON")
 
 

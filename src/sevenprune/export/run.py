@@ -19,6 +19,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -129,6 +130,8 @@ def export_run(
     model = load_structured(model_path, model_class)
     state = read_state(pruner_path) if pruner_path is not None else {}
     masks = state["masks"] if pruner_path is not None else None  # None: the zeros of the weights (none)
+    if format == "structured":  # (onnx --structured refuses it itself)
+        _check_something_to_remove(model, masks, state, pruner_path)
     if format == "dense":
         report = export_dense(model, masks, out, overwrite=overwrite, verbose=False, protect=protect)
     elif format == "compressed":
@@ -146,6 +149,22 @@ def export_run(
     if verbose:
         print(report.summary())
     return report
+
+
+def _check_something_to_remove(model: nn.Module, masks: Any, state: dict[str, Any], pruner_path: Path | None) -> None:
+    """``--format structured`` of masks that empty no head and no neuron (an unstructured or N:M run)
+    would write the unchanged model under a name that promises a smaller one: refused (the library's
+    ``export_structured`` only warns)."""
+    from .common import checked_masks
+    from .onnx import removed_groups
+
+    heads, neurons = removed_groups(model, checked_masks(model, masks))
+    if heads == neurons == 0:
+        pattern = state.get("config", {}).get("pattern", "unstructured")
+        raise ValueError(f"--format structured removes pruned heads and neurons, but the masks of this run "
+                         f"({pruner_path}, pattern {pattern!r}) empty none: the export would be the unchanged "
+                         "model. Export it with --format compressed (or dense/onnx), or run again with --pattern "
+                         "heads, neurons or heads+neurons")
 
 
 def _copy_sidefile_sizes(model_dir: Path, out: Path, report: ExportReport) -> None:

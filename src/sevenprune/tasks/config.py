@@ -186,6 +186,7 @@ def validate(cfg: RunConfig) -> None:
     from .loading import get_task
 
     get_task(cfg.task)
+    _check_paths_named(cfg)
     choices = method_choices()
     if cfg.method not in choices:
         raise ValueError(f"unknown method {cfg.method!r}; choose one of {choices}")
@@ -213,6 +214,8 @@ def validate(cfg: RunConfig) -> None:
         raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
     _check_device(cfg.device)
     _check_numbers(cfg)
+    if cfg.max_steps:
+        check_warmup(cfg, int(cfg.max_steps))
     _check_data_options(cfg)
 
 
@@ -281,6 +284,26 @@ def _check_data_options(cfg: RunConfig) -> None:
             raise ValueError(f"{_flag(name)} {value!r} is for --task text-classification, not {cfg.task!r}")
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{_flag(name)} must be a column name, got {value!r}")
+    if cfg.task == "text-classification" and cfg.text_column is not None:  # the default text column: once read
+        from .userdata import check_distinct_columns
+
+        check_distinct_columns(cfg.text_column, cfg.text_pair_column, cfg.label_column)
+
+
+def _check_paths_named(cfg: RunConfig) -> None:
+    """An empty path would mean the current folder: refused, not read or written there in silence."""
+    for name in ("data_dir", "cache_dir", "model"):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"{_flag(name)} must name a folder{' or a model' if name == 'model' else ''}, got "
+                             f"{value!r}")
+
+
+def check_warmup(cfg: RunConfig, max_steps: int) -> None:
+    """A warm-up longer than the run would never reach the learning rate asked for."""
+    if cfg.warmup_steps and cfg.warmup_steps > max_steps:
+        raise ValueError(f"--warmup-steps {cfg.warmup_steps} is longer than the run ({max_steps} steps): the "
+                         f"learning rate would never reach --lr; shorten the warm-up or raise --max-steps/--epochs")
 
 
 def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
@@ -313,6 +336,7 @@ def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
         start = 0
     else:  # dense: no pruning window
         start = window = None
+    check_warmup(cfg, max_steps)
     if phase == "train":
         assert start is not None and window is not None  # both set above for training-time methods
         if start + window > max_steps:

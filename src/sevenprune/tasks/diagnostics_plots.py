@@ -47,10 +47,15 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    from .._fsutil import save_file_atomically
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_METADATA)
-    _pyplot().close(fig)
+    try:  # through a temporary file: a link at ``path`` is replaced, never written through
+        save_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png",
+                                                           metadata=PNG_METADATA))
+    finally:
+        _pyplot().close(fig)
     return path
 
 
@@ -79,9 +84,66 @@ def load_diagnostics(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{file} is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{file} is not UTF-8 text (not a sevenprune diagnostics file)") from None
     if not isinstance(data, dict) or "snapshots" not in data:
         raise ValueError(f"{file} is not a sevenprune diagnostics file (no 'snapshots' key)")
+    check_diagnostics(data, file)
     return data
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _numbers(x: Any, length: int | None = None) -> bool:
+    return isinstance(x, list) and all(_is_number(v) for v in x) and (length is None or len(x) == length)
+
+
+def check_diagnostics(data: Mapping[str, Any], file: str | os.PathLike[str]) -> None:
+    """Refuse a diagnostics file the plots cannot read, naming ``file`` and the key (before any plot is
+    drawn): the keys the plots use must have the types ``PruningDiagnostics.save`` writes."""
+    def bad(key: str, what: str, value: Any) -> ValueError:
+        return ValueError(f"{file}: {key!r} must be {what}, got {str(value)[:80]!r}")
+
+    snapshots = data["snapshots"]
+    if not isinstance(snapshots, list) or not snapshots or not all(isinstance(x, dict) for x in snapshots):
+        raise bad("snapshots", "a non-empty list of snapshot objects (a run made with --diagnostics whose pruning "
+                  "window started)", snapshots)
+    if not isinstance(data.get("prune_steps"), int) or isinstance(data.get("prune_steps"), bool):
+        raise bad("prune_steps", "an integer", data.get("prune_steps"))
+    if "method" in data and not isinstance(data["method"], str):
+        raise bad("method", "a string", data["method"])
+    with_jaccard = sum("jaccard_with_final_kept" in x for x in snapshots)
+    if with_jaccard not in (0, len(snapshots)):
+        raise ValueError(f"{file}: 'jaccard_with_final_kept' is in {with_jaccard} of the {len(snapshots)} snapshots "
+                         "(all or none: the file was edited or cut)")
+    for i, snap in enumerate(snapshots):
+        where = f"snapshots[{i}]"
+        if not isinstance(snap.get("window_step"), int) or isinstance(snap.get("window_step"), bool):
+            raise bad(f"{where}.window_step", "an integer", snap.get("window_step"))
+        if "jaccard_with_final_kept" in snap and not _is_number(snap["jaccard_with_final_kept"]):
+            raise bad(f"{where}.jaccard_with_final_kept", "a number", snap["jaccard_with_final_kept"])
+        nd = snap.get("noise_discount")
+        if nd is None:
+            continue
+        if not isinstance(nd, dict) or not _numbers(nd.get("bin_edges")) or len(nd["bin_edges"]) < 2 \
+                or not isinstance(nd.get("per_weight"), dict):
+            raise bad(f"{where}.noise_discount", "an object with 'bin_edges' (numbers) and 'per_weight'", nd)
+        for name, v in nd["per_weight"].items():
+            if not isinstance(v, dict) or not _numbers(v.get("quantiles"), 5) \
+                    or not _numbers(v.get("histogram"), len(nd["bin_edges"]) - 1):
+                raise bad(f"{where}.noise_discount.per_weight.{name}", "an object with 5 'quantiles' and a "
+                          f"'histogram' of {len(nd['bin_edges']) - 1} counts", v)
+    _check_per_matrix(data.get("final_sparsity_per_weight"), file, "final_sparsity_per_weight")
+
+
+def _check_per_matrix(value: Any, file: str | os.PathLike[str], key: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or not all(_is_number(v) and 0 <= v <= 1 for v in value.values()):
+        raise ValueError(f"{file}: {key!r} must be an object {{matrix name: sparsity in [0, 1]}}, got "
+                         f"{str(value)[:80]!r}")
 
 
 def plot_noise_discount(diagnostics: Mapping[str, Any], path: str | os.PathLike[str], *,
@@ -188,34 +250,84 @@ def _label(run_dir: Path, diagnostics: Mapping[str, Any]) -> str:
     return name.split("-s0")[0] if "-s0" in name else str(diagnostics.get("method", name))
 
 
+def _plot_names(loaded: Sequence[tuple[Path, Path, Mapping[str, Any]]]) -> list[str]:
+    """One plot name per input, never two alike: the run folder's name (a file other than
+    ``diagnostics.json``: its own stem); where two inputs share it, the folders above are added."""
+    bases = [file.stem if file.name != "diagnostics.json" else run_dir.name for run_dir, file, _ in loaded]
+    names = list(bases)
+    for depth in range(1, 64):
+        clashes = {n for n in names if names.count(n) > 1}
+        if not clashes:
+            return names
+        for i, (run_dir, _, _) in enumerate(loaded):
+            if names[i] in clashes:
+                above = [p.name for p in run_dir.resolve().parents][:depth][::-1]
+                names[i] = "-".join([a for a in above if a] + [bases[i]])
+    return [f"{n}-{i}" for i, n in enumerate(names, 1)]  # pragma: no cover (64 folders deep)
+
+
 def plot_runs(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Every plot the runs' diagnostics allow, into ``out_dir``: ``noise_discount-<run>.png`` for each
-    SEVEN run with its discount, ``stability.png`` and ``layers.png`` over all runs (grouped by method)."""
+    SEVEN run with its discount, ``stability.png`` and ``layers.png`` over all runs (grouped by method).
+
+    Every input is read and checked, and every output name checked, before anything is written: the
+    folder may hold files of your own, which are never replaced (only the files this function wrote
+    there, listed in ``.sevenprune-diagnostics``), and no plot is written through a link."""
+    from .._fsutil import DIAGNOSTICS_MARKER, check_file_outputs, check_output_parent, own_files, record_own_files
+
     if not run_dirs:
         raise ValueError("give at least one run folder (or diagnostics.json)")
-    loaded = []
+    out = Path(out_dir)
+    check_output_parent(out, "diagnostics --out")
+    loaded: list[tuple[Path, Path, Mapping[str, Any]]] = []
+    seen: dict[Path, str] = {}
     for run in run_dirs:
         path = Path(run)
         d = load_diagnostics(path)
-        run_dir = path if path.is_dir() else path.parent
-        loaded.append((run_dir, d))
-    out = Path(out_dir)
-    written = []
-    for run_dir, d in loaded:
-        if d["snapshots"] and d["snapshots"][0].get("noise_discount"):
-            written.append(plot_noise_discount(d, out / f"noise_discount-{run_dir.name}.png",
-                                               title=f"SEVEN's noise discount, {run_dir.name}"))
+        file = path / "diagnostics.json" if path.is_dir() else path
+        if file.resolve() in seen:
+            raise ValueError(f"{run} and {seen[file.resolve()]} are the same diagnostics file; give each run once")
+        seen[file.resolve()] = str(run)
+        loaded.append((path if path.is_dir() else path.parent, file, d))
+    plans: list[tuple[str, Any]] = []
+    for (_, _, diag), name in zip(loaded, _plot_names(loaded)):
+        if diag["snapshots"][0].get("noise_discount"):
+            plans.append((f"noise_discount-{name}.png", lambda p, diag=diag, name=name: plot_noise_discount(
+                diag, p, title=f"SEVEN's noise discount, {name}")))
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     layers: dict[str, list[Mapping[str, float]]] = defaultdict(list)
-    for run_dir, d in loaded:
-        groups[_label(run_dir, d)].append(d)
-        per_matrix = d.get("final_sparsity_per_weight")
+    matrices: tuple[set[str], Path] | None = None
+    for run_dir, file, diag in loaded:
+        groups[_label(run_dir, diag)].append(diag)
+        per_matrix, source = diag.get("final_sparsity_per_weight"), file
         if per_matrix is None and (run_dir / "result.json").is_file():  # runs made before it was recorded
-            per_matrix = json.loads((run_dir / "result.json").read_text(encoding="utf-8")).get("layers")
+            from .._readers import read_json
+
+            source = run_dir / "result.json"
+            result = read_json(source)
+            per_matrix = result.get("layers") if isinstance(result, dict) else None
+            _check_per_matrix(per_matrix, source, "layers")
         if per_matrix:
-            layers[_label(run_dir, d)].append(per_matrix)
-    if any(d["snapshots"] and "jaccard_with_final_kept" in d["snapshots"][0] for _, d in loaded):
-        written.append(plot_stability(groups, out / "stability.png"))
+            if matrices is not None and set(per_matrix) != matrices[0]:
+                raise ValueError(f"{source} has other matrices than {matrices[1]}: runs of different models "
+                                 "cannot share a per-matrix plot; plot them separately")
+            matrices = (set(per_matrix), source)
+            layers[_label(run_dir, diag)].append(per_matrix)
+    for label, runs in groups.items():
+        steps = {tuple(s["window_step"] for s in r["snapshots"]) for r in runs if "jaccard_with_final_kept"
+                 in r["snapshots"][0]}
+        if len(steps) > 1:
+            raise ValueError(f"the {label!r} runs have snapshots at different window steps {sorted(steps)}; their "
+                             "stability curves cannot be averaged: plot them separately")
+    if any("jaccard_with_final_kept" in r["snapshots"][0] for _, _, r in loaded):
+        plans.append(("stability.png", lambda p: plot_stability(groups, p)))
     if layers:
-        written.append(plot_layer_sparsity(layers, out / "layers.png"))
-    return written
+        plans.append(("layers.png", lambda p: plot_layer_sparsity(layers, p)))
+    if not plans:
+        raise ValueError("nothing to plot: none of these diagnostics has SEVEN's noise discount, a finished window "
+                         "(jaccard_with_final_kept) or per-matrix sparsities")
+    names = [name for name, _ in plans]
+    check_file_outputs(out, names, what="diagnostics --out", owned=own_files(out, DIAGNOSTICS_MARKER))
+    out.mkdir(parents=True, exist_ok=True)
+    record_own_files(out, names, DIAGNOSTICS_MARKER)  # first: a file cut off half-way is still known as ours
+    return [draw(out / name) for name, draw in plans]

@@ -93,8 +93,12 @@ def image_tensor(item: Any, size: int) -> Tensor:
     if isinstance(item, str):
         from PIL import Image
 
-        with Image.open(item) as im:
-            item = np.asarray(im.convert("RGB"))
+        try:
+            with Image.open(item) as im:
+                item = np.asarray(im.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's errors for a damaged file
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"{item} is not a readable image ({reason})") from None
     elif not isinstance(item, np.ndarray):
         item = np.asarray(item.convert("RGB"))
     x = torch.tensor(np.asarray(item), dtype=torch.float32).div_(255.0)  # a copy: arrays may be read-only

@@ -16,7 +16,7 @@ import numpy as np
 
 from .specs import TASKS, Columns, TaskData, TaskSpec
 
-__all__ = ["FASHION_MNIST_DIR", "read_idx", "load_fashion_mnist", "load_image_folder", "LOCAL_SUFFIXES",
+__all__ = ["FASHION_MNIST_DIR", "read_idx", "load_fashion_mnist", "load_image_folder", "check_image_file", "LOCAL_SUFFIXES",
            "flatten_squad_json", "load_local_splits", "local_split_file"]
 
 
@@ -66,6 +66,34 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> TaskDa
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 
 
+def _check_inside(path: Path, root: Path) -> None:
+    """Refuse a link from the data folder to anything outside it (a file of someone else's, or one that
+    may change under the run)."""
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"{path} is a symbolic link to {path.resolve()}, outside --data-dir {root}; copy the "
+                         "file into the folder instead")
+
+
+def check_image_file(path: Path, root: Path) -> None:
+    """Refuse, naming ``path``, a file that is not an image: a link outside ``root``, not a plain file, or
+    a header (and, for PNG, the chunk structure: a truncated file) that PIL cannot read. Cheap: nothing is
+    decoded; an image damaged beyond what this sees is named when it is loaded (:func:`image_tensor`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    _check_inside(path, root)
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file (an image was expected)")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"{path} is not a readable image ({reason})") from None
+    if width < 1 or height < 1:
+        raise ValueError(f"{path} is an empty image ({width} x {height})")
+
+
 def load_image_folder(data_dir: str | os.PathLike[str], task: str = "imagenet") -> TaskData:
     """``data_dir/train/<class>/<image>`` and ``data_dir/val/<class>/<image>`` (classes sorted by name)."""
     root = Path(data_dir)
@@ -83,10 +111,15 @@ def load_image_folder(data_dir: str | os.PathLike[str], task: str = "imagenet") 
         for c in sorted(x.name for x in d.iterdir() if x.is_dir()):
             if c not in index:
                 raise ValueError(f"{d}: class folder {c!r} is not among the training classes")
-            for f in sorted((d / c).iterdir()):
-                if f.suffix.lower() in IMAGE_SUFFIXES:
-                    paths.append(str(f))
-                    labels.append(index[c])
+            _check_inside(d / c, root)
+            found = [f for f in sorted((d / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+            if not found:
+                raise ValueError(f"{d / c}: the class folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                                 "add images or remove the folder")
+            for f in found:
+                check_image_file(f, root)
+                paths.append(str(f))
+                labels.append(index[c])
         return {"image": paths, "label": labels}
 
     spec = TASKS[task]
@@ -119,8 +152,12 @@ def flatten_squad_json(obj: dict[str, Any]) -> Columns:
 
 
 def _read_table(path: Path) -> Columns:
+    from .userdata import _check_separator
+
     try:
-        return _parse_table(path)
+        columns = _parse_table(path)
+        _check_separator(columns, path)
+        return columns
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
     except (json.JSONDecodeError, csv.Error) as exc:

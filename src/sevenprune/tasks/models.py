@@ -75,6 +75,44 @@ def _label_maps(labels: Sequence[Any] | None) -> dict[str, Any]:
     return {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
 
 
+_AUTO_MAPPINGS = {"image": "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES",
+                  "squad": "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+                  "classification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"}
+
+
+def check_model_fits_task(name: str, path: str, spec: TaskSpec) -> None:
+    """Refuse, before loading the weights, a local model that cannot serve the task: a text model for an
+    image task (and the reverse), or a saved classifier whose head has another number of labels.
+    (``from_pretrained`` would say it with a list of 40 config classes, or point to a report that is
+    not printed.)"""
+    if not (Path(path) / "config.json").is_file():
+        return  # a hub name: from_pretrained checks it
+    import transformers as tf
+    from transformers.models.auto import modeling_auto
+
+    try:
+        config = tf.AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except (OSError, ValueError):
+        return  # a damaged config, custom code, ...: loading the model names the problem
+    kind = "image" if spec.kind == "image" else "squad" if spec.kind == "squad" else "classification"
+    supported = getattr(modeling_auto, _AUTO_MAPPINGS[kind], None)
+    model_type = getattr(config, "model_type", None)
+    if supported is not None and model_type not in supported:
+        wanted = ("an image model: --model vit-scratch (a small ViT trained from scratch) or a saved image "
+                  "classifier's directory") if kind == "image" else "a text model (e.g. --model minilm)"
+        raise ValueError(f"model {name!r} is a {model_type!r} model, which cannot do task {spec.name!r} "
+                         f"({spec.kind}); use {wanted}")
+    architectures = getattr(config, "architectures", None) or []
+    saved_labels = getattr(config, "num_labels", None)
+    # (an image classifier's head is replaced when the labels differ: ignore_mismatched_sizes in load_model)
+    if spec.kind == "classification" and any(a.endswith("ForSequenceClassification") for a in architectures) \
+            and saved_labels != spec.num_labels:
+        names = list(getattr(config, "id2label", {}).values())
+        raise ValueError(f"model {name!r} is a classifier saved with {saved_labels} labels {names}; task "
+                         f"{spec.name!r} has {spec.num_labels}: start from the model it was fine-tuned from, or "
+                         f"from a model saved for these labels")
+
+
 def load_model(name: str, spec: TaskSpec, labels: Sequence[Any] | None = None) -> tuple[Any, Any]:
     """``(model, tokenizer_or_None)`` for task ``spec``; ``ValueError`` if the model cannot be loaded.
 
@@ -92,6 +130,7 @@ def load_model(name: str, spec: TaskSpec, labels: Sequence[Any] | None = None) -
             setattr(model.config, key, value)
         return model, None
     path = resolve_model_path(name)
+    check_model_fits_task(name, path, spec)
     # the report of newly initialised head weights is expected here (a new task head): keep it quiet
     verbosity = tf.logging.get_verbosity()
     tf.logging.set_verbosity(logging.ERROR)

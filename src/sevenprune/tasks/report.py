@@ -198,9 +198,11 @@ REPORT_FILES = ("results.csv", "report.md", "curve.png", "layers.png")
 def _check_report_outputs(out: Path) -> None:
     """Replace report files only in a folder the tool wrote (a sweep's marker or its sweep.json); in any
     other folder, write them only where they do not exist yet, and mark the folder as ours."""
-    from .._fsutil import SWEEP_MARKER, has_marker, write_marker
+    from .._fsutil import SWEEP_MARKER, check_file_outputs, has_marker, write_marker
 
-    if has_marker(out, SWEEP_MARKER) or (out / "sweep.json").is_file():
+    # a link among the report's files is never written through, even in a sweep folder
+    check_file_outputs(out, REPORT_FILES, what="report", owned=REPORT_FILES)
+    if has_marker(out, SWEEP_MARKER) or has_marker(out, "sweep.json"):
         return
     existing = [name for name in REPORT_FILES if (out / name).exists()]
     if existing:

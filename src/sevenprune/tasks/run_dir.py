@@ -74,6 +74,9 @@ def check_run_dir(out: Path, overwrite: bool) -> None:
     a run (marker or not: nothing there is ours to delete), a finished run unless ``overwrite``, and
     a run that may not be replaced (the current folder, home, ...)."""
     check_output_parent(out, "--out")
+    if out.is_symlink():  # an empty folder it points to would be written into, wherever it is
+        raise RunExistsError(f"{out} is a symbolic link (to {out.resolve()}); a run is never written through a "
+                             "link: give the folder itself, or another --out")
     if not out.exists() or not any(out.iterdir()):
         return
     if not is_run_dir(out):

@@ -37,8 +37,8 @@ from .config import COSMETIC, RunConfig, resolve_config
 from .run import run
 from .run_dir import check_run_dir, is_finished
 
-__all__ = ["SWEEP_KEYS", "SWEEP_FILES", "check_types", "is_sweep_dir", "load_sweep_file", "expand", "run_name",
-           "sweep"]
+__all__ = ["SWEEP_KEYS", "SWEEP_FILES", "check_types", "is_sweep_dir", "load_sweep_file", "resolve_input_paths",
+           "expand", "run_name", "sweep"]
 
 SWEEP_KEYS = ("methods", "sparsities", "seeds", "out", "metric", "layers_run", "variants")
 
@@ -70,7 +70,40 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ValueError(f"sweep config {str(path)!r}: expected a table of keys {{\"methods\": [...], ...}} at "
                              f"the top level, got a {type(spec).__name__}")
     check_types(spec, f"sweep config {str(path)!r}")
-    return dict(spec)
+    return resolve_input_paths(dict(spec), path)
+
+
+#: the run options that name something to read: in a sweep file, relative to the file's folder
+INPUT_PATH_KEYS = ("data_dir", "cache_dir", "model")
+
+
+def resolve_input_paths(spec: dict[str, Any], config_file: str | os.PathLike[str]) -> dict[str, Any]:
+    """``spec`` with its relative input paths (``data_dir``, ``cache_dir``, a ``model`` folder; also in
+    ``variants``) taken relative to the folder of ``config_file``, as a configuration file's own
+    references are, not to wherever the command runs. ``out`` stays relative to the current folder,
+    like every ``--out``. A ``model`` that is a name (``minilm``, a hub name) is kept unless a model
+    folder of that name lies beside the file or it starts with ``./`` or ``../``.
+
+    >>> resolve_input_paths({"data_dir": "data", "model": "minilm", "out": "runs/x"}, "exp/sweep.json")
+    {'data_dir': 'exp/data', 'model': 'minilm', 'out': 'runs/x'}
+    """
+    base = Path(config_file).parent
+
+    def resolve(table: dict[str, Any]) -> dict[str, Any]:
+        out = dict(table)
+        for key in INPUT_PATH_KEYS:
+            value = out.get(key)
+            if not isinstance(value, str) or not value.strip() or os.path.isabs(value) or value.startswith("~"):
+                continue
+            if key == "model" and not (value.startswith(("./", "../")) or (base / value / "config.json").is_file()):
+                continue
+            out[key] = os.path.normpath(base / value)
+        return out
+
+    resolved = resolve(spec)
+    if isinstance(spec.get("variants"), dict):
+        resolved["variants"] = {k: resolve(v) if isinstance(v, dict) else v for k, v in spec["variants"].items()}
+    return resolved
 
 
 def _is_number(x: Any) -> bool:
@@ -93,12 +126,14 @@ def check_types(spec: dict[str, Any], where: str) -> None:
             continue
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where}: {key!r} must be a list of {what}, got {value!r}")
+        if not value:  # an empty list would silently become the default (seed 42) or nothing
+            raise ValueError(f"{where}: {key!r} is an empty list; give at least one of {what}, or leave the key out")
         bad = [x for x in value if not ok(x)]
         if bad:
             raise ValueError(f"{where}: {key!r} must be a list of {what}; {bad[0]!r} is not")
     for key in ("out", "metric", "layers_run"):
-        if spec.get(key) is not None and not isinstance(spec[key], str):
-            raise ValueError(f"{where}: {key!r} must be a string, got {spec[key]!r}")
+        if spec.get(key) is not None and (not isinstance(spec[key], str) or not spec[key].strip()):
+            raise ValueError(f"{where}: {key!r} must be a non-empty string, got {spec[key]!r}")
 
 
 #: what a sweep writes into its folder
@@ -163,6 +198,11 @@ def expand(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                 opts = {**method_opts, "method": method_opts.get("method", m) if m in variants else m,
                         "seed": seed, "sparsity": None if dense else s}
                 runs.append((f"{m}-seed{seed}" if dense else run_name(m, s, seed), opts))
+    names = [name for name, _ in runs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:  # one folder for two runs: the second would be skipped as "finished"
+        raise ValueError(f"the sweep has two runs named {twice!r} (a method, sparsity or seed given twice, or "
+                         "two sparsities that print alike); give each once")
     return runs
 
 

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEXT_SUFFIXES", "find_split_file", "read_table", "load_text_classification", "label_set"]
+__all__ = ["TEXT_SUFFIXES", "check_distinct_columns", "find_split_file", "read_table", "load_text_classification", "label_set"]
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 #: ``datasets`` builder of each suffix
@@ -45,6 +45,7 @@ def read_table(path: Path) -> dict[str, list[Any]]:
     """The columns of one file, read by ``datasets`` (its arrow cache in a temporary folder, removed after)."""
     import datasets
 
+    _check_has_rows(path)
     kwargs: dict[str, Any] = {"delimiter": "\t"} if path.suffix == ".tsv" else {}
     bars_were_off = datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # reading a small file: no "Generating split" bars
@@ -64,7 +65,40 @@ def read_table(path: Path) -> dict[str, list[Any]]:
             datasets.enable_progress_bars()
     if not columns or not next(iter(columns.values())):
         raise ValueError(f"{path} holds no rows")
+    _check_separator(columns, path)
     return columns
+
+
+def _check_has_rows(path: Path) -> None:
+    """A csv/tsv/jsonl file with a header only (or nothing) is named as such (``datasets`` would say
+    'Instruction "data" corresponds to no data!'). Reads the first lines only."""
+    if path.suffix not in (".csv", ".tsv", ".jsonl"):
+        return
+    lines = 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return  # not text: the reader says so
+            lines += bool(line.strip())
+            if lines >= 2:
+                return
+    if path.suffix == ".jsonl" and lines == 1:
+        return
+    raise ValueError(f"{path} is empty" if not lines else f"{path} holds a header line but no rows")
+
+
+def _check_separator(columns: dict[str, list[Any]], path: Path) -> None:
+    """One column whose name holds the other separator: a TSV named .csv (or a CSV named .tsv)."""
+    if len(columns) != 1:
+        return
+    (header,) = columns
+    other = {".csv": ("\t", "tab-separated", ".tsv"), ".tsv": (",", "comma-separated", ".csv")}.get(path.suffix)
+    if other is not None and other[0] in header:
+        raise ValueError(f"{path} looks {other[1]} (its one column is named {header!r}), but {path.suffix} files are "
+                         f"read as {'comma' if path.suffix == '.csv' else 'tab'}-separated: rename it to "
+                         f"{path.stem}{other[2]}")
 
 
 def _label(value: Any, path: Path, row: int, column: str) -> str | int:
@@ -116,6 +150,19 @@ def _texts(cols: dict[str, list[Any]], column: str, path: Path) -> list[str]:
     return out
 
 
+def check_distinct_columns(text_column: str | None, text_pair_column: str | None, label_column: str | None,
+                           where: Any = "") -> None:
+    """Refuse one column in two roles (the label would be trained on as text)."""
+    roles = [("--text-column", text_column), ("--text-pair-column", text_pair_column),
+             ("--label-column", label_column or DEFAULT_LABEL_COLUMN)]
+    for i, (flag, column) in enumerate(roles):
+        for other_flag, other in roles[i + 1:]:
+            if column is not None and column == other:
+                prefix = f"{where}: " if where else ""
+                raise ValueError(f"{prefix}column {column!r} is both {flag} and {other_flag}; give each role its "
+                                 "own column")
+
+
 def load_text_classification(data_dir: str | os.PathLike[str], *, text_column: str | None = None,
                              text_pair_column: str | None = None,
                              label_column: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -130,6 +177,7 @@ def load_text_classification(data_dir: str | os.PathLike[str], *, text_column: s
     files = {s: find_split_file(root, s) for s in ("train", "validation")}
     raw = {s: read_table(p) for s, p in files.items()}
     text_col = _text_column(raw["train"], files["train"], text_column, "--text-column")
+    check_distinct_columns(text_col, text_pair_column, label_column, files["train"])
     splits: dict[str, dict[str, Any]] = {}
     labels: list[str | int] = []
     for split, path in files.items():
