@@ -213,32 +213,31 @@ def _check_patterns(value: Any, path: Path, field: str) -> None:
 def _check_method(config: Mapping[str, Any], step: int, path: Path) -> None:
     """The method must be one the Pruner runs, with its own options; any other name is only the label of
     fixed masks (``Pruner.from_masks``, ``prune_at_init``), whose window is one step and over."""
-    from .importance import get_method, methods
-    from .init_pruning import init_method, init_methods
+    from .importance.registry import checked_options, get_method, methods
 
     method, options = config["method"], config.get("method_options", {})
     if not isinstance(method, str) or not method:
         raise StateFileError(path, "config.method", f"must be a method name, got {method!r}")
     if not isinstance(options, dict):
         raise StateFileError(path, "config.method_options", f"must be an object {{option: value}}, got {options!r}")
-    if method in methods():
-        known = set(get_method(method).defaults)
-    else:
+    runs_in_pruner = method in methods("fine-tuning")
+    if not runs_in_pruner:
         fixed = config.get("start_step") == 0 and config.get("prune_steps") == 1 and step >= 1
         if not fixed:
-            raise StateFileError(path, "config.method", f"unknown method {method!r}: the pruner runs {methods()}; "
-                                 "any other name only labels fixed masks (Pruner.from_masks, prune_at_init), "
-                                 "whose state has start_step 0, prune_steps 1 and step >= 1")
-        known = set(init_method(method).defaults) if method in init_methods() else set(options)
+            raise StateFileError(path, "config.method", f"unknown method {method!r}: the pruner runs "
+                                 f"{methods('fine-tuning')}; any other name only labels fixed masks "
+                                 "(Pruner.from_masks, prune_at_init, prune_oneshot), whose state has start_step 0, "
+                                 "prune_steps 1 and step >= 1")
+    registered = method in methods()
+    known = set(get_method(method).defaults) if registered else set(options)
     unknown = sorted(set(options) - known)
     if unknown:
         raise StateFileError(path, "config.method_options", f"method {method!r} has no option(s) {unknown}; "
                              f"its options are {sorted(known)}")
     try:  # the values, by the method's own checks
-        if method in methods():
-            get_method(method).checked_options(options)
-        elif method in init_methods():
-            init_method(method).options(options)
+        if registered:
+            phase = "fine-tuning" if runs_in_pruner else get_method(method).phases[0]
+            checked_options(method, options, phase)
     except (TypeError, ValueError) as exc:
         raise StateFileError(path, "config.method_options", str(exc)) from None
 
