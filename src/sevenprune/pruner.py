@@ -126,7 +126,7 @@ class Pruner:
             are still observed every step); the schedule's count is exact at each selection. 1 (default)
             selects every step, as SEVEN's reference; PLATON's authors select every 10 steps.
         **method_options: options of the method (for SEVEN: ``beta1``, ``beta2``, ``eps``,
-            ``moments="abs"|"signed"``, ``compile``).
+            ``moments="abs"|"signed"|"optimizer"``, ``compile``).
 
     Order of work in :meth:`step` (call ``n``):
 
@@ -361,6 +361,7 @@ class Pruner:
         """Zero the optimizer's state for pruned entries at every mask change, and re-apply the masks
         after every ``optimizer.step()``. Returns the pruner."""
         optimizer = unwrap_optimizer(optimizer)  # Accelerate's AcceleratedOptimizer and similar wrappers
+        self.importance.bind_optimizer(optimizer, self._owners)  # may refuse it (SEVEN's moments="optimizer")
         if self._hook is not None:
             self._hook.remove()
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -381,6 +382,7 @@ class Pruner:
             self._hook.remove()
         self._hook = None
         self.optimizer = None
+        self.importance.bind_optimizer(None, self._owners)
 
     def _clear_optimizer_state(self, names: Mapping[str, Tensor] | Sequence[str]) -> None:
         """Zero the optimizer's per-weight state (Adam moments, momentum buffers, ...) of pruned
