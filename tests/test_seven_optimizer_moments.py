@@ -329,3 +329,21 @@ def test_optimizer_moments_option_in_the_run_config() -> None:
         assert "moments" not in str(exc)
     with pytest.raises(ValueError, match=r"moments=optimizer.*--optimizer sgd.*moments=abs"):
         validate(RunConfig(**base, optimizer="sgd"))  # type: ignore[arg-type]
+
+
+def test_diagnostics_read_the_optimizers_discount() -> None:
+    model = tiny_model()
+    opt = make_optimizer(model)
+    pruner = sp.Pruner(model, "seven", SPARSITY, 0, 6, optimizer=opt, moments="optimizer")
+    diag = sp.PruningDiagnostics(pruner, snapshots=3)
+    for step in range(1, 7):
+        loss_of(model, step).backward()
+        opt.step()
+        pruner.step()
+        diag.step()
+        opt.zero_grad()
+    discounts = [r["noise_discount"] for r in diag.records]
+    assert discounts and all(d is not None for d in discounts)
+    for d in discounts:  # |m_hat| / r_hat, from the optimizer's moments
+        assert all(0.0 <= q < math.inf for w in d["per_weight"].values() for q in w["quantiles"])
+    assert diag.discount_effect  # SEVEN's ranking against the first-order sum's, as for the default form

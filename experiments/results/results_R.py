@@ -32,7 +32,10 @@ LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "plat
           "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
           "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
           "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)",
-          "grasp_abs": "grasp, variant=abs (\\|W*Hg\\|)"}
+          "grasp_abs": "grasp, variant=abs (\\|W*Hg\\|)",
+          "seven_opt": "SEVEN_dyn, moments=optimizer (AdamW's)",
+          "seven_opt_bf16": "SEVEN_dyn, moments=optimizer, bf16 score"}
+OPT_ORDER = ["dense", "seven", "seven_opt", "seven_opt_bf16", "seven_nd"]
 POOLER_ORDER = ["seven_pooler", "platon_pooler"]
 N_BOOT = 4000
 
@@ -494,6 +497,15 @@ def blocks() -> dict[str, str]:
         paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []  # one header
         out["R_pooler"] = (main_table(rows, ["dense", "seven", "seven_pooler", "platon", "platon_pooler"]) + "\n\n"
                            + "\n".join(paired_rows))
+    opt = load_runs(["R_opt"])
+    if opt:  # issue 40: the optimizer's moments against SEVEN's own and its control, paired by seed
+        rows = opt + [r for r in dyn if r["name"] in ("seven", "seven_nd", "dense")
+                      and float(r["target_sparsity"]) in (0.0, 0.8, 0.9)]
+        comparisons = [paired(rows, arm, ["seven", "seven_nd"])[0] for arm in ("seven_opt", "seven_opt_bf16")
+                       if any(r["name"] == arm for r in opt)]
+        tables = [c.splitlines() for c in comparisons if c.startswith("|")]
+        paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []
+        out["R_opt"] = main_table(rows, OPT_ORDER) + "\n\n" + "\n".join(paired_rows)
     pre = load_runs(PRE_SWEEPS)
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]

@@ -8,6 +8,7 @@
 #
 #     bash experiments/results/R/run_R.sh            # both workers
 #     bash experiments/results/R/run_R.sh second     # the second pass: 70 %, pre at 90 %, seeds 4-5
+#     bash experiments/results/R/run_R.sh opt        # issue 40: moments="optimizer" at 80 and 90 %, seeds 1-3
 #     python experiments/results/R/collect_R.py      # copy the finished runs' summaries into docs/results/R
 set -uo pipefail  # no -e: one failed sweep must not stop the others
 cd "$(dirname "$0")/../../.."
@@ -30,6 +31,11 @@ worker_b() { worker R_dyn90; worker R_pre80; worker R_base90; worker R_pre50; }
 worker_c() { worker R_dyn70; sweep R_dyn80 --methods seven seven_nd platon dense --seeds 4 5; worker R_base70; }
 worker_d() { worker R_pre90; sweep R_dyn90 --methods seven seven_nd platon --seeds 4 5; }
 
+# issue 40: SEVEN reading AdamW's moments (seven_opt), paired with R_dyn80/R_dyn90's seven and seven_nd
+# by seed; one worker per sparsity, seeds staged. seven_opt_bf16 (3 bytes per weight) where time allows:
+# bash experiments/results/R/run_R.sh opt_bf16
+worker_opt() { for seeds in "1" "1 2" "1 2 3"; do sweep R_opt --sparsities "$1" --methods "${2:-seven_opt}" --seeds $seeds; done; }
+
 case "${1:-both}" in
   a) worker_a 2>&1 | tee -a runs/results/logs/R_a.log ;;
   b) worker_b 2>&1 | tee -a runs/results/logs/R_b.log ;;
@@ -41,5 +47,10 @@ case "${1:-both}" in
     worker_c >> runs/results/logs/R_c.log 2>&1 &
     worker_d >> runs/results/logs/R_d.log 2>&1 &
     wait ;;
-  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second]" >&2; exit 2 ;;
+  opt|opt_bf16)
+    arm=seven_opt; [ "$1" = opt_bf16 ] && arm=seven_opt_bf16
+    worker_opt 0.8 "$arm" >> runs/results/logs/R_opt.log 2>&1 &
+    worker_opt 0.9 "$arm" >> runs/results/logs/R_opt.log 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second|opt|opt_bf16]" >&2; exit 2 ;;
 esac
