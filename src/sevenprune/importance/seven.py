@@ -228,7 +228,7 @@ class SevenImportance(Importance):
     @property
     def reads_optimizer(self) -> bool:
         """Whether the discount comes from the optimizer's moments (``moments="optimizer"``)."""
-        return self.options["moments"] == "optimizer" and self.options["noise_discount"]
+        return self.options["moments"] == "optimizer" and bool(self.options["noise_discount"])
 
     @property
     def has_discount(self) -> bool:
@@ -272,7 +272,7 @@ class SevenImportance(Importance):
                 "optimizer is attached at this pruning step: build the Pruner with optimizer=... or call "
                 "pruner.attach(optimizer) (an Adam or AdamW), or use moments='abs' or moments='signed'")
         owner = self._owners[name]
-        state = self._optimizer.state.get(owner)  # type: ignore[call-overload]
+        state = self._optimizer.state.get(owner)
         if not state or "exp_avg" not in state or "exp_avg_sq" not in state:
             return None
         m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -397,7 +397,8 @@ class SevenImportance(Importance):
         eps = float(self.options["eps"])
         work = []
         for name, p in self.params.items():
-            if p.grad is None:  # no gradient: Adam did not step it and the score gains |W * 0| = 0
+            grad = p.grad
+            if grad is None:  # no gradient: Adam did not step it and the score gains |W * 0| = 0
                 continue
             found = self._optimizer_moments(name)
             if found is None:
@@ -406,18 +407,18 @@ class SevenImportance(Importance):
                     "gradient; call pruner.step() after optimizer.step() (the moments must hold this step's "
                     "gradient), with every prunable weight in the optimizer")
             self._check_step(name, found[2])
-            work.append((name, p, found))
+            work.append((name, p, grad, found))
         self._check_steps = False
         fn = self._update_fn()
         compiled = fn is not _eager_optimizer_update_
         offset: Any = dither_offset(t)  # t: observed steps, the same on every rank and after a resume
-        for name, p, (m, v, step, b1, b2) in work:
+        for name, p, grad, (m, v, step, b1, b2) in work:
             c1, c2 = self._corrections(step, b1, b2)
             if compiled and not isinstance(c1, Tensor):  # tensors: a new k or t must not recompile
                 c1, c2 = torch.tensor(c1, device=p.device), torch.tensor(c2, device=p.device)
             if compiled and not isinstance(offset, Tensor):
                 offset = torch.tensor(offset, dtype=torch.int32, device=p.device)
-            s, g = self.stats["score"][name], p.grad.detach()
+            s, g = self.stats["score"][name], grad.detach()
             bits = gradient_bits(g) if s.dtype != torch.float32 else None
             try:
                 fn(p.detach(), g, m, v, s, c1, c2, eps, bits, offset)
