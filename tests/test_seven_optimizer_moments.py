@@ -347,3 +347,15 @@ def test_diagnostics_read_the_optimizers_discount() -> None:
     for d in discounts:  # |m_hat| / r_hat, from the optimizer's moments
         assert all(0.0 <= q < math.inf for w in d["per_weight"].values() for q in w["quantiles"])
     assert diag.discount_effect  # SEVEN's ranking against the first-order sum's, as for the default form
+
+
+def test_a_step_count_held_as_a_tensor_gives_the_same_corrections() -> None:
+    # fused/capturable Adam on an accelerator keeps `step` as a device tensor: the bias corrections are then
+    # computed as tensors there (no host sync); they must equal the Python-float ones
+    from sevenprune.importance.seven import SevenImportance
+
+    for k in (1.0, 7.0, 3000.0):
+        c1, c2 = SevenImportance._corrections(torch.tensor(k), 0.9, 0.999)
+        f1, f2 = SevenImportance._corrections(k, 0.9, 0.999)
+        assert isinstance(c1, torch.Tensor) and float(c1) == pytest.approx(f1, rel=1e-6)
+        assert isinstance(c2, torch.Tensor) and float(c2) == pytest.approx(f2, rel=1e-6)

@@ -208,6 +208,7 @@ class SevenImportance(Importance):
         # state) and param group, and the optimizer's step count of each weight at the last observed step
         self._optimizer: torch.optim.Optimizer | None = None
         self._owners: dict[str, Tensor] = {}
+        self._groups: dict[int, Mapping[str, Any]] = {}
         self._last_step: dict[str, Tensor | float] = {}
         self._check_steps = False  # set by a load: the first observe checks the optimizer's step counts
 
@@ -252,7 +253,7 @@ class SevenImportance(Importance):
                 f"(the reference) or moments='signed', which keep their own moments in the pruner")
         self._optimizer = optimizer
         self._owners = dict(owners)
-        self._groups: dict[int, Mapping[str, Any]] = {}
+        self._groups = {}
 
     def _step_count(self, name: str, state: Mapping[str, Any]) -> Tensor | float:
         step = state.get("step")
