@@ -6,7 +6,7 @@ PIP     = $(PY) -m pip
 # torch is pinned here (not in the package metadata) so that this machine takes its local CPU build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install test test-threads demo bench typecheck clean
+.PHONY: install test test-threads demo bench bench-quick typecheck clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -31,6 +31,10 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/bench_core.py
+
+# every code path of bench_core on a tiny model, in seconds (for CI)
+bench-quick: install
+	$(PY) benchmarks/bench_core.py --quick
 
 # strict mypy over src/ (clean on 2026-11-23; not part of CI, whose dependencies float)
 typecheck: install

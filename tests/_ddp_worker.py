@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIOS = ["ddp", "mismatch", "unsynced", "threshold", "threshold_errors", "fsdp2", "fsdp2_pruner",
-             "fsdp2_pruner_local", "accelerate", "trainer"]
+             "fsdp2_pruner_local", "accelerate", "trainer", "ddp_optimizer_moments", "fsdp2_optimizer_moments"]
 TIMEOUT_S = 150
 _CACHE: dict[str, Any] = {}
 
@@ -101,7 +101,13 @@ def _same_on_all_ranks(t: Any) -> bool:
     return all(torch.equal(out[0], o) for o in out[1:])
 
 
-def scenario_ddp(rank: int) -> dict[str, Any]:
+def scenario_ddp_optimizer_moments(rank: int) -> dict[str, Any]:
+    """SEVEN reading AdamW's moments (``moments="optimizer"``, bf16 score) under DDP: the optimizer's
+    moments are those of the all-reduced gradients, so every rank scores and prunes alike."""
+    return scenario_ddp(rank, moments="optimizer", state_dtype="bfloat16")
+
+
+def scenario_ddp(rank: int, **options: Any) -> dict[str, Any]:
     import torch
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -120,11 +126,13 @@ def scenario_ddp(rank: int) -> dict[str, Any]:
         model = _mlp()
         ddp = DDP(model)
         opt = torch.optim.AdamW(ddp.parameters(), lr=1e-2)
-        pruner = sp.Pruner(ddp.module, "seven", sparsity=0.75, start_step=1, prune_steps=4, optimizer=opt)
+        pruner = sp.Pruner(ddp.module, "seven", sparsity=0.75, start_step=1, prune_steps=4, optimizer=opt,
+                           **options)
         losses = _train(ddp, ddp, pruner, opt, steps=7, rank=rank)
     finally:
         distributed.check_masks_consistent = original
-    _CACHE["ddp_pruner"] = pruner
+    if not options:
+        _CACHE["ddp_pruner"] = pruner
     return {
         "names": list(pruner.masks),
         "sparsity": pruner.sparsity(),
@@ -339,7 +347,13 @@ def scenario_fsdp2_pruner_local(rank: int) -> dict[str, Any]:
     return scenario_fsdp2_pruner(rank, scope="local")
 
 
-def scenario_fsdp2_pruner(rank: int, scope: str = "global") -> dict[str, Any]:
+def scenario_fsdp2_optimizer_moments(rank: int) -> dict[str, Any]:
+    """As ``fsdp2_pruner`` with ``moments="optimizer"``: each rank reads its shard of AdamW's sharded
+    (DTensor) moments; bf16 scores, selection every 2 steps."""
+    return scenario_fsdp2_pruner(rank, moments="optimizer", state_dtype="bfloat16", mask_interval=2)
+
+
+def scenario_fsdp2_pruner(rank: int, scope: str = "global", **options: Any) -> dict[str, Any]:
     """``sp.Pruner`` on an FSDP2-sharded model: each rank scores only its shard, the threshold is the
     sharded one; compared with a plain pruner on an unsharded copy fed the same data (so the
     gradients are the same), masks and weights must agree exactly."""
@@ -359,7 +373,8 @@ def scenario_fsdp2_pruner(rank: int, scope: str = "global") -> dict[str, Any]:
     runs = {}
     for label, net in (("sharded", model), ("reference", reference)):
         opt = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.01)
-        pruner = sp.Pruner(net, "seven", sparsity=0.7, start_step=1, prune_steps=4, optimizer=opt, scope=scope)
+        pruner = sp.Pruner(net, "seven", sparsity=0.7, start_step=1, prune_steps=4, optimizer=opt, scope=scope,
+                           **options)
         g = torch.Generator().manual_seed(7)  # the same data on both ranks
         for _ in range(7):
             x = torch.randn(8, 12, generator=g)

@@ -28,6 +28,15 @@ def test_ddp_ranks_end_with_identical_masks() -> None:
         assert r["names"] == ["0.weight", "2.weight", "4.weight"]  # unwrapped names, no "module."
 
 
+def test_ddp_with_optimizer_moments_ends_with_identical_masks() -> None:
+    r0, r1 = scenario("ddp_optimizer_moments")  # moments="optimizer", bf16 score
+    assert r0["losses"] != r1["losses"]
+    for r in (r0, r1):
+        assert r["masks_equal"] and r["weights_equal"]
+        assert r["sparsity"] == round(0.75 * r["numel"]) / r["numel"]
+        assert r["zeros_where_pruned"] and r["checks"] == 4
+
+
 def test_a_forced_difference_raises_on_every_rank() -> None:
     for r in scenario("mismatch"):
         assert r["equal"]["error"] is None

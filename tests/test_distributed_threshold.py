@@ -116,3 +116,14 @@ def test_pruner_on_fsdp2_shards_with_local_scope_matches_an_unsharded_run() -> N
         assert r["pruned_per_matrix"] == [round(0.7 * n) for n in sizes]  # each matrix its own count
         assert r["masks_match"], "a rank's shard masks differ from the single-process masks"
         assert r["weights_match"], "weights differ from the unsharded run fed the same data"
+
+
+def test_optimizer_moments_on_fsdp2_shards_match_an_unsharded_run() -> None:
+    r0, r1 = scenario("fsdp2_optimizer_moments")  # each rank reads its shard of AdamW's DTensor moments
+    if not r0["supported"]:
+        pytest.skip(f"FSDP2 fully_shard does not run on this CPU build: {r0['why']}")
+    total = 12 * 9 + 9 * 7 + 7 * 3
+    for r in (r0, r1):
+        assert r["sparsity"] == r["reference_sparsity"] == round(0.7 * total) / total
+        assert r["masks_match"], "a rank's shard masks differ from the single-process masks"
+        assert r["weights_match"], "weights differ from the unsharded run fed the same data"

@@ -122,9 +122,12 @@ def test_trainer_prunes_per_optimizer_update_in_event_order(tmp_path: Path) -> N
     assert logged[0]["sparsity"] == 0.0 and logged[-1]["sparsity"] > 0.49
 
 
-def test_checkpoint_resume_gives_the_masks_of_an_uninterrupted_run(tmp_path: Path) -> None:
+# moments="optimizer": the score reads the Trainer's AdamW moments, which its checkpoint restores
+@pytest.mark.parametrize("options", [{}, {"moments": "optimizer", "state_dtype": "bfloat16"}])
+def test_checkpoint_resume_gives_the_masks_of_an_uninterrupted_run(tmp_path: Path, options: dict[str, Any]) -> None:
     def run(out: Path, resume: str | bool | None, **callback_args: Any) -> PruningCallback:
-        callback = PruningCallback(method="seven", sparsity=0.6, start_step=1, prune_steps=4, **callback_args)
+        callback = PruningCallback(method="seven", sparsity=0.6, start_step=1, prune_steps=4, **options,
+                                   **callback_args)
         args = make_args(out, save_strategy="steps", save_steps=3)
         trainer = transformers.Trainer(model=tiny_bert(), args=args, train_dataset=Rows(),
                                        callbacks=[callback])

@@ -87,7 +87,7 @@ def test_seven_keeps_steady_gradients_where_gradient_magnitude_would_not() -> No
 
 def test_seven_options_are_validated() -> None:
     layer = nn.Linear(3, 2)
-    with pytest.raises(ValueError, match="moments must be 'abs' or 'signed', got 'sign'"):
+    with pytest.raises(ValueError, match="moments must be 'abs', 'signed' or 'optimizer', got 'sign'"):
         sp.Pruner(layer, "seven", 0.5, moments="sign")
     with pytest.raises(ValueError, match=r"beta1 must be a number in \[0, 1\), got 1.5"):
         sp.Pruner(layer, "seven", 0.5, beta1=1.5)

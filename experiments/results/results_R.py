@@ -31,6 +31,7 @@ PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_a
 DYN_SWEEPS = ["R_dyn80", "R_dyn90", "R_dyn50", "R_dyn70", "R_base80", "R_base90", "R_base50", "R_base70"]
 PAPER_PRE_SWEEPS = ["R_pre80", "R_pre50", "R_pre90"]  # the methods of the paper's pruning-early panel
 PRE_SWEEPS = PAPER_PRE_SWEEPS + ["R_grasp_abs"]  # R_grasp_abs: GraSP ranked by |W*Hg| (docs/methods.md)
+OPT_ORDER = ["dense", "seven", "seven_opt", "seven_opt_bf16", "seven_nd"]
 POOLER_ORDER = ["seven_pooler", "platon_pooler"]
 PAPER = common.ROOT / "experiments" / "results" / "paper_figure_values.csv"  # values read off the paper's figures
 R_HEADING = "**In short (protocol R, generated from the paired comparisons of docs/results.md, R.1):**"
@@ -312,6 +313,15 @@ def blocks() -> dict[str, str]:
         paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []  # one header
         out["R_pooler"] = (main_table(rows, ["dense", "seven", "seven_pooler", "platon", "platon_pooler"]) + "\n\n"
                            + "\n".join(paired_rows))
+    opt = load_runs(["R_opt"])
+    if opt:  # issue 40: the optimizer's moments against SEVEN's own and its control, paired by seed
+        rows = opt + [r for r in dyn if r["name"] in ("seven", "seven_nd", "dense")
+                      and float(r["target_sparsity"]) in (0.0, 0.8, 0.9)]
+        comparisons = [paired(rows, arm, ["seven", "seven_nd"])[0] for arm in ("seven_opt", "seven_opt_bf16")
+                       if any(r["name"] == arm for r in opt)]
+        tables = [c.splitlines() for c in comparisons if c.startswith("|")]
+        paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []
+        out["R_opt"] = main_table(rows, OPT_ORDER) + "\n\n" + "\n".join(paired_rows)
     pre = load_runs(PRE_SWEEPS)
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]

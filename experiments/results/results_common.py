@@ -35,7 +35,9 @@ LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "plat
           "movement": "movement (authors' form, per matrix)", "soft_movement": "soft movement (authors' form)",
           "magnitude": "gradual magnitude (per matrix)", "random": "random", "dense": "dense",
           "seven_pooler": "SEVEN_dyn, pooler included (R.2)", "platon_pooler": "PLATON, pooler included (R.2)",
-          "grasp_abs": "grasp, variant=abs (\\|W*Hg\\|)"}
+          "grasp_abs": "grasp, variant=abs (\\|W*Hg\\|)",
+          "seven_opt": "SEVEN_dyn, moments=optimizer (AdamW's)",
+          "seven_opt_bf16": "SEVEN_dyn, moments=optimizer, bf16 score"}
 # the same in running text (the summaries)
 NAMES = {"seven": "SEVEN_dyn", "seven_pre": "SEVEN_pre", "seven_nd": "its noise_discount=False control",
          "platon": "PLATON", "movement": "movement", "soft_movement": "soft movement",

@@ -158,8 +158,7 @@ class PruningDiagnostics:
     def _discount_effect(self) -> dict[str, Any] | None:
         """SEVEN's ranking against the first-order sum's on the same trajectory, at the final sparsity."""
         p = self.pruner
-        stats = p.importance.stats
-        if "m" not in stats:
+        if not getattr(p.importance, "has_discount", False):  # SEVEN's own or the optimizer's moments
             return None
         k_final = schedules.pruned_count(p.sparsity_target, p.numel)
         seven = [s.detach().float().reshape(-1).cpu() for s in p.importance.scores(p.masks)]
@@ -188,8 +187,7 @@ class PruningDiagnostics:
 
     def _noise_discount(self) -> dict[str, Any] | None:
         imp = self.pruner.importance
-        stats = getattr(imp, "stats", {})
-        if not isinstance(imp, SevenImportance) or "m" not in stats:  # "m": SEVEN with its noise discount
+        if not isinstance(imp, SevenImportance) or not imp.has_discount:  # SEVEN with its noise discount
             return None
         t = max(1, self.pruner.observed_steps)
         out: dict[str, Any] = {}

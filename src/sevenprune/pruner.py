@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from . import gradients, schedules, selection
-from ._validate import SCOPES, STATE_DTYPES, check_int, check_scope, dtype_name
+from ._validate import SCOPES, STATE_DTYPES, check_int, check_scope, dtype_name, unwrap_optimizer
 from ._validate import check_sparsity as _check_sparsity
 from ._validate import state_dtype as _state_dtype
 from .distributed import PrunableWeights
@@ -63,7 +63,7 @@ class Pruner:
             are still observed every step); the schedule's count is exact at each selection. 1 (default)
             selects every step, as SEVEN's reference; PLATON's authors select every 10 steps.
         **method_options: options of the method (for SEVEN: ``beta1``, ``beta2``, ``eps``,
-            ``moments="abs"|"signed"``, ``compile``).
+            ``moments="abs"|"signed"|"optimizer"``, ``compile``).
 
     :meth:`step` observes gradients in the window, selects on the schedule, zeroes the optimizer's state
     of newly pruned entries and applies the masks (docs/design.md, "Data flow of one training step"); an
@@ -204,7 +204,11 @@ class Pruner:
     def attach(self, optimizer: torch.optim.Optimizer) -> Pruner:
         """Zero the optimizer's state for pruned entries at every mask change, and re-apply the masks
         after every ``optimizer.step()``. Returns the pruner."""
-        self.detach()
+        optimizer = unwrap_optimizer(optimizer)  # Accelerate's AcceleratedOptimizer and similar wrappers
+        self.importance.bind_optimizer(optimizer, self._owners)  # may refuse it (SEVEN's moments="optimizer")
+        if self._link is not None:
+            self._link.remove()
+        self._link = None
         self._link = OptimizerLink(optimizer, self._owners, self.apply_masks, self._weights.local)
         self._clear_optimizer_state(list(self.params))
         return self
@@ -214,6 +218,7 @@ class Pruner:
         if self._link is not None:
             self._link.remove()
         self._link = None
+        self.importance.bind_optimizer(None, self._owners)
 
     def _clear_optimizer_state(self, names: Mapping[str, Tensor] | Sequence[str]) -> None:
         if self._link is not None:

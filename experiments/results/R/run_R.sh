@@ -9,6 +9,7 @@
 #     bash experiments/results/R/run_R.sh            # both workers
 #     bash experiments/results/R/run_R.sh second     # the second pass: 70 %, pre at 90 %, seeds 4-5
 #     bash experiments/results/R/run_R.sh pace       # movement at its authors' pace (R_movement_pace, ~1 h)
+#     bash experiments/results/R/run_R.sh opt        # issue 40: moments="optimizer" at 80 and 90 %, seeds 1-3
 #     python experiments/results/collect.py          # copy the finished runs' summaries into docs/results/R
 set -uo pipefail  # no -e: one failed sweep must not stop the others
 cd "$(dirname "$0")/../../.."
@@ -37,6 +38,10 @@ worker_d() { worker R_pre90; sweep R_dyn90 --methods seven seven_nd platon --see
 worker_e() { for seeds in "1" "1 2" "1 2 3"; do sweep R_movement_pace --methods movement --sparsities 0.5 --seeds $seeds; done; }
 worker_f() { for seeds in "1" "1 2" "1 2 3"; do sweep R_movement_pace --methods movement --sparsities 0.9 --seeds $seeds; done
              sweep R_movement_pace --methods dense; }
+# issue 40: SEVEN reading AdamW's moments (seven_opt), paired with R_dyn80/R_dyn90's seven and seven_nd
+# by seed; one worker per sparsity, seeds staged. seven_opt_bf16 (3 bytes per weight) where time allows:
+# bash experiments/results/R/run_R.sh opt_bf16
+worker_opt() { for seeds in "1" "1 2" "1 2 3"; do sweep R_opt --sparsities "$1" --methods "${2:-seven_opt}" --seeds $seeds; done; }
 
 case "${1:-both}" in
   a) worker_a 2>&1 | tee -a runs/results/logs/R_a.log ;;
@@ -53,5 +58,10 @@ case "${1:-both}" in
     worker_e >> runs/results/logs/R_e.log 2>&1 &
     worker_f >> runs/results/logs/R_f.log 2>&1 &
     wait ;;
-  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second|pace]" >&2; exit 2 ;;
+  opt|opt_bf16)
+    arm=seven_opt; [ "$1" = opt_bf16 ] && arm=seven_opt_bf16
+    worker_opt 0.8 "$arm" >> runs/results/logs/R_opt.log 2>&1 &
+    worker_opt 0.9 "$arm" >> runs/results/logs/R_opt.log 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/R/run_R.sh [a|b|both|second|pace|opt|opt_bf16]" >&2; exit 2 ;;
 esac

@@ -140,6 +140,11 @@ class Importance(ABC):
     def release(self) -> None:
         """Free the statistics once the pruning window is over (masks are fixed from then on)."""
 
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer | None, owners: Mapping[str, Tensor]) -> None:
+        """Told the optimizer :meth:`sevenprune.Pruner.attach` attached (``None`` on ``detach``) and the
+        parameters that key its state, by weight name. Default: ignored. A method that reads the optimizer's
+        state (SEVEN's ``moments="optimizer"``) keeps them; one that cannot work with this optimizer raises."""
+
     # -- state ------------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, dict[str, Tensor]]:
         """``{statistic: {weight name: tensor}}``; override by storing statistics in ``self.stats``."""

@@ -191,6 +191,9 @@ def validate(cfg: RunConfig) -> None:
     if cfg.method not in choices:
         raise ValueError(f"unknown method {cfg.method!r}; choose one of {choices}")
     _check_method_options(cfg)
+    if cfg.method != "dense" and cfg.method_options.get("moments") == "optimizer" and cfg.optimizer != "adamw":
+        raise ValueError(f"--method-option moments=optimizer reads AdamW's own moments, which --optimizer "
+                         f"{cfg.optimizer} does not keep; use --optimizer adamw, or moments=abs or moments=signed")
     if cfg.method == "dense":
         if cfg.sparsity not in (None, 0, 0.0):
             raise ValueError(f"method 'dense' does not prune; got --sparsity {cfg.sparsity} (leave it out or use 0)")
