@@ -208,6 +208,38 @@ def test_tiny_llama_is_pruned_block_by_block_with_embeddings_and_head_untouched(
     assert model.training and torch.isfinite(model(_ids(1)[0]).logits).all()
 
 
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_gpt2_conv1d_weights_are_pruned_along_their_input_dimension(method: str) -> None:
+    """GPT-2 stores its weights as (in, out): the groups of m run along dim 0."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4,
+                                                                  n_positions=64))
+    pruner = sp.prune_oneshot(model, method, None, _ids(), pattern="2:4", progress=False)
+    assert len(pruner.masks) == 8 and pruner.sparsity() == 0.5
+    for n, mask in pruner.masks.items():
+        assert nm_holds(mask, 2, 4, transposed=True), n
+
+
+def test_layers_outside_the_blocks_are_pruned_before_or_after_them() -> None:
+    """OPT's project_in runs before the first block, project_out after the last: both are pruned, and
+    project_in's statistics are its inputs, the token embeddings."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.OPTForCausalLM(transformers.OPTConfig(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=4,
+        word_embed_proj_dim=16, max_position_embeddings=64))
+    batches = _ids(2)
+    with torch.no_grad():
+        X = torch.cat([model.model.decoder.embed_tokens(b)[0] for b in batches])
+    W0 = model.model.decoder.project_in.weight.detach().clone()
+    pruner = sp.prune_oneshot(model, "wanda", 0.5, batches, progress=False)
+    assert {"model.decoder.project_in.weight", "model.decoder.project_out.weight"} <= set(pruner.masks)
+    np.testing.assert_array_equal(pruner.masks["model.decoder.project_in.weight"].numpy(),
+                                  ~wanda_reference(W0.numpy(), X.numpy(), 0.5))
+    assert pruner.sparsity() == 0.5
+
+
 def test_the_second_block_sees_the_first_block_pruned() -> None:
     model = tiny_llama()
     batches = _ids(3)

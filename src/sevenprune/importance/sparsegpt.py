@@ -105,9 +105,9 @@ class SparseGPTPruner(CalibrationMethod):
                              f"pattern '{nm[0]}:{nm[1]}'")
         if self.nsamples == 0:
             raise ValueError("sparsegpt: no calibration input reached this layer (add_batch never called)")
-        W = self.matrix().to(self.dtype).clone()
+        W = self.matrix().to(self.dtype).clone(memory_format=torch.contiguous_format)  # Conv1D: a transposed view
         Hinv = self.inverse_hessian_factor(W)
-        pruned = torch.zeros_like(W, dtype=torch.bool)
+        pruned = torch.zeros(W.shape, dtype=torch.bool, device=W.device)
 
         for i1 in range(0, self.columns, blocksize):
             i2 = min(i1 + blocksize, self.columns)
@@ -117,7 +117,7 @@ class SparseGPTPruner(CalibrationMethod):
             Err1 = torch.zeros_like(W1)
             Hinv1 = Hinv[i1:i2, i1:i2]
             d1 = torch.diag(Hinv1)
-            mask1 = torch.zeros_like(W1, dtype=torch.bool)
+            mask1 = torch.zeros(W1.shape, dtype=torch.bool, device=W1.device)
             if nm is None:
                 tmp = W1 ** 2 / d1.reshape(1, -1) ** 2
                 k = self.count(tmp.numel(), sparsity)
