@@ -349,7 +349,7 @@ def prune_oneshot(
 
     config = getattr(model, "config", None)
     use_cache = getattr(config, "use_cache", None)
-    training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored module by module (mixed modes survive)
     model.eval()
     if use_cache is not None:
         config.use_cache = False  # type: ignore[union-attr]
@@ -357,7 +357,8 @@ def prune_oneshot(
         with torch.no_grad():
             masks = _run(model, cls, method_opts, sparsity_f, pattern_s, layers, batches, blocks, progress, method)
     finally:
-        model.train(training)
+        for module, mode in modes:
+            module.training = mode
         if use_cache is not None:
             config.use_cache = use_cache  # type: ignore[union-attr]
     extra: dict[str, Any] = {"pattern": pattern_s} if pattern_s is not None else {}
