@@ -57,6 +57,7 @@ class CalibrationMethod:
         if not isinstance(weight, Tensor) or not (isinstance(layer, nn.Linear) or _is_conv1d(layer)):
             raise TypeError(f"{self.name} prunes nn.Linear (and GPT-2 Conv1D) layers, got {type(layer).__name__}")
         self.layer = layer
+        self.weight: Tensor = weight
         self.options = self.checked_options(options)
         #: the dtype the statistics and the pruning arithmetic use (float32, as the authors' code)
         self.dtype = dtype
@@ -84,18 +85,18 @@ class CalibrationMethod:
     # -- the weight as a matrix ------------------------------------------------------------------------
     def matrix(self) -> Tensor:
         """The layer's weight as ``(rows = outputs, columns = inputs)`` (a view, no copy)."""
-        w = self.layer.weight.data
+        w = self.weight.data
         return w.t() if self.transposed else w
 
     def write(self, matrix: Tensor) -> None:
         """Store ``matrix`` (rows, columns) into the layer's weight, in the weight's dtype."""
-        w = self.layer.weight.data
+        w = self.weight.data
         w.copy_((matrix.t() if self.transposed else matrix).to(w.dtype))
 
     def keep_mask(self, pruned: Tensor) -> Tensor:
         """The keep-mask in the weight's own layout from a (rows, columns) pruned-mask."""
         keep = ~pruned
-        return (keep.t() if self.transposed else keep).contiguous().to(self.layer.weight.device)
+        return (keep.t() if self.transposed else keep).contiguous().to(self.weight.device)
 
     def input_rows(self, inp: Tensor) -> tuple[Tensor, int]:
         """One batch of layer inputs as ``(tokens, columns)`` in :attr:`dtype`, and the number of

@@ -86,7 +86,7 @@ class SparseGPTPruner(CalibrationMethod):
 
     def __init__(self, layer: nn.Module, *, dtype: torch.dtype = torch.float32, **options: Any) -> None:
         super().__init__(layer, dtype=dtype, **options)
-        self.H = torch.zeros(self.columns, self.columns, dtype=dtype, device=layer.weight.device)
+        self.H = torch.zeros(self.columns, self.columns, dtype=dtype, device=self.weight.device)
 
     def add_batch(self, inp: Tensor) -> None:
         x, samples = self.input_rows(inp)
@@ -107,7 +107,8 @@ class SparseGPTPruner(CalibrationMethod):
         try:
             L = torch.linalg.cholesky(H)
             Hinv = torch.cholesky_inverse(L)
-            return torch.linalg.cholesky(Hinv, upper=True)
+            U: Tensor = torch.linalg.cholesky(Hinv, upper=True)
+            return U
         except RuntimeError as exc:  # torch.linalg.LinAlgError subclasses RuntimeError
             raise RuntimeError(f"sparsegpt: the dampened Hessian of a {self.rows}x{self.columns} layer is "
                                f"not positive definite (percdamp={self.options['percdamp']}); raise percdamp "

@@ -50,7 +50,7 @@ class WandaPruner(CalibrationMethod):
 
     def __init__(self, layer: nn.Module, *, dtype: torch.dtype = torch.float32, **options: Any) -> None:
         super().__init__(layer, dtype=dtype, **options)
-        self.scaler_row = torch.zeros(self.columns, dtype=dtype, device=layer.weight.device)
+        self.scaler_row = torch.zeros(self.columns, dtype=dtype, device=self.weight.device)
 
     def add_batch(self, inp: Tensor) -> None:
         x, samples = self.input_rows(inp)
