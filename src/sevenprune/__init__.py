@@ -13,6 +13,7 @@ from .diagnostics import PruningDiagnostics
 from .importance import Importance, methods, register
 from .init_pruning import init_methods, prune_at_init
 from .lottery import lottery_ticket
+from .oneshot import oneshot_methods, prune_oneshot
 from .pruner import Pruner
 from .schedules import cubic_sparsity
 from .state import load_state, read_state, save_state
@@ -38,7 +39,9 @@ __all__ = [
     "load_state",
     "lottery_ticket",
     "methods",
+    "oneshot_methods",
     "prune_at_init",
+    "prune_oneshot",
     "pruner_methods",
     "read_state",
     "register",
