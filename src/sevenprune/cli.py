@@ -1,8 +1,11 @@
-"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` and ``export``.
+"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list``, ``export`` and
+``generate``.
 
 Examples::
 
     sevenprune run --task mr --model minilm --method seven_dyn --sparsity 0.5 --max-steps 200
+    sevenprune run --task causal-lm --method seven_dyn --sparsity 0.5 --max-steps 40 --eval-limit 16
+    sevenprune generate runs/causal-lm-seven_dyn-s0.5-seed42 --prompt "To be, or not to be"
     sevenprune sweep --config experiments/demo.json
     sevenprune sweep --task mrpc --preset paper --methods dense seven magnitude --sparsities 0.5 0.7
     sevenprune report runs/demo
@@ -235,7 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created if needed)")
 
     _add_export_parser(sub)
+    _add_generate_parser(sub)
     return parser
+
+
+def _add_generate_parser(sub: Any) -> None:
+    p = sub.add_parser("generate", help="print a causal-lm run's greedy continuation of a prompt",
+                       description="Load the model of a causal-lm run (RUN/model, or any AutoModelForCausalLM "
+                                   "folder such as an export) and print its greedy continuation of --prompt.")
+    p.add_argument("run_dir", metavar="RUN", help="a causal-lm run directory, or a model folder")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=40, metavar="N", help="tokens to generate (default: 40)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
 
 
 def _add_export_parser(sub: Any) -> None:
@@ -273,6 +287,9 @@ def _default_run_dir(cfg: Any) -> Path:
 
 def _print_summary(result: dict[str, Any], out: Path) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+    if result.get("start_metrics"):  # causal-lm: the model's perplexity before fine-tuning and pruning
+        start = ", ".join(f"{k} {v:.4f}" for k, v in result["start_metrics"].items())
+        print(f"{result['task']} / {result['model']} before fine-tuning (dense): {start}")
     print(f"{result['task']} / {result['model']} / {result['method']}: {metrics}")
     print(f"sparsity {result['sparsity']:.4f} of the prunable weights ({result['model_sparsity']:.4f} of the model), "
           f"target {result['target_sparsity']}; {result['steps']} step{'' if result['steps'] == 1 else 's'}, "
@@ -394,8 +411,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .tasks.lm_eval import generate_from_run
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(generate_from_run(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens))
+    return 0
+
+
 _COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list,
-             "export": _cmd_export, "diagnostics": _cmd_diagnostics}
+             "export": _cmd_export, "diagnostics": _cmd_diagnostics, "generate": _cmd_generate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
