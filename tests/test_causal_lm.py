@@ -223,6 +223,21 @@ def test_gpt2_run_prunes_conv1d_and_dense_export_reloads_with_identical_logits(
     assert m["perplexity"] == pytest.approx(result["metrics"]["perplexity"], rel=1e-6)
 
 
+@pytest.mark.parametrize("method,extra", [
+    ("platon", []), ("movement", []), ("soft_movement", []), ("random", []),
+    ("seven", ["--method-option", "noise_discount=false"]), ("magnitude", ["--pattern", "4:8"]),
+    ("snip", []), ("seven_pre_frozen", ["--prune-steps", "2"]),
+])
+def test_every_kind_of_method_runs_on_a_decoder(method: str, extra: list[str], lm_files: dict[str, Path],
+                                                tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _run(lm_files, out, "--method", method, "--sparsity", "0.5", "--max-steps", "4", "--eval-limit", "2",
+                "--train-limit", "16", "--no-save-model", *extra) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["sparsity"] == pytest.approx(0.5, abs=1e-3) and result["eval_windows"] == {"validation": 2}
+    assert result["train_windows"] == 16 and math.isfinite(result["metrics"]["perplexity"])
+
+
 def test_generate_prints_the_greedy_continuation(lm_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", str(lm_files["llama"]), "--prompt", "to be or", "--max-new-tokens", "5"]) == 0
     printed = capsys.readouterr().out

