@@ -133,7 +133,8 @@ def main() -> None:
         batch, length = (int(x) for x in shape.lower().split("x"))
         row = measure(model, batch, length, args)
         rows.append(row)
-        print(f"{batch}x{length}, {row['threads']} threads, {args.method}: plain {row['median_plain_step_s']:.2f} s/step "
+        print(f"{batch}x{length}, {row['threads']} threads, {args.method}: "
+              f"plain {row['median_plain_step_s']:.2f} s/step "
               f"({row['plain_tokens_per_s']:.0f} tokens/s), with the pruner {row['median_pruned_step_s']:.2f} s/step "
               f"({row['pruned_tokens_per_s']:.0f} tokens/s; pruner.step {row['mean_pruner_step_s']:.2f} s); "
               f"state {row['state_bytes_per_prunable_weight']:.2f} bytes per prunable weight "

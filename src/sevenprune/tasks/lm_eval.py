@@ -41,7 +41,7 @@ def tokenize_text(tokenizer: Any, texts: list[str], *, where: str = "text") -> T
 
     # the whole split is longer than the model's context on purpose: it is cut into windows next
     verbosity = tf_logging.get_verbosity()
-    tf_logging.set_verbosity_error()
+    tf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     try:
         ids = tokenizer(text, return_attention_mask=False)["input_ids"]
     finally:

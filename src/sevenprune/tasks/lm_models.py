@@ -80,7 +80,7 @@ def convert_gguf(gguf: str | os.PathLike[str], out: str | os.PathLike[str]) -> P
     config = model.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    plain = tf.AutoModelForCausalLM.from_config(config)
+    plain = tf.AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     plain.load_state_dict(model.state_dict(), strict=True)
     plain.float().eval()
     out.parent.mkdir(parents=True, exist_ok=True)

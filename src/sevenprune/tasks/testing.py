@@ -12,6 +12,7 @@ import os
 import random
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,8 @@ def make_char_tokenizer() -> object:
     tok = Tokenizer(models.WordLevel({c: i for i, c in enumerate(CHARS)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
+    fast: Any = PreTrainedTokenizerFast
+    return fast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
 
 
 def make_tiny_causal_lm(path: str | os.PathLike[str], arch: str = "llama", *, hidden: int = 32, layers: int = 2,
@@ -124,6 +126,8 @@ def make_tiny_causal_lm(path: str | os.PathLike[str], arch: str = "llama", *, hi
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     vocab = len(CHARS)
+    config: Any
+    model: Any
     if arch == "llama":
         config = tf.LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
                                 num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
