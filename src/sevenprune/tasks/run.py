@@ -120,6 +120,13 @@ def _encode(spec: Any, cols: Any, tokenizer: Any, model: Any, cfg: RunConfig, *,
         return encode_images(spec, cols, int(model.config.image_size))
     if spec.kind == "squad":
         return encode_squad(cols, tokenizer, cfg.max_length, min(cfg.doc_stride, cfg.max_length // 2), train=train)
+    if spec.kind == "causal-lm":  # windows of the text tokenized once; the limits count windows
+        from .lm_eval import encode_lm
+
+        where = f"the {'training' if train else 'evaluation'} text ({', '.join(cols['name'][:3])}" \
+                f"{', ...' if len(cols['name']) > 3 else ''})"
+        return encode_lm(cols, tokenizer, cfg.max_length, where=where,
+                         limit=cfg.train_limit if train else cfg.eval_limit, seed=DATA_SEED + (0 if train else 1))
     return encode_text(spec, cols, tokenizer, cfg.max_length)
 
 
@@ -225,11 +232,12 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     data = load_task(cfg.task, data_dir=cfg.data_dir, cache_dir=cfg.cache_dir, text_column=cfg.text_column,
                      text_pair_column=cfg.text_pair_column, label_column=cfg.label_column)
     spec = data.spec
-    train_cols = subsample(data.train, cfg.train_limit, DATA_SEED)
-    eval_cols = {s: subsample(c, cfg.eval_limit, DATA_SEED + 1) for s, c in data.evals.items()}
-    plan = plan_schedule(cfg, len(next(iter(train_cols.values()))))
+    lm = spec.kind == "causal-lm"  # its limits and its schedule count windows, known once tokenized
+    train_cols = data.train if lm else subsample(data.train, cfg.train_limit, DATA_SEED)
+    eval_cols = {s: c if lm else subsample(c, cfg.eval_limit, DATA_SEED + 1) for s, c in data.evals.items()}
+    plan = None if lm else plan_schedule(cfg, len(next(iter(train_cols.values()))))
     device = _device(cfg.device)
-    model, tokenizer = load_model(cfg.model, spec, labels=data.info.get("labels"))
+    model, tokenizer = load_model(cfg.model, spec, labels=data.info.get("labels"), cache_dir=cfg.cache_dir)
     positions = getattr(model.config, "max_position_embeddings", None)
     if spec.kind != "image" and isinstance(positions, int) and cfg.max_length > positions:
         # longer inputs would index past the position table in the middle of training
@@ -238,6 +246,8 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     pad_id = getattr(tokenizer, "pad_token_id", None) or 0
     train_enc = _encode(spec, train_cols, tokenizer, model, cfg, train=True)
     eval_encs = {s: _encode(spec, c, tokenizer, model, cfg, train=False) for s, c in eval_cols.items()}
+    if plan is None:
+        plan = plan_schedule(cfg, len(train_enc["features"]))
     train_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed, pad_id=pad_id)
     eval_loaders = {s: make_loader(e, spec, cfg.eval_batch_size, shuffle=False, seed=0, pad_id=pad_id)
                     for s, e in eval_encs.items()}
@@ -302,12 +312,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     train_loader, t0 = p.train_loader, p.t0
     _write_json(out / "config.json", {**cfg.to_dict(), "resolved": plan, "task_info": info, "code": code_version()})
     sparsity = float(cfg.sparsity or 0.0)
-    if plan["phase"] == "init":
-        log(f"pruning at initialisation with {cfg.method} ...")
-        init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
-        pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
-                                plan["prune_steps"], cfg, dtype, optimizer)
-
+    lm = spec.kind == "causal-lm"
     lr_lambda = lr_factor(cfg.lr_schedule, cfg.warmup_steps, plan["max_steps"])
 
     final_predictions: dict[str, np.ndarray] = {}
@@ -326,6 +331,15 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
                 "train_loss": train_loss})
             merged.update({(k if split == primary else f"{split}/{k}"): v for k, v in m.items()})
         return merged
+
+    # a language model's starting perplexity (step 0 of metrics.jsonl, before any pruning): the run's dense
+    # reference, on the same windows as its final perplexity
+    start_metrics = evaluate_all(0, None) if lm else None
+    if plan["phase"] == "init":
+        log(f"pruning at initialisation with {cfg.method} ...")
+        init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
+        pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
+                                plan["prune_steps"], cfg, dtype, optimizer)
 
     diag = None
     if cfg.diagnostics and pruner is not None and plan["phase"] == "train":
@@ -353,6 +367,8 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         achieved = model_sparsity = zero_fraction = 0.0
         layers = {}
     if cfg.save_model:
+        if lm:
+            model.config.use_cache = True  # off while training and scoring windows; on for generate()
         model.save_pretrained(str(out / "model"))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(out / "model"))
@@ -384,5 +400,9 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         "device": str(device),
         "layers": layers,
     }
+    if lm:
+        from .lm_eval import lm_result
+
+        result.update(lm_result(start_metrics, train_enc, eval_encs))
     _write_json(out / "result.json", result)
     return result

@@ -23,7 +23,7 @@ class TaskSpec:
     """What a task is: its kind, inputs, label column, evaluation splits and main metric."""
 
     name: str
-    kind: str  # "classification" | "regression" | "squad" | "image"
+    kind: str  # "classification" | "regression" | "squad" | "image" | "causal-lm"
     num_labels: int
     text_keys: tuple[str, ...] = ()
     label_key: str = "label"
@@ -68,6 +68,10 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
                          "(csv, tsv, jsonl, json, parquet)"),
     TaskSpec("image-classification", "image", 0, eval_splits=("validation",), image_size=224,
              description="your own images: --data-dir with train/<class>/ and val/<class>/ (an ImageFolder)"),
+    # language modelling (see lm_data.py): perplexity, lower is better; "test" = the held-out plays
+    TaskSpec("causal-lm", "causal-lm", 0, ("text",), eval_splits=("test", "ptb"), metric="perplexity",
+             description="a decoder LM (default smollm2) on the Shakespeare plays, perplexity on the test plays "
+                         "and PTB; or --data-dir with train.txt and validation.txt"),
 ]}
 #: tasks that read --data-dir and nothing else
 USER_DATA_TASKS = ("text-classification", "image-classification", "imagenet")

@@ -62,6 +62,10 @@ def evaluate(model: torch.nn.Module, spec: TaskSpec, encoded: Encoded, loader: D
     """
     from tqdm.auto import tqdm
 
+    if spec.kind == "causal-lm":  # perplexity over the split's windows (lm_eval.py)
+        from .lm_eval import evaluate_perplexity
+
+        return evaluate_perplexity(model, loader, device, desc=desc, progress=progress, keep=keep)
     was_training = model.training
     model.eval()
     outs: list[np.ndarray] = []
