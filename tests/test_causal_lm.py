@@ -362,3 +362,54 @@ def test_onnx_export_of_a_decoder_lm_gives_its_logits(lm_files: dict[str, Path],
     with torch.no_grad():
         want = model(input_ids=ids).logits.numpy()
     np.testing.assert_allclose(got["logits"], want, atol=1e-4)
+
+
+# -- one shot from calibration data (wanda, sparsegpt) through the run ---------------------------------------------
+def test_sparsegpt_two_four_run_keeps_its_masks_through_fine_tuning(lm_files: dict[str, Path], tmp_path: Path) -> None:
+    """The CLI's one-shot path: SparseGPT's 2:4 masks from seeded calibration windows, fixed through the
+    fine-tuning that follows (every group of 4 inputs keeps exactly 2), and the cost recorded."""
+    out = tmp_path / "run"
+    assert _run(lm_files, out, "--method", "sparsegpt", "--pattern", "2:4", "--calibration-samples", "4",
+                "--max-steps", "3", "--eval-limit", "2") == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["library_method"] == "sparsegpt" and result["sparsity"] == pytest.approx(0.5)
+    assert result["prune_seconds"] > 0 and result["steps"] == 3
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(out / "model"))
+    for name, p in model.named_parameters():
+        if name.split(".")[-2] in LLAMA_MATRICES:
+            groups = (p.detach() != 0).reshape(p.shape[0], -1, 4).sum(-1)
+            assert int((groups == 2).sum()) == groups.numel(), name
+    state = json.loads((out / "pruner" / "pruner.json").read_text())
+    assert state["config"]["method"] == "sparsegpt" and state["config"]["pattern"] == "2:4"
+
+
+def test_wanda_without_fine_tuning_is_the_one_shot_model(lm_files: dict[str, Path], tmp_path: Path) -> None:
+    """--no-fine-tune: no training step; the saved model is exactly what prune_oneshot makes of the starting
+    model from the same seeded calibration windows (computed here directly)."""
+    import sevenprune as sp
+    from sevenprune.tasks.lm_eval import calibration_batches
+
+    out = tmp_path / "run"
+    assert _run(lm_files, out, "--method", "wanda", "--sparsity", "0.5", "--calibration-samples", "3",
+                "--no-fine-tune", "--eval-limit", "2", "--seed", "5") == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps"] == 0 and result["train_loss"] is None
+    tok = transformers.AutoTokenizer.from_pretrained(str(lm_files["llama"]))
+    cols = {"name": ["train.txt"], "text": [(lm_files["data"] / "train.txt").read_text(encoding="utf-8")]}
+    direct = transformers.AutoModelForCausalLM.from_pretrained(str(lm_files["llama"])).eval()
+    sp.prune_oneshot(direct, "wanda", 0.5, calibration_batches(cols, tok, n_samples=3, max_length=32, seed=5),
+                     progress=False)
+    saved = transformers.AutoModelForCausalLM.from_pretrained(str(out / "model"))
+    for (name, a), b in zip(direct.state_dict().items(), saved.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_one_shot_options_are_checked_before_anything_is_written(lm_files: dict[str, Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _run(lm_files, out, "--method", "sparsegpt", "--sparsity", "0.5", "--method-option", "percdamp=-1") == 2
+    assert "percdamp" in capsys.readouterr().err and not out.exists()
+    assert _run(lm_files, out, "--method", "seven_dyn", "--sparsity", "0.5", "--no-fine-tune") == 2
+    assert "--no-fine-tune" in capsys.readouterr().err and not out.exists()
+    assert _run(lm_files, out, "--method", "wanda", "--pattern", "heads", "--sparsity", "0.5") == 2
+    assert not out.exists()

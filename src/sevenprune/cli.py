@@ -132,6 +132,11 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--pattern", metavar="PATTERN",
                    help="sparsity pattern: unstructured, N:M (e.g. 2:4; sparsity must be 1 - N/M), heads, "
                         f"neurons or heads+neurons (default: {d.pattern})")
+    g.add_argument("--calibration-samples", type=int, metavar="N",
+                   help=f"wanda, sparsegpt: calibration samples (causal-lm: windows of --max-length tokens of the "
+                        f"training text, seeded) (default: {d.calibration_samples})")
+    g.add_argument("--no-fine-tune", dest="fine_tune", action="store_const", const=False,
+                   help="prune (before fine-tuning or one shot) and evaluate, with no training step")
     g = p.add_argument_group("training and evaluation")
     g.add_argument("--max-steps", type=int, metavar="N",
                    help="optimizer steps in all (default: --epochs over the training set)")

@@ -60,24 +60,19 @@ from torch import Tensor, nn
 
 from ._validate import check_sparsity
 from .importance.calibration import CalibrationMethod
-from .importance.sparsegpt import SparseGPTPruner
-from .importance.wanda import WandaPruner
+from .importance.registry import method_for, methods
 from .patterns import parse_pattern
 from .pruner import Pruner
 from .targets import find_prunable, pattern_list
 
-__all__ = ["CALIBRATION_METHODS", "find_blocks", "oneshot_methods", "prune_oneshot"]
-
-# The methods of prune_oneshot. The unified method registry (branch "registry") replaces this dict:
-# the classes carry ``name``, ``phases = ("calibration",)``, ``defaults`` and ``check_options`` for it.
-CALIBRATION_METHODS: dict[str, type[CalibrationMethod]] = {"wanda": WandaPruner, "sparsegpt": SparseGPTPruner}
+__all__ = ["find_blocks", "oneshot_methods", "prune_oneshot"]
 
 _CACHE_KWARGS = ("past_key_value", "past_key_values", "cache", "layer_past")
 
 
 def oneshot_methods() -> list[str]:
-    """Names of the methods of :func:`prune_oneshot`."""
-    return list(CALIBRATION_METHODS)
+    """Names of the methods of :func:`prune_oneshot`: the registry's methods of the ``"calibration"`` phase."""
+    return methods("calibration")
 
 
 class _StopForward(Exception):
@@ -332,9 +327,9 @@ def prune_oneshot(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(method, str) or method not in CALIBRATION_METHODS:
+    if not isinstance(method, str) or method not in methods():
         raise ValueError(f"unknown method {method!r} for prune_oneshot; choose one of {oneshot_methods()}")
-    cls = CALIBRATION_METHODS[method]
+    cls: type[CalibrationMethod] = method_for(method, "calibration")  # names the entry point of other phases
     pattern_s, sparsity_f = _check_pattern(pattern, sparsity)
     method_opts = cls.checked_options(options)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from .calibration import CalibrationMethod, nm_of
+from .registry import register
 
 __all__ = ["SparseGPTPruner"]
 
@@ -57,6 +58,7 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@register
 class SparseGPTPruner(CalibrationMethod):
     """SparseGPT for one layer: ``add_batch`` accumulates ``H``; ``prune`` selects the mask block by
     block, updates the remaining weights (OBS) and writes them into the layer.

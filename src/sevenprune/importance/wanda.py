@@ -28,10 +28,12 @@ import torch
 from torch import Tensor, nn
 
 from .calibration import CalibrationMethod, nm_of
+from .registry import register
 
 __all__ = ["WandaPruner"]
 
 
+@register
 class WandaPruner(CalibrationMethod):
     """Wanda for one layer: ``add_batch`` accumulates ``scaler_row``, ``prune`` selects and zeroes.
 

@@ -71,8 +71,11 @@ COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", 
 
 
 def _phase(method: str) -> str:
-    """``"train"`` for a method the Pruner runs during fine-tuning, ``"init"`` for the others."""
-    return "train" if method in sp.pruner_methods() else "init"
+    """``"train"`` for a method the Pruner runs during fine-tuning, ``"oneshot"`` for one shot from
+    calibration data (``sp.prune_oneshot``), ``"init"`` for the others (``sp.prune_at_init``)."""
+    if method in sp.pruner_methods():
+        return "train"
+    return "oneshot" if method in sp.methods("calibration") else "init"
 
 
 def method_choices() -> list[str]:
@@ -124,6 +127,11 @@ class RunConfig:
     save_model: bool = True
     progress: bool = True
     diagnostics: bool = False
+    #: one-shot methods from calibration data (wanda, sparsegpt): how many calibration samples (causal-lm:
+    #: windows of --max-length tokens at seeded random offsets of the training text; else training examples)
+    calibration_samples: int = 128
+    #: False: prune (before fine-tuning or one shot) and evaluate, without any training step
+    fine_tune: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -191,6 +199,8 @@ def _check_method_options(cfg: RunConfig) -> None:
     try:
         if phase == "init":
             checked_options(library, options, phase="before")
+        elif phase == "oneshot":
+            checked_options(library, options, phase="calibration")
         else:
             options.pop("freeze_during_pruning", None)  # prune_at_init's own (refused by the Pruner later)
             get_method(library).checked_options(options)
@@ -216,6 +226,8 @@ def validate(cfg: RunConfig) -> None:
         if cfg.sparsity not in (None, 0, 0.0):
             raise ValueError(f"method 'dense' does not prune; got --sparsity {cfg.sparsity} (leave it out or use 0)")
     else:
+        if cfg.sparsity is None and isinstance(cfg.pattern, str) and _nm_sparsity(cfg.pattern) is not None:
+            cfg.sparsity = _nm_sparsity(cfg.pattern)  # --pattern 2:4 alone means 50 %: the only sparsity it allows
         if cfg.sparsity is None:
             raise ValueError(f"method {cfg.method!r} needs --sparsity, a fraction in (0, 1) such as 0.5")
         s = cfg.sparsity
@@ -240,6 +252,14 @@ def validate(cfg: RunConfig) -> None:
     _check_data_options(cfg)
 
 
+def _nm_sparsity(pattern: str) -> float | None:
+    """``1 - N/M`` for an N:M pattern (``"2:4"`` -> 0.5), else None (checked in full by the pruner)."""
+    n, sep, m = pattern.partition(":")
+    if not sep or not n.isdigit() or not m.isdigit() or not 0 < int(n) < int(m):
+        return None
+    return 1 - int(n) / int(m)
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -258,7 +278,7 @@ def _check_numbers(cfg: RunConfig) -> None:
 
     at_least = {"batch_size": 1, "eval_batch_size": 1, "max_length": 1, "doc_stride": 1, "max_steps": 1,
                 "train_limit": 1, "eval_limit": 1, "threads": 1, "prune_steps": 1, "start_step": 0,
-                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1}
+                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1, "calibration_samples": 1}
     for name, low in at_least.items():
         v = number(name, integer=True)
         if v is not None and v < low:
@@ -356,11 +376,18 @@ def plan_schedule(cfg: RunConfig, n_train: int) -> dict[str, Any]:
         # the default schedule of training-time methods: start after 10% of the steps, prune over 60%
         start = start if start is not None else round(0.1 * max_steps)
         window = window if window is not None else max(1, round(0.6 * max_steps))
-    elif phase == "init":
+    elif phase in ("init", "oneshot"):
         start = 0
     else:  # dense: no pruning window
         start = window = None
-    check_warmup(cfg, max_steps)
+    if not cfg.fine_tune:
+        if phase == "train":
+            raise ValueError(f"--no-fine-tune: method {cfg.method!r} prunes during fine-tuning; without it, use a "
+                             f"method that prunes before fine-tuning or one shot (e.g. wanda, sparsegpt, snip), "
+                             f"or dense")
+        max_steps = 0  # prune, then evaluate
+    else:
+        check_warmup(cfg, max_steps)
     if phase == "train":
         assert start is not None and window is not None  # both set above for training-time methods
         if start + window > max_steps:

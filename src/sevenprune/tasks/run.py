@@ -177,6 +177,47 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
         model.train()
 
 
+def _calibration_data(cfg: RunConfig, spec: Any, data: Any, tokenizer: Any, train_enc: Any, pad_id: int,
+                      device: torch.device) -> list[Any]:
+    """The calibration batches of a one-shot method (``--calibration-samples``, seeded by ``--seed``): for a
+    causal LM, windows of ``--max-length`` tokens at random offsets of the training text (as Wanda's and
+    SparseGPT's authors draw them, one window a batch); else the inputs of seeded training batches (labels
+    left out) until that many examples."""
+    if spec.kind == "causal-lm":
+        from .lm_eval import calibration_batches
+
+        windows = calibration_batches(data.train, tokenizer, n_samples=cfg.calibration_samples,
+                                      max_length=cfg.max_length, seed=cfg.seed)
+        return [w.to(device) for w in windows]
+    from .training import make_loader
+
+    loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
+    batches: list[Any] = []
+    seen = 0
+    for batch in loader:
+        inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "start_positions",
+                                                                          "end_positions")}
+        batches.append(inputs)
+        seen += len(next(iter(inputs.values())))
+        if seen >= cfg.calibration_samples:
+            break
+    return batches
+
+
+def _prune_oneshot(model: Any, method: str, sparsity: float, batches: list[Any], cfg: RunConfig,
+                   optimizer: torch.optim.Optimizer) -> sp.Pruner:
+    """Wanda / SparseGPT from the calibration batches, in eval mode (no dropout); the pruner returned keeps
+    the masks fixed, with ``optimizer`` attached, through the fine-tuning that follows."""
+    model.eval()
+    try:
+        return sp.prune_oneshot(model, method, sparsity, batches,
+                                pattern=None if cfg.pattern == "unstructured" else cfg.pattern,
+                                include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
+                                progress=cfg.progress, **method_options(cfg, method))
+    finally:
+        model.train()
+
+
 def _zero_fraction(pruner: Any) -> float:
     total = zeros = 0
     for p in pruner.params.values():
@@ -263,13 +304,17 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     elif plan["phase"] == "init" and cfg.pattern != "unstructured":
         raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
                          f"(sp.Pruner), not with {cfg.method!r}")
+    elif plan["phase"] == "oneshot" and cfg.pattern not in ("unstructured",) and ":" not in cfg.pattern:
+        raise ValueError(f"--pattern {cfg.pattern!r}: method {cfg.method!r} prunes unstructured or N:M (2:4, 4:8)")
+    calibration = (_calibration_data(cfg, spec, data, tokenizer, train_enc, pad_id, device)
+                   if plan["phase"] == "oneshot" else None)
 
     # every option is checked and the data and model are loaded: only now is anything written
     folder = RunFolder(out)
     try:
         result = _execute(folder.path, _Prepared(cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer,
                                                  device, train_enc, eval_encs, eval_loaders, train_loader, eval_cols,
-                                                 dtype, pad_id, t0), log)
+                                                 dtype, pad_id, t0, calibration), log)
     except BaseException:
         folder.abort()
         raise
@@ -298,6 +343,7 @@ class _Prepared:
     dtype: torch.dtype
     pad_id: int
     t0: float
+    calibration: Any = None
 
 
 def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
@@ -335,19 +381,28 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     # a language model's starting perplexity (step 0 of metrics.jsonl, before any pruning): the run's dense
     # reference, on the same windows as its final perplexity
     start_metrics = evaluate_all(0, None) if lm else None
+    t_prune = time.perf_counter()
     if plan["phase"] == "init":
         log(f"pruning at initialisation with {cfg.method} ...")
         init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
         pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
                                 plan["prune_steps"], cfg, dtype, optimizer)
+    elif plan["phase"] == "oneshot":
+        log(f"pruning one shot with {cfg.method} from {len(p.calibration)} calibration batches ...")
+        pruner = _prune_oneshot(model, plan["library_method"], sparsity, p.calibration, cfg, optimizer)
+    prune_seconds = time.perf_counter() - t_prune if plan["phase"] in ("init", "oneshot") else None
 
     diag = None
     if cfg.diagnostics and pruner is not None and plan["phase"] == "train":
         diag = sp.PruningDiagnostics(pruner)
-    stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
-                  lr_lambda=lr_lambda, max_grad_norm=cfg.max_grad_norm,
-                  eval_every=cfg.eval_every, on_eval=evaluate_all,
-                  progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None)
+    if plan["max_steps"]:
+        stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
+                      lr_lambda=lr_lambda, max_grad_norm=cfg.max_grad_norm,
+                      eval_every=cfg.eval_every, on_eval=evaluate_all,
+                      progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None)
+    else:  # --no-fine-tune: the pruned (or dense) starting model is evaluated as it is
+        stats = {"steps": 0, "train_loss": None, "train_seconds": 0.0, "window_steps": 0, "window_seconds": 0.0,
+                 "pruner_seconds": 0.0}
     if diag is not None:
         diag.save(out / DIAGNOSTICS_FILE)
     t_eval = time.perf_counter()
@@ -395,6 +450,8 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         "window_steps": stats["window_steps"],
         "window_seconds": stats["window_seconds"],
         "pruner_seconds": stats["pruner_seconds"],
+        # pruning before fine-tuning or one shot (prune_at_init / prune_oneshot), the whole call
+        "prune_seconds": prune_seconds,
         "eval_seconds": eval_seconds,
         "seconds": time.perf_counter() - t0,
         "device": str(device),
