@@ -36,14 +36,19 @@ def main() -> None:
     parser.add_argument("--mask-interval", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--plain-steps", type=int, default=2, help="training steps timed for the record")
     parser.add_argument("--json")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: a 2-layer, hidden-64 BERT, window 20, two positions (seconds; measures nothing)")
     args = parser.parse_args()
+    if args.quick:
+        args.window, args.positions, args.mask_interval, args.plain_steps = 20, [0.25, 0.75], [1], 1
     torch.set_num_threads(args.threads)
     out: dict[str, Any] = {"load_start": os.getloadavg()[0], "cells": []}
     for interval in args.mask_interval:
         setups = {}
         for form, kw in FORMS.items():
             torch.manual_seed(0)
-            config = BertConfig()
+            config = (BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+                      if args.quick else BertConfig())
             model = BertForSequenceClassification(config)
             opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
             ids = torch.randint(0, config.vocab_size, (8, 128))

@@ -369,7 +369,8 @@ def test_one_registry_of_methods_of_every_phase() -> None:
     # the phases partition nothing: seven, magnitude and random run in both; snip, grasp, force before only
     assert not {"snip", "grasp", "force"} & set(sp.pruner_methods())
     assert {"seven", "magnitude", "random"} <= set(sp.pruner_methods()) & set(sp.init_methods())
-    assert sp.methods() == sorted(set(sp.pruner_methods()) | set(sp.init_methods()))
+    assert sp.methods() == sorted(set(sp.pruner_methods()) | set(sp.init_methods()) | set(sp.methods("calibration")))
+    assert sp.methods("calibration") == ["sparsegpt", "wanda"]  # prune_oneshot's
     assert [get_method(m).one_shot for m in ("snip", "grasp", "force")] == [True, True, False]
     model = tiny_mlp()
     params = sp.find_prunable(model)

@@ -206,5 +206,5 @@ def test_a_state_of_another_model_names_the_file(tmp_path):
 def test_bad_option_values_of_seven_are_named(tmp_path):
     directory, _ = saved(tmp_path, method="seven", steps=3)
     edit_json(directory, lambda meta: meta["config"]["method_options"].update(moments="weird"))
-    with pytest.raises(StateFileError, match=r"config.method_options: moments must be 'abs' or 'signed'"):
+    with pytest.raises(StateFileError, match=r"config.method_options: moments must be 'abs', 'signed' or 'optimizer'"):
         sp.load_state(directory, model())

@@ -380,7 +380,8 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
 
     # a language model's starting perplexity (step 0 of metrics.jsonl, before any pruning): the run's dense
     # reference, on the same windows as its final perplexity
-    start_metrics = evaluate_all(0, None) if lm else None
+    # (without fine-tuning the final evaluation is at step 0 itself: not done twice)
+    start_metrics = evaluate_all(0, None) if lm and plan["max_steps"] else None
     t_prune = time.perf_counter()
     if plan["phase"] == "init":
         log(f"pruning at initialisation with {cfg.method} ...")
@@ -459,6 +460,9 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     }
     if lm:
         from .lm_eval import lm_result
+
+        if start_metrics is None and plan["phase"] == "dense":
+            start_metrics = metrics  # the unpruned starting model, evaluated once
 
         result.update(lm_result(start_metrics, train_enc, eval_encs))
     _write_json(out / "result.json", result)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Protocol L (docs/results.md): SmolLM2-135M on the Shakespeare plays, one-shot pruning (Wanda, SparseGPT)
+# against pruning during fine-tuning (SEVEN_dyn, its noise_discount=False control, PLATON, gradual
+# magnitude), at 50 % unstructured and 2:4, resumably (finished runs are skipped).
+#
+#   L_oneshot: the starting model pruned one shot from 128 calibration windows, no fine-tuning (dense:
+#              the starting model itself); the seed draws the calibration windows.
+#   L_ft50, L_ft24 (50 % unstructured, 2:4): 268 fine-tuning steps (batch 8 x 128 tokens, AdamW 1e-4 constant), protocol R's proportions:
+#              pruning from step 30 over 180 steps (cubic), masks updated every 10 steps; the one-shot
+#              methods prune at step 0 and keep their masks fixed through the same 268 steps.
+#   Every run: perplexity on 256 windows of 128 tokens of the held-out plays and of PTB's test split.
+#
+# Two workers of one thread each, seeds staged (1, then 1 2, then 1 2 3). A 268-step run takes about
+# 40-50 minutes of one core here; the whole protocol about a day of two workers. From the repository
+# root (ideally a `git worktree` pinned at a commit, recorded with the results):
+#
+#     bash experiments/results/L/run_L.sh            # both workers
+#     python experiments/results/collect.py          # copy the finished runs' summaries into docs/results/L
+set -uo pipefail  # no -e: one failed sweep must not stop the others
+cd "$(dirname "$0")/../../.."
+SP=${SP:-sevenprune}
+CFG=experiments/results/L
+mkdir -p runs/results/logs
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
+git rev-parse HEAD > runs/results/L_commit.txt 2>/dev/null || true
+
+sweep() { $SP sweep --config "$CFG/$1.json" "${@:2}"; }
+
+# worker A: the one-shot models without fine-tuning first (minutes each), then the 50 % arms; worker B: the
+# 2:4 arms (each sweep its own folder). Within a seed the arms that answer the issue's question come first.
+worker_a() {
+  sweep L_oneshot --seeds 1
+  for seeds in "1" "1 2" "1 2 3"; do
+    sweep L_ft50 --seeds $seeds
+    [ "$seeds" = "1" ] && sweep L_oneshot --seeds 1 2 3 --methods wanda sparsegpt wanda24 sparsegpt24  # dense: no randomness
+  done
+}
+worker_b() {
+  for seeds in "1" "1 2" "1 2 3"; do sweep L_ft24 --seeds $seeds; done
+}
+
+case "${1:-both}" in
+  a) worker_a 2>&1 | tee -a runs/results/logs/L_a.log ;;
+  b) worker_b 2>&1 | tee -a runs/results/logs/L_b.log ;;
+  both)
+    worker_a >> runs/results/logs/L_a.log 2>&1 &
+    worker_b >> runs/results/logs/L_b.log 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both]" >&2; exit 2 ;;
+esac
