@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import collect
 import numpy as np
@@ -401,3 +402,123 @@ def test_collect_puts_each_protocols_runs_in_its_own_folder(tmp_path, monkeypatc
     assert collect.uncommitted(runs) == []  # collected once: nothing new the second time
     assert collect.committed() == {"R_dyn80/seven-s0.8-seed1", "S_batch80/seven_b8-s0.8-seed1",
                                    "V_dyn/seven-s0.9-seed1"}
+
+
+# -- protocol L: language models, paired by test window -----------------------------------------------------
+def _lm_run(root: Path, sweep: str, name: str, seed: int, losses: dict[str, np.ndarray], **extra: float) -> None:
+    """A committed protocol-L run: perplexity = exp(mean window loss) on each test set, the windows kept."""
+    d = root / sweep / (f"dense-seed{seed}" if name == "dense" else f"{name}-s0.5-seed{seed}")
+    d.mkdir(parents=True)
+    np.savez_compressed(d / "predictions.npz", **{f"{s}.window_loss": v for s, v in losses.items()})
+    metrics = {"perplexity": float(np.exp(losses["test"].mean())), "loss": float(losses["test"].mean()),
+               "ptb/perplexity": float(np.exp(losses["ptb"].mean())), "ptb/loss": float(losses["ptb"].mean())}
+    result = {"method": name, "seed": seed, "target_sparsity": 0.0 if name == "dense" else 0.5, "metrics": metrics,
+              "seconds": 600.0, "steps": 0, "train_seconds": 0.0, "window_steps": 0, "pruner_seconds": 0.0,
+              "prune_seconds": None, **extra}
+    (d / "result.json").write_text(json.dumps(result))
+    (d / "config.json").write_text(json.dumps({"code": {"git_commit": "abc1234567890"}}))
+
+
+def test_paired_window_bootstrap_words_the_loss_difference_from_its_interval():
+    rng = np.random.default_rng(3)
+    base = [rng.normal(4.0, 0.5, 64) for _ in range(3)]  # three seeds, 64 windows each
+    lower = results_common.paired_window_bootstrap([b - 0.1 for b in base], base, n_boot=300)
+    assert lower["verdict"] == "lower perplexity" and lower["high"] < 0
+    assert lower["mean"] == pytest.approx(-0.1) and (lower["seeds"], lower["windows"]) == (3, 64)
+    # noise on the windows, the same shift: still below 0, the interval now wider than a point
+    noisy = results_common.paired_window_bootstrap([b - 0.1 + rng.normal(0, 0.05, 64) for b in base], base,
+                                                   n_boot=300)
+    assert noisy["verdict"] == "lower perplexity" and noisy["low"] < -0.1 < noisy["high"] < 0
+    higher = results_common.paired_window_bootstrap(base, [b - 0.1 for b in base], n_boot=300)
+    assert higher["verdict"] == "higher perplexity" and higher["low"] > 0
+    same = results_common.paired_window_bootstrap(base, [b.copy() for b in base], n_boot=300)
+    assert same["verdict"] == "not separated" and (same["mean"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    assert results_common.nats_text(lower) == "-0.100 [-0.100, -0.100]"
+    assert results_common.ratio_text(lower) == f"×{np.exp(-0.1):.3f} [{np.exp(-0.1):.3f}, {np.exp(-0.1):.3f}]"
+    with pytest.raises(ValueError, match="different numbers of test windows"):
+        results_common.paired_window_bootstrap(base, [b[:32] for b in base], n_boot=10)
+    with pytest.raises(ValueError, match="different numbers of test windows"):  # one seed scored differently
+        results_common.paired_window_bootstrap(base[:2] + [base[2][:32]], base[:2] + [base[2][:32]], n_boot=10)
+
+
+def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(results_R, tmp_path):
+    import results_L
+
+    one, ft = results_L.runs()
+    assert (one, ft) == ([], [])
+    empty = results_L.blocks()
+    assert empty["L_ft"] == empty["L_oneshot"] == empty["L_cost"] == "(no runs committed yet)"
+    assert results_L.answer([], 0).startswith("Runs in progress: 0 runs of protocol L committed")
+    rng = np.random.default_rng(4)
+    root = tmp_path / "L"
+    shift = {"dense": -0.2, "seven": -0.1, "seven_nd": -0.1, "platon": 0.0, "wanda": 0.05, "sparsegpt": 0.02}
+    for seed in (1, 2):
+        base = {"test": rng.normal(3.5, 0.4, 40), "ptb": rng.normal(4.5, 0.4, 24)}
+        _lm_run(root, "L_oneshot", "dense", seed, base)
+        _lm_run(root, "L_oneshot", "sparsegpt24", seed, {s: v + 1.0 for s, v in base.items()},
+                prune_seconds=30.0 + seed)
+        for name, d in shift.items():
+            extra = {"steps": 268, "train_seconds": 268 * 4.0, "prune_seconds": 20.0 if name in ("wanda", "sparsegpt")
+                     else None, "window_steps": 180 if name in ("seven", "seven_nd", "platon") else 0,
+                     "pruner_seconds": 180 * 0.5 if name == "seven" else 0.0}
+            _lm_run(root, "L_ft50", name, seed, {s: v + d for s, v in base.items()}, **extra)
+        _lm_run(root, "L_ft24", "seven24", seed, base)
+        _lm_run(root, "L_ft24", "wanda24", seed, {"test": base["test"][:20], "ptb": base["ptb"]})  # other windows
+    blocks = results_L.blocks()
+    # the fine-tuned table: mean ± sample sd of perplexity over the two seeds, computed here from result.json
+    ppl = [json.loads((root / "L_ft50" / f"seven-s0.5-seed{s}" / "result.json").read_text())["metrics"]["perplexity"]
+           for s in (1, 2)]
+    seven_row = next(line for line in blocks["L_ft"].splitlines() if line.startswith("| SEVEN_dyn |"))
+    assert seven_row.split("|")[2].strip() == f"{np.mean(ppl):.2f} ± {np.std(ppl, ddof=1):.2f} (2)"
+    assert blocks["L_ft"].splitlines()[0] == ("| method | held-out plays, 50 % | held-out plays, 2:4 | PTB, 50 % "
+                                              "| PTB, 2:4 |")
+    assert "| SparseGPT, no fine-tuning | - | " in blocks["L_oneshot"]  # 2:4 only
+    rows = {tuple(c.strip() for c in line.split("|")[1:4]): line for line in blocks["L_paired"].splitlines()[2:]}
+    platon = rows[("seven − platon", "50 %", "held-out plays")]
+    assert "| 2 | 40 | -0.100 [-0.100, -0.100] |" in platon and platon.endswith("| lower perplexity |")
+    assert rows[("seven − seven_nd", "50 %", "PTB")].endswith("| +0.000 [+0.000, +0.000] | ×1.000 [1.000, 1.000] "
+                                                                "| not separated |")
+    assert rows[("seven − dense", "50 %", "PTB")].endswith("| higher perplexity |")
+    # the best arm of each kind, chosen on the plays: SEVEN_dyn (its control ties; the first listed) and SparseGPT
+    best = rows[("best during fine-tuning (seven) − best one-shot + fine-tuning (sparsegpt)", "50 %",
+                 "held-out plays")]
+    assert "-0.120 [-0.120, -0.120]" in best and best.endswith("| lower perplexity |")
+    refused = rows[("seven − wanda", "2:4", "held-out plays")]
+    assert "not paired: the runs were scored on different numbers of test windows (20, 40)" in refused
+    assert rows[("seven − wanda", "2:4", "PTB")].endswith("| not separated |")  # the PTB windows agree: paired
+    # cost: one-shot pruning (median of 31 and 32 s), SEVEN's pruner per pruning step, the training step
+    cost = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in blocks["L_cost"].splitlines()[2:]}
+    assert cost[("SparseGPT", "2:4")] == "| SparseGPT | 2:4 | 31.5 | - | - | 2 |"
+    assert ("dense", "-") in cost and list(cost).index(("SparseGPT", "50 %")) < list(cost).index(("SparseGPT", "2:4"))
+    assert cost[("SEVEN_dyn", "50 %")] == "| SEVEN_dyn | 50 % | - | 0.500 | 4.00 | 2 |"
+    # the records behind the summaries, and the answer worded from them
+    records = json.loads((root / "paired.json").read_text())
+    assert {r["kind"] for r in records} == {"seven", "best"}
+    text = results_L.answer(records, 28)
+    assert text.startswith("On the held-out plays, at 50 %, pruning during fine-tuning gives the lower perplexity "
+                           "(SEVEN_dyn − SparseGPT + fine-tuning: -0.120 [-0.120, -0.120] nats, perplexity ×0.887, "
+                           "2 seeds)")
+    summary = results_L.summary_lines(records, 28)
+    assert any(line.startswith("- At 50 %, on held-out plays, SEVEN_dyn has lower perplexity than PLATON") and
+               "is not separated from its noise_discount=False control" in line for line in summary)
+    assert "SEVEN_dyn − its control" in blocks["L_reading"] or "The noise discount" in blocks["L_reading"]
+
+
+def test_collect_commits_protocol_L_runs_summaries_without_the_model(tmp_path, monkeypatch):
+    monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
+    runs = tmp_path / "runs"
+    for sweep, run in (("L_oneshot", "dense-seed1"), ("L_ft24", "sparsegpt24-s0.5-seed1"),
+                       ("L_ft50", "seven-s0.5-seed2")):
+        d = runs / sweep / "runs" / run
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "model.safetensors").write_bytes(b"weights")
+        for name in ("result.json", "config.json", "metrics.jsonl"):
+            (d / name).write_text("{}")
+        np.savez_compressed(d / "predictions.npz", **{"test.window_loss": np.ones(4), "ptb.window_loss": np.ones(4)})
+    assert sorted(collect.collect(runs)) == ["L_ft24/sparsegpt24-s0.5-seed1", "L_ft50/seven-s0.5-seed2",
+                                             "L_oneshot/dense-seed1"]
+    committed = tmp_path / "committed"
+    copied = sorted(str(p.relative_to(committed)) for p in committed.rglob("*") if p.is_file())
+    assert copied == [f"L/{run}/{name}" for run in ("L_ft24/sparsegpt24-s0.5-seed1", "L_ft50/seven-s0.5-seed2",
+                                                     "L_oneshot/dense-seed1")
+                      for name in ("config.json", "metrics.jsonl", "predictions.npz", "result.json")]

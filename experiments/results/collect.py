@@ -1,6 +1,6 @@
 """Copy the finished runs' summaries of every protocol into docs/results/<protocol>/ (committed: a sweep
 ``R_dyn80`` into docs/results/R/R_dyn80/, ``S_batch80`` into docs/results/S/, ``V_dyn`` into
-docs/results/V/), and compute protocol R's mask overlaps and the other figures that need the masks
+docs/results/V/, ``L_oneshot``, ``L_ft50`` and ``L_ft24`` into docs/results/L/), and compute protocol R's mask overlaps and the other figures that need the masks
 themselves (too large to commit) into docs/results/R/overlap.json, magnitude_overlap.json and
 pretrained_function.json.
 

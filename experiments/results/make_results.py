@@ -3,7 +3,8 @@ from committed files only.
 
 One module per protocol turns its committed runs (docs/results/<protocol>/) into named blocks:
 ``results_R`` (protocol R and pruning early), ``results_S`` (the fine-tuning strategies), ``results_V``
-(images), ``results_archive`` (the superseded 32-step protocols); ``results_summary`` writes the page's
+(images), ``results_L`` (decoder LMs: one-shot pruning against pruning during fine-tuning),
+``results_archive`` (the superseded 32-step protocols); ``results_summary`` writes the page's
 opening summary and the README's glance from the paired records they commit; ``results_common`` holds
 what they share. Each block of a page (between ``<!-- BEGIN name -->`` and ``<!-- END name -->``) is
 replaced; the prose around the blocks is left as it is. From the repository root (a fresh clone
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 import results_archive
+import results_L
 import results_R
 import results_S
 import results_summary
@@ -31,7 +33,7 @@ README = ROOT / "README.md"
 
 
 def readme_blocks() -> dict[str, str]:
-    """README.md's generated blocks: protocol R's main table and three sentences with their intervals.
+    """README.md's generated blocks: protocol R's main table and four sentences with their intervals.
     Fast (reads result.json files and the committed paired records; no bootstrap)."""
     return {"R_table": main_table(load_runs(results_R.DYN_SWEEPS), results_R.DYN_ORDER),
             "glance": results_summary.readme_glance()}
@@ -55,7 +57,7 @@ def main() -> int:
     parser.parse_args()
     IMG.mkdir(parents=True, exist_ok=True)
     # the protocol modules first: they write the paired records the summaries are generated from
-    blocks = results_R.blocks() | results_S.blocks() | results_V.blocks()
+    blocks = results_R.blocks() | results_S.blocks() | results_V.blocks() | results_L.blocks()
     blocks["summary"] = results_summary.page_summary()
     readme = readme_blocks()
     for name in write_page(README, readme):

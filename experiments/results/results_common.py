@@ -154,6 +154,65 @@ def paired(rows: list[dict[str, Any]], ours: str, others: list[str],
     return "\n".join(lines), records
 
 
+# -- paired comparisons of language models: mean token losses per test window ---------------------------
+# A - B in loss: an interval above 0 ("ahead" in accuracy terms) is a higher loss, a higher perplexity
+LOSS_VERDICTS = {"ahead": "higher perplexity", "behind": "lower perplexity", "not separated": "not separated"}
+
+
+def window_losses(row: dict[str, Any], split: str) -> np.ndarray:
+    """A language-model run's mean token loss per test window of ``split`` (``test``, ``ptb``), in order
+    (predictions.npz, ``<split>.window_loss``): the same windows for every run of a protocol."""
+    with np.load(row["dir"] / "predictions.npz") as p:
+        key = f"{split}.window_loss"
+        if key not in p.files:
+            raise ValueError(f"{row['dir'] / 'predictions.npz'} has no {key!r} (has: {', '.join(p.files)})")
+        return np.asarray(p[key], dtype=np.float64).reshape(-1)
+
+
+def paired_window_bootstrap(losses_a: list[np.ndarray], losses_b: list[np.ndarray], *, n_boot: int = N_BOOT,
+                            seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """``A - B`` in mean token loss (nats), paired by seed and by test window, with a two-level bootstrap
+    interval: the seeds resampled, then the windows within each drawn seed (the same draw of windows for A
+    and B). ``losses_a[i]``, ``losses_b[i]``: seed i's per-window mean token losses.
+
+    Every array must hold the same number of windows (one test set, scored alike by every run): anything
+    else is refused with a ValueError, since a difference between different windows would measure the
+    windows. Returns ``mean``, ``low``, ``high`` (nats), ``seeds``, ``windows`` and ``verdict``: "lower
+    perplexity" (the interval is below 0: A's perplexity is lower), "higher perplexity" or "not separated".
+    The perplexity ratio A / B is ``exp`` of each of the three. The statistic is
+    :func:`sevenprune.tasks.stats.paired_bootstrap`'s (it takes real-valued per-example scores as well as
+    0/1 correctness), draw for draw."""
+    if len(losses_a) != len(losses_b) or not losses_a:
+        raise ValueError(f"need the same, non-zero number of seeds for both runs; got {len(losses_a)} and "
+                         f"{len(losses_b)}")
+    sizes = sorted({int(np.asarray(x).size) for x in [*losses_a, *losses_b]})
+    if len(sizes) != 1:
+        raise ValueError(f"the runs were scored on different numbers of test windows ({', '.join(map(str, sizes))}): "
+                         "not the same test set, refusing to pair them")
+    arrays = [[np.asarray(x, dtype=np.float64) for x in side] for side in (losses_a, losses_b)]
+    if not all(np.isfinite(x).all() for side in arrays for x in side):
+        raise ValueError("a window loss is not finite: refusing to pair")
+    d = paired_bootstrap(arrays[0], arrays[1], n_boot=n_boot, seed=seed, level=level)
+    return {"seeds": d.seeds, "windows": d.examples, "mean": d.mean, "low": d.low, "high": d.high,
+            "verdict": LOSS_VERDICTS[d.verdict]}
+
+
+def signed(x: float, digits: int = 3) -> str:
+    """``+0.012``; a value that rounds to zero prints as ``+0.000``, never ``-0.000``."""
+    text = f"{x:+.{digits}f}"
+    return f"{0.0:+.{digits}f}" if float(text) == 0 else text
+
+
+def nats_text(r: dict[str, Any], digits: int = 3) -> str:
+    """``-0.012 [-0.030, +0.006]``: a paired loss difference (nats) and its interval."""
+    return f"{signed(r['mean'], digits)} [{signed(r['low'], digits)}, {signed(r['high'], digits)}]"
+
+
+def ratio_text(r: dict[str, Any], digits: int = 3) -> str:
+    """``×0.988 [0.970, 1.006]``: the perplexity ratio exp(difference) and its interval."""
+    return f"×{np.exp(r['mean']):.{digits}f} [{np.exp(r['low']):.{digits}f}, {np.exp(r['high']):.{digits}f}]"
+
+
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
     """The paired records a summary is generated from, committed beside the runs (docs/results/<protocol>/)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The summary that opens docs/results.md and the results at a glance of README.md, generated from the paired
 records each protocol module commits (docs/results/R/paired.json, R/paired_pre.json, S/pooled.json,
-V/paired.json), so that neither can say more than the intervals do.
+V/paired.json, L/paired.json), so that neither can say more than the intervals do.
 
 Both read only those small JSON files (no bootstrap), which is what lets a test compare the README with
 them quickly (tests/test_readme.py).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import results_L
 from results_common import NAMES, grouped_verdicts, protocol_dir, read_records
 from sevenprune.tasks.stats import format_points
 
@@ -21,11 +22,13 @@ V_PRE_OTHERS = ["snip", "grasp", "magnitude_init", "dense"]
 
 
 def records() -> dict[str, list[dict[str, Any]]]:
-    """The committed paired records: ``R`` (SEVEN_dyn), ``R_pre`` (SEVEN_pre), ``S`` (pooled), ``V``."""
+    """The committed paired records: ``R`` (SEVEN_dyn), ``R_pre`` (SEVEN_pre), ``S`` (pooled), ``V``, ``L``
+    (language models: window losses, results_L)."""
     return {"R": read_records(protocol_dir("R") / "paired.json"),
             "R_pre": read_records(protocol_dir("R") / "paired_pre.json"),
             "S": read_records(protocol_dir("S") / "pooled.json"),
-            "V": read_records(protocol_dir("V") / "paired.json")}
+            "V": read_records(protocol_dir("V") / "paired.json"),
+            "L": read_records(protocol_dir("L") / "paired.json")}
 
 
 def _at(recs: list[dict[str, Any]], ours: str, sparsity: float) -> list[dict[str, Any]]:
@@ -96,12 +99,15 @@ def page_summary(recs: dict[str, list[dict[str, Any]]] | None = None) -> str:
         lines += [f"- {x}" for x in _per_sparsity(v, "seven", V_DYN_OTHERS)]
         lines += [f"- {x}" for x in _per_sparsity(v, "seven_pre", V_PRE_OTHERS)]
         lines.append("")
+    # protocol L is always listed: while its runs are in progress it says how many are committed
+    lines += results_L.summary_lines(recs.get("L", []), results_L.committed_count())
     return "\n".join(lines)
 
 
 def readme_glance(recs: dict[str, list[dict[str, Any]]] | None = None) -> str:
-    """Three sentences for the README, each with its interval: SEVEN_dyn at 80 %, against dense at the
-    highest sparsity, and what the noise discount adds pooled over the strategy study."""
+    """Four sentences for the README, each with its interval: SEVEN_dyn at 80 %, against dense at the
+    highest sparsity, what the noise discount adds pooled over the strategy study, and protocol L's answer
+    for decoder LMs (or how many of its runs are committed)."""
     recs = records() if recs is None else recs
     r = recs["R"]
     if not r:
@@ -113,4 +119,5 @@ def readme_glance(recs: dict[str, list[dict[str, Any]]] | None = None) -> str:
     if control:
         sentences.append("What the noise discount adds (SEVEN_dyn minus its noise_discount=False control), pooled "
                          f"over the fine-tuning strategies and sparsities: {_pooled(control[0])}.")
+    sentences.append(results_L.readme_line(recs.get("L", []), results_L.committed_count()))
     return "\n".join(f"- {s}" for s in sentences)

@@ -1,0 +1,322 @@
+"""Protocol L (docs/results.md, section L): decoder LMs, one-shot pruning (Wanda, SparseGPT) against pruning
+during fine-tuning, from the committed files in docs/results/L/ (``experiments/results/L/*.json``,
+``run_L.sh``).
+
+SmolLM2-135M on the Shakespeare plays, at 50 % unstructured and 2:4 (variants whose name ends in ``24``):
+
+* ``L_oneshot``: the starting model pruned one shot, no fine-tuning (``dense``: the starting model itself);
+* ``L_ft50``, ``L_ft24``: 268 fine-tuning steps; Wanda and SparseGPT prune at step 0 and keep their masks
+  fixed, SEVEN_dyn, its ``noise_discount=False`` control, PLATON and gradual magnitude prune during
+  fine-tuning; ``dense`` (in ``L_ft50``) is fine-tuned unpruned.
+
+Every run scores the same 256 windows of 128 tokens of the held-out plays (``test``) and of PTB's test split
+(``ptb``) and keeps each window's mean token loss (predictions.npz), so that two runs are compared window by
+window: ``results_common.paired_window_bootstrap`` (seeds, then windows within seed). The records behind
+the summaries are written to ``docs/results/L/paired.json``. Like every protocol module, it reads only
+committed files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import results_common as common
+from results_common import (commits, load_runs, nats_text, paired_window_bootstrap, protocol_dir, ratio_text,
+                            seeds_text, window_losses, write_records)
+
+ONESHOT_SWEEP = "L_oneshot"
+FT_SWEEPS = ["L_ft50", "L_ft24"]
+PATTERNS = {"50": "50 %", "24": "2:4"}  # a variant's name ends in "24" for 2:4
+TEST_SETS = {"test": "held-out plays", "ptb": "PTB"}
+ONESHOT = ["wanda", "sparsegpt"]  # pruned at step 0, then fine-tuned with the masks fixed
+DURING = ["seven", "seven_nd", "platon", "magnitude"]  # pruning during fine-tuning
+FT_ORDER = ["dense"] + ONESHOT + DURING
+COMPARED = ["seven_nd", "platon", "magnitude", "wanda", "sparsegpt", "dense"]  # SEVEN_dyn minus each
+LABELS = {"dense": "dense, fine-tuned", "wanda": "Wanda, then fine-tuned (masks fixed)",
+          "sparsegpt": "SparseGPT, then fine-tuned (masks fixed)", "seven": "SEVEN_dyn",
+          "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
+          "magnitude": "gradual magnitude (per matrix)"}
+ONESHOT_LABELS = {"dense": "starting model (dense, not fine-tuned)", "wanda": "Wanda, no fine-tuning",
+                  "sparsegpt": "SparseGPT, no fine-tuning"}
+NAMES = {"dense": "dense fine-tuning", "wanda": "Wanda + fine-tuning", "sparsegpt": "SparseGPT + fine-tuning",
+         "seven": "SEVEN_dyn", "seven_nd": "its noise_discount=False control", "platon": "PLATON",
+         "magnitude": "gradual magnitude"}
+SHORT = {"dense": "dense", "wanda": "Wanda", "sparsegpt": "SparseGPT", "seven": "SEVEN_dyn",
+         "seven_nd": "SEVEN with noise_discount=False", "platon": "PLATON", "magnitude": "gradual magnitude"}
+NONE_YET = "(no runs committed yet)"
+QUESTION = "*Prune while fine-tuning, or one-shot (Wanda, SparseGPT) and then fine-tune?*"
+
+
+# -- the committed runs -----------------------------------------------------------------------------------
+def _tag(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run's ``method`` (the variant without its ``24``) and ``pattern`` ("50", "24"; None for dense)."""
+    for r in rows:
+        r["method"] = r["name"].removesuffix("24")
+        r["pattern"] = None if r["method"] == "dense" else ("24" if r["name"].endswith("24") else "50")
+    return rows
+
+
+def runs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the one-shot runs without fine-tuning, the fine-tuned runs), as committed."""
+    return _tag(load_runs([ONESHOT_SWEEP])), _tag(load_runs(FT_SWEEPS))
+
+
+def committed_count() -> int:
+    """How many runs of protocol L are committed (result.json files under docs/results/L/)."""
+    return sum(1 for _ in protocol_dir("L").glob("L_*/*/result.json"))
+
+
+def perplexity(r: dict[str, Any], split: str) -> float:
+    return float(r["metrics"]["perplexity" if split == "test" else f"{split}/perplexity"])
+
+
+def _of(rows: list[dict[str, Any]], method: str, pattern: str) -> list[dict[str, Any]]:
+    """The runs of ``method`` at ``pattern``; dense (one model for both patterns) at every pattern."""
+    return [r for r in rows if r["method"] == method and (method == "dense" or r["pattern"] == pattern)]
+
+
+def ppl_cell(values: list[float]) -> str:
+    """``23.41 ± 0.12 (3)``: mean ± sample sd of perplexity over seeds (seeds in brackets); ``-`` for none."""
+    if not values:
+        return "-"
+    mean = float(np.mean(values))
+    digits = 1 if mean >= 100 else 2
+    sd = f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return f"{mean:.{digits}f}{sd} ({len(values)})"
+
+
+def perplexity_table(rows: list[dict[str, Any]], order: list[str], labels: dict[str, str]) -> str:
+    """Perplexity per method (rows) on each test set and pattern (columns)."""
+    columns = [(split, pattern) for split in TEST_SETS for pattern in PATTERNS]
+    lines = ["| method | " + " | ".join(f"{TEST_SETS[s]}, {PATTERNS[p]}" for s, p in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for m in order:
+        if not any(r["method"] == m for r in rows):
+            continue
+        cells = [ppl_cell([perplexity(r, s) for r in _of(rows, m, p)]) for s, p in columns]
+        lines.append(f"| {labels.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- paired comparisons -------------------------------------------------------------------------------------
+def compare(rows: list[dict[str, Any]], ours: str, other: str, pattern: str, split: str,
+            kind: str = "seven") -> dict[str, Any] | None:
+    """``ours - other`` at ``pattern`` on ``split``, on the seeds both have: a record, None if no seed is
+    shared, or a record with ``refused`` (and no interval) if their window counts differ."""
+    by = {(r["method"], r["pattern"], int(r["seed"])): r for r in rows}
+
+    def run(m: str, seed: int) -> dict[str, Any] | None:
+        return by.get((m, None if m == "dense" else pattern, seed))
+
+    seeds = sorted({int(r["seed"]) for r in rows if run(ours, int(r["seed"])) and run(other, int(r["seed"]))})
+    if not seeds:
+        return None
+    record: dict[str, Any] = {"kind": kind, "ours": ours, "other": other, "pattern": PATTERNS[pattern],
+                              "test_set": split}
+    try:
+        record |= paired_window_bootstrap([window_losses(run(ours, k), split) for k in seeds],
+                                          [window_losses(run(other, k), split) for k in seeds],
+                                          n_boot=common.N_BOOT, seed=0)
+    except ValueError as err:
+        record |= {"seeds": len(seeds), "refused": str(err)}
+    return record
+
+
+def mean_loss(rows: list[dict[str, Any]], method: str, pattern: str, split: str = "test") -> float | None:
+    runs_ = _of(rows, method, pattern)
+    return float(np.mean([window_losses(r, split).mean() for r in runs_])) if runs_ else None
+
+
+def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | None:
+    """The method of ``methods`` with the lowest mean loss on the held-out plays at ``pattern``."""
+    losses = {m: v for m in methods if (v := mean_loss(rows, m, pattern)) is not None}
+    return min(losses, key=lambda m: losses[m]) if losses else None
+
+
+def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SEVEN_dyn minus every other arm, and the best arm pruned during fine-tuning minus the best one-shot
+    arm fine-tuned after (both chosen on the held-out plays), per pattern and test set."""
+    records = []
+    for pattern in PATTERNS:
+        for split in TEST_SETS:
+            for other in COMPARED:
+                if (r := compare(rows, "seven", other, pattern, split)) is not None:
+                    records.append(r)
+        during, oneshot = best(rows, DURING, pattern), best(rows, ONESHOT, pattern)
+        if during and oneshot:
+            for split in TEST_SETS:
+                if (r := compare(rows, during, oneshot, pattern, split, kind="best")) is not None:
+                    records.append(r)
+    return records
+
+
+def paired_table(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return "(no paired comparison yet: no two arms have a finished run on the same seed)"
+    lines = ["| comparison | pattern | test set | seeds | windows | loss difference, nats [95 % CI] "
+             "| perplexity ratio [95 % CI] | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        name = f"{r['ours']} − {r['other']}"
+        if r["kind"] == "best":
+            name = f"best during fine-tuning ({r['ours']}) − best one-shot + fine-tuning ({r['other']})"
+        if "refused" in r:
+            lines.append(f"| {name} | {r['pattern']} | {TEST_SETS[r['test_set']]} | {r['seeds']} | - | "
+                         f"not paired: {r['refused']} | - | - |")
+            continue
+        lines.append(f"| {name} | {r['pattern']} | {TEST_SETS[r['test_set']]} | {r['seeds']} | {r['windows']} | "
+                     f"{nats_text(r)} | {ratio_text(r)} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+# -- cost -----------------------------------------------------------------------------------------------------
+def cost_table(rows: list[dict[str, Any]]) -> str:
+    """Seconds of one one-shot pruning (``prune_seconds``), of the pruner per pruning step (``pruner_seconds /
+    window_steps``) and of a whole training step (``train_seconds / steps``, the pruner included), medians
+    over the runs present."""
+    lines = ["| method | pattern | one-shot pruning, s | pruner, s per pruning step | training step, s "
+             "(pruner included) | runs |", "|---|---|---|---|---|---|"]
+    order = list(PATTERNS) + [None]
+    seen = sorted({(r["method"], r["pattern"]) for r in rows},
+                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0], order.index(k[1])))
+
+    def median(values: list[float], digits: int) -> str:
+        return f"{np.median(values):.{digits}f}" if values else "-"
+
+    for method, pattern in seen:
+        group = [r for r in rows if r["method"] == method and r["pattern"] == pattern]
+        prune = [float(r["prune_seconds"]) for r in group if r.get("prune_seconds") is not None]
+        pruner = [float(r["pruner_seconds"]) / r["window_steps"] for r in group if r.get("window_steps")]
+        step = [float(r["train_seconds"]) / r["steps"] for r in group if r.get("steps")]
+        timed = [r for r in group if r.get("prune_seconds") is not None or r.get("window_steps") or r.get("steps")]
+        if not timed:  # the starting model evaluated as it is: nothing timed
+            continue
+        lines.append(f"| {SHORT.get(method, method)} | {PATTERNS.get(pattern or '', '-')} | {median(prune, 1)} | "
+                     f"{median(pruner, 3)} | {median(step, 2)} | {len(timed)} |")
+    return "\n".join(lines) if len(lines) > 2 else NONE_YET
+
+
+# -- words ------------------------------------------------------------------------------------------------------
+def _difference(r: dict[str, Any]) -> str:
+    """``-0.012 [-0.030, +0.006] nats, perplexity ×0.988, 3 seeds``."""
+    return f"{nats_text(r)} nats, perplexity ×{np.exp(r['mean']):.3f}, {seeds_text(r['seeds'])}"
+
+
+def grouped(records: list[dict[str, Any]]) -> str:
+    """``has lower perplexity than PLATON (...) and ...; is not separated from ...``, in the records' order."""
+    words = {"lower perplexity": "has lower perplexity than", "higher perplexity": "has higher perplexity than",
+             "not separated": "is not separated from"}
+    groups = []
+    for verdict in ("lower perplexity", "not separated", "higher perplexity"):
+        items = [f"{NAMES.get(r['other'], r['other'])} ({_difference(r)})" for r in records
+                 if r.get("verdict") == verdict]
+        if items:
+            listed = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+            groups.append(f"{words[verdict]} {listed}")
+    return "; ".join(groups)
+
+
+def _answers(records: list[dict[str, Any]], split: str = "test") -> list[str]:
+    """One clause per pattern: the best arm pruned during fine-tuning minus the best one-shot arm."""
+    out = []
+    for pattern in PATTERNS.values():
+        for r in records:
+            if r["kind"] != "best" or r["pattern"] != pattern or r["test_set"] != split or "refused" in r:
+                continue
+            conclusion = {"lower perplexity": "pruning during fine-tuning gives the lower perplexity",
+                          "higher perplexity": "one-shot pruning then fine-tuning gives the lower perplexity",
+                          "not separated": "the two are not separated"}[r["verdict"]]
+            out.append(f"at {pattern}, {conclusion} ({SHORT[r['ours']]} − {SHORT[r['other']]} + fine-tuning: "
+                       f"{_difference(r)})")
+    return out
+
+
+def answer(records: list[dict[str, Any]], committed: int) -> str:
+    """The protocol's answer in one sentence, worded from the paired intervals on the held-out plays, or
+    where its runs stand."""
+    clauses = _answers(records)
+    if not clauses:
+        return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
+                "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
+    return f"On the held-out plays, {'; '.join(clauses)}."
+
+
+def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
+    """The page summary's paragraph for protocol L (results_summary.page_summary)."""
+    head = ("**L. Decoder LMs** (SmolLM2-135M on the Shakespeare plays, 268 fine-tuning steps, 50 % unstructured "
+            f"and 2:4, section L). {QUESTION}")
+    lines = [head, "", f"- {answer(records, committed)}"]
+    for pattern in PATTERNS.values():
+        for split, where in TEST_SETS.items():
+            chosen = [r for r in records if r["kind"] == "seven" and r["pattern"] == pattern
+                      and r["test_set"] == split and "refused" not in r]
+            if chosen:
+                lines.append(f"- At {pattern}, on {where}, SEVEN_dyn {grouped(chosen)}.")
+    return lines + [""]
+
+
+def readme_line(records: list[dict[str, Any]], committed: int) -> str:
+    """README's results glance: protocol L's question and its answer."""
+    return ("Decoder LMs (protocol L, SmolLM2-135M on Shakespeare, 268 fine-tuning steps): prune while "
+            f"fine-tuning, or one-shot then fine-tune? {answer(records, committed)}")
+
+
+def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+    """The numbers the section's reading rests on, in sentences generated from the tables and intervals."""
+    if not one and not ft:
+        return NONE_YET
+    seeds = sorted({int(r["seed"]) for r in one + ft})
+    lines = [f"- **Runs.** {len(one)} one-shot runs without fine-tuning and {len(ft)} fine-tuned runs committed, "
+             f"seeds {', '.join(map(str, seeds))}; every run scored on the same windows of both test sets."]
+    start = [perplexity(r, "test") for r in one if r["method"] == "dense"]
+    start_ptb = [perplexity(r, "ptb") for r in one if r["method"] == "dense"]
+    for pattern, label in PATTERNS.items():
+        shots = [f"{SHORT[m]} {ppl_cell([perplexity(r, 'test') for r in _of(one, m, pattern)])} "
+                 f"(PTB {ppl_cell([perplexity(r, 'ptb') for r in _of(one, m, pattern)])})" for m in ONESHOT
+                 if _of(one, m, pattern)]
+        if shots:
+            base = f"; the starting model {np.mean(start):.2f} (PTB {np.mean(start_ptb):.2f})" if start else ""
+            lines.append(f"- **One shot, no fine-tuning, {label}:** perplexity on the held-out plays "
+                         f"{', '.join(shots)}{base}.")
+        arms = [(m, mean_loss(ft, m, pattern)) for m in FT_ORDER]
+        arms = [(m, v) for m, v in arms if v is not None]
+        if arms:
+            listed = ", ".join(f"{NAMES[m]} {ppl_cell([perplexity(r, 'test') for r in _of(ft, m, pattern)])}"
+                               for m, _ in sorted(arms, key=lambda a: a[1]))
+            lines.append(f"- **Fine-tuned, {label}, lowest perplexity on the held-out plays first:** {listed}.")
+    clauses = _answers(records)
+    ptb = _answers(records, "ptb")
+    if clauses:
+        lines.append(f"- **The question.** On the held-out plays, {'; '.join(clauses)}."
+                     + (f" On PTB, {'; '.join(ptb)}." if ptb else ""))
+    control = [r for r in records if r["kind"] == "seven" and r["other"] == "seven_nd" and "refused" not in r]
+    if control:
+        lines.append("- **The noise discount** (SEVEN_dyn − its control): "
+                     + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} ({_difference(r)})"
+                                 for r in control) + ".")
+    return "\n".join(lines)
+
+
+# -- the page's blocks ---------------------------------------------------------------------------------------
+def blocks() -> dict[str, str]:
+    one, ft = runs()
+    records = paired_records(ft)
+    if records:
+        write_records(protocol_dir("L") / "paired.json", records)
+    out = {"L_oneshot": NONE_YET, "L_ft": NONE_YET, "L_paired": paired_table(records), "L_cost": NONE_YET,
+           "L_reading": reading(one, ft, records)}
+    if one:
+        out["L_oneshot"] = (perplexity_table(one, ["dense"] + ONESHOT, ONESHOT_LABELS) + "\n\n"
+                            + f"Mean ± sample sd of perplexity over seeds (seeds in brackets; the seed draws the 128 "
+                              f"calibration windows); {len(one)} runs. Code: commit(s) "
+                              f"{', '.join(c[:10] for c in commits(one))}.")
+    if ft:
+        hours = sum(float(r["seconds"]) for r in ft) / 3600
+        out["L_ft"] = (perplexity_table(ft, FT_ORDER, LABELS) + "\n\n"
+                       + f"Mean ± sample sd of perplexity over seeds (seeds in brackets); {len(ft)} runs, "
+                         f"{hours:.1f} h of compute (one thread each, two runs side by side). Code: commit(s) "
+                         f"{', '.join(c[:10] for c in commits(ft))}.")
+    if one or ft:
+        out["L_cost"] = cost_table(one + ft)
+    return out
