@@ -32,7 +32,7 @@ worker_a() {
   sweep L_oneshot --seeds 1
   for seeds in "1" "1 2" "1 2 3"; do
     sweep L_ft50 --seeds $seeds
-    [ "$seeds" = "1" ] && sweep L_oneshot --seeds 1 2 3 --methods wanda sparsegpt wanda24 sparsegpt24  # dense: no randomness
+    [ "$seeds" = "1" ] && sweep L_oneshot --seeds 1 2 3
   done
 }
 worker_b() {
