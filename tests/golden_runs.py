@@ -114,6 +114,17 @@ def _init(model_fn: Callable[[], nn.Module], method: str, sparsity: float, **kw:
     return run
 
 
+def _oneshot(model_fn: Callable[[], nn.Module], method: str, sparsity: float | None, **kw: Any
+             ) -> Callable[[], tuple[nn.Module, sp.Pruner]]:
+    def run() -> tuple[nn.Module, sp.Pruner]:
+        model = model_fn()
+        calibration = [x for x, _ in _mlp_batches(model[0].in_features, model[-1].out_features, 4)]
+        pruner = sp.prune_oneshot(model, method, sparsity, calibration, progress=False, **kw)
+        _train(model, _mlp_loss, _mlp_batches(model[0].in_features, model[-1].out_features, 3, seed=8), pruner)
+        return model, pruner
+    return run
+
+
 RUNS: dict[str, Callable[[], tuple[nn.Module, sp.Pruner]]] = {
     # the sampled band, the full path (first jump) and the sparse incremental path
     "seven-medium": _dyn(medium_mlp, "seven", 0.8),
@@ -147,6 +158,10 @@ RUNS: dict[str, Callable[[], tuple[nn.Module, sp.Pruner]]] = {
     "init-force-iter_snip": _init(small_mlp, "force", 0.7, variant="iter_snip"),
     "seven_pre-small": _dyn(small_mlp, "seven", 0.7, start=0, window=6, steps=9),
     "init-snip-local": _init(small_mlp, "snip", 0.7, scope="local"),
+    # one shot from calibration data (SparseGPT's weight updates are in the weights' fingerprint)
+    "oneshot-wanda": _oneshot(small_mlp, "wanda", 0.5),
+    "oneshot-sparsegpt": _oneshot(small_mlp, "sparsegpt", 0.5, blocksize=8),
+    "oneshot-sparsegpt-2:4": _oneshot(small_mlp, "sparsegpt", None, pattern="2:4", blocksize=8),
 }
 
 
