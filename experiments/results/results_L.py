@@ -187,7 +187,10 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     for method, pattern in seen:
         group = [r for r in rows if r["method"] == method and r["pattern"] == pattern]
         prune = [float(r["prune_seconds"]) for r in group if r.get("prune_seconds") is not None]
-        pruner = [float(r["pruner_seconds"]) / r["window_steps"] for r in group if r.get("window_steps")]
+        # the pruner's time per pruning step of the methods that prune during fine-tuning (a one-shot run's
+        # fixed-mask pruner has a one-step "window" of its own: not a pruning step)
+        pruner = [float(r["pruner_seconds"]) / r["window_steps"] for r in group
+                  if r.get("window_steps") and r.get("prune_seconds") is None]
         step = [float(r["train_seconds"]) / r["steps"] for r in group if r.get("steps")]
         timed = [r for r in group if r.get("prune_seconds") is not None or r.get("window_steps") or r.get("steps")]
         if not timed:  # the starting model evaluated as it is: nothing timed
@@ -198,6 +201,11 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
 
 
 # -- words ------------------------------------------------------------------------------------------------------
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+
 def _difference(r: dict[str, Any]) -> str:
     """``-0.012 [-0.030, +0.006] nats, perplexity ×0.988, 3 seeds``."""
     return f"{nats_text(r)} nats, perplexity ×{np.exp(r['mean']):.3f}, {seeds_text(r['seeds'])}"
@@ -267,7 +275,7 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
     if not one and not ft:
         return NONE_YET
     seeds = sorted({int(r["seed"]) for r in one + ft})
-    lines = [f"- **Runs.** {len(one)} one-shot runs without fine-tuning and {len(ft)} fine-tuned runs committed, "
+    lines = [f"- **Runs.** {_runs(len(one))} without fine-tuning (one shot) and {_runs(len(ft))} fine-tuned committed, "
              f"seeds {', '.join(map(str, seeds))}; every run scored on the same windows of both test sets."]
     start = [perplexity(r, "test") for r in one if r["method"] == "dense"]
     start_ptb = [perplexity(r, "ptb") for r in one if r["method"] == "dense"]
@@ -309,12 +317,12 @@ def blocks() -> dict[str, str]:
     if one:
         out["L_oneshot"] = (perplexity_table(one, ["dense"] + ONESHOT, ONESHOT_LABELS) + "\n\n"
                             + f"Mean ± sample sd of perplexity over seeds (seeds in brackets; the seed draws the 128 "
-                              f"calibration windows); {len(one)} runs. Code: commit(s) "
+                              f"calibration windows); {_runs(len(one))}. Code: commit(s) "
                               f"{', '.join(c[:10] for c in commits(one))}.")
     if ft:
         hours = sum(float(r["seconds"]) for r in ft) / 3600
         out["L_ft"] = (perplexity_table(ft, FT_ORDER, LABELS) + "\n\n"
-                       + f"Mean ± sample sd of perplexity over seeds (seeds in brackets); {len(ft)} runs, "
+                       + f"Mean ± sample sd of perplexity over seeds (seeds in brackets); {_runs(len(ft))}, "
                          f"{hours:.1f} h of compute (one thread each, two runs side by side). Code: commit(s) "
                          f"{', '.join(c[:10] for c in commits(ft))}.")
     if one or ft:
