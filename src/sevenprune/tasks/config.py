@@ -32,6 +32,7 @@ import torch
 
 import sevenprune as sp
 from sevenprune._validate import SCOPES, STATE_DTYPES
+from sevenprune.patterns import parse_pattern
 from sevenprune.importance import checked_options
 
 __all__ = ["RunConfig", "resolve_config", "validate", "method_choices", "plan_schedule", "ALIASES", "INIT_METHODS",
@@ -228,7 +229,7 @@ def validate(cfg: RunConfig) -> None:
         if cfg.sparsity not in (None, 0, 0.0):
             raise ValueError(f"method 'dense' does not prune; got --sparsity {cfg.sparsity} (leave it out or use 0)")
     else:
-        if cfg.sparsity is None and isinstance(cfg.pattern, str) and _nm_sparsity(cfg.pattern) is not None:
+        if cfg.sparsity is None:
             cfg.sparsity = _nm_sparsity(cfg.pattern)  # --pattern 2:4 alone means 50 %: the only sparsity it allows
         if cfg.sparsity is None:
             raise ValueError(f"method {cfg.method!r} needs --sparsity, a fraction in (0, 1) such as 0.5")
@@ -254,12 +255,13 @@ def validate(cfg: RunConfig) -> None:
     _check_data_options(cfg)
 
 
-def _nm_sparsity(pattern: str) -> float | None:
-    """``1 - N/M`` for an N:M pattern (``"2:4"`` -> 0.5), else None (checked in full by the pruner)."""
-    n, sep, m = pattern.partition(":")
-    if not sep or not n.isdigit() or not m.isdigit() or not 0 < int(n) < int(m):
+def _nm_sparsity(pattern: Any) -> float | None:
+    """``1 - N/M`` for an N:M pattern (``"2:4"`` -> 0.5), else None (a bad pattern is named later)."""
+    try:
+        parsed = parse_pattern(pattern)
+    except (TypeError, ValueError):
         return None
-    return 1 - int(n) / int(m)
+    return 1 - parsed[1] / parsed[2] if parsed[0] == "nm" else None
 
 
 def _flag(name: str) -> str:

