@@ -52,11 +52,14 @@ def measure(model: Any, batch: int, length: int, args: argparse.Namespace) -> di
     ids = torch.randint(0, vocab, (batch, length), generator=torch.Generator().manual_seed(0))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     model.train()
+    options = {"moments": args.moments} if args.moments else {}
     pruner = sp.Pruner(model, args.method, sparsity=args.sparsity, start_step=0, prune_steps=args.window,
-                       optimizer=opt, state_dtype=getattr(torch, args.state_dtype))
+                       optimizer=opt, state_dtype=getattr(torch, args.state_dtype), **options)
+    imp = pruner.importance
     middle = args.window // 2
     model(input_ids=ids[:1, :8], labels=ids[:1, :8]).loss.backward()
-    pruner.importance.observe(1)
+    opt.step()  # the optimizer's moments exist before the first observation (moments="optimizer" reads them)
+    imp.observe(1)
     pruner.step_count = pruner.observed_steps = middle
     pruner.update_masks(pruner.scheduled_sparsity(middle))
     opt.zero_grad(set_to_none=True)
@@ -89,6 +92,10 @@ def measure(model: Any, batch: int, length: int, args: argparse.Namespace) -> di
         pruner.detach()  # the plain step runs without the pruner's optimizer hook
         plain.append(plain_step())
         pruner.attach(opt)
+        if hasattr(imp, "_last_step"):
+            # the plain step advanced the optimizer without pruner.step(): moments="optimizer" would rightly
+            # refuse the next step; the benchmark tells it to forget the count it checks (as bench_core does)
+            imp._last_step = {}
         total, o = pruned_step()
         pruned.append(total)
         own.append(o)
@@ -97,6 +104,7 @@ def measure(model: Any, batch: int, length: int, args: argparse.Namespace) -> di
                   f"(pruner.step {o:.2f} s)", flush=True)
     tokens = batch * length
     result = {"batch": batch, "length": length, "threads": torch.get_num_threads(), "method": args.method,
+              "moments": args.moments or "default",
               "median_plain_step_s": statistics.median(plain), "median_pruned_step_s": statistics.median(pruned),
               "mean_pruner_step_s": statistics.fmean(own),
               "plain_tokens_per_s": tokens / statistics.median(plain),
@@ -121,6 +129,8 @@ def main() -> None:
     parser.add_argument("--method", default="seven", help="the Pruner method (default seven)")
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--state-dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--moments", default=None, choices=("signed", "optimizer"),
+                        help="SEVEN's moments: its own (signed, the default) or the attached AdamW's (optimizer)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     parser.add_argument("--verbose", action="store_true", help="print every measured step")
     args = parser.parse_args()
@@ -138,7 +148,7 @@ def main() -> None:
               f"({row['plain_tokens_per_s']:.0f} tokens/s), with the pruner {row['median_pruned_step_s']:.2f} s/step "
               f"({row['pruned_tokens_per_s']:.0f} tokens/s; pruner.step {row['mean_pruner_step_s']:.2f} s); "
               f"state {row['state_bytes_per_prunable_weight']:.2f} bytes per prunable weight "
-              f"({row['prunable_params']} weights, {args.state_dtype})", flush=True)
+              f"({row['prunable_params']} weights, {args.state_dtype}, moments {row['moments']})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
 
