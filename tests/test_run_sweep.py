@@ -161,7 +161,7 @@ def test_sweep_resumes_without_redoing_finished_runs(env):
     for name in ("results.csv", "report.md", "curve.png", "layers.png"):
         assert (out / name).stat().st_size > 0
     csv_lines = (out / "results.csv").read_text().splitlines()
-    assert len(csv_lines) == 7 and csv_lines[0].startswith("run,task,model,method,seed,target_sparsity")
+    assert len(csv_lines) == 7 and csv_lines[0].startswith("run,task,model,method,arm,seed,target_sparsity")
     # the table: dense first, mean ± std over the two seeds, computed by hand here
     accs = {r["run"]: r["metrics"]["accuracy"] for r in rows}
     import statistics
@@ -315,6 +315,32 @@ def test_sweep_variants_of_dense_run_once_per_seed_with_their_options():
     assert runs["sgd-seed1"]["optimizer"] == "sgd" and runs["sgd-seed1"]["lr"] == 3e-3
     assert runs["sgd-seed1"]["sparsity"] is None and runs["dense-seed1"]["lr"] == 1e-4
 
+
+
+def _finished_run(folder, name, method, sparsity, value):
+    (folder / "runs" / name).mkdir(parents=True)
+    (folder / "runs" / name / "result.json").write_text(json.dumps(
+        {"task": "mr", "model": "tiny", "method": method, "seed": 1, "target_sparsity": sparsity,
+         "sparsity": sparsity, "model_sparsity": sparsity, "metric": "perplexity", "metrics": {"perplexity": value},
+         "seconds": 1.0}))
+
+
+def test_report_keeps_a_variant_apart_from_its_method(tmp_path):
+    # a sweep's variants run as their base method (result.json says "wanda"): the report used to average
+    # wanda and its 2:4 variant as if they were two seeds of one method
+    folder = tmp_path / "sweep"
+    _finished_run(folder, "dense-seed1", "dense", 0.0, 70.0)
+    _finished_run(folder, "sgd-seed1", "dense", 0.0, 80.0)  # a variant of dense
+    _finished_run(folder, "wanda-s0.5-seed1", "wanda", 0.5, 110.0)
+    _finished_run(folder, "wanda24-s0.5-seed1", "wanda", 0.5, 210.0)
+    _finished_run(folder, "seven_nd-s1e-05-seed1", "seven", 1e-5, 71.0)
+    report = build_report(folder, order=["dense", "sgd", "wanda", "wanda24", "seven_nd"])
+    assert report["table"].splitlines()[2:] == [
+        "| dense | 70.0000 | 70.0000 |", "| sgd | 80.0000 | 80.0000 |", "| wanda | - | 110.0000 |",
+        "| wanda24 | - | 210.0000 |", "| seven_nd | 71.0000 | - |"]
+    csv_rows = (folder / "results.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("run,task,model,method,arm,") and "wanda24-s0.5-seed1,mr,tiny,wanda,wanda24," in (
+        "\n".join(csv_rows))
 
 
 def test_report_never_overwrites_files_in_a_folder_it_did_not_write(env, tmp_path):

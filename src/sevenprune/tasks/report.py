@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,34 @@ def collect_results(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if not isinstance(r.get("metrics"), dict):
             raise ValueError(f"{path} has no 'metrics' object (not a finished run's result)")
         r["run"] = path.parent.name
+        r["arm"] = arm_of_run(path.parent.name, r)
         rows.append(r)
     return rows
 
 
-_CSV_FIRST = ["run", "task", "model", "method", "seed", "target_sparsity", "sparsity", "model_sparsity",
+_RUN_NAME = re.compile(r"^(?P<arm>.+?)(?:-s[0-9.e+-]+)?-seed-?\d+$")
+
+
+def arm_of_run(run: str, result: Mapping[str, Any]) -> str:
+    """The sweep's name for the method of run folder ``run``: the variant name where the sweep has one
+    (``seven_nd-s0.5-seed1`` -> ``seven_nd``, a ``noise_discount=False`` form of method ``seven``), so that
+    the report keeps a variant apart from its method; ``result["method"]`` for a folder named otherwise.
+
+    >>> arm_of_run("seven_nd-s0.5-seed1", {"method": "seven"}), arm_of_run("dense-seed2", {"method": "dense"})
+    ('seven_nd', 'dense')
+    >>> arm_of_run("my-run", {"method": "seven"})
+    'seven'
+    """
+    match = _RUN_NAME.match(run)
+    return match["arm"] if match else str(result["method"])
+
+
+def _arm(r: Mapping[str, Any]) -> str:
+    """A row's label in the tables and plots: its sweep arm where known (rows built elsewhere: the method)."""
+    return str(r.get("arm") or r["method"])
+
+
+_CSV_FIRST = ["run", "task", "model", "method", "arm", "seed", "target_sparsity", "sparsity", "model_sparsity",
               "zero_fraction"]
 _CSV_LAST = ["train_loss", "steps", "start_step", "prune_steps", "train_seconds", "eval_seconds", "seconds"]
 
@@ -53,7 +78,7 @@ def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
 
 
 def _method_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[str]:
-    present = list(dict.fromkeys(r["method"] for r in rows))
+    present = list(dict.fromkeys(_arm(r) for r in rows))
     ordered = [m for m in (order or []) if m in present] + [m for m in present if m not in (order or [])]
     return sorted(ordered, key=lambda m: m != "dense")  # dense first, the rest as given
 
@@ -68,7 +93,8 @@ def _cell(values: list[float]) -> str:
 
 def summarise(rows: list[dict[str, Any]], metric: str, order: list[str] | None = None
               ) -> tuple[list[str], list[float], dict[tuple[str, float], list[float]]]:
-    """``(methods, sparsities, {(method, sparsity): values over seeds})``; dense under every sparsity."""
+    """``(arms, sparsities, {(arm, sparsity): values over seeds})``; unpruned runs under every sparsity.
+    An arm is a method or a sweep's variant of one (:func:`arm_of_run`)."""
     methods = _method_order(rows, order)
     sparsities = sorted({float(r["target_sparsity"]) for r in rows if r["method"] != "dense"})
     cells: dict[tuple[str, float], list[float]] = {}
@@ -77,7 +103,7 @@ def summarise(rows: list[dict[str, Any]], metric: str, order: list[str] | None =
             raise ValueError(f"run {r['run']} has no metric {metric!r}; it has {sorted(r['metrics'])}")
         targets = sparsities if r["method"] == "dense" else [float(r["target_sparsity"])]
         for s in targets:
-            cells.setdefault((r["method"], s), []).append(float(r["metrics"][metric]))
+            cells.setdefault((_arm(r), s), []).append(float(r["metrics"][metric]))
     return methods, sparsities, cells
 
 
@@ -106,7 +132,7 @@ def markdown_table(rows: list[dict[str, Any]], metric: str, order: list[str] | N
     if not sparsities:  # only unpruned runs (e.g. a dense warm-up): one column, the metric itself
         lines = [f"| method | {metric} |", "|---|---|"]
         for m in methods:
-            lines.append(f"| {m} | " + _cell([float(r["metrics"][metric]) for r in rows if r["method"] == m]) + " |")
+            lines.append(f"| {m} | " + _cell([float(r["metrics"][metric]) for r in rows if _arm(r) == m]) + " |")
         return "\n".join(lines)
     head = "| method | " + " | ".join(f"{round(s * 100, 4):g}%" for s in sparsities) + " |"
     lines = [head, "|---|" + "---|" * len(sparsities)]
@@ -130,17 +156,18 @@ def plot_curve(rows: list[dict[str, Any]], metric: str, path: str | os.PathLike[
     the dense baseline as a dashed horizontal line."""
     plt = _pyplot()
     methods, sparsities, cells = summarise(rows, metric, order)
+    unpruned = {_arm(r) for r in rows if r["method"] == "dense"}
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for m in methods:
-        if m == "dense":
+        if m in unpruned:
             continue
         xs = [s for s in sparsities if cells.get((m, s))]
         means = [float(np.mean(cells[(m, s)])) for s in xs]
         stds = [float(np.std(cells[(m, s)], ddof=1)) if len(cells[(m, s)]) > 1 else 0.0 for s in xs]
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=m)
-    dense = [v for r in rows if r["method"] == "dense" for v in [float(r["metrics"][metric])]]
-    if dense:
-        ax.axhline(float(np.mean(dense)), linestyle="--", color="black", label="dense")
+    for i, m in enumerate(sorted(unpruned, key=lambda a: a != "dense")):  # dense (and its variants) as lines
+        values = [float(r["metrics"][metric]) for r in rows if _arm(r) == m]
+        ax.axhline(float(np.mean(values)), linestyle=("--", ":", "-.")[i % 3], color="black", label=m)
     ax.set_xlabel("sparsity (fraction of prunable weights removed)")
     ax.set_ylabel(metric)
     if title:
@@ -253,7 +280,7 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
         "|---|---|---|---|---|",
     ]
     rank = {m: i for i, m in enumerate(_method_order(rows, order))}
-    for r in sorted(rows, key=lambda r: (rank[r["method"]], float(r["target_sparsity"]), r["seed"])):
+    for r in sorted(rows, key=lambda r: (rank[_arm(r)], float(r["target_sparsity"]), r["seed"])):
         lines.append(f"| {r['run']} | {r['sparsity']:.4f} | {r['model_sparsity']:.4f} | "
                      f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f} |")
     lines += ["", "Plots: `curve.png` (metric against sparsity)"
