@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from sevenprune.tasks.report import arm_of_run
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"  # one folder per protocol, named as the prefix of its sweeps
 OUT = RESULTS / "R"  # protocol R's figures computed from the masks
@@ -73,7 +75,7 @@ def _group(run_name: str) -> str:
 
 def _method(run_name: str) -> str:
     """The method (variant) of a run folder's name: ``seven_nd`` of ``seven_nd-s0.8-seed1``."""
-    return run_name.split("-s")[0]
+    return arm_of_run(run_name, {"method": run_name})
 
 
 def _overlapped(sweep: str) -> bool:

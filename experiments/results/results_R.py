@@ -24,6 +24,7 @@ from results_common import (LABELS, commits, design_pairs, design_table, diagnos
                             load_runs, main_table, paired, plot_curve, protocol_dir, pyplot, save_figure,
                             verdict_summary, write_records)
 from sevenprune.tasks import diagnostics_plots as dplots
+from sevenprune.tasks.report import arm_of_run
 
 DYN_ORDER = ["dense", "seven", "seven_nd", "platon", "movement", "soft_movement", "magnitude", "random"]
 PRE_ORDER = ["dense", "seven_pre", "seven_pre_frozen", "snip", "grasp", "grasp_abs", "force", "magnitude_init",
@@ -84,7 +85,7 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
 def _method_of(sweep: str, run: str) -> str:
     """The method a committed run stands for in the mask tables: the pooler control's runs
     (``R_pooler80``, another target set) are ``<method>_pooler``."""
-    method = run.split("-s")[0]
+    method = arm_of_run(run, {"method": run})
     return f"{method}_pooler" if sweep.startswith("R_pooler") else method
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sevenprune.tasks.diagnostics_plots import PNG_METADATA
+from sevenprune.tasks.report import arm_of_run
 from sevenprune.tasks.stats import format_points, mcnemar, paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ def load_runs(sweeps: list[str]) -> list[dict[str, Any]]:
             r = json.loads(result.read_text(encoding="utf-8"))
             r["run"] = result.parent.name
             r["sweep"] = sweep
-            r["name"] = r["run"].split("-s")[0]  # the variant: "seven_nd-s0.8-seed1", "dense-seed2"
+            r["name"] = arm_of_run(r["run"], r)  # the variant: "seven_nd-s0.8-seed1", "dense-seed2"
             r["dir"] = result.parent
             rows.append(r)
     return rows

@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from sevenprune.tasks.report import arm_of_run
 from sevenprune.tasks.sweep import expand
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def missing(config: Path, committed: Path | None = None) -> list[tuple[int, str,
         search = _search_name(opts)
         if _made(committed / protocol / sweep / name) or (search and _made(committed / "S" / SEARCH / search)):
             continue
-        method = name.rsplit("-seed", 1)[0] if name.startswith("dense") else name.split("-s")[0]
+        method = arm_of_run(name, opts)
         out.append((int(opts["seed"]), method, name))
     return out
 
