@@ -82,6 +82,26 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
     return "\n".join(lines) if len(lines) > 2 else "(no run has recorded this set yet)"
 
 
+def opt_reading(records: list[dict[str, Any]]) -> str:
+    """The generated reading of R.2b: each optimizer form against the default form, and the advice the
+    issue asked for (recommend it where memory is short if it is not separated from the default)."""
+    lines = []
+    for arm, nbytes in (("seven_opt", 5), ("seven_opt_bf16", 3)):
+        against = [r for r in records if r["ours"] == arm and r["other"] == "seven"]
+        if not against:
+            continue
+        cells = "; ".join(f"{r['sparsity'] * 100:g} %: {r['verdict']} ({r['mean'] * 100:+.1f} "
+                          f"[{r['low'] * 100:+.1f}, {r['high'] * 100:+.1f}] points, {r['seeds']} seeds)"
+                          for r in against)
+        label = "`moments=\"optimizer\"`" + (" with a bf16 score" if arm.endswith("bf16") else "")
+        line = f"- {label} against the default form: {cells}."
+        if all(r["verdict"] == "not separated" for r in against):
+            line += (f" Not separated at any sparsity measured: where memory is short, use it ({nbytes} bytes of "
+                     "pruner state per weight instead of 13).")
+        lines.append(line)
+    return "\n\n" + "\n".join(lines) if lines else ""
+
+
 def _method_of(sweep: str, run: str) -> str:
     """The method a committed run stands for in the mask tables: the pooler control's runs
     (``R_pooler80``, another target set) are ``<method>_pooler``."""
@@ -318,11 +338,13 @@ def blocks() -> dict[str, str]:
     if opt:  # issue 40: the optimizer's moments against SEVEN's own and its control, paired by seed
         rows = opt + [r for r in dyn if r["name"] in ("seven", "seven_nd", "dense")
                       and float(r["target_sparsity"]) in (0.0, 0.8, 0.9)]
-        comparisons = [paired(rows, arm, ["seven", "seven_nd"])[0] for arm in ("seven_opt", "seven_opt_bf16")
-                       if any(r["name"] == arm for r in opt)]
-        tables = [c.splitlines() for c in comparisons if c.startswith("|")]
+        results = [paired(rows, arm, ["seven", "seven_nd"]) for arm in ("seven_opt", "seven_opt_bf16")
+                   if any(r["name"] == arm for r in opt)]
+        tables = [c.splitlines() for c, _ in results if c.startswith("|")]
         paired_rows = tables[0] + [line for t in tables[1:] for line in t[2:]] if tables else []
-        out["R_opt"] = main_table(rows, OPT_ORDER) + "\n\n" + "\n".join(paired_rows)
+        opt_records = [rec for _, recs in results for rec in recs]
+        write_records(protocol_dir("R") / "paired_opt.json", opt_records)
+        out["R_opt"] = main_table(rows, OPT_ORDER) + "\n\n" + "\n".join(paired_rows) + opt_reading(opt_records)
     pre = load_runs(PRE_SWEEPS)
     if pre:
         pre += [r for r in dyn if r["name"] == "dense"]

@@ -40,7 +40,7 @@ LABELS = {"seven": "SEVEN_dyn", "seven_nd": "SEVEN, noise_discount=False", "plat
           "seven_opt": "SEVEN_dyn, moments=optimizer (AdamW's)",
           "seven_opt_bf16": "SEVEN_dyn, moments=optimizer, bf16 score"}
 # the same in running text (the summaries)
-NAMES = {"seven": "SEVEN_dyn", "seven_pre": "SEVEN_pre", "seven_nd": "its noise_discount=False control",
+NAMES = {"seven": "SEVEN_dyn", "seven_opt": "SEVEN_dyn reading AdamW's moments", "seven_pre": "SEVEN_pre", "seven_nd": "its noise_discount=False control",
          "platon": "PLATON", "movement": "movement", "soft_movement": "soft movement",
          "magnitude": "gradual magnitude", "random": "random", "dense": "dense", "seven_pre_frozen": "its frozen form",
          "snip": "SNIP", "grasp": "GraSP", "grasp_abs": "GraSP's |W*Hg| form", "force": "FORCE",

@@ -1,6 +1,6 @@
 """The summary that opens docs/results.md and the results at a glance of README.md, generated from the paired
-records each protocol module commits (docs/results/R/paired.json, R/paired_pre.json, S/pooled.json,
-V/paired.json, L/paired.json), so that neither can say more than the intervals do.
+records each protocol module commits (docs/results/R/paired.json, R/paired_opt.json, R/paired_pre.json,
+S/pooled.json, V/paired.json, L/paired.json), so that neither can say more than the intervals do.
 
 Both read only those small JSON files (no bootstrap), which is what lets a test compare the README with
 them quickly (tests/test_readme.py).
@@ -22,9 +22,10 @@ V_PRE_OTHERS = ["snip", "grasp", "magnitude_init", "dense"]
 
 
 def records() -> dict[str, list[dict[str, Any]]]:
-    """The committed paired records: ``R`` (SEVEN_dyn), ``R_pre`` (SEVEN_pre), ``S`` (pooled), ``V``, ``L``
-    (language models: window losses, results_L)."""
+    """The committed paired records: ``R`` (SEVEN_dyn), ``R_opt`` (SEVEN reading AdamW's moments), ``R_pre``
+    (SEVEN_pre), ``S`` (pooled), ``V``, ``L`` (language models: window losses, results_L)."""
     return {"R": read_records(protocol_dir("R") / "paired.json"),
+            "R_opt": read_records(protocol_dir("R") / "paired_opt.json"),
             "R_pre": read_records(protocol_dir("R") / "paired_pre.json"),
             "S": read_records(protocol_dir("S") / "pooled.json"),
             "V": read_records(protocol_dir("V") / "paired.json"),
@@ -77,6 +78,12 @@ def page_summary(recs: dict[str, list[dict[str, Any]]] | None = None) -> str:
         lines += [f"- {s}" for s in _per_sparsity(r, "seven", R_OTHERS)]
         weak = _always_ahead(r, "seven", R_WEAK)
         lines += [f"- {weak}"] if weak else []
+        lines.append("")
+    opt = recs.get("R_opt", [])
+    if opt:
+        lines += ["**R.2b SEVEN reading AdamW's moments** (`moments=\"optimizer\"`: 5 bytes of pruner state per "
+                  "weight instead of 13, section R.2b). *Does it prune as well as SEVEN's own moments?*", ""]
+        lines += [f"- {x}" for x in _per_sparsity(opt, "seven_opt", ["seven", "seven_nd"])]
         lines.append("")
     pre = recs["R_pre"]
     if pre:
