@@ -247,7 +247,10 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
     if not clauses:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
-    return f"On the held-out plays, {'; '.join(clauses)}."
+    seeds = min(r["seeds"] for r in records if r["kind"] == "best" and r["test_set"] == "test" and "refused" not in r)
+    caveat = (" One seed so far: the interval covers the test windows, not the spread between seeds."
+              if seeds < 2 else "")
+    return f"On the held-out plays, {'; '.join(clauses)}.{caveat}"
 
 
 def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
