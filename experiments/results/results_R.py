@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 import results_common as common
-from results_common import (LABELS, commits, design_pairs, design_table, diagnostics, discount_table,
+from results_common import (LABELS, accuracy, cell, commits, design_pairs, design_table, diagnostics,
+                            difference_text, discount_table,
                             load_runs, main_table, paired, plot_curve, protocol_dir, pyplot, save_figure,
                             verdict_summary, write_records)
 from sevenprune.tasks import diagnostics_plots as dplots
@@ -80,6 +81,23 @@ def sentinel_table(rows: list[dict[str, Any]], order: list[str], label: str = "k
             if per or tra:
                 lines.append(f"| {LABELS.get(m, m)} | {s * 100:g} % | {_frac(per)} | {_frac(tra)} | {len(per)} |")
     return "\n".join(lines) if len(lines) > 2 else "(no run has recorded this set yet)"
+
+
+def pace_reading(pace: list[dict[str, Any]], dyn: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+    """The generated reading of movement at its authors' pace: against protocol R's movement (another
+    budget: beside it, not paired) and against dense at the same two epochs (paired, where both ran)."""
+    lines = []
+    for s in sorted({float(r["target_sparsity"]) for r in pace if r["name"] == "movement"}):
+        slow = [accuracy(r) for r in pace if r["name"] == "movement" and float(r["target_sparsity"]) == s]
+        fast = [accuracy(r) for r in dyn if r["name"] == "movement" and float(r["target_sparsity"]) == s]
+        seven = [accuracy(r) for r in dyn if r["name"] == "seven" and float(r["target_sparsity"]) == s]
+        line = (f"- {s * 100:g} %: movement at its authors' pace {cell(slow)}; at protocol R's pace {cell(fast)}, "
+                f"where SEVEN_dyn reaches {cell(seven)} (268 steps: another budget, not paired)")
+        against = [r for r in records if r["sparsity"] == s]
+        line += (f"; against dense at the same 536 steps: {against[0]['verdict']} ({difference_text(against[0])})."
+                 if against else "; dense at the same 536 steps: not run yet on these seeds.")
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def opt_reading(records: list[dict[str, Any]]) -> str:
@@ -364,7 +382,9 @@ def blocks() -> dict[str, str]:
             out["R_pre_layers"] = f"![per-matrix sparsity, pruning early]({layers})"
     pace = load_runs(["R_movement_pace"])  # movement at its authors' pace: two epochs, pruning in the second
     if pace:
-        out["R_movement_pace"] = main_table(pace, ["dense", "movement"]) + "\n\n" + paired(pace, "movement", ["dense"])[0]
+        table, pace_records = paired(pace, "movement", ["dense"])
+        out["R_movement_pace"] = (main_table(pace, ["dense", "movement"]) + "\n\n" + table + "\n\n"
+                                  + pace_reading(pace, dyn, pace_records))
     else:
         out["R_movement_pace"] = ("(not run yet: `bash experiments/results/R/run_R.sh pace`, then "
                                   "`python experiments/results/collect.py`)")
