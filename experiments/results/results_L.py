@@ -247,10 +247,14 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
     if not clauses:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
-    seeds = min(r["seeds"] for r in records if r["kind"] == "best" and r["test_set"] == "test" and "refused" not in r)
-    caveat = (" One seed so far: the interval covers the test windows, not the spread between seeds."
-              if seeds < 2 else "")
-    return f"On the held-out plays, {'; '.join(clauses)}.{caveat}"
+    return f"On the held-out plays, {'; '.join(clauses)}.{_one_seed_caveat(records)}"
+
+
+def _one_seed_caveat(records: list[dict[str, Any]]) -> str:
+    """A sentence where the answer rests on one seed: its interval then resamples test windows only."""
+    seeds = [r["seeds"] for r in records if r["kind"] == "best" and "refused" not in r]
+    return (" One seed so far: the interval covers the test windows, not the spread between seeds."
+            if seeds and min(seeds) < 2 else "")
 
 
 def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
@@ -300,7 +304,7 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
     ptb = _answers(records, "ptb")
     if clauses:
         lines.append(f"- **The question.** On the held-out plays, {'; '.join(clauses)}."
-                     + (f" On PTB, {'; '.join(ptb)}." if ptb else ""))
+                     + (f" On PTB, {'; '.join(ptb)}." if ptb else "") + _one_seed_caveat(records))
     control = [r for r in records if r["kind"] == "seven" and r["other"] == "seven_nd" and "refused" not in r]
     if control:
         lines.append("- **The noise discount** (SEVEN_dyn − its control): "
