@@ -21,7 +21,7 @@ import numpy as np
 
 import results_common as common
 from results_common import (LABELS, accuracy, cell, commits, design_pairs, design_table, diagnostics,
-                            difference_text, discount_table, seeds_text,
+                            difference_text, discount_table,
                             load_runs, main_table, paired, plot_curve, protocol_dir, pyplot, save_figure,
                             verdict_summary, write_records)
 from sevenprune.tasks import diagnostics_plots as dplots
@@ -115,9 +115,7 @@ def opt_reading(records: list[dict[str, Any]]) -> str:
         against = [r for r in records if r["ours"] == arm and r["other"] == "seven"]
         if not against:
             continue
-        cells = "; ".join(f"{r['sparsity'] * 100:g} %: {r['verdict']} ({r['mean'] * 100:+.1f} "
-                          f"[{r['low'] * 100:+.1f}, {r['high'] * 100:+.1f}] points, {seeds_text(r['seeds'])})"
-                          for r in against)
+        cells = "; ".join(f"{r['sparsity'] * 100:g} %: {r['verdict']} ({difference_text(r)})" for r in against)
         label = "`moments=\"optimizer\"`" + (" with a bf16 score" if arm.endswith("bf16") else "")
         line = f"- {label} against the default form: {cells}."
         if min(r["seeds"] for r in against) < 3:
