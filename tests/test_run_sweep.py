@@ -296,7 +296,7 @@ def test_the_run_seed_draws_random_masks_unless_an_option_fixes_it(env, method, 
 
 
 def test_scope_is_a_run_option_and_old_runs_without_it_still_match():
-    from sevenprune.tasks.sweep import _differences
+    from sevenprune.tasks.config import config_differences as _differences
 
     assert resolve_config({"scope": "local", "sparsity": 0.5}).scope == "local"
     with pytest.raises(ValueError, match="unknown scope 'layer'"):

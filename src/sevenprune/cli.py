@@ -158,6 +158,11 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--eval-every", type=int, metavar="N",
                    help="also evaluate every N steps (default: only at the end); each evaluation is a line of "
                         "metrics.jsonl")
+    g.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="write a resumable checkpoint (model, optimizer, pruner, random state) into the run folder "
+                        "every N training steps; an interrupted run given the same command goes on from its last "
+                        "checkpoint, exactly as if it had not stopped; deleted when the run finishes (default: 0, "
+                        "none)")
     g.add_argument("--train-limit", type=int, metavar="N",
                    help="use a fixed random subset of N training examples (causal-lm: windows) (default: all)")
     g.add_argument("--eval-limit", type=int, metavar="N",
@@ -462,8 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
-        print("sevenprune: interrupted (finished runs are kept; run the same command again to resume)",
-              file=sys.stderr)
+        print("sevenprune: interrupted (finished runs, and the checkpoints of runs with --checkpoint-every, are "
+              "kept; run the same command again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, OSError) as e:  # bad input, and files that cannot be read or written
         from ._readers import one_line

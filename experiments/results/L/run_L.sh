@@ -16,15 +16,21 @@
 #
 #     bash experiments/results/L/run_L.sh            # both workers
 #     python experiments/results/collect.py          # copy the finished runs' summaries into docs/results/L
+#
+# The fine-tuning runs write a checkpoint every 50 steps (--checkpoint-every; about 3 GB each, deleted
+# when the run finishes): a run stopped by the end of a session goes on from it when the script is started
+# again. RUNS (default runs/results) is where the sweeps live, so that a newer checkout can go on with the
+# runs of an older one (each run's config.json records the commit that made it).
 set -uo pipefail  # no -e: one failed sweep must not stop the others
 cd "$(dirname "$0")/../../.."
 SP=${SP:-sevenprune}
 CFG=experiments/results/L
-mkdir -p runs/results/logs
+RUNS=${RUNS:-runs/results}
+mkdir -p "$RUNS/logs"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
-git rev-parse HEAD > runs/results/L_commit.txt 2>/dev/null || true
+echo "$(git rev-parse HEAD 2>/dev/null) $(date -u +%FT%TZ)" >> "$RUNS/L_commit.txt"
 
-sweep() { $SP sweep --config "$CFG/$1.json" "${@:2}"; }
+sweep() { $SP sweep --config "$CFG/$1.json" --out "$RUNS/$1" "${@:2}"; }
 
 # worker A: the one-shot models without fine-tuning first (minutes each), then the 50 % arms; worker B: the
 # 2:4 arms (each sweep its own folder). Within a seed the arms that answer the issue's question come first.
@@ -40,11 +46,11 @@ worker_b() {
 }
 
 case "${1:-both}" in
-  a) worker_a 2>&1 | tee -a runs/results/logs/L_a.log ;;
-  b) worker_b 2>&1 | tee -a runs/results/logs/L_b.log ;;
+  a) worker_a 2>&1 | tee -a "$RUNS/logs/L_a.log" ;;
+  b) worker_b 2>&1 | tee -a "$RUNS/logs/L_b.log" ;;
   both)
-    worker_a >> runs/results/logs/L_a.log 2>&1 &
-    worker_b >> runs/results/logs/L_b.log 2>&1 &
+    worker_a >> "$RUNS/logs/L_a.log" 2>&1 &
+    worker_b >> "$RUNS/logs/L_b.log" 2>&1 &
     wait ;;
   *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both]" >&2; exit 2 ;;
 esac

@@ -37,7 +37,7 @@ from sevenprune.importance import checked_options
 
 __all__ = ["RunConfig", "resolve_config", "validate", "method_choices", "plan_schedule", "ALIASES", "INIT_METHODS",
            "TASK_DEFAULTS", "task_defaults",
-           "COSMETIC", "OPTIMIZERS", "LR_SCHEDULES", "SEVEN_PRE_STEPS"]
+           "COSMETIC", "OPTIMIZERS", "LR_SCHEDULES", "SEVEN_PRE_STEPS", "config_differences"]
 
 
 #: alias -> (library method, phase); see the module docstring
@@ -68,7 +68,8 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 #: options that do not change the result (a finished run is still valid if they differ)
-COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads", "diagnostics")
+COSMETIC = ("progress", "eval_batch_size", "cache_dir", "device", "save_model", "threads", "diagnostics",
+            "checkpoint_every")
 
 
 def _phase(method: str) -> str:
@@ -108,6 +109,8 @@ class RunConfig:
     doc_stride: int = 128
     seed: int = 42
     eval_every: int = 0
+    #: write a resumable checkpoint every N training steps (0: never); results do not depend on it
+    checkpoint_every: int = 0
     train_limit: int | None = None
     eval_limit: int | None = None
     data_dir: str | None = None
@@ -136,6 +139,15 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def config_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The options in which two run configurations differ, beyond :data:`COSMETIC` ones and the recorded
+    extras (``resolved``, ``task_info``, ``code``). An option added after a run was made is taken at its
+    default (the value that run used)."""
+    keys = (set(saved) | set(wanted)) - set(COSMETIC) - {"resolved", "task_info", "code"}
+    defaults = RunConfig().to_dict()
+    return sorted(k for k in keys if saved.get(k, defaults.get(k)) != wanted.get(k, defaults.get(k)))
 
 
 def _fields() -> set[str]:
@@ -250,6 +262,9 @@ def validate(cfg: RunConfig) -> None:
         raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
     _check_device(cfg.device)
     _check_numbers(cfg)
+    if cfg.checkpoint_every and cfg.diagnostics:
+        raise ValueError("--checkpoint-every and --diagnostics cannot be combined yet: the diagnostics' own "
+                         "records are not part of a checkpoint; leave one of them out")
     if cfg.max_steps:
         check_warmup(cfg, int(cfg.max_steps))
     _check_data_options(cfg)
@@ -282,7 +297,8 @@ def _check_numbers(cfg: RunConfig) -> None:
 
     at_least = {"batch_size": 1, "eval_batch_size": 1, "max_length": 1, "doc_stride": 1, "max_steps": 1,
                 "train_limit": 1, "eval_limit": 1, "threads": 1, "prune_steps": 1, "start_step": 0,
-                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1, "calibration_samples": 1}
+                "warmup_steps": 0, "eval_every": 0, "mask_interval": 1, "calibration_samples": 1,
+                "checkpoint_every": 0}
     for name, low in at_least.items():
         v = number(name, integer=True)
         if v is not None and v < low:

@@ -34,6 +34,8 @@ from sevenprune.init_pruning import prune_at_init
 
 from .config import (ALIASES, COSMETIC, INIT_METHODS, OPTIMIZERS, SEVEN_PRE_STEPS, RunConfig, method_choices,
                      plan_schedule, resolve_config, validate)
+from .checkpoint import (CHECKPOINT_DIR, Checkpoint, LoopState, discard, find_checkpoint, has_checkpoint,
+                         remove_stale_checkpoints, save_checkpoint)
 from .run_dir import (DIAGNOSTICS_FILE, PREDICTIONS_FILE, RUN_FILES, RunExistsError, RunFolder, check_run_dir,
                       is_finished, is_run_dir)
 
@@ -306,19 +308,26 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
                          f"(sp.Pruner), not with {cfg.method!r}")
     elif plan["phase"] == "oneshot" and cfg.pattern not in ("unstructured",) and ":" not in cfg.pattern:
         raise ValueError(f"--pattern {cfg.pattern!r}: method {cfg.method!r} prunes unstructured or N:M (2:4, 4:8)")
+    # an interrupted run of the same configuration with a checkpoint (--checkpoint-every) goes on from it
+    resume = find_checkpoint(out, cfg.to_dict(), log) if plan["max_steps"] else None
     calibration = (_calibration_data(cfg, spec, data, tokenizer, train_enc, pad_id, device)
-                   if plan["phase"] == "oneshot" else None)
+                   if plan["phase"] == "oneshot" and resume is None else None)
 
     # every option is checked and the data and model are loaded: only now is anything written
     folder = RunFolder(out)
     try:
         result = _execute(folder.path, _Prepared(cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer,
                                                  device, train_enc, eval_encs, eval_loaders, train_loader, eval_cols,
-                                                 dtype, pad_id, t0, calibration), log)
+                                                 dtype, pad_id, t0, calibration, resume), log)
     except BaseException:
-        folder.abort()
+        if has_checkpoint(folder.path):  # kept to resume from: the same command goes on from there
+            log(f"run stopped; its checkpoint is kept in {folder.path / CHECKPOINT_DIR} (the same command resumes)")
+        else:
+            folder.abort()
         raise
+    discard(folder.path)  # gigabytes for a language model; a finished run needs none
     folder.commit()
+    remove_stale_checkpoints(out)
     return result
 
 
@@ -344,6 +353,7 @@ class _Prepared:
     pad_id: int
     t0: float
     calibration: Any = None
+    resume: Checkpoint | None = None
 
 
 def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
@@ -378,20 +388,45 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
             merged.update({(k if split == primary else f"{split}/{k}"): v for k, v in m.items()})
         return merged
 
-    # a language model's starting perplexity (step 0 of metrics.jsonl, before any pruning): the run's dense
-    # reference, on the same windows as its final perplexity
-    # (without fine-tuning the final evaluation is at step 0 itself: not done twice)
-    start_metrics = evaluate_all(0, None) if lm and plan["max_steps"] else None
-    t_prune = time.perf_counter()
-    if plan["phase"] == "init":
-        log(f"pruning at initialisation with {cfg.method} ...")
-        init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1, pad_id=pad_id)
-        pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
-                                plan["prune_steps"], cfg, dtype, optimizer)
-    elif plan["phase"] == "oneshot":
-        log(f"pruning one shot with {cfg.method} from {len(p.calibration)} calibration batches ...")
-        pruner = _prune_oneshot(model, plan["library_method"], sparsity, p.calibration, cfg, optimizer)
-    prune_seconds = time.perf_counter() - t_prune if plan["phase"] in ("init", "oneshot") else None
+    earlier_seconds = 0.0  # a resumed run: the seconds before its checkpoint
+    loop = None
+    if p.resume is not None:
+        ckpt = p.resume
+        log(f"resuming from the checkpoint at step {ckpt.step} of {plan['max_steps']} ({ckpt.path})")
+        atomic_write_text(out / "metrics.jsonl", ckpt.state["metrics_text"])
+        start_metrics, prune_seconds = ckpt.state["start_metrics"], ckpt.state["prune_seconds"]
+        earlier_seconds = float(ckpt.state["seconds"])
+        ckpt.load_model(model)
+        if plan["phase"] == "train":
+            sp.load_state(ckpt.path / "pruner", pruner)
+        elif plan["phase"] in ("init", "oneshot"):  # the masks found before fine-tuning, fixed since
+            pruner = sp.load_state(ckpt.path / "pruner", model, optimizer=optimizer)
+        ckpt.restore_rng()
+        loop = ckpt.loop_state()
+    else:
+        # a language model's starting perplexity (step 0 of metrics.jsonl, before any pruning): the run's
+        # dense reference, on the same windows as its final perplexity
+        # (without fine-tuning the final evaluation is at step 0 itself: not done twice)
+        start_metrics = evaluate_all(0, None) if lm and plan["max_steps"] else None
+        t_prune = time.perf_counter()
+        if plan["phase"] == "init":
+            log(f"pruning at initialisation with {cfg.method} ...")
+            init_loader = make_loader(train_enc, spec, cfg.batch_size, shuffle=True, seed=cfg.seed + 1,
+                                      pad_id=pad_id)
+            pruner = _prune_at_init(model, plan["library_method"], sparsity, init_loader, device,
+                                    plan["prune_steps"], cfg, dtype, optimizer)
+        elif plan["phase"] == "oneshot":
+            log(f"pruning one shot with {cfg.method} from {len(p.calibration)} calibration batches ...")
+            pruner = _prune_oneshot(model, plan["library_method"], sparsity, p.calibration, cfg, optimizer)
+        prune_seconds = time.perf_counter() - t_prune if plan["phase"] in ("init", "oneshot") else None
+
+    def checkpoint(state: LoopState) -> None:
+        metrics_file = out / "metrics.jsonl"
+        save_checkpoint(out, model=model, optimizer=optimizer, pruner=pruner, loop=state, run={
+            "config": cfg.to_dict(), "code": code_version(), "max_steps": plan["max_steps"],
+            "seconds": earlier_seconds + time.perf_counter() - t0,
+            "metrics_text": metrics_file.read_text(encoding="utf-8") if metrics_file.exists() else "",
+            "start_metrics": start_metrics, "prune_seconds": prune_seconds})
 
     diag = None
     if cfg.diagnostics and pruner is not None and plan["phase"] == "train":
@@ -400,7 +435,8 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         stats = train(model, train_loader, optimizer, max_steps=plan["max_steps"], device=device, pruner=pruner,
                       lr_lambda=lr_lambda, max_grad_norm=cfg.max_grad_norm,
                       eval_every=cfg.eval_every, on_eval=evaluate_all,
-                      progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None)
+                      progress=cfg.progress, after_pruner_step=diag.step if diag is not None else None,
+                      resume=loop, checkpoint_every=cfg.checkpoint_every, on_checkpoint=checkpoint)
     else:  # --no-fine-tune: the pruned (or dense) starting model is evaluated as it is
         stats = {"steps": 0, "train_loss": None, "train_seconds": 0.0, "window_steps": 0, "window_seconds": 0.0,
                  "pruner_seconds": 0.0}
@@ -454,10 +490,12 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         # pruning before fine-tuning or one shot (prune_at_init / prune_oneshot), the whole call
         "prune_seconds": prune_seconds,
         "eval_seconds": eval_seconds,
-        "seconds": time.perf_counter() - t0,
+        "seconds": earlier_seconds + time.perf_counter() - t0,
         "device": str(device),
         "layers": layers,
     }
+    if p.resume is not None:  # its timings span the attempts (the later one replays the batches used)
+        result["resumed_from_step"] = p.resume.step
     if lm:
         from .lm_eval import lm_result
 

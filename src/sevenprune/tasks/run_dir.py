@@ -11,6 +11,10 @@ A run directory holds, when finished:
 * ``pruner/``: the pruner state (``sevenprune.save_state``: safetensors + JSON), not for ``dense``;
 * ``model/``: the pruned model (safetensors) and its tokenizer;
 * ``result.json``: written last, so its presence marks a finished run.
+
+While it trains with ``--checkpoint-every``, a run also keeps ``checkpoint/`` (``checkpoint.tmp/`` while
+one is written; :mod:`sevenprune.tasks.checkpoint`): an interrupted run's folder keeps it, to resume
+from, and a finished run deletes it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sevenprune._fsutil import (RUN_MARKER, check_output_parent, check_replaceab
                                 make_sibling_dir, normal_permissions, replace_dir, write_marker)
 
 __all__ = ["RunExistsError", "RunFolder", "is_finished", "is_run_dir", "check_run_dir", "RUN_FILES", "DIAGNOSTICS_FILE",
-           "PREDICTIONS_FILE"]
+           "PREDICTIONS_FILE", "CHECKPOINT_DIRS"]
 
 
 #: the sentinel diagnostics (``--diagnostics``; see sevenprune.diagnostics)
@@ -44,9 +48,13 @@ def is_finished(out: Path) -> bool:
     return (Path(out) / "result.json").exists()
 
 
+#: a run's resumable checkpoint (``--checkpoint-every``), and the names it has while it is replaced
+CHECKPOINT_DIRS = ("checkpoint", "checkpoint.tmp", "checkpoint.old")
+
+
 #: everything a run writes into its folder (and nothing else is ever deleted from it)
 RUN_FILES = (RUN_MARKER, "config.json", "metrics.jsonl", "result.json", "pruner", "model", DIAGNOSTICS_FILE,
-             PREDICTIONS_FILE)
+             PREDICTIONS_FILE, *CHECKPOINT_DIRS)
 
 
 def _is_legacy_run(out: Path) -> bool:

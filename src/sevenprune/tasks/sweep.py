@@ -33,7 +33,7 @@ from typing import Any
 
 from .._fsutil import SWEEP_MARKER, atomic_write_text, check_output_parent, has_marker, write_marker
 from .._readers import read_json
-from .config import COSMETIC, RunConfig, resolve_config
+from .config import RunConfig, config_differences, resolve_config
 from .run import run
 from .run_dir import check_run_dir, is_finished
 
@@ -220,13 +220,6 @@ def _variants(value: Any) -> dict[str, dict[str, Any]]:
     return value
 
 
-def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    keys = (set(saved) | set(wanted)) - set(COSMETIC) - {"resolved", "task_info", "code"}
-    # an option added after a run was made is taken at its default (the value that run used)
-    defaults = RunConfig().to_dict()
-    return sorted(k for k in keys if saved.get(k, defaults.get(k)) != wanted.get(k, defaults.get(k)))
-
-
 def sweep(spec: dict[str, Any], *, log: Any = print, stop_after: int | None = None) -> dict[str, Any]:
     """Run (or resume) the sweep ``spec`` and build its report; returns :func:`build_report`'s dict.
 
@@ -245,7 +238,7 @@ def sweep(spec: dict[str, Any], *, log: Any = print, stop_after: int | None = No
     for name, cfg in plan:  # every existing run folder checked before anything is written
         run_dir = out / "runs" / name
         if is_finished(run_dir):
-            diff = _differences(read_json(run_dir / "config.json"), cfg.to_dict())
+            diff = config_differences(read_json(run_dir / "config.json"), cfg.to_dict())
             if diff:
                 raise ValueError(f"{run_dir} is a finished run with another configuration (differs in {diff}); "
                                  f"use another sweep output directory (--out) or delete that run")

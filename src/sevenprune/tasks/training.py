@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..pruner import Pruner
+from .checkpoint import LoopState
 from .features import Encoded, collate, squad_answers
 from .metrics import classification_metrics, regression_metrics, squad_metrics
 from .loading import TaskSpec
@@ -108,6 +109,9 @@ def train(
     on_eval: Callable[[int, float], object] | None = None,
     progress: bool = True,
     after_pruner_step: Callable[[], object] | None = None,
+    resume: LoopState | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[LoopState], object] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune for ``max_steps`` optimizer updates, calling ``pruner.step()`` after each one.
 
@@ -118,19 +122,33 @@ def train(
     ``on_eval(step, mean_train_loss)`` runs every ``eval_every`` steps (0: never; the caller
     evaluates at the end). ``after_pruner_step()`` runs right after each ``pruner.step()``, while the
     gradients are still there (diagnostics). Returns the step count, the last mean loss, the seconds
-    spent, and the seconds of the pruning window's steps and of ``pruner.step()`` within them.
+    spent training (over every attempt of a resumed run; neither the checkpoints' writing nor the replay of
+    the batches counted), and the seconds of the pruning window's steps and of ``pruner.step()`` within them.
+
+    ``on_checkpoint(state)`` runs every ``checkpoint_every`` steps (not after the last) with the loop's
+    state (:class:`~.checkpoint.LoopState`); ``resume`` is such a state, with the optimizer's state_dict,
+    to go on from: the batches already used are drawn again from the seeded loader (not trained on), the
+    scheduler and the optimizer are restored, so that the run goes on as if it had never stopped.
     """
     from tqdm.auto import tqdm
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda) if lr_lambda else None
     model.train()
     batches = cycle_batches(loader)
-    losses: list[float] = []
-    start = time.perf_counter()
-    bar = tqdm(range(1, max_steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
+    done = resume or LoopState(step=0)
+    if resume is not None:
+        if scheduler is not None and resume.scheduler is not None:
+            scheduler.load_state_dict(resume.scheduler)
+        if resume.optimizer is not None:  # after the scheduler, whose construction sets the learning rate
+            optimizer.load_state_dict(resume.optimizer)
+        for _ in range(resume.step):  # the same seeded order: the loader's generator advances as it did
+            next(batches)
+    losses: list[float] = list(done.losses)
+    start = time.perf_counter() - done.train_seconds
+    bar = tqdm(range(done.step + 1, max_steps + 1), desc="train", disable=not progress, dynamic_ncols=True,
+               initial=done.step, total=max_steps)
     last_loss = math.nan
-    window_seconds = pruner_seconds = 0.0
-    window_steps = 0
+    window_seconds, pruner_seconds, window_steps = done.window_seconds, done.pruner_seconds, done.window_steps
     for step in bar:
         t_step = time.perf_counter()
         batch = _to(next(batches), device)
@@ -162,6 +180,13 @@ def train(
             bar.set_postfix(post)
         if eval_every and on_eval is not None and step % eval_every == 0 and step != max_steps:
             on_eval(step, float(np.mean(losses[-eval_every:])))
+        if checkpoint_every and on_checkpoint is not None and step % checkpoint_every == 0 and step != max_steps:
+            t_checkpoint = time.perf_counter()
+            on_checkpoint(LoopState(
+                step=step, losses=list(losses), train_seconds=t_checkpoint - start,
+                window_steps=window_steps, window_seconds=window_seconds, pruner_seconds=pruner_seconds,
+                scheduler=scheduler.state_dict() if scheduler is not None else None))
+            start += time.perf_counter() - t_checkpoint  # train_seconds counts training, not writing
     if losses:
         last_loss = float(np.mean(losses[-max(1, eval_every or 50):]))
     return {"steps": max_steps, "train_loss": last_loss, "train_seconds": time.perf_counter() - start,
