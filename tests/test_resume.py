@@ -89,6 +89,7 @@ def _assert_identical(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("method", [
     ["--method", "seven_dyn", "--sparsity", "0.5", "--start-step", "1", "--prune-steps", "4"],  # window spans both stops
+    ["--method", "seven", "--pattern", "2:4", "--start-step", "1", "--prune-steps", "4", "--mask-interval", "2"],
     ["--method", "sparsegpt", "--pattern", "2:4", "--calibration-samples", "4"],  # one shot, masks fixed after
     ["--method", "dense"],
 ])
