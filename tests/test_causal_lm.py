@@ -413,3 +413,18 @@ def test_one_shot_options_are_checked_before_anything_is_written(lm_files: dict[
     assert "--no-fine-tune" in capsys.readouterr().err and not out.exists()
     assert _run(lm_files, out, "--method", "wanda", "--pattern", "heads", "--sparsity", "0.5") == 2
     assert not out.exists()
+
+
+def test_without_fine_tuning_the_task_training_budget_is_not_applied() -> None:
+    """--no-fine-tune keeps max_steps unset rather than taking the task's training budget (268 steps), as the
+    one-shot runs of protocol L recorded it before that default existed: a sweep over them still takes its
+    finished runs as its own instead of refusing them as another configuration."""
+    from sevenprune.tasks.config import config_differences, resolve_config
+
+    one_shot = resolve_config({"task": "causal-lm", "method": "wanda", "sparsity": 0.5, "fine_tune": False})
+    assert one_shot.max_steps is None
+    assert resolve_config({"task": "causal-lm", "method": "wanda", "sparsity": 0.5}).max_steps == 268
+    assert resolve_config({"task": "causal-lm", "method": "wanda", "sparsity": 0.5, "fine_tune": False,
+                           "max_steps": 12}).max_steps == 12  # given explicitly: recorded as given (the run takes no step)
+    recorded = {**one_shot.to_dict(), "max_steps": None}
+    assert config_differences(recorded, one_shot.to_dict()) == []

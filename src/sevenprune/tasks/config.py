@@ -171,7 +171,10 @@ def resolve_config(explicit: dict[str, Any]) -> RunConfig:
     values: dict[str, Any] = {}
     task = explicit.get("task") or RunConfig.task
     get_task(task)
-    values.update(task_defaults(task))
+    defaults = task_defaults(task)
+    if explicit.get("fine_tune") is False:  # no training: the task's training budget does not apply
+        defaults.pop("max_steps", None)
+    values.update(defaults)
     if explicit.get("preset"):
         values.update(get_preset(explicit["preset"], task))
     values.update({k: v for k, v in explicit.items() if v is not None})
