@@ -193,3 +193,18 @@ def test_optimizer_state_round_trips_through_safetensors_and_json(make: Any, tmp
         step(twin, twin_opt)
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_damaged_checkpoint_is_a_clear_error_naming_it(lm: dict[str, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = _lm_args(lm, out, "--method", "dense", "--checkpoint-every", "2")
+    _StopAt(monkeypatch, 2)
+    assert main(args) == EXIT_INTERRUPTED
+    (out / "checkpoint" / "model.safetensors").write_bytes(b"not safetensors")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {out / 'checkpoint'} cannot be resumed" in err and "delete that folder" in err
+    assert (out / "checkpoint" / "state.json").exists()  # nothing of the user's was removed

@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 import sevenprune as sp
 from sevenprune._fsutil import atomic_write_text
@@ -393,16 +394,23 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
     if p.resume is not None:
         ckpt = p.resume
         log(f"resuming from the checkpoint at step {ckpt.step} of {plan['max_steps']} ({ckpt.path})")
-        atomic_write_text(out / "metrics.jsonl", ckpt.state["metrics_text"])
-        start_metrics, prune_seconds = ckpt.state["start_metrics"], ckpt.state["prune_seconds"]
-        earlier_seconds = float(ckpt.state["seconds"])
-        ckpt.load_model(model)
-        if plan["phase"] == "train":
-            sp.load_state(ckpt.path / "pruner", pruner)
-        elif plan["phase"] in ("init", "oneshot"):  # the masks found before fine-tuning, fixed since
-            pruner = sp.load_state(ckpt.path / "pruner", model, optimizer=optimizer)
-        ckpt.restore_rng()
-        loop = ckpt.loop_state()
+        written_by, here = (ckpt.state.get("code") or {}).get("git_commit"), code_version().get("git_commit")
+        if written_by != here:
+            log(f"note: the checkpoint was written by commit {written_by}, this is {here}")
+        try:
+            atomic_write_text(out / "metrics.jsonl", ckpt.state["metrics_text"])
+            start_metrics, prune_seconds = ckpt.state["start_metrics"], ckpt.state["prune_seconds"]
+            earlier_seconds = float(ckpt.state["seconds"])
+            ckpt.load_model(model)
+            if plan["phase"] == "train":
+                sp.load_state(ckpt.path / "pruner", pruner)
+            elif plan["phase"] in ("init", "oneshot"):  # the masks found before fine-tuning, fixed since
+                pruner = sp.load_state(ckpt.path / "pruner", model, optimizer=optimizer)
+            ckpt.restore_rng()
+            loop = ckpt.loop_state()
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:  # damaged, foreign
+            raise ValueError(f"checkpoint {ckpt.path} cannot be resumed ({type(exc).__name__}: {exc}); delete "
+                             f"that folder to start the run afresh") from None
     else:
         # a language model's starting perplexity (step 0 of metrics.jsonl, before any pruning): the run's
         # dense reference, on the same windows as its final perplexity
