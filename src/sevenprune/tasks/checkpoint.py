@@ -193,7 +193,8 @@ def _read(path: Path) -> dict[str, Any] | None:
 def _candidates(out: Path) -> list[Path]:
     """The run folder and the hidden folders beside it where a replacing run wrote (``.<name>.new-*``),
     those that are run folders (marker inside)."""
-    folders = [out] + sorted(out.parent.glob(f".{out.name}.new-*"))
+    prefix = f".{out.name}.new-"  # compared as text: a name may hold glob characters ("run[1]")
+    folders = [out] + sorted(p for p in out.parent.iterdir() if p.name.startswith(prefix))
     return [f for f in folders if f.is_dir() and not f.is_symlink() and has_marker(f, RUN_MARKER)]
 
 
