@@ -502,7 +502,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         "device": str(device),
         "layers": layers,
     }
-    if p.resume is not None:  # its timings span the attempts (the later one replays the batches used)
+    if p.resume is not None:  # its seconds add up the attempts (not the work lost after the last checkpoint)
         result["resumed_from_step"] = p.resume.step
     if lm:
         from .lm_eval import lm_result
