@@ -247,7 +247,8 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
     if not clauses:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
-    return f"On the held-out plays, {'; '.join(clauses)}.{_one_seed_caveat(records)}"
+    return (f"On the held-out plays, {'; '.join(clauses)}. Each side is its arm with the lowest perplexity on these "
+            f"windows, picked after the fact.{_one_seed_caveat(records)}")
 
 
 def _one_seed_caveat(records: list[dict[str, Any]]) -> str:
