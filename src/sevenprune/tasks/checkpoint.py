@@ -121,14 +121,14 @@ def optimizer_to_files(optimizer: torch.optim.Optimizer, folder: Path) -> None:
                 plain[key] = _plain(value, f"param group {g} {key!r}")
         groups.append(plain)
     save_file(tensors, str(folder / "optimizer.safetensors"))
+    tuples = sorted({k for group in sd["param_groups"] for k, v in group.items() if isinstance(v, tuple)})
     meta = {"class": type(optimizer).__qualname__, "state_indices": sorted(str(i) for i in sd["state"]),
-            "plain_state": plain_state, "param_groups": groups}
+            "plain_state": plain_state, "param_groups": groups, "tuple_keys": tuples}
     atomic_write_text(folder / "optimizer.json", json.dumps(meta, indent=1) + "\n")
 
 
 def optimizer_from_files(folder: Path) -> dict[str, Any]:
-    """The ``state_dict`` written by :func:`optimizer_to_files` (tuples come back as lists; torch's
-    optimizers unpack them alike)."""
+    """The ``state_dict`` written by :func:`optimizer_to_files`, tuples included."""
     meta = json.loads((folder / "optimizer.json").read_text(encoding="utf-8"))
     tensors = load_file(str(folder / "optimizer.safetensors"))
     state: dict[int, dict[str, Any]] = {int(i): dict(meta["plain_state"].get(i, {})) for i in meta["state_indices"]}
@@ -139,9 +139,10 @@ def optimizer_from_files(folder: Path) -> dict[str, Any]:
             state[int(index)][key] = tensor
         else:
             groups[int(index)][key] = tensor
-    for group in groups:
-        if isinstance(group.get("betas"), list):
-            group["betas"] = tuple(group["betas"])
+    for group in groups:  # JSON has no tuples: those the optimizer held (betas, ...) come back as tuples
+        for key in meta.get("tuple_keys", []):
+            if isinstance(group.get(key), list):
+                group[key] = tuple(group[key])
     return {"state": state, "param_groups": groups}
 
 
