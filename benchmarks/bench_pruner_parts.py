@@ -83,8 +83,8 @@ def main() -> None:
             load = os.getloadavg()[0]
             for _ in range(steps):
                 for form, (model, opt, pruner, timers, _, _) in setups.items():
-                    if hasattr(pruner.importance, "_last_step"):
-                        pruner.importance._last_step = {}  # no optimizer step between these calls
+                    if hasattr(pruner.importance, "forget_optimizer_steps"):
+                        pruner.importance.forget_optimizer_steps()  # no optimizer step between these calls
                     timers["scoring"] = timers["selection"] = 0.0
                     t0 = time.perf_counter()
                     pruner.step()

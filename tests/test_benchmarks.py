@@ -24,12 +24,15 @@ BENCHMARKS = sorted((ROOT / "benchmarks").glob("bench_*.py"))
 
 
 @pytest.fixture(scope="module")
-def started(tmp_path_factory):
-    """``{script name: (process, its folder)}``, every ``--quick`` run started at once."""
+def started(tmp_path_factory, request):
+    """``{script name: (process, its folder)}``, the ``--quick`` runs of the selected tests started at once
+    (only those: ``-k bench_core`` must not start, load the machine with and then kill the others)."""
+    selected = {item.callspec.params["script"].name for item in request.session.items
+                if item.name.startswith("test_quick_mode_runs[")}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     runs = {}
-    for script in BENCHMARKS:
+    for script in (s for s in BENCHMARKS if s.name in selected):
         folder = tmp_path_factory.mktemp(script.stem)
         with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:
             runs[script.name] = (subprocess.Popen([sys.executable, str(script), "--quick"], cwd=folder, env=env,
@@ -38,6 +41,7 @@ def started(tmp_path_factory):
     for process, _ in runs.values():
         if process.poll() is None:
             process.kill()
+            process.wait()
 
 
 def test_there_are_benchmarks():

@@ -270,7 +270,50 @@ def test_pruner_step_skipped_after_an_optimizer_step_is_caught() -> None:
         opt.zero_grad()
     loss_of(model, 3).backward()
     opt.step()
-    with pytest.raises(RuntimeError, match="stepped weight '0.weight' 3 times.*2 were expected"):
+    with pytest.raises(RuntimeError, match="stepped weight '0.weight' 3 times.*2 were expected.*"
+                                           r"forget_optimizer_steps\(\)"):
+        pruner.step()
+
+
+def test_forget_optimizer_steps_accepts_steps_taken_without_the_pruner() -> None:
+    """Optimizer steps taken on purpose with the pruner detached: after forget_optimizer_steps() the next
+    step reads the optimizer's moments as they are (the score of a pruner that had read the same moments),
+    and the check holds again from there on."""
+    model = tiny_model()
+    opt = make_optimizer(model)
+    pruner = sp.Pruner(model, "seven", SPARSITY, 0, 6, optimizer=opt, moments="optimizer")
+    loss_of(model, 1).backward()
+    opt.step()
+    pruner.step()
+    opt.zero_grad()
+    pruner.detach()
+    for step in (2, 3):  # two steps the pruner does not see
+        loss_of(model, step).backward()
+        opt.step()
+        opt.zero_grad()
+    pruner.attach(opt)
+    loss_of(model, 4).backward()
+    opt.step()
+    score_before = pruner.importance.stats["score"]["0.weight"].clone()
+    pruner.importance.forget_optimizer_steps()
+    pruner.step()
+    # the step added |W * G| * m_hat / r_hat from the optimizer's moments at its 4th step
+    state = opt.state[model[0].weight]
+    k = float(state["step"])
+    b1, b2 = opt.param_groups[0]["betas"]
+    m_hat = state["exp_avg"] / (1 - b1**k)
+    r_hat = (state["exp_avg_sq"] / (1 - b2**k)).sqrt()
+    w, g = model[0].weight.detach(), model[0].weight.grad
+    expected = score_before + (w * g).abs() * m_hat.abs() / (r_hat + pruner.importance.options["eps"])
+    alive = pruner.masks["0.weight"].bool()
+    torch.testing.assert_close(pruner.importance.stats["score"]["0.weight"][alive], expected[alive].float())
+    opt.zero_grad()
+    loss_of(model, 5).backward()
+    opt.step()
+    opt.zero_grad()
+    loss_of(model, 6).backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match="stepped weight '0.weight' 6 times.*5 were expected"):
         pruner.step()
 
 

@@ -33,15 +33,21 @@ echo "$(git rev-parse HEAD 2>/dev/null) $(date -u +%FT%TZ)" >> "$RUNS/L_commit.t
 sweep() { $SP sweep --config "$CFG/$1.json" --out "$RUNS/$1" "${@:2}"; }
 
 # worker A: the one-shot models without fine-tuning first (minutes each), then the 50 % arms; worker B: the
-# 2:4 arms (each sweep its own folder). Within a seed the arms that answer the issue's question come first.
+# 2:4 arms (each sweep its own folder). The arms that answer the issue's question (SparseGPT then fine-tuned
+# against pruning during fine-tuning) get their three seeds first, so that the answer rests on seeds early;
+# then every arm, seeds staged. Runs finished earlier are skipped, so the order only decides what comes first.
+HEAD50=(sparsegpt seven)
+HEAD24=(sparsegpt24 seven_nd24 seven24)
 worker_a() {
   sweep L_oneshot --seeds 1
+  for seed in 1 2 3; do sweep L_ft50 --methods "${HEAD50[@]}" --seeds $seed; done
   for seeds in "1" "1 2" "1 2 3"; do
     sweep L_ft50 --seeds $seeds
     [ "$seeds" = "1" ] && sweep L_oneshot --seeds 1 2 3
   done
 }
 worker_b() {
+  for seed in 1 2 3; do sweep L_ft24 --methods "${HEAD24[@]}" --seeds $seed; done
   for seeds in "1" "1 2" "1 2 3"; do sweep L_ft24 --seeds $seeds; done
 }
 

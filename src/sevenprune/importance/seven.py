@@ -317,7 +317,19 @@ class SevenImportance(Importance):
                 f"pruner last read its moments at optimizer step {last:g}, so {last + 1:g} were expected. The "
                 "optimizer's state does not go with the pruner's (after loading a pruner state, load the "
                 "optimizer state_dict saved with it, from the same checkpoint), or pruner.step() was not "
-                "called exactly once after every optimizer.step()")
+                "called exactly once after every optimizer.step(). If the optimizer was advanced without the "
+                "pruner on purpose, call pruner.importance.forget_optimizer_steps() first")
+
+    def forget_optimizer_steps(self) -> None:
+        """Take the optimizer's step counts as they stand at the next ``observe`` (``moments="optimizer"``).
+
+        The pruner checks that the optimizer stepped each weight exactly once between two observed steps,
+        so that the moments it reads are those of the run it scores. Call this after advancing the optimizer
+        on purpose without ``pruner.step()`` (steps taken with the pruner detached, a benchmark's plain
+        steps): the next step reads the moments as the optimizer has them and checks from there on.
+        """
+        self._last_step = {}
+        self._check_steps = False
 
     # -- statistics -------------------------------------------------------------------------------
     def _allocate(self) -> None:
