@@ -144,7 +144,8 @@ def greedy_continuation(model: Any, tokenizer: Any, prompt: str, *, max_new_toke
 
 def lm_result(start_metrics: dict[str, float] | None, train_enc: dict[str, Any],
               eval_encs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What a causal-lm run adds to ``result.json``: the starting (dense) perplexities and the windows."""
+    """What a causal-lm run adds to ``result.json``: the starting (dense) perplexities, the windows used
+    (after ``--train-limit`` / ``--eval-limit``) and each split's whole length in tokens (before them)."""
     return {"start_metrics": start_metrics, "train_windows": len(train_enc["features"]),
             "train_tokens": train_enc["tokens"],
             "eval_windows": {s: len(e["features"]) for s, e in eval_encs.items()},
