@@ -504,6 +504,25 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert "SEVEN_dyn − its control" in blocks["L_reading"] or "The noise discount" in blocks["L_reading"]
 
 
+def test_protocol_L_best_arm_is_chosen_on_the_seeds_every_arm_has(results_R, tmp_path):
+    """While seeds land, an arm with one seed must not win (or lose) on a seed the others lack: seven has
+    seeds 1-2 (a bad seed 2), platon seed 1 only; on seed 1 seven is lower, so seven is the better arm.
+    Ranked on all seeds (seven's mean of 3.0 and 5.0 against platon's 3.5) platon would win."""
+    import results_L
+
+    def row(method: str, seed: int, loss: float) -> dict:
+        d = tmp_path / f"{method}-{seed}"
+        d.mkdir()
+        np.savez_compressed(d / "predictions.npz", **{"test.window_loss": np.full(8, loss),
+                                                      "ptb.window_loss": np.full(8, loss)})
+        return {"method": method, "pattern": "50", "seed": seed, "dir": d}
+
+    rows = [row("seven", 1, 3.0), row("seven", 2, 5.0), row("platon", 1, 3.5)]
+    assert results_L.best(rows, results_L.DURING, "50") == "seven"
+    assert results_L.best(rows + [row("magnitude", 3, 1.0)], results_L.DURING, "50") == "magnitude"  # no shared seed
+    assert results_L.best(rows, ["wanda"], "50") is None
+
+
 def test_collect_commits_protocol_L_runs_summaries_without_the_model(tmp_path, monkeypatch):
     monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
     runs = tmp_path / "runs"

@@ -130,9 +130,17 @@ def mean_loss(rows: list[dict[str, Any]], method: str, pattern: str, split: str 
 
 
 def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | None:
-    """The method of ``methods`` with the lowest mean loss on the held-out plays at ``pattern``."""
-    losses = {m: v for m in methods if (v := mean_loss(rows, m, pattern)) is not None}
-    return min(losses, key=lambda m: losses[m]) if losses else None
+    """The method of ``methods`` with the lowest mean loss on the held-out plays at ``pattern`` (the first
+    listed on a tie), over the seeds that every one of them with runs has: while the seeds land, an arm
+    with more seeds is not ranked on seeds the others lack (on all seeds where they share none)."""
+    seeds = {m: {int(r["seed"]) for r in _of(rows, m, pattern)} for m in methods}
+    seeds = {m: s for m, s in seeds.items() if s}
+    if not seeds:
+        return None
+    shared = set.intersection(*seeds.values())
+    on = [r for r in rows if not shared or int(r["seed"]) in shared]
+    losses = {m: mean_loss(on, m, pattern) for m in seeds}
+    return min(losses, key=lambda m: losses[m])  # type: ignore[arg-type,return-value]
 
 
 def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
