@@ -498,6 +498,8 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert text.startswith("On the held-out plays, at 50 %, pruning during fine-tuning gives the lower perplexity "
                            "(SEVEN_dyn − SparseGPT + fine-tuning: -0.120 [-0.120, -0.120] nats, perplexity ×0.887, "
                            "2 seeds)")
+    assert text.endswith("Two seeds so far: the interval's spread between seeds rests on two draws (the protocol "
+                         "asks for three).")
     summary = results_L.summary_lines(records, 28)
     assert any(line.startswith("- At 50 %, on held-out plays, SEVEN_dyn has lower perplexity than PLATON") and
                "is not separated from its noise_discount=False control" in line for line in summary)

@@ -260,10 +260,18 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
 
 
 def _one_seed_caveat(records: list[dict[str, Any]]) -> str:
-    """A sentence where the answer rests on one seed: its interval then resamples test windows only."""
+    """A sentence where the answer rests on fewer than three seeds: with one, its interval resamples test
+    windows only; with two, the spread between seeds rests on two draws."""
     seeds = [r["seeds"] for r in records if r["kind"] == "best" and "refused" not in r]
-    return (" One seed so far: the interval covers the test windows, not the spread between seeds."
-            if seeds and min(seeds) < 2 else "")
+    if not seeds or min(seeds) >= 3:
+        return ""
+    if max(seeds) < 2:
+        return " One seed so far: the interval covers the test windows, not the spread between seeds."
+    if min(seeds) < 2:
+        return (" Where one seed, the interval covers the test windows, not the spread between seeds; where two, "
+                "that spread rests on two draws (the protocol asks for three).")
+    return (" Two seeds so far: the interval's spread between seeds rests on two draws (the protocol asks for "
+            "three).")
 
 
 def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
