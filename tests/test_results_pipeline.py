@@ -525,6 +525,18 @@ def test_protocol_L_best_arm_is_chosen_on_the_seeds_every_arm_has(results_R, tmp
     assert results_L.best(rows, ["wanda"], "50") is None
 
 
+def test_protocol_L_answer_caveat_follows_the_seeds_of_its_comparisons(results_R):
+    import results_L
+
+    def caveat(*seeds: int) -> str:
+        return results_L._one_seed_caveat([{"kind": "best", "seeds": n} for n in seeds] +
+                                          [{"kind": "seven", "seeds": 1}])  # only the answer's comparisons count
+    assert caveat(1, 1).startswith(" One seed so far")
+    assert caveat(1, 2).startswith(" Where one seed") and "where two" in caveat(1, 2)
+    assert caveat(2, 2).startswith(" Two seeds so far")
+    assert caveat(3, 3) == caveat() == ""
+
+
 def test_collect_commits_protocol_L_runs_summaries_without_the_model(tmp_path, monkeypatch):
     monkeypatch.setattr(collect, "RESULTS", tmp_path / "committed")
     runs = tmp_path / "runs"
