@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 import make_results
+import numpy as np
 import pytest
 import results_summary
 import torch
@@ -77,6 +78,35 @@ def test_readme_training_loop_runs_as_written(tmp_path, monkeypatch):
     restored = sp.load_state(tmp_path / "ckpt" / "pruner", model)
     assert restored.sparsity() == pytest.approx(0.6, abs=1e-3)
     assert all(torch.equal(p.detach() == 0, zeros[n]) for n, p in model.named_parameters())
+
+
+def test_readme_decoder_lm_example_runs_as_written(tmp_path, monkeypatch):
+    """The one-shot example on a tiny Llama with a character tokenizer: the model name is the only
+    substitution. SparseGPT at 2:4 leaves exactly 2 of every 4 consecutive weights of a row, and they stay
+    zero through the fine-tuning loop (the pruner's optimizer hook)."""
+    pytest.importorskip("transformers")
+    from sevenprune.tasks.testing import make_tiny_causal_lm
+
+    code = _code_block("Decoder LMs: one shot, then fine-tune", "python")
+    assert code.count('"HuggingFaceTB/SmolLM2-135M"') == 2
+    path = make_tiny_causal_lm(tmp_path / "lm")
+    code = code.replace('"HuggingFaceTB/SmolLM2-135M"', repr(str(path)))
+    rng = np.random.default_rng(0)
+    text = "".join(rng.choice(list("abcdefgh ,.\n"), size=128 * 6))
+    loader = [torch.as_tensor(rng.integers(5, 20, (2, 32))) for _ in range(3)]
+    monkeypatch.chdir(tmp_path)
+    namespace = {"text": text, "loader": loader}
+    exec(compile(code, "README.md", "exec"), namespace)
+    pruner, model = namespace["pruner"], namespace["model"]
+    assert pruner.report()["method"] == "sparsegpt" and len(pruner.masks) == 14  # 7 matrices x 2 layers
+    weights = dict(model.named_parameters())
+    for name in pruner.masks:
+        kept = (weights[name].detach() != 0).reshape(weights[name].shape[0], -1, 4).sum(-1)
+        assert torch.all(kept <= 2), name  # trained weights never come back where the mask is 0
+        assert torch.equal(pruner.masks[name].reshape(kept.shape[0], -1, 4).sum(-1).float(),
+                           torch.full(kept.shape, 2.0)), name
+    restored = sp.load_state(tmp_path / "ckpt" / "pruner", model)
+    assert restored.sparsity() == pytest.approx(0.5)
 
 
 def test_readme_trainer_callback_takes_the_arguments_shown():
