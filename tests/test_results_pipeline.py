@@ -529,7 +529,7 @@ def test_protocol_L_answer_caveat_follows_the_seeds_of_its_comparisons(results_R
     import results_L
 
     def caveat(*seeds: int) -> str:
-        return results_L._one_seed_caveat([{"kind": "best", "seeds": n} for n in seeds] +
+        return results_L._few_seeds_caveat([{"kind": "best", "seeds": n} for n in seeds] +
                                           [{"kind": "seven", "seeds": 1}])  # only the answer's comparisons count
     assert caveat(1, 1).startswith(" One seed so far")
     assert caveat(1, 2).startswith(" Where one seed") and "where two" in caveat(1, 2)

@@ -256,10 +256,10 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
     return (f"On the held-out plays, {'; '.join(clauses)}. Each side is its arm with the lowest perplexity on these "
-            f"windows, picked after the fact.{_one_seed_caveat(records)}")
+            f"windows, picked after the fact.{_few_seeds_caveat(records)}")
 
 
-def _one_seed_caveat(records: list[dict[str, Any]]) -> str:
+def _few_seeds_caveat(records: list[dict[str, Any]]) -> str:
     """A sentence where the answer rests on fewer than three seeds: with one, its interval resamples test
     windows only; with two, the spread between seeds rests on two draws."""
     seeds = [r["seeds"] for r in records if r["kind"] == "best" and "refused" not in r]
@@ -321,7 +321,7 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
     ptb = _answers(records, "ptb")
     if clauses:
         lines.append(f"- **The question.** On the held-out plays, {'; '.join(clauses)}."
-                     + (f" On PTB, {'; '.join(ptb)}." if ptb else "") + _one_seed_caveat(records))
+                     + (f" On PTB, {'; '.join(ptb)}." if ptb else "") + _few_seeds_caveat(records))
     control = [r for r in records if r["kind"] == "seven" and r["other"] == "seven_nd" and "refused" not in r]
     if control:
         lines.append("- **The noise discount** (SEVEN_dyn − its control): "
