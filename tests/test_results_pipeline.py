@@ -525,6 +525,28 @@ def test_protocol_L_best_arm_is_chosen_on_the_seeds_every_arm_has(results_R, tmp
     assert results_L.best(rows, ["wanda"], "50") is None
 
 
+def test_protocol_L_allocation_table_averages_each_kind_of_matrix_and_each_third_of_the_depth(results_R):
+    """Three layers of two kinds: SEVEN (two seeds) moves sparsity from v_proj to q_proj and toward depth;
+    the expected cells are the means written out by hand."""
+    import results_L
+
+    def layers(q: list[float], v: list[float]) -> dict[str, float]:
+        return {f"model.layers.{i}.self_attn.{kind}.weight": vals[i] for i in range(3)
+                for kind, vals in (("q_proj", q), ("v_proj", v))}
+
+    rows = [{"method": "seven", "pattern": "50", "seed": 1, "layers": layers([0.6, 0.7, 0.8], [0.2, 0.3, 0.4])},
+            {"method": "seven", "pattern": "50", "seed": 2, "layers": layers([0.7, 0.7, 0.7], [0.3, 0.3, 0.3])},
+            {"method": "sparsegpt", "pattern": "50", "seed": 1, "layers": layers([0.5] * 3, [0.5] * 3)},
+            {"method": "seven", "pattern": "24", "seed": 1, "layers": layers([0.5] * 3, [0.5] * 3)},
+            {"method": "platon", "pattern": "50", "seed": 1}]  # a run without per-matrix sparsities: left out
+    lines = results_L.allocation_table(rows).splitlines()
+    assert lines[0] == "| arm | q_proj | v_proj | layers 0-0 | layers 1-1 | layers 2-2 |"
+    # q: (0.7 + 0.7) / 2; v: (0.3 + 0.3) / 2; layer 0: ((0.6 + 0.2) / 2 + (0.7 + 0.3) / 2) / 2 = 0.45; layer 2: 0.55
+    assert lines[2:] == ["| SparseGPT (1) | 0.50 | 0.50 | 0.50 | 0.50 | 0.50 |",
+                         "| SEVEN_dyn (2) | 0.70 | 0.30 | 0.45 | 0.50 | 0.55 |"]
+    assert results_L.allocation_table([]) == results_L.NONE_YET
+
+
 def test_protocol_L_answer_caveat_follows_the_seeds_of_its_comparisons(results_R):
     import results_L
 

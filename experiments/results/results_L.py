@@ -18,6 +18,7 @@ committed files.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -31,20 +32,22 @@ FT_SWEEPS = ["L_ft50", "L_ft24"]
 PATTERNS = {"50": "50 %", "24": "2:4"}  # a variant's name ends in "24" for 2:4
 TEST_SETS = {"test": "held-out plays", "ptb": "PTB"}
 ONESHOT = ["wanda", "sparsegpt"]  # pruned at step 0, then fine-tuned with the masks fixed
-DURING = ["seven", "seven_nd", "platon", "magnitude"]  # pruning during fine-tuning
+DURING = ["seven", "seven_local", "seven_nd", "platon", "magnitude"]  # pruning during fine-tuning
 FT_ORDER = ["dense"] + ONESHOT + DURING
-COMPARED = ["seven_nd", "platon", "magnitude", "wanda", "sparsegpt", "dense"]  # SEVEN_dyn minus each
+COMPARED = ["seven_local", "seven_nd", "platon", "magnitude", "wanda", "sparsegpt", "dense"]  # SEVEN_dyn minus each
 LABELS = {"dense": "dense, fine-tuned", "wanda": "Wanda, then fine-tuned (masks fixed)",
           "sparsegpt": "SparseGPT, then fine-tuned (masks fixed)", "seven": "SEVEN_dyn",
+          "seven_local": "SEVEN_dyn, the same sparsity in every matrix (scope local)",
           "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
-          "magnitude": "gradual magnitude (per matrix)"}
+          "magnitude": "gradual magnitude (one ranking over all matrices)"}
 ONESHOT_LABELS = {"dense": "starting model (dense, not fine-tuned)", "wanda": "Wanda, no fine-tuning",
                   "sparsegpt": "SparseGPT, no fine-tuning"}
 NAMES = {"dense": "dense fine-tuning", "wanda": "Wanda + fine-tuning", "sparsegpt": "SparseGPT + fine-tuning",
-         "seven": "SEVEN_dyn", "seven_nd": "its noise_discount=False control", "platon": "PLATON",
-         "magnitude": "gradual magnitude"}
+         "seven": "SEVEN_dyn", "seven_local": "SEVEN_dyn per matrix", "seven_nd": "its noise_discount=False control",
+         "platon": "PLATON", "magnitude": "gradual magnitude"}
 SHORT = {"dense": "dense", "wanda": "Wanda", "sparsegpt": "SparseGPT", "seven": "SEVEN_dyn",
-         "seven_nd": "SEVEN with noise_discount=False", "platon": "PLATON", "magnitude": "gradual magnitude"}
+         "seven_local": "SEVEN_dyn per matrix", "seven_nd": "SEVEN with noise_discount=False", "platon": "PLATON",
+         "magnitude": "gradual magnitude"}
 NONE_YET = "(no runs committed yet)"
 QUESTION = "*Prune while fine-tuning, or one-shot (Wanda, SparseGPT) and then fine-tune?*"
 
@@ -175,6 +178,46 @@ def paired_table(records: list[dict[str, Any]]) -> str:
             continue
         lines.append(f"| {name} | {r['pattern']} | {TEST_SETS[r['test_set']]} | {r['seeds']} | {r['windows']} | "
                      f"{nats_text(r)} | {ratio_text(r)} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+# -- where the sparsity goes ---------------------------------------------------------------------------------
+LAYER_INDEX = re.compile(r"\.(\d+)\.")
+
+
+def _kind(weight: str) -> str:
+    """``model.layers.3.self_attn.q_proj.weight`` -> ``q_proj``."""
+    parts = weight.split(".")
+    return parts[-2] if len(parts) > 1 else weight
+
+
+def allocation_table(rows: list[dict[str, Any]], pattern: str = "50") -> str:
+    """Per arm at ``pattern``: the sparsity of each kind of matrix (q_proj, ..., down_proj: the mean over the
+    layers), and the mean sparsity of the matrices of each third of the depth, averaged over seeds, from
+    ``result.json``'s per-matrix sparsities."""
+    rows = [r for r in rows if r.get("layers")]
+    arms = [m for m in FT_ORDER if m != "dense" and _of(rows, m, pattern)]
+    if not arms:
+        return NONE_YET
+    first = _of(rows, arms[0], pattern)[0]["layers"]  # every run prunes the same matrices
+    kinds = list(dict.fromkeys(_kind(w) for w in first))
+    depth = [int(x.group(1)) for w in first if (x := LAYER_INDEX.search(w))]
+    n_layers = max(depth) + 1 if depth else 0
+    thirds = [(0, n_layers // 3), (n_layers // 3, 2 * n_layers // 3), (2 * n_layers // 3, n_layers)] if n_layers >= 3 else []
+    head = ["arm"] + kinds + [f"layers {a}-{b - 1}" for a, b in thirds]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for m in arms:
+        per_seed = [r["layers"] for r in _of(rows, m, pattern)]
+
+        def mean(select: Any) -> str:
+            values = [np.mean([v for w, v in layers.items() if select(w)]) for layers in per_seed]
+            return f"{np.mean(values):.2f}"
+
+        def in_third(a: int, b: int) -> Any:
+            return lambda w: (x := LAYER_INDEX.search(w)) is not None and a <= int(x.group(1)) < b
+
+        cells = [mean(lambda w, k=k: _kind(w) == k) for k in kinds] + [mean(in_third(a, b)) for a, b in thirds]
+        lines.append(f"| {SHORT[m]} ({len(per_seed)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -337,7 +380,7 @@ def blocks() -> dict[str, str]:
     if records:
         write_records(protocol_dir("L") / "paired.json", records)
     out = {"L_oneshot": NONE_YET, "L_ft": NONE_YET, "L_paired": paired_table(records), "L_cost": NONE_YET,
-           "L_reading": reading(one, ft, records)}
+           "L_alloc": allocation_table(ft), "L_reading": reading(one, ft, records)}
     if one:
         out["L_oneshot"] = (perplexity_table(one, ["dense"] + ONESHOT, ONESHOT_LABELS) + "\n\n"
                             + f"Mean ± sample sd of perplexity over seeds (seeds in brackets; the seed draws the 128 "

@@ -5,7 +5,7 @@
 #
 #   L_oneshot: the starting model pruned one shot from 128 calibration windows, no fine-tuning (dense:
 #              the starting model itself); the seed draws the calibration windows.
-#   L_ft50, L_ft24 (50 % unstructured, 2:4): 268 fine-tuning steps (batch 8 x 128 tokens, AdamW 1e-4 constant), protocol R's proportions:
+#   L_ft50, L_ft24 (50 % unstructured, 2:4; at 50 % also SEVEN_dyn with scope local): 268 fine-tuning steps (batch 8 x 128 tokens, AdamW 1e-4 constant), protocol R's proportions:
 #              pruning from step 30 over 180 steps (cubic), masks updated every 10 steps; the one-shot
 #              methods prune at step 0 and keep their masks fixed through the same 268 steps.
 #   Every run: perplexity on 256 windows of 128 tokens of the held-out plays and of PTB's test split.
@@ -24,7 +24,7 @@
 set -uo pipefail  # no -e: one failed sweep must not stop the others
 cd "$(dirname "$0")/../../.."
 SP=${SP:-sevenprune}
-CFG=experiments/results/L
+CFG=${CFG:-experiments/results/L}  # another folder of the same configurations: a newer one beside a pinned checkout
 RUNS=${RUNS:-runs/results}
 mkdir -p "$RUNS/logs"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1
@@ -36,7 +36,7 @@ sweep() { $SP sweep --config "$CFG/$1.json" --out "$RUNS/$1" "${@:2}"; }
 # 2:4 arms (each sweep its own folder). The arms that answer the issue's question (SparseGPT then fine-tuned
 # against pruning during fine-tuning) get their three seeds first, so that the answer rests on seeds early;
 # then every arm, seeds staged. Runs finished earlier are skipped, so the order only decides what comes first.
-HEAD50=(sparsegpt seven)
+HEAD50=(sparsegpt seven seven_local)
 HEAD24=(sparsegpt24 seven_nd24 seven24)
 worker_a() {
   sweep L_oneshot --seeds 1
