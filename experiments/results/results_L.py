@@ -142,8 +142,8 @@ def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | 
         return None
     shared = set.intersection(*seeds.values())
     on = [r for r in rows if not shared or int(r["seed"]) in shared]
-    losses = {m: mean_loss(on, m, pattern) for m in seeds}
-    return min(losses, key=lambda m: losses[m])  # type: ignore[arg-type,return-value]
+    losses = {m: float(np.mean([window_losses(r, "test").mean() for r in _of(on, m, pattern)])) for m in seeds}
+    return min(losses, key=losses.__getitem__)
 
 
 def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,7 +203,8 @@ def allocation_table(rows: list[dict[str, Any]], pattern: str = "50") -> str:
     kinds = list(dict.fromkeys(_kind(w) for w in first))
     depth = [int(x.group(1)) for w in first if (x := LAYER_INDEX.search(w))]
     n_layers = max(depth) + 1 if depth else 0
-    thirds = [(0, n_layers // 3), (n_layers // 3, 2 * n_layers // 3), (2 * n_layers // 3, n_layers)] if n_layers >= 3 else []
+    thirds = ([(0, n_layers // 3), (n_layers // 3, 2 * n_layers // 3), (2 * n_layers // 3, n_layers)]
+              if n_layers >= 3 else [])
     head = ["arm"] + kinds + [f"layers {a}-{b - 1}" for a, b in thirds]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for m in arms:
