@@ -451,7 +451,8 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert results_L.answer([], 0).startswith("Runs in progress: 0 runs of protocol L committed")
     rng = np.random.default_rng(4)
     root = tmp_path / "L"
-    shift = {"dense": -0.2, "seven": -0.1, "seven_nd": -0.1, "platon": 0.0, "wanda": 0.05, "sparsegpt": 0.02}
+    shift = {"dense": -0.2, "seven": -0.1, "seven_nd": -0.1, "platon": 0.0, "wanda": 0.05, "sparsegpt": 0.02,
+             "seven_local": 0.01}
     for seed in (1, 2):
         base = {"test": rng.normal(3.5, 0.4, 40), "ptb": rng.normal(4.5, 0.4, 24)}
         _lm_run(root, "L_oneshot", "dense", seed, base)
@@ -493,7 +494,10 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert cost[("SEVEN_dyn", "50 %")] == "| SEVEN_dyn | 50 % | - | 0.500 | 4.00 | 2 |"
     # the records behind the summaries, and the answer worded from them
     records = json.loads((root / "paired.json").read_text())
-    assert {r["kind"] for r in records} == {"seven", "best"}
+    assert {r["kind"] for r in records} == {"seven", "best", "matched"}
+    # every matrix pruned alike on both sides: SEVEN_dyn per matrix (+0.01) − SparseGPT (+0.02)
+    assert "-0.010 [-0.010, -0.010]" in rows[("seven_local − sparsegpt", "50 %", "held-out plays")]
+    assert "**Every matrix pruned alike on both sides**" in blocks["L_reading"]
     text = results_L.answer(records, 28)
     assert text.startswith("On the held-out plays, at 50 %, pruning during fine-tuning gives the lower perplexity "
                            "(SEVEN_dyn − SparseGPT + fine-tuning: -0.120 [-0.120, -0.120] nats, perplexity ×0.887, "
@@ -501,7 +505,8 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert text.endswith("Two seeds so far: the interval's spread between seeds rests on two draws (the protocol "
                          "asks for three).")
     summary = results_L.summary_lines(records, 28)
-    assert any(line.startswith("- At 50 %, on held-out plays, SEVEN_dyn has lower perplexity than PLATON") and
+    assert any(line.startswith("- At 50 %, on held-out plays, SEVEN_dyn has lower perplexity than") and
+               "PLATON" in line.split(";")[0] and "SEVEN_dyn per matrix" in line.split(";")[0] and
                "is not separated from its noise_discount=False control" in line for line in summary)
     assert "SEVEN_dyn − its control" in blocks["L_reading"] or "The noise discount" in blocks["L_reading"]
 

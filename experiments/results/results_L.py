@@ -147,14 +147,18 @@ def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | 
 
 
 def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """SEVEN_dyn minus every other arm, and the best arm pruned during fine-tuning minus the best one-shot
-    arm fine-tuned after (both chosen on the held-out plays), per pattern and test set."""
+    """SEVEN_dyn minus every other arm; SEVEN_dyn per matrix minus SparseGPT then fine-tuned (the same
+    sparsity in every matrix on both sides: ``matched``); and the best arm pruned during fine-tuning minus
+    the best one-shot arm fine-tuned after (both chosen on the held-out plays), per pattern and test set."""
     records = []
     for pattern in PATTERNS:
         for split in TEST_SETS:
             for other in COMPARED:
                 if (r := compare(rows, "seven", other, pattern, split)) is not None:
                     records.append(r)
+        for split in TEST_SETS:  # pruning during fine-tuning with every matrix pruned alike, as the one-shot arms
+            if (r := compare(rows, "seven_local", "sparsegpt", pattern, split, kind="matched")) is not None:
+                records.append(r)
         during, oneshot = best(rows, DURING, pattern), best(rows, ONESHOT, pattern)
         if during and oneshot:
             for split in TEST_SETS:
@@ -366,6 +370,11 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
     if clauses:
         lines.append(f"- **The question.** On the held-out plays, {'; '.join(clauses)}."
                      + (f" On PTB, {'; '.join(ptb)}." if ptb else "") + _few_seeds_caveat(records))
+    matched = [r for r in records if r["kind"] == "matched" and "refused" not in r]
+    if matched:
+        lines.append("- **Every matrix pruned alike on both sides** (SEVEN_dyn per matrix − SparseGPT + fine-tuning): "
+                     + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} ({_difference(r)})"
+                                 for r in matched) + ".")
     control = [r for r in records if r["kind"] == "seven" and r["other"] == "seven_nd" and "refused" not in r]
     if control:
         lines.append("- **The noise discount** (SEVEN_dyn − its control): "
