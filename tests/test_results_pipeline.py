@@ -498,6 +498,8 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     # every matrix pruned alike on both sides: SEVEN_dyn per matrix (+0.01) − SparseGPT (+0.02)
     assert "-0.010 [-0.010, -0.010]" in rows[("seven_local − sparsegpt", "50 %", "held-out plays")]
     assert "**Every matrix pruned alike on both sides**" in blocks["L_reading"]
+    assert ("With every matrix pruned alike on both sides (50 %), SEVEN_dyn per matrix − SparseGPT + fine-tuning: "
+            "lower perplexity (-0.010 [-0.010, -0.010] nats") in results_L.answer(records, 28)
     text = results_L.answer(records, 28)
     assert text.startswith("On the held-out plays, at 50 %, pruning during fine-tuning gives the lower perplexity "
                            "(SEVEN_dyn − SparseGPT + fine-tuning: -0.120 [-0.120, -0.120] nats, perplexity ×0.887, "

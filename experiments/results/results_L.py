@@ -303,14 +303,17 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
     if not clauses:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
+    matched = [r for r in records if r["kind"] == "matched" and r["test_set"] == "test" and "refused" not in r]
+    alike = "".join(f" With every matrix pruned alike on both sides ({r['pattern']}), SEVEN_dyn per matrix − SparseGPT "
+                    f"+ fine-tuning: {r['verdict']} ({_difference(r)})." for r in matched)
     return (f"On the held-out plays, {'; '.join(clauses)}. Each side is its arm with the lowest perplexity on these "
-            f"windows, picked after the fact.{_few_seeds_caveat(records)}")
+            f"windows, picked after the fact.{alike}{_few_seeds_caveat(records)}")
 
 
 def _few_seeds_caveat(records: list[dict[str, Any]]) -> str:
     """A sentence where the answer rests on fewer than three seeds: with one, its interval resamples test
     windows only; with two, the spread between seeds rests on two draws."""
-    seeds = [r["seeds"] for r in records if r["kind"] == "best" and "refused" not in r]
+    seeds = [r["seeds"] for r in records if r["kind"] in ("best", "matched") and "refused" not in r]
     if not seeds or min(seeds) >= 3:
         return ""
     if max(seeds) < 2:
