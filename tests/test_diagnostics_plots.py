@@ -76,7 +76,10 @@ def test_bad_input_names_the_file_without_a_traceback(tmp_path, capsys):
 @pytest.mark.parametrize("name, layer, kind", [("encoder.layer.3.attention.self.query.weight", 3, "query"),
                                                ("bert.encoder.layer.0.output.dense.weight", 0, "FFN out"),
                                                ("encoder.layer.11.attention.output.dense.weight", 11, "attention out"),
-                                               ("classifier.weight", -1, "other")])
+                                               ("classifier.weight", -1, "other"),
+                                               ("model.layers.29.mlp.down_proj.weight", 29, "other"),
+                                               ("transformer.h.4.mlp.c_fc.weight", 4, "other"),
+                                               ("graph.3.weight", -1, "other")])
 def test_matrix_names(name, layer, kind):
     assert dplots.layer_index(name) == layer and dplots.matrix_kind(name) == kind
 

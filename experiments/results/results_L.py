@@ -18,7 +18,6 @@ committed files.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 import results_common as common
 from results_common import (commits, load_runs, nats_text, paired_window_bootstrap, protocol_dir, ratio_text,
                             seeds_text, window_losses, write_records)
+from sevenprune.tasks.diagnostics_plots import layer_index
 
 ONESHOT_SWEEP = "L_oneshot"
 FT_SWEEPS = ["L_ft50", "L_ft24"]
@@ -142,7 +142,7 @@ def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | 
         return None
     shared = set.intersection(*seeds.values())
     on = [r for r in rows if not shared or int(r["seed"]) in shared]
-    losses = {m: float(np.mean([window_losses(r, "test").mean() for r in _of(on, m, pattern)])) for m in seeds}
+    losses = {m: v for m in seeds if (v := mean_loss(on, m, pattern)) is not None}  # every m has runs in ``on``
     return min(losses, key=losses.__getitem__)
 
 
@@ -186,11 +186,8 @@ def paired_table(records: list[dict[str, Any]]) -> str:
 
 
 # -- where the sparsity goes ---------------------------------------------------------------------------------
-LAYER_INDEX = re.compile(r"\.(\d+)\.")
-
-
 def _kind(weight: str) -> str:
-    """``model.layers.3.self_attn.q_proj.weight`` -> ``q_proj``."""
+    """``model.layers.3.self_attn.q_proj.weight`` -> ``q_proj`` (the module's own name)."""
     parts = weight.split(".")
     return parts[-2] if len(parts) > 1 else weight
 
@@ -203,25 +200,18 @@ def allocation_table(rows: list[dict[str, Any]], pattern: str = "50") -> str:
     arms = [m for m in FT_ORDER if m != "dense" and _of(rows, m, pattern)]
     if not arms:
         return NONE_YET
-    first = _of(rows, arms[0], pattern)[0]["layers"]  # every run prunes the same matrices
-    kinds = list(dict.fromkeys(_kind(w) for w in first))
-    depth = [int(x.group(1)) for w in first if (x := LAYER_INDEX.search(w))]
-    n_layers = max(depth) + 1 if depth else 0
-    thirds = ([(0, n_layers // 3), (n_layers // 3, 2 * n_layers // 3), (2 * n_layers // 3, n_layers)]
-              if n_layers >= 3 else [])
-    head = ["arm"] + kinds + [f"layers {a}-{b - 1}" for a, b in thirds]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    weights = list(_of(rows, arms[0], pattern)[0]["layers"])  # every run prunes the same matrices
+    columns: dict[str, list[str]] = {}  # a column of the table: the weights it averages
+    for w in weights:
+        columns.setdefault(_kind(w), []).append(w)
+    n_layers = max(layer_index(w) for w in weights) + 1
+    if n_layers >= 3:
+        for a, b in ((0, n_layers // 3), (n_layers // 3, 2 * n_layers // 3), (2 * n_layers // 3, n_layers)):
+            columns[f"layers {a}-{b - 1}"] = [w for w in weights if a <= layer_index(w) < b]
+    lines = ["| arm | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for m in arms:
         per_seed = [r["layers"] for r in _of(rows, m, pattern)]
-
-        def mean(select: Any) -> str:
-            values = [np.mean([v for w, v in layers.items() if select(w)]) for layers in per_seed]
-            return f"{np.mean(values):.2f}"
-
-        def in_third(a: int, b: int) -> Any:
-            return lambda w: (x := LAYER_INDEX.search(w)) is not None and a <= int(x.group(1)) < b
-
-        cells = [mean(lambda w, k=k: _kind(w) == k) for k in kinds] + [mean(in_third(a, b)) for a, b in thirds]
+        cells = [f"{np.mean([np.mean([layers[w] for w in ws]) for layers in per_seed]):.2f}" for ws in columns.values()]
         lines.append(f"| {SHORT[m]} ({len(per_seed)}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -281,13 +271,17 @@ def grouped(records: list[dict[str, Any]]) -> str:
     return "; ".join(groups)
 
 
+def _paired(records: list[dict[str, Any]], kind: str, **where: str) -> list[dict[str, Any]]:
+    """The comparisons of ``kind`` that have an interval (not refused), those matching ``where`` (pattern,
+    test_set, other)."""
+    return [r for r in records if r["kind"] == kind and "refused" not in r and all(r[k] == v for k, v in where.items())]
+
+
 def _answers(records: list[dict[str, Any]], split: str = "test") -> list[str]:
     """One clause per pattern: the best arm pruned during fine-tuning minus the best one-shot arm."""
     out = []
     for pattern in PATTERNS.values():
-        for r in records:
-            if r["kind"] != "best" or r["pattern"] != pattern or r["test_set"] != split or "refused" in r:
-                continue
+        for r in _paired(records, "best", pattern=pattern, test_set=split):
             conclusion = {"lower perplexity": "pruning during fine-tuning gives the lower perplexity",
                           "higher perplexity": "one-shot pruning then fine-tuning gives the lower perplexity",
                           "not separated": "the two are not separated"}[r["verdict"]]
@@ -303,7 +297,7 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
     if not clauses:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
-    matched = [r for r in records if r["kind"] == "matched" and r["test_set"] == "test" and "refused" not in r]
+    matched = _paired(records, "matched", test_set="test")
     alike = "".join(f" With every matrix pruned alike on both sides ({r['pattern']}), SEVEN_dyn per matrix − SparseGPT "
                     f"+ fine-tuning: {r['verdict']} ({_difference(r)})." for r in matched)
     return (f"On the held-out plays, {'; '.join(clauses)}. Each side is its arm with the lowest perplexity on these "
@@ -313,7 +307,7 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
 def _few_seeds_caveat(records: list[dict[str, Any]]) -> str:
     """A sentence where the answer rests on fewer than three seeds: with one, its interval resamples test
     windows only; with two, the spread between seeds rests on two draws."""
-    seeds = [r["seeds"] for r in records if r["kind"] in ("best", "matched") and "refused" not in r]
+    seeds = [r["seeds"] for r in _paired(records, "best") + _paired(records, "matched")]
     if not seeds or min(seeds) >= 3:
         return ""
     if max(seeds) < 2:
@@ -332,8 +326,7 @@ def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
     lines = [head, "", f"- {answer(records, committed)}"]
     for pattern in PATTERNS.values():
         for split, where in TEST_SETS.items():
-            chosen = [r for r in records if r["kind"] == "seven" and r["pattern"] == pattern
-                      and r["test_set"] == split and "refused" not in r]
+            chosen = _paired(records, "seven", pattern=pattern, test_set=split)
             if chosen:
                 lines.append(f"- At {pattern}, on {where}, SEVEN_dyn {grouped(chosen)}.")
     return lines + [""]
@@ -373,12 +366,12 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
     if clauses:
         lines.append(f"- **The question.** On the held-out plays, {'; '.join(clauses)}."
                      + (f" On PTB, {'; '.join(ptb)}." if ptb else "") + _few_seeds_caveat(records))
-    matched = [r for r in records if r["kind"] == "matched" and "refused" not in r]
+    matched = _paired(records, "matched")
     if matched:
         lines.append("- **Every matrix pruned alike on both sides** (SEVEN_dyn per matrix − SparseGPT + fine-tuning): "
                      + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} ({_difference(r)})"
                                  for r in matched) + ".")
-    control = [r for r in records if r["kind"] == "seven" and r["other"] == "seven_nd" and "refused" not in r]
+    control = _paired(records, "seven", other="seven_nd")
     if control:
         lines.append("- **The noise discount** (SEVEN_dyn − its control): "
                      + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} ({_difference(r)})"

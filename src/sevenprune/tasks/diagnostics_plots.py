@@ -67,9 +67,14 @@ def matrix_kind(name: str) -> str:
     return "other"
 
 
+_LAYER = re.compile(r"(?:^|\.)(?:layers?|h|blocks?)\.(\d+)\.")
+
+
 def layer_index(name: str) -> int:
-    """``encoder.layer.3.output.dense.weight`` -> 3 (-1 when the name has no ``layer.N.``)."""
-    found = re.search(r"layer\.(\d+)\.", name)
+    """The block a weight is in: ``encoder.layer.3.output.dense.weight`` (BERT, ViT) -> 3,
+    ``model.layers.3.mlp.up_proj.weight`` (Llama) -> 3, ``transformer.h.3.mlp.c_fc.weight`` (GPT-2) -> 3;
+    -1 when the name has no such ``layer.N.``."""
+    found = _LAYER.search(name)
     return int(found.group(1)) if found else -1
 
 
