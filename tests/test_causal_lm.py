@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -412,6 +413,97 @@ def test_one_shot_options_are_checked_before_anything_is_written(lm_files: dict[
     assert _run(lm_files, out, "--method", "seven_dyn", "--sparsity", "0.5", "--no-fine-tune") == 2
     assert "--no-fine-tune" in capsys.readouterr().err and not out.exists()
     assert _run(lm_files, out, "--method", "wanda", "--pattern", "heads", "--sparsity", "0.5") == 2
+    assert not out.exists()
+
+
+def _llama_matrix_names(lm_files: dict[str, Path]) -> list[str]:
+    import sevenprune as sp
+
+    return list(sp.find_prunable(transformers.AutoModelForCausalLM.from_pretrained(str(lm_files["llama"]))))
+
+
+def test_layer_sparsity_prunes_each_matrix_at_the_fraction_a_run_reached(lm_files: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """--layer-sparsity with {seed} in the path: each seed's run takes the allocation of the run of the same
+    seed (here two result.json files written by hand, as a SEVEN run writes its 'layers'); SparseGPT then
+    prunes int(n * s) of each matrix (every tiny matrix is one block of < 128 columns) and the run records
+    those fractions. The --sparsity given is the fraction they prune over all weights."""
+    names = _llama_matrix_names(lm_files)
+    fractions = {1: [0.75, 0.25], 2: [0.25, 0.75]}  # first layer, second layer: the two seeds differ
+    for seed, (first, second) in fractions.items():
+        folder = tmp_path / f"seven-seed{seed}"
+        folder.mkdir()
+        layers = {n: first if ".layers.0." in n else second for n in names}
+        (folder / "result.json").write_text(json.dumps({"method": "seven", "layers": layers}))
+    for seed, (first, second) in fractions.items():
+        out = tmp_path / f"run{seed}"
+        assert _run(lm_files, out, "--method", "sparsegpt", "--sparsity", "0.5", "--calibration-samples", "3",
+                    "--no-fine-tune", "--eval-limit", "2", "--seed", str(seed),
+                    "--layer-sparsity", str(tmp_path / "seven-seed{seed}")) == 0
+        result = json.loads((out / "result.json").read_text())
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(out / "model"))
+        for name, p in model.named_parameters():
+            if name in names:
+                s = first if ".layers.0." in name else second
+                assert int((p.detach() == 0).sum()) == int(p.numel() * s), (seed, name)
+                assert result["layers"][name] == pytest.approx(s, abs=1 / p.numel()), (seed, name)
+        config = json.loads((out / "config.json").read_text())
+        assert config["layer_sparsity"] == str(tmp_path / "seven-seed{seed}")
+
+
+def test_a_sweep_variant_takes_each_seeds_allocation_relative_to_its_config_file(lm_files: dict[str, Path],
+                                                                                tmp_path: Path) -> None:
+    """Protocol L's arm sparsegpt_seven_alloc: ``layer_sparsity`` in a sweep variant is a path relative to the
+    configuration file's folder (as data_dir), with {seed}; each seed's run prunes at its own file's fractions."""
+    names = _llama_matrix_names(lm_files)
+    folder = tmp_path / "experiments"
+    (folder / "alloc").mkdir(parents=True)
+    for seed, first in ((1, 0.75), (2, 0.25)):
+        layers = {n: first if ".layers.0." in n else 1 - first for n in names}
+        (folder / "alloc" / f"seed{seed}.json").write_text(json.dumps(layers))
+    config = {"task": "causal-lm", "model": str(lm_files["llama"]), "data_dir": str(lm_files["data"]),
+              "max_length": 32, "eval_batch_size": 3, "eval_limit": 2, "calibration_samples": 2, "fine_tune": False,
+              "progress": False, "save_model": False, "methods": ["wanda_alloc"], "sparsities": [0.5], "seeds": [1, 2],
+              "variants": {"wanda_alloc": {"method": "wanda", "layer_sparsity": "alloc/seed{seed}.json"}}}
+    (folder / "sweep.json").write_text(json.dumps(config))
+    assert main(["sweep", "--config", str(folder / "sweep.json"), "--out", str(tmp_path / "out")]) == 0
+    for seed, first in ((1, 0.75), (2, 0.25)):
+        result = json.loads((tmp_path / "out" / "runs" / f"wanda_alloc-s0.5-seed{seed}" / "result.json").read_text())
+        q0, q1 = (result["layers"][f"model.layers.{i}.self_attn.q_proj.weight"] for i in (0, 1))
+        assert (q0, q1) == (pytest.approx(first), pytest.approx(1 - first)), seed
+
+
+@pytest.mark.parametrize(("case", "named"), [
+    ("overall", "prune 0.2500 of the prunable weights, but --sparsity is 0.5"),
+    ("other model", "lacks 1 that it prunes"),
+    ("missing file", "does not exist"),
+    ("not a fraction", "must be a fraction in \\[0, 1\\), got 2"),
+    ("during fine-tuning", "one-shot methods"),
+    ("two four", "--pattern 2:4"),
+])
+def test_a_bad_layer_sparsity_is_a_clear_error(case: str, named: str, lm_files: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    names = _llama_matrix_names(lm_files)
+    layers: dict[str, float] = {n: 0.5 for n in names}
+    args = ["--method", "wanda", "--sparsity", "0.5"]
+    if case == "overall":
+        layers = {n: 0.25 for n in names}
+    elif case == "other model":
+        layers.pop(names[0])
+    elif case == "not a fraction":
+        layers[names[1]] = 2
+    elif case == "during fine-tuning":
+        args = ["--method", "seven_dyn", "--sparsity", "0.5"]
+    elif case == "two four":
+        args = ["--method", "sparsegpt", "--pattern", "2:4"]
+    file = tmp_path / ("absent.json" if case == "missing file" else "layers.json")
+    if case != "missing file":
+        file.write_text(json.dumps(layers))
+    out = tmp_path / "run"
+    assert _run(lm_files, out, *args, "--calibration-samples", "2", "--no-fine-tune", "--eval-limit", "2",
+                "--layer-sparsity", str(file)) == 2
+    err = capsys.readouterr().err
+    assert re.search(named, err) and "Traceback" not in err, err
     assert not out.exists()
 
 

@@ -208,6 +208,65 @@ def test_tiny_llama_is_pruned_block_by_block_with_embeddings_and_head_untouched(
     assert model.training and torch.isfinite(model(_ids(1)[0]).logits).all()
 
 
+def _uneven(model: nn.Module) -> dict[str, float]:
+    """A sparsity per matrix that differs by kind and by layer (the weights are all narrower than 128)."""
+    kinds = {"q_proj": 0.75, "k_proj": 0.25, "v_proj": 0.0, "o_proj": 0.5, "gate_proj": 0.625, "up_proj": 0.375,
+             "down_proj": 0.5}
+    return {n: kinds[n.split(".")[-2]] / (1 + int(n.split(".")[2])) for n in sp.find_prunable(model)}
+
+
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_a_sparsity_per_matrix_prunes_each_matrix_at_its_own_fraction(method: str) -> None:
+    """{weight name: sparsity}: Wanda prunes int(columns * s) of every row of each matrix, SparseGPT int(n * s)
+    of each (single, < 128 columns) block, with s that matrix's own; the pruner reports the overall fraction."""
+    model = tiny_llama()
+    wanted = _uneven(model)
+    pruner = sp.prune_oneshot(model, method, wanted, _ids(), progress=False)
+    params = dict(model.named_parameters())
+    pruned_total = 0
+    for name, s in wanted.items():
+        mask, w = pruner.masks[name], params[name]
+        assert w.shape[1] <= 128 and (w[~mask] == 0).all()
+        if method == "wanda":
+            assert ((~mask).sum(dim=1) == int(w.shape[1] * s)).all(), name
+        else:
+            assert int((~mask).sum()) == int(w.numel() * s), name
+        pruned_total += int((~mask).sum())
+    assert pruner.sparsity() == pytest.approx(pruned_total / sum(params[n].numel() for n in wanted))
+    assert 0.2 < pruner.sparsity() < 0.4  # uneven: neither the largest nor the smallest fraction
+
+
+def test_the_same_fraction_for_every_matrix_is_the_single_sparsity() -> None:
+    """{every weight: 0.5} is sparsity=0.5: the same masks and the same updated weights (SparseGPT)."""
+    a, b = tiny_llama(), tiny_llama()
+    pa = sp.prune_oneshot(a, "sparsegpt", 0.5, _ids(), progress=False)
+    pb = sp.prune_oneshot(b, "sparsegpt", {n: 0.5 for n in sp.find_prunable(b)}, _ids(), progress=False)
+    assert all(torch.equal(pa.masks[n], pb.masks[n]) for n in pa.masks)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert pb.sparsity() == 0.5
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ("missing", "lacks the prunable weight"), ("unknown", "names no prunable weight: \\['nope.weight'\\]"),
+    ("bad", "'model.layers.1.mlp.down_proj.weight'.*1.5"), ("pattern", "'2:4'")])
+def test_a_bad_sparsity_per_matrix_is_named_before_anything_is_pruned(change: str, named: str) -> None:
+    model = tiny_llama()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    wanted: dict[str, float] = _uneven(model)
+    pattern = None
+    if change == "missing":
+        wanted.pop("model.layers.0.self_attn.q_proj.weight")
+    elif change == "unknown":
+        wanted["nope.weight"] = 0.5
+    elif change == "bad":
+        wanted["model.layers.1.mlp.down_proj.weight"] = 1.5
+    else:
+        pattern = "2:4"
+    with pytest.raises(ValueError, match=named):
+        sp.prune_oneshot(model, "wanda", wanted, _ids(), pattern=pattern, progress=False)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_a_half_precision_model_is_pruned_as_its_float32_copy_and_stays_in_its_dtype(method: str,

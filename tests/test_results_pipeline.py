@@ -452,15 +452,15 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     rng = np.random.default_rng(4)
     root = tmp_path / "L"
     shift = {"dense": -0.2, "seven": -0.1, "seven_nd": -0.1, "platon": 0.0, "wanda": 0.05, "sparsegpt": 0.02,
-             "seven_local": 0.01}
+             "seven_local": 0.01, "sparsegpt_seven_alloc": -0.05}
     for seed in (1, 2):
         base = {"test": rng.normal(3.5, 0.4, 40), "ptb": rng.normal(4.5, 0.4, 24)}
         _lm_run(root, "L_oneshot", "dense", seed, base)
         _lm_run(root, "L_oneshot", "sparsegpt24", seed, {s: v + 1.0 for s, v in base.items()},
                 prune_seconds=30.0 + seed)
         for name, d in shift.items():
-            extra = {"steps": 268, "train_seconds": 268 * 4.0, "prune_seconds": 20.0 if name in ("wanda", "sparsegpt")
-                     else None, "window_steps": 180 if name in ("seven", "seven_nd", "platon") else 0,
+            extra = {"steps": 268, "train_seconds": 268 * 4.0,
+                     "prune_seconds": 20.0 if name.startswith(("wanda", "sparsegpt")) else None, "window_steps": 180 if name in ("seven", "seven_nd", "platon") else 0,
                      "pruner_seconds": 180 * 0.5 if name == "seven" else 0.0}
             _lm_run(root, "L_ft50", name, seed, {s: v + d for s, v in base.items()}, **extra)
         _lm_run(root, "L_ft24", "seven24", seed, base)
@@ -481,6 +481,7 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
                                                                 "| not separated |")
     assert rows[("seven − dense", "50 %", "PTB")].endswith("| higher perplexity |")
     # the best arm of each kind, chosen on the plays: SEVEN_dyn (its control ties; the first listed) and SparseGPT
+    # (SparseGPT at SEVEN_dyn's allocation is lower, but an analysis arm: never the best one-shot arm)
     best = rows[("best during fine-tuning (seven) − best one-shot + fine-tuning (sparsegpt)", "50 %",
                  "held-out plays")]
     assert "-0.120 [-0.120, -0.120]" in best and best.endswith("| lower perplexity |")
@@ -494,7 +495,20 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert cost[("SEVEN_dyn", "50 %")] == "| SEVEN_dyn | 50 % | - | 0.500 | 4.00 | 2 |"
     # the records behind the summaries, and the answer worded from them
     records = json.loads((root / "paired.json").read_text())
-    assert {r["kind"] for r in records} == {"seven", "best", "matched"}
+    assert {r["kind"] for r in records} == {"seven", "best", "matched", "allocation"}
+    assert not any(r["other"] == "sparsegpt_seven_alloc" and r["kind"] == "seven" for r in records)
+    # the 2 x 2 at 50 %: during − one shot at each allocation, SEVEN_dyn's allocation − every matrix alike
+    # under each way of choosing the masks (the shifts: seven -0.1, seven_local +0.01, alloc -0.05, sparsegpt +0.02)
+    factors = blocks["L_factors"].split("On PTB")[0].splitlines()
+    assert factors[4].startswith("| every matrix at 50 % |") and "-0.010 [-0.010, -0.010], lower perplexity (2 seeds)" \
+        in factors[4]
+    assert factors[5].startswith("| SEVEN_dyn's per-matrix sparsities |") and "-0.050 [-0.050, -0.050], lower" \
+        in factors[5]
+    assert factors[6].split("|")[2].strip() == "-0.070 [-0.070, -0.070], lower perplexity (2 seeds)"
+    assert factors[6].split("|")[3].strip() == "-0.110 [-0.110, -0.110], lower perplexity (2 seeds)"
+    assert ("With SEVEN_dyn's per-matrix sparsities on both sides (50 %), SEVEN_dyn − SparseGPT at SEVEN_dyn's "
+            "allocation + fine-tuning: lower perplexity (-0.050") in results_L.answer(records, 28)
+    assert "**SEVEN_dyn's allocation, the masks chosen one shot**" in blocks["L_reading"]
     # every matrix pruned alike on both sides: SEVEN_dyn per matrix (+0.01) − SparseGPT (+0.02)
     assert "-0.010 [-0.010, -0.010]" in rows[("seven_local − sparsegpt", "50 %", "held-out plays")]
     assert "**Every matrix pruned alike on both sides**" in blocks["L_reading"]

@@ -33,19 +33,30 @@ PATTERNS = {"50": "50 %", "24": "2:4"}  # a variant's name ends in "24" for 2:4
 TEST_SETS = {"test": "held-out plays", "ptb": "PTB"}
 ONESHOT = ["wanda", "sparsegpt"]  # pruned at step 0, then fine-tuned with the masks fixed
 DURING = ["seven", "seven_local", "seven_nd", "platon", "magnitude"]  # pruning during fine-tuning
-FT_ORDER = ["dense"] + ONESHOT + DURING
+# SparseGPT at step 0 with the per-matrix sparsities SEVEN_dyn reached on the same seed (--layer-sparsity),
+# then fine-tuned: an analysis arm (it needs SEVEN_dyn's run first), not a one-shot method a user has, so it
+# is never "the best one-shot arm"
+ALLOC = "sparsegpt_seven_alloc"
+FT_ORDER = ["dense"] + ONESHOT + [ALLOC] + DURING
+# the 50 % comparison taken apart: when the masks are chosen (one shot, during fine-tuning) x where the
+# sparsity goes (every matrix alike, SEVEN_dyn's allocation): (during, one shot, where) with both sides alike
+MATCHED = [("seven_local", "sparsegpt", "every matrix pruned alike"),
+           ("seven", ALLOC, "SEVEN_dyn's per-matrix sparsities")]
 COMPARED = ["seven_local", "seven_nd", "platon", "magnitude", "wanda", "sparsegpt", "dense"]  # SEVEN_dyn minus each
 LABELS = {"dense": "dense, fine-tuned", "wanda": "Wanda, then fine-tuned (masks fixed)",
           "sparsegpt": "SparseGPT, then fine-tuned (masks fixed)", "seven": "SEVEN_dyn",
+          ALLOC: "SparseGPT at SEVEN_dyn's per-matrix sparsities (its run of the same seed), then fine-tuned",
           "seven_local": "SEVEN_dyn, the same sparsity in every matrix (scope local)",
           "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
           "magnitude": "gradual magnitude (one ranking over all matrices)"}
 ONESHOT_LABELS = {"dense": "starting model (dense, not fine-tuned)", "wanda": "Wanda, no fine-tuning",
                   "sparsegpt": "SparseGPT, no fine-tuning"}
 NAMES = {"dense": "dense fine-tuning", "wanda": "Wanda + fine-tuning", "sparsegpt": "SparseGPT + fine-tuning",
+         ALLOC: "SparseGPT at SEVEN_dyn's allocation + fine-tuning",
          "seven": "SEVEN_dyn", "seven_local": "SEVEN_dyn per matrix", "seven_nd": "its noise_discount=False control",
          "platon": "PLATON", "magnitude": "gradual magnitude"}
 SHORT = {"dense": "dense", "wanda": "Wanda", "sparsegpt": "SparseGPT", "seven": "SEVEN_dyn",
+         ALLOC: "SparseGPT at SEVEN_dyn's allocation",
          "seven_local": "SEVEN_dyn per matrix", "seven_nd": "SEVEN with noise_discount=False", "platon": "PLATON",
          "magnitude": "gradual magnitude"}
 NONE_YET = "(no runs committed yet)"
@@ -147,17 +158,23 @@ def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | 
 
 
 def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """SEVEN_dyn minus every other arm; SEVEN_dyn per matrix minus SparseGPT then fine-tuned (the same
-    sparsity in every matrix on both sides: ``matched``); and the best arm pruned during fine-tuning minus
-    the best one-shot arm fine-tuned after (both chosen on the held-out plays), per pattern and test set."""
+    """SEVEN_dyn minus every other arm; pruning during fine-tuning minus SparseGPT then fine-tuned with the
+    same sparsity in every matrix on both sides (``matched``: every matrix alike, or SEVEN_dyn's allocation,
+    :data:`MATCHED`); SparseGPT at SEVEN_dyn's allocation minus SparseGPT (``allocation``); and the best arm
+    pruned during fine-tuning minus the best one-shot arm fine-tuned after (both chosen on the held-out
+    plays), per pattern and test set."""
     records = []
     for pattern in PATTERNS:
         for split in TEST_SETS:
             for other in COMPARED:
                 if (r := compare(rows, "seven", other, pattern, split)) is not None:
                     records.append(r)
-        for split in TEST_SETS:  # pruning during fine-tuning with every matrix pruned alike, as the one-shot arms
-            if (r := compare(rows, "seven_local", "sparsegpt", pattern, split, kind="matched")) is not None:
+        for during, oneshot, where in MATCHED:
+            for split in TEST_SETS:
+                if (r := compare(rows, during, oneshot, pattern, split, kind="matched")) is not None:
+                    records.append(r | {"alike": where})
+        for split in TEST_SETS:  # where the sparsity goes, with the masks chosen one shot
+            if (r := compare(rows, ALLOC, "sparsegpt", pattern, split, kind="allocation")) is not None:
                 records.append(r)
         during, oneshot = best(rows, DURING, pattern), best(rows, ONESHOT, pattern)
         if during and oneshot:
@@ -183,6 +200,45 @@ def paired_table(records: list[dict[str, Any]]) -> str:
         lines.append(f"| {name} | {r['pattern']} | {TEST_SETS[r['test_set']]} | {r['seeds']} | {r['windows']} | "
                      f"{nats_text(r)} | {ratio_text(r)} | {r['verdict']} |")
     return "\n".join(lines)
+
+
+# -- when the masks are chosen x where the sparsity goes (50 %) --------------------------------------------------
+def _record(records: list[dict[str, Any]], ours: str, other: str, split: str, pattern: str = "50 %") -> dict[str, Any] | None:
+    return next((r for r in records if "refused" not in r and (r["ours"], r["other"], r["test_set"], r["pattern"])
+                 == (ours, other, split, pattern)), None)
+
+
+def _effect(r: dict[str, Any] | None) -> str:
+    """``-0.043 [-0.049, -0.036], lower perplexity (2 seeds)``, or ``-`` where the two arms share no seed."""
+    return f"{nats_text(r)}, {r['verdict']} ({seeds_text(r['seeds'])})" if r else "-"
+
+
+def factor_table(rows: list[dict[str, Any]], records: list[dict[str, Any]], split: str) -> str:
+    """At 50 %, on ``split``: perplexity of the four arms of the 2 x 2 (masks chosen one shot by SparseGPT or
+    during fine-tuning by SEVEN_dyn; every matrix at 50 % or SEVEN_dyn's per-matrix sparsities), and the paired
+    difference along each factor (nats, mean [95 % CI]) at each level of the other."""
+    cell = {m: ppl_cell([perplexity(r, split) for r in _of(rows, m, "50")]) for m in ("sparsegpt", "seven_local",
+                                                                                     ALLOC, "seven")}
+    if all(c == "-" for c in cell.values()):
+        return NONE_YET
+    return "\n".join([
+        "| where the sparsity goes | one shot (SparseGPT), then fine-tuned | during fine-tuning (SEVEN_dyn) | "
+        "during − one shot, nats [95 % CI] |", "|---|---|---|---|",
+        f"| every matrix at 50 % | {cell['sparsegpt']} | {cell['seven_local']} | "
+        f"{_effect(_record(records, 'seven_local', 'sparsegpt', split))} |",
+        f"| SEVEN_dyn's per-matrix sparsities | {cell[ALLOC]} | {cell['seven']} | "
+        f"{_effect(_record(records, 'seven', ALLOC, split))} |",
+        f"| SEVEN_dyn's − every matrix alike, nats [95 % CI] | {_effect(_record(records, ALLOC, 'sparsegpt', split))} | "
+        f"{_effect(_record(records, 'seven', 'seven_local', split))} | |"])
+
+
+def factor_block(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+    """:func:`factor_table` on each test set, or :data:`NONE_YET`."""
+    tables = {split: factor_table(rows, records, split) for split in TEST_SETS}
+    if all(t == NONE_YET for t in tables.values()):
+        return NONE_YET
+    return "\n\n".join(f"On {'the ' if split == 'test' else ''}{TEST_SETS[split]}, perplexity (mean ± sample sd over seeds, seeds in brackets):\n\n"
+                       f"{table}" for split, table in tables.items())
 
 
 # -- where the sparsity goes ---------------------------------------------------------------------------------
@@ -298,7 +354,7 @@ def answer(records: list[dict[str, Any]], committed: int) -> str:
         return (f"Runs in progress: {committed} run{'s' if committed != 1 else ''} of protocol L committed so far, "
                 "not yet a pair of a one-shot arm and an arm pruned during fine-tuning on the same seed.")
     matched = _paired(records, "matched", test_set="test")
-    alike = "".join(f" With every matrix pruned alike on both sides ({r['pattern']}), SEVEN_dyn per matrix − SparseGPT "
+    alike = "".join(f" With {r['alike']} on both sides ({r['pattern']}), {SHORT[r['ours']]} − {SHORT[r['other']]} "
                     f"+ fine-tuning: {r['verdict']} ({_difference(r)})." for r in matched)
     return (f"On the held-out plays, {'; '.join(clauses)}. Each side is its arm with the lowest perplexity on these "
             f"windows, picked after the fact.{alike}{_few_seeds_caveat(records)}")
@@ -366,11 +422,17 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
     if clauses:
         lines.append(f"- **The question.** On the held-out plays, {'; '.join(clauses)}."
                      + (f" On PTB, {'; '.join(ptb)}." if ptb else "") + _few_seeds_caveat(records))
-    matched = _paired(records, "matched")
-    if matched:
-        lines.append("- **Every matrix pruned alike on both sides** (SEVEN_dyn per matrix − SparseGPT + fine-tuning): "
-                     + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} ({_difference(r)})"
-                                 for r in matched) + ".")
+    for during, oneshot, where in MATCHED:
+        matched = _paired(records, "matched", ours=during, other=oneshot)
+        if matched:
+            lines.append(f"- **{where[0].upper() + where[1:]} on both sides** ({SHORT[during]} − {NAMES[oneshot]}): "
+                         + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} ({_difference(r)})"
+                                     for r in matched) + ".")
+    allocation = _paired(records, "allocation")
+    if allocation:
+        lines.append(f"- **SEVEN_dyn's allocation, the masks chosen one shot** ({SHORT[ALLOC]} − SparseGPT, both "
+                     "fine-tuned): " + "; ".join(f"{r['pattern']}, {TEST_SETS[r['test_set']]}: {r['verdict']} "
+                                                 f"({_difference(r)})" for r in allocation) + ".")
     control = _paired(records, "seven", other="seven_nd")
     if control:
         lines.append("- **The noise discount** (SEVEN_dyn − its control): "
@@ -386,7 +448,8 @@ def blocks() -> dict[str, str]:
     if records:
         write_records(protocol_dir("L") / "paired.json", records)
     out = {"L_oneshot": NONE_YET, "L_ft": NONE_YET, "L_paired": paired_table(records), "L_cost": NONE_YET,
-           "L_alloc": allocation_table(ft), "L_reading": reading(one, ft, records)}
+           "L_alloc": allocation_table(ft), "L_reading": reading(one, ft, records),
+           "L_factors": factor_block(ft, records)}
     if one:
         out["L_oneshot"] = (perplexity_table(one, ["dense"] + ONESHOT, ONESHOT_LABELS) + "\n\n"
                             + f"Mean ± sample sd of perplexity over seeds (seeds in brackets; the seed draws the 128 "

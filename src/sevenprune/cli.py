@@ -135,6 +135,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, sweep: bool = False) -> None
     g.add_argument("--calibration-samples", type=int, metavar="N",
                    help=f"wanda, sparsegpt: calibration samples (causal-lm: windows of --max-length tokens of the "
                         f"training text, seeded) (default: {d.calibration_samples})")
+    g.add_argument("--layer-sparsity", metavar="FILE",
+                   help="wanda, sparsegpt (unstructured): a sparsity per matrix, from a JSON file {weight name: "
+                        "sparsity}, a run's result.json or its folder ({seed} in the path: the run's seed); "
+                        "--sparsity must be the fraction it prunes over all matrices")
     g.add_argument("--no-fine-tune", dest="fine_tune", action="store_const", const=False,
                    help="prune (before fine-tuning or one shot) and evaluate, with no training step")
     g = p.add_argument_group("training and evaluation")

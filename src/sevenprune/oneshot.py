@@ -80,6 +80,26 @@ class _StopForward(Exception):
 
 
 # -- input checks ---------------------------------------------------------------------------------------
+def _check_layer_sparsity(sparsity: Mapping[str, Any], params: Mapping[str, nn.Parameter]) -> dict[str, float]:
+    """A per-matrix sparsity ``{weight name: fraction}``: every prunable weight named once, nothing else;
+    each fraction checked like a single sparsity."""
+    unknown = sorted(set(sparsity) - set(params))
+    missing = [n for n in params if n not in sparsity]
+    if unknown or missing:
+        parts = ([f"names no prunable weight: {unknown[:5]}"] if unknown else []) + (
+            [f"lacks the prunable weight(s) {missing[:5]}" + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                                             else "")] if missing else [])
+        raise ValueError(f"the sparsity per matrix {' and '.join(parts)}; it must give one fraction for every "
+                         f"prunable weight ({len(params)}: sevenprune.find_prunable with the same include/exclude)")
+    out = {}
+    for name in params:
+        try:
+            out[name] = check_sparsity(sparsity[name])
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"sparsity of {name!r}: {exc}") from None
+    return out
+
+
 def _check_pattern(pattern: str | None, sparsity: float | None) -> tuple[str | None, float]:
     """The pattern (``None`` = unstructured, or ``"n:m"``) and the sparsity it implies or is given."""
     if pattern is None or pattern == "unstructured":
@@ -215,7 +235,8 @@ class _Group:
     def fired(self) -> dict[str, nn.Module]:
         return {n: layer for n, layer in self.layers.items() if self.stats[n].nsamples > 0}
 
-    def prune(self, sparsity: float, pattern: str | None, only: Iterable[str] | None = None) -> dict[str, Tensor]:
+    def prune(self, sparsity: float | Mapping[str, float], pattern: str | None,
+              only: Iterable[str] | None = None) -> dict[str, Tensor]:
         names = list(only) if only is not None else list(self.stats)
         silent = [n for n in names if self.stats[n].nsamples == 0]
         if silent:  # checked before any layer of the group is pruned
@@ -225,7 +246,7 @@ class _Group:
         for name in names:
             stat = self.stats[name]
             try:
-                masks[name] = stat.prune(sparsity, pattern)
+                masks[name] = stat.prune(sparsity[name] if isinstance(sparsity, Mapping) else sparsity, pattern)
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
             stat.free()
@@ -282,7 +303,7 @@ def _advance(args: list[Any], kwargs: dict[str, Any], hidden: Tensor) -> None:
 def prune_oneshot(
     model: nn.Module,
     method: str,
-    sparsity: float | None,
+    sparsity: float | Mapping[str, float] | None,
     calibration_batches: Iterable[Any],
     *,
     pattern: str | None = None,
@@ -302,7 +323,10 @@ def prune_oneshot(
         method: ``"wanda"`` or ``"sparsegpt"`` (:func:`oneshot_methods`).
         sparsity: the fraction pruned in ``[0, 1)``. Wanda prunes ``int(columns * s)`` of every row;
             SparseGPT ``int(n * s)`` of each block of 128 columns (``n`` = rows x 128). With an ``n:m``
-            pattern it must be ``1 - n/m`` (or ``None``).
+            pattern it must be ``1 - n/m`` (or ``None``). Or, unstructured, a fraction per matrix:
+            ``{weight name: sparsity}`` naming every prunable weight (a non-uniform allocation, e.g.
+            OWL's, or the one another run reached: ``result.json``'s ``layers`` of ``sevenprune run``);
+            the pruner's ``sparsity()`` is then the fraction pruned over all of them.
         calibration_batches: an iterable of what the model's forward takes, on the model's device: a
             tensor of input ids (``model(ids)``), a dict of keywords (``model(**batch)``), a tuple of
             positional arguments, or an input tensor. Each is one forward; a batch of ``b`` sequences
@@ -330,10 +354,18 @@ def prune_oneshot(
     if not isinstance(method, str) or method not in methods():
         raise ValueError(f"unknown method {method!r} for prune_oneshot; choose one of {oneshot_methods()}")
     cls: type[CalibrationMethod] = method_for(method, "calibration")  # names the entry point of other phases
-    pattern_s, sparsity_f = _check_pattern(pattern, sparsity)
+    per_matrix = isinstance(sparsity, Mapping)
+    if isinstance(sparsity, Mapping):
+        if pattern not in (None, "unstructured"):
+            raise ValueError(f"a sparsity per matrix (a mapping) is for unstructured pruning; pattern {pattern!r} "
+                             "fixes the sparsity of every matrix (pass sparsity=None with it)")
+        pattern_s, sparsity_f = None, 0.0
+    else:
+        pattern_s, sparsity_f = _check_pattern(pattern, sparsity)
     method_opts = cls.checked_options(options)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)
     params = find_prunable(model, include_l, exclude_l)
+    chosen = _check_layer_sparsity(sparsity, params) if isinstance(sparsity, Mapping) else sparsity_f
     layers = _prunable_layers(model, params)
     batches = _batches(calibration_batches, {p.device for p in params.values()})
     if blocks is None:
@@ -350,18 +382,20 @@ def prune_oneshot(
         config.use_cache = False  # type: ignore[union-attr]
     try:
         with torch.no_grad():
-            masks = _run(model, cls, method_opts, sparsity_f, pattern_s, layers, batches, blocks, progress, method)
+            masks = _run(model, cls, method_opts, chosen, pattern_s, layers, batches, blocks, progress, method)
     finally:
         for module, mode in modes:
             module.training = mode
         if use_cache is not None:
             config.use_cache = use_cache  # type: ignore[union-attr]
     extra: dict[str, Any] = {"pattern": pattern_s} if pattern_s is not None else {}
-    return Pruner.from_masks(model, masks, method=method, sparsity=sparsity_f, include=include_l,
-                             exclude=exclude_l, optimizer=optimizer, **extra, **method_opts)
+    # per matrix: the pruner's sparsity is the fraction its masks prune over all weights
+    return Pruner.from_masks(model, masks, method=method, sparsity=None if per_matrix else sparsity_f,
+                             include=include_l, exclude=exclude_l, optimizer=optimizer, **extra, **method_opts)
 
 
-def _run(model: nn.Module, cls: type[CalibrationMethod], options: dict[str, Any], sparsity: float,
+def _run(model: nn.Module, cls: type[CalibrationMethod], options: dict[str, Any],
+         sparsity: float | dict[str, float],
          pattern: str | None, layers: dict[str, nn.Module], batches: list[Any], blocks: nn.ModuleList | None,
          progress: bool, method: str) -> dict[str, Tensor]:
     from tqdm.auto import tqdm

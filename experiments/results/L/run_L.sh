@@ -5,7 +5,8 @@
 #
 #   L_oneshot: the starting model pruned one shot from 128 calibration windows, no fine-tuning (dense:
 #              the starting model itself); the seed draws the calibration windows.
-#   L_ft50, L_ft24 (50 % unstructured, 2:4; at 50 % also SEVEN_dyn with scope local): 268 fine-tuning steps (batch 8 x 128 tokens, AdamW 1e-4 constant), protocol R's proportions:
+#   L_ft50, L_ft24 (50 % unstructured, 2:4; at 50 % also SEVEN_dyn with scope local, and SparseGPT at
+#              SEVEN_dyn's per-matrix sparsities of the same seed): 268 fine-tuning steps (batch 8 x 128 tokens, AdamW 1e-4 constant), protocol R's proportions:
 #              pruning from step 30 over 180 steps (cubic), masks updated every 10 steps; the one-shot
 #              methods prune at step 0 and keep their masks fixed through the same 268 steps.
 #   Every run: perplexity on 256 windows of 128 tokens of the held-out plays and of PTB's test split.
@@ -38,13 +39,23 @@ sweep() { $SP sweep --config "$CFG/$1.json" --out "$RUNS/$1" "${@:2}"; }
 # then every arm, seeds staged. Runs finished earlier are skipped, so the order only decides what comes first.
 HEAD50=(sparsegpt seven seven_local)
 HEAD24=(sparsegpt24 seven_nd24 seven24)
+ALL50=(dense sparsegpt seven wanda seven_nd platon magnitude seven_local)
+# SparseGPT at the per-matrix sparsities SEVEN_dyn reached on the same seed (L.2c): it reads that run's
+# result.json from docs/results/L, so a seed runs once its SEVEN_dyn run is collected and committed
+alloc() {
+  for seed in 1 2 3; do
+    [ -f "docs/results/L/L_ft50/seven-s0.5-seed$seed/result.json" ] && sweep L_ft50 --methods sparsegpt_seven_alloc --seeds $seed
+  done
+}
 worker_a() {
   sweep L_oneshot --seeds 1
   for seed in 1 2 3; do sweep L_ft50 --methods "${HEAD50[@]}" --seeds $seed; done
+  alloc
   for seeds in "1" "1 2" "1 2 3"; do
-    sweep L_ft50 --seeds $seeds
+    sweep L_ft50 --methods "${ALL50[@]}" --seeds $seeds
     [ "$seeds" = "1" ] && sweep L_oneshot --seeds 1 2 3
   done
+  alloc  # seeds whose SEVEN_dyn run was committed meanwhile
 }
 worker_b() {
   for seed in 1 2 3; do sweep L_ft24 --methods "${HEAD24[@]}" --seeds $seed; done

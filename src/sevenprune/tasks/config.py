@@ -136,6 +136,9 @@ class RunConfig:
     calibration_samples: int = 128
     #: False: prune (before fine-tuning or one shot) and evaluate, without any training step
     fine_tune: bool = True
+    #: wanda, sparsegpt: a sparsity per matrix, from a JSON file {weight name: sparsity}, a run's result.json
+    #: or its folder; "{seed}" in it is the run's seed (:mod:`sevenprune.tasks.layer_sparsity`)
+    layer_sparsity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -271,6 +274,25 @@ def validate(cfg: RunConfig) -> None:
     if cfg.max_steps:
         check_warmup(cfg, int(cfg.max_steps))
     _check_data_options(cfg)
+    if cfg.layer_sparsity is not None:
+        _check_layer_sparsity(cfg)
+
+
+def _check_layer_sparsity(cfg: RunConfig) -> None:
+    """``--layer-sparsity`` is for the one-shot methods, unstructured; its file is read now (errors before
+    the model loads); the sum it reaches over the weights is checked against ``--sparsity`` at pruning."""
+    from .layer_sparsity import read_layer_sparsity
+
+    oneshot = sp.oneshot_methods()
+    if not isinstance(cfg.layer_sparsity, str) or not cfg.layer_sparsity.strip():
+        raise ValueError(f"--layer-sparsity must name a file, got {cfg.layer_sparsity!r}")
+    if cfg.method not in oneshot:
+        raise ValueError(f"--layer-sparsity is for the one-shot methods {oneshot}, not {cfg.method!r} (a method "
+                         "that prunes during fine-tuning reaches its own allocation: --scope global or local)")
+    if cfg.pattern != "unstructured":
+        raise ValueError(f"--layer-sparsity is for unstructured pruning; --pattern {cfg.pattern} fixes the "
+                         "sparsity of every matrix")
+    read_layer_sparsity(cfg.layer_sparsity, cfg.seed)
 
 
 def _nm_sparsity(pattern: Any) -> float | None:

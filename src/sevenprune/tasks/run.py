@@ -211,9 +211,17 @@ def _prune_oneshot(model: Any, method: str, sparsity: float, batches: list[Any],
                    optimizer: torch.optim.Optimizer) -> sp.Pruner:
     """Wanda / SparseGPT from the calibration batches, in eval mode (no dropout); the pruner returned keeps
     the masks fixed, with ``optimizer`` attached, through the fine-tuning that follows."""
+    chosen: float | dict[str, float] = sparsity
+    if cfg.layer_sparsity is not None:
+        from .layer_sparsity import check_overall, layer_sparsity_path, read_layer_sparsity
+
+        chosen = read_layer_sparsity(cfg.layer_sparsity, cfg.seed)
+        sizes = {n: p.numel() for n, p in sp.find_prunable(model, cfg.include, cfg.exclude).items()}
+        check_overall(chosen, sizes, sparsity,
+                      str(layer_sparsity_path(cfg.layer_sparsity, cfg.seed)))
     model.eval()
     try:
-        return sp.prune_oneshot(model, method, sparsity, batches,
+        return sp.prune_oneshot(model, method, chosen, batches,
                                 pattern=None if cfg.pattern == "unstructured" else cfg.pattern,
                                 include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
                                 progress=cfg.progress, **method_options(cfg, method))

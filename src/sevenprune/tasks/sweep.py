@@ -74,7 +74,7 @@ def load_sweep_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 #: the run options that name something to read: in a sweep file, relative to the file's folder
-INPUT_PATH_KEYS = ("data_dir", "cache_dir", "model")
+INPUT_PATH_KEYS = ("data_dir", "cache_dir", "model", "layer_sparsity")
 
 
 def resolve_input_paths(spec: dict[str, Any], config_file: str | os.PathLike[str]) -> dict[str, Any]:

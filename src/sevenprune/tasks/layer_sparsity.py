@@ -1,0 +1,79 @@
+"""``--layer-sparsity FILE``: a sparsity per matrix for the one-shot methods (Wanda, SparseGPT).
+
+A non-uniform allocation (OWL's, a search's, or the one another run reached) is a JSON object
+``{weight name: fraction}``. The file may also be a run's ``result.json``, whose ``layers`` table holds
+the sparsity every matrix ended with, or the run's folder: so that ``sevenprune run --method sparsegpt
+--layer-sparsity runs/seven-s0.5-seed1`` prunes one shot with the allocation SEVEN_dyn's global ranking
+reached (protocol L asks whether that allocation, rather than pruning during fine-tuning, is what helps).
+``{seed}`` in the path is replaced by the run's seed, so that a sweep takes each seed's allocation from
+the run of the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["layer_sparsity_path", "read_layer_sparsity", "check_overall"]
+
+
+def layer_sparsity_path(template: str, seed: int) -> Path:
+    """The file ``template`` names for ``seed`` (``{seed}`` replaced; a folder means its ``result.json``).
+
+    >>> str(layer_sparsity_path("runs/seven-s0.5-seed{seed}/result.json", 2))
+    'runs/seven-s0.5-seed2/result.json'
+    """
+    path = Path(template.replace("{seed}", str(seed)))
+    return path / "result.json" if path.is_dir() else path
+
+
+def read_layer_sparsity(template: str, seed: int) -> dict[str, float]:
+    """``{weight name: sparsity}`` from the file of :func:`layer_sparsity_path`; errors name the file and
+    the bad entry."""
+    path = layer_sparsity_path(template, seed)
+    if not path.is_file():
+        raise ValueError(f"--layer-sparsity: {str(path)!r} does not exist (a JSON file of {{weight name: "
+                         "sparsity}}, a run's result.json or its folder)")
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--layer-sparsity: {str(path)!r} is not readable JSON ({exc})") from None
+    if isinstance(data, Mapping) and isinstance(data.get("layers"), Mapping):
+        data = data["layers"]  # a run's result.json
+    if not isinstance(data, Mapping) or not data:
+        raise ValueError(f"--layer-sparsity: {str(path)!r} must hold a JSON object {{weight name: sparsity}} (or "
+                         "be a run's result.json, with its 'layers')")
+    out: dict[str, float] = {}
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ValueError(f"--layer-sparsity: {str(path)!r}: the sparsity of {name!r} must be a fraction in "
+                             f"[0, 1), got {value!r}")
+        out[str(name)] = float(value)
+    return out
+
+
+def check_overall(per_matrix: Mapping[str, float], sizes: Mapping[str, int], sparsity: float, source: str,
+                  tolerance: float = 0.01) -> float:
+    """The fraction ``per_matrix`` prunes over all weights (``sizes``: every prunable weight's number of
+    entries); an error when it names other weights than ``sizes``, or when that fraction is further than
+    ``tolerance`` from ``sparsity``, the run's ``--sparsity`` (which names the run and is what it is
+    compared at).
+
+    >>> check_overall({"a": 0.75, "b": 0.25}, {"a": 100, "b": 100}, 0.5, "f.json")
+    0.5
+    """
+    unknown, missing = sorted(set(per_matrix) - set(sizes)), sorted(set(sizes) - set(per_matrix))
+    if unknown or missing:
+        parts = ([f"names {len(unknown)} weight(s) the model does not prune, e.g. {unknown[:3]}"] if unknown else []) + (
+            [f"lacks {len(missing)} that it prunes, e.g. {missing[:3]}"] if missing else [])
+        raise ValueError(f"--layer-sparsity {source}: {' and '.join(parts)}; it must give a sparsity for every "
+                         "prunable weight and nothing else (made for another model, or other --include/--exclude?)")
+    total = sum(sizes[n] for n in per_matrix)
+    overall = sum(per_matrix[n] * sizes[n] for n in per_matrix) / total if total else 0.0
+    if not math.isclose(overall, sparsity, abs_tol=tolerance):
+        raise ValueError(f"--layer-sparsity {source}: its sparsities prune {overall:.4f} of the prunable weights, "
+                         f"but --sparsity is {sparsity}; give the --sparsity it reaches")
+    return overall
