@@ -36,7 +36,7 @@ def read_layer_sparsity(template: str, seed: int) -> dict[str, float]:
     path = layer_sparsity_path(template, seed)
     if not path.is_file():
         raise ValueError(f"--layer-sparsity: {str(path)!r} does not exist (a JSON file of {{weight name: "
-                         "sparsity}}, a run's result.json or its folder)")
+                         "sparsity}, a run's result.json or its folder)")
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
