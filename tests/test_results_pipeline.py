@@ -509,6 +509,10 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert ("With SEVEN_dyn's per-matrix sparsities on both sides (50 %), SEVEN_dyn − SparseGPT at SEVEN_dyn's "
             "allocation + fine-tuning: lower perplexity (-0.050") in results_L.answer(records, 28)
     assert "**SEVEN_dyn's allocation, the masks chosen one shot**" in blocks["L_reading"]
+    # the README's line keeps the comparison with every matrix alike and points to L.2c for the rest
+    line = results_L.readme_line(records, 28)
+    assert "With every matrix pruned alike on both sides" in line and "per-matrix sparsities on both" not in line
+    assert line.endswith("docs/results.md, L.2c.")
     # every matrix pruned alike on both sides: SEVEN_dyn per matrix (+0.01) − SparseGPT (+0.02)
     assert "-0.010 [-0.010, -0.010]" in rows[("seven_local − sparsegpt", "50 %", "held-out plays")]
     assert "**Every matrix pruned alike on both sides**" in blocks["L_reading"]
