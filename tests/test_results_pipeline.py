@@ -581,6 +581,8 @@ def test_protocol_L_answer_caveat_follows_the_seeds_of_its_comparisons(results_R
     assert caveat(1, 1).startswith(" One seed so far")
     assert caveat(1, 2).startswith(" Where one seed") and "where two" in caveat(1, 2)
     assert caveat(2, 2).startswith(" Two seeds so far")
+    assert caveat(2, 3) == " Where two seeds, the spread between seeds rests on two draws (the protocol asks for three)."
+    assert caveat(1, 3).startswith(" Where one seed") and "where two" not in caveat(1, 3)
     assert caveat(3, 3) == caveat() == ""
 
 

@@ -364,17 +364,21 @@ def answer(records: list[dict[str, Any]], committed: int, matched_pairs: list[tu
 
 def _few_seeds_caveat(records: list[dict[str, Any]]) -> str:
     """A sentence where the answer rests on fewer than three seeds: with one, its interval resamples test
-    windows only; with two, the spread between seeds rests on two draws."""
+    windows only; with two, the spread between seeds rests on two draws. It names only the counts that
+    occur among the answer's comparisons."""
     seeds = [r["seeds"] for r in _paired(records, "best") + _paired(records, "matched")]
-    if not seeds or min(seeds) >= 3:
+    few = {n for n in seeds if n < 3}
+    if not few:
         return ""
     if max(seeds) < 2:
         return " One seed so far: the interval covers the test windows, not the spread between seeds."
-    if min(seeds) < 2:
-        return (" Where one seed, the interval covers the test windows, not the spread between seeds; where two, "
-                "that spread rests on two draws (the protocol asks for three).")
-    return (" Two seeds so far: the interval's spread between seeds rests on two draws (the protocol asks for "
-            "three).")
+    if set(seeds) == {2}:
+        return (" Two seeds so far: the interval's spread between seeds rests on two draws (the protocol asks for "
+                "three).")
+    if few == {2}:
+        return " Where two seeds, the spread between seeds rests on two draws (the protocol asks for three)."
+    return (" Where one seed, the interval covers the test windows, not the spread between seeds"
+            + ("; where two, that spread rests on two draws" if 2 in few else "") + " (the protocol asks for three).")
 
 
 def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
