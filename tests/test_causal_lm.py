@@ -475,9 +475,9 @@ def test_a_sweep_variant_takes_each_seeds_allocation_relative_to_its_config_file
 
 @pytest.mark.parametrize(("case", "named"), [
     ("overall", "prune 0.2500 of the prunable weights, but --sparsity is 0.5"),
-    ("other model", "lacks 1 that it prunes"),
+    ("other model", "layers.json.*lacks the prunable weight\\(s\\) \\['model.layers.0"),
     ("missing file", "does not exist \\(a JSON file of \\{weight name: sparsity\\}, a run"),
-    ("not a fraction", "must be a fraction in \\[0, 1\\), got 2"),
+    ("not a fraction", "layers.json.*sparsity of 'model.*must be in \\[0, 1\\).*got 2"),
     ("during fine-tuning", "one-shot methods"),
     ("two four", "--pattern 2:4"),
 ])

@@ -65,7 +65,7 @@ from .patterns import parse_pattern
 from .pruner import Pruner
 from .targets import find_prunable, pattern_list
 
-__all__ = ["find_blocks", "oneshot_methods", "prune_oneshot"]
+__all__ = ["check_layer_sparsity", "find_blocks", "oneshot_methods", "prune_oneshot"]
 
 _CACHE_KWARGS = ("past_key_value", "past_key_values", "cache", "layer_past")
 
@@ -80,19 +80,25 @@ class _StopForward(Exception):
 
 
 # -- input checks ---------------------------------------------------------------------------------------
-def _check_layer_sparsity(sparsity: Mapping[str, Any], params: Mapping[str, nn.Parameter]) -> dict[str, float]:
-    """A per-matrix sparsity ``{weight name: fraction}``: every prunable weight named once, nothing else;
-    each fraction checked like a single sparsity."""
-    unknown = sorted(set(sparsity) - set(params))
-    missing = [n for n in params if n not in sparsity]
+def check_layer_sparsity(sparsity: Mapping[str, Any], names: Iterable[str]) -> dict[str, float]:
+    """A sparsity per matrix ``{weight name: fraction}`` checked against ``names``, the prunable weights
+    (:func:`sevenprune.find_prunable`): every one named once, nothing else, each fraction checked like a
+    single sparsity. Returns the fractions as floats in the order of ``names``; errors name the weight.
+
+    >>> check_layer_sparsity({"b": 0.25, "a": 0.5}, ["a", "b"])
+    {'a': 0.5, 'b': 0.25}
+    """
+    order = list(names)
+    unknown = sorted(set(sparsity) - set(order))
+    missing = [n for n in order if n not in sparsity]
     if unknown or missing:
         parts = ([f"names no prunable weight: {unknown[:5]}"] if unknown else []) + (
             [f"lacks the prunable weight(s) {missing[:5]}" + (f" and {len(missing) - 5} more" if len(missing) > 5
                                                              else "")] if missing else [])
         raise ValueError(f"the sparsity per matrix {' and '.join(parts)}; it must give one fraction for every "
-                         f"prunable weight ({len(params)}: sevenprune.find_prunable with the same include/exclude)")
+                         f"prunable weight ({len(order)}: sevenprune.find_prunable with the same include/exclude)")
     out = {}
-    for name in params:
+    for name in order:
         try:
             out[name] = check_sparsity(sparsity[name])
         except (TypeError, ValueError) as exc:
@@ -365,7 +371,7 @@ def prune_oneshot(
     method_opts = cls.checked_options(options)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)
     params = find_prunable(model, include_l, exclude_l)
-    chosen = _check_layer_sparsity(sparsity, params) if isinstance(sparsity, Mapping) else sparsity_f
+    chosen = check_layer_sparsity(sparsity, params) if isinstance(sparsity, Mapping) else sparsity_f
     layers = _prunable_layers(model, params)
     batches = _batches(calibration_batches, {p.device for p in params.values()})
     if blocks is None:

@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._validate import check_sparsity
+from ..oneshot import check_layer_sparsity
+
 __all__ = ["layer_sparsity_path", "read_layer_sparsity", "check_overall"]
 
 
@@ -47,30 +50,30 @@ def read_layer_sparsity(template: str, seed: int) -> dict[str, float]:
         raise ValueError(f"--layer-sparsity: {str(path)!r} must hold a JSON object {{weight name: sparsity}} (or "
                          "be a run's result.json, with its 'layers')")
     out: dict[str, float] = {}
-    for name, value in data.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise ValueError(f"--layer-sparsity: {str(path)!r}: the sparsity of {name!r} must be a fraction in "
-                             f"[0, 1), got {value!r}")
-        out[str(name)] = float(value)
+    for name, value in data.items():  # each fraction now, so that a bad file fails before the model loads
+        try:
+            out[str(name)] = check_sparsity(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"--layer-sparsity: {str(path)!r}: the sparsity of {name!r}: {exc}") from None
     return out
 
 
 def check_overall(per_matrix: Mapping[str, float], sizes: Mapping[str, int], sparsity: float, source: str,
                   tolerance: float = 0.01) -> float:
     """The fraction ``per_matrix`` prunes over all weights (``sizes``: every prunable weight's number of
-    entries); an error when it names other weights than ``sizes``, or when that fraction is further than
-    ``tolerance`` from ``sparsity``, the run's ``--sparsity`` (which names the run and is what it is
+    entries); an error when it names other weights than ``sizes`` (the check of
+    :func:`sevenprune.oneshot.check_layer_sparsity`), or when that fraction is further than ``tolerance``
+    from ``sparsity``, the run's ``--sparsity`` (which names the run and is what it is
     compared at).
 
     >>> check_overall({"a": 0.75, "b": 0.25}, {"a": 100, "b": 100}, 0.5, "f.json")
     0.5
     """
-    unknown, missing = sorted(set(per_matrix) - set(sizes)), sorted(set(sizes) - set(per_matrix))
-    if unknown or missing:
-        parts = ([f"names {len(unknown)} weight(s) the model does not prune, e.g. {unknown[:3]}"] if unknown else []) + (
-            [f"lacks {len(missing)} that it prunes, e.g. {missing[:3]}"] if missing else [])
-        raise ValueError(f"--layer-sparsity {source}: {' and '.join(parts)}; it must give a sparsity for every "
-                         "prunable weight and nothing else (made for another model, or other --include/--exclude?)")
+    try:  # the check prune_oneshot makes, here with the file's name and before the overall fraction
+        check_layer_sparsity(per_matrix, sizes)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--layer-sparsity {source}: {exc} (made for another model, or other "
+                         "--include/--exclude?)") from None
     total = sum(sizes[n] for n in per_matrix)
     overall = sum(per_matrix[n] * sizes[n] for n in per_matrix) / total if total else 0.0
     if not math.isclose(overall, sparsity, abs_tol=tolerance):
