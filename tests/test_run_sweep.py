@@ -343,6 +343,48 @@ def test_report_keeps_a_variant_apart_from_its_method(tmp_path):
         "\n".join(csv_rows))
 
 
+@pytest.mark.parametrize("stopped_in", ["results.csv", "report.md"])
+def test_a_report_stopped_mid_write_leaves_the_last_one_whole(stopped_in, tmp_path, monkeypatch):
+    # two sweeps writing into one folder, or a sweep stopped while it writes its report: a file written in
+    # place would be left torn (the header of results.csv only, half of report.md)
+    import csv
+    from pathlib import Path
+
+    folder = tmp_path / "sweep"
+    _finished_run(folder, "dense-seed1", "dense", 0.0, 70.0)
+    build_report(folder)
+    before = {n: (folder / n).read_bytes() for n in ("results.csv", "report.md")}
+    _finished_run(folder, "wanda-s0.5-seed1", "wanda", 0.5, 110.0)
+    if stopped_in == "results.csv":
+        real_writer = csv.writer
+
+        class HeaderThenFail:  # the header reaches the file, then the writer fails
+            def __init__(self, f):
+                self.w, self.rows = real_writer(f), 0
+
+            def writerow(self, row):
+                if self.rows:
+                    raise OSError("stopped mid-write")
+                self.rows += 1
+                self.w.writerow(row)
+
+        monkeypatch.setattr(csv, "writer", HeaderThenFail)
+    else:
+        real_write_text = Path.write_text
+
+        def half_then_fail(self, text, *args, **kwargs):
+            real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+            raise OSError("stopped mid-write")
+
+        monkeypatch.setattr(Path, "write_text", half_then_fail)
+    with pytest.raises(OSError, match="stopped mid-write"):
+        build_report(folder)
+    monkeypatch.undo()
+    assert (folder / stopped_in).read_bytes() == before[stopped_in]
+    assert [p.name for p in folder.iterdir() if ".tmp-" in p.name] == []  # no temporary file left behind
+    assert "wanda" in build_report(folder)["table"]  # and the next report is whole
+
+
 def test_report_never_overwrites_files_in_a_folder_it_did_not_write(env, tmp_path):
     import shutil
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fsutil import atomic_write_text, save_file_atomically
 from .._readers import read_json
 
 __all__ = ["collect_results", "write_csv", "markdown_table", "plot_curve", "plot_layers", "build_report"]
@@ -67,14 +68,17 @@ _CSV_LAST = ["train_loss", "steps", "start_step", "prune_steps", "train_seconds"
 def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """One line per run; metric columns are named after the metrics."""
     metric_keys = sorted({k for r in rows for k in r["metrics"]})
-    path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(_CSV_FIRST + metric_keys + _CSV_LAST)
-        for r in rows:
-            w.writerow([r.get(k) for k in _CSV_FIRST] + [r["metrics"].get(k) for k in metric_keys]
-                       + [r.get(k) for k in _CSV_LAST])
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(_CSV_FIRST + metric_keys + _CSV_LAST)
+            for r in rows:
+                w.writerow([r.get(k) for k in _CSV_FIRST] + [r["metrics"].get(k) for k in metric_keys]
+                           + [r.get(k) for k in _CSV_LAST])
+
+    # renamed into place: a sweep stopped mid-write, or two sweeps of one folder, never leave a torn file
+    return save_file_atomically(path, write)
 
 
 def _method_order(rows: list[dict[str, Any]], order: list[str] | None) -> list[str]:
@@ -176,7 +180,8 @@ def plot_curve(rows: list[dict[str, Any]], metric: str, path: str | os.PathLike[
     # outside the axes: with many methods, a legend inside covers the curves
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})  # same bytes across installs
+    # renamed into place (never a torn file); no "Software" tag: the same bytes across installs
+    save_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, metadata={"Software": None}))
     plt.close(fig)
     return Path(path)
 
@@ -214,7 +219,8 @@ def plot_layers(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     ax.set_title(f"{result['run']}: per-layer sparsity")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})  # same bytes across installs
+    # renamed into place (never a torn file); no "Software" tag: the same bytes across installs
+    save_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, metadata={"Software": None}))
     plt.close(fig)
     return Path(path)
 
@@ -285,6 +291,6 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
                      f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f} |")
     lines += ["", "Plots: `curve.png` (metric against sparsity)"
               + (f", `layers.png` (per-layer sparsity of `{chosen['run']}`)" if chosen else "") + "."]
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return {"table": table, "metric": metric, "csv": csv_path, "report": out / "report.md", "curve": curve,
             "layers": layers, "runs": len(rows)}
