@@ -16,6 +16,7 @@
 # root (ideally a `git worktree` pinned at a commit, recorded with the results):
 #
 #     bash experiments/results/L/run_L.sh            # both workers
+#     bash experiments/results/L/run_L.sh more       # the one-shot rows at 4:8 and 70 % (a third, short job)
 #     python experiments/results/collect.py          # copy the finished runs' summaries into docs/results/L
 #
 # The fine-tuning runs write a checkpoint every 50 steps (--checkpoint-every; about 3 GB each, deleted
@@ -57,6 +58,13 @@ worker_a() {
   done
   alloc  # seeds whose SEVEN_dyn run was committed meanwhile
 }
+# beyond the fine-tuned protocol, one shot only (no fine-tuning; minutes a run): 4:8 (Wanda, SparseGPT), 70 %
+# (magnitude, Wanda, SparseGPT) and one-shot magnitude per matrix at 50 % (the SparseGPT paper's baseline; the
+# init-phase methods take no N:M pattern, so magnitude has no 2:4 or 4:8 row)
+oneshot_more() {
+  sweep L_oneshot_more --seeds 1 2 3
+  sweep L_oneshot70 --seeds 1 2 3
+}
 worker_b() {
   for seed in 1 2 3; do sweep L_ft24 --methods "${HEAD24[@]}" --seeds $seed; done
   for seeds in "1" "1 2" "1 2 3"; do sweep L_ft24 --seeds $seeds; done
@@ -69,5 +77,6 @@ case "${1:-both}" in
     worker_a >> "$RUNS/logs/L_a.log" 2>&1 &
     worker_b >> "$RUNS/logs/L_b.log" 2>&1 &
     wait ;;
-  *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both]" >&2; exit 2 ;;
+  more) oneshot_more 2>&1 | tee -a "$RUNS/logs/L_more.log" ;;
+  *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both|more]" >&2; exit 2 ;;
 esac
