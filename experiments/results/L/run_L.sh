@@ -59,7 +59,7 @@ worker_a() {
   alloc  # seeds whose SEVEN_dyn run was committed meanwhile
 }
 # beyond the fine-tuned protocol, one shot only (no fine-tuning; minutes a run): 4:8 (Wanda, SparseGPT), 70 %
-# (magnitude, Wanda, SparseGPT) and one-shot magnitude per matrix at 50 % (the SparseGPT paper's baseline; the
+# (magnitude, Wanda, SparseGPT) and one-shot magnitude per matrix at 50 % (`magnitude_init`, the SparseGPT paper's baseline; the
 # init-phase methods take no N:M pattern, so magnitude has no 2:4 or 4:8 row)
 oneshot_more() {
   sweep L_oneshot_more --seeds 1 2 3
