@@ -405,14 +405,15 @@ def test_collect_puts_each_protocols_runs_in_its_own_folder(tmp_path, monkeypatc
 
 
 # -- protocol L: language models, paired by test window -----------------------------------------------------
-def _lm_run(root: Path, sweep: str, name: str, seed: int, losses: dict[str, np.ndarray], **extra: float) -> None:
+def _lm_run(root: Path, sweep: str, name: str, seed: int, losses: dict[str, np.ndarray], sparsity: float = 0.5,
+            **extra: float) -> None:
     """A committed protocol-L run: perplexity = exp(mean window loss) on each test set, the windows kept."""
-    d = root / sweep / (f"dense-seed{seed}" if name == "dense" else f"{name}-s0.5-seed{seed}")
+    d = root / sweep / (f"dense-seed{seed}" if name == "dense" else f"{name}-s{sparsity:g}-seed{seed}")
     d.mkdir(parents=True)
     np.savez_compressed(d / "predictions.npz", **{f"{s}.window_loss": v for s, v in losses.items()})
     metrics = {"perplexity": float(np.exp(losses["test"].mean())), "loss": float(losses["test"].mean()),
                "ptb/perplexity": float(np.exp(losses["ptb"].mean())), "ptb/loss": float(losses["ptb"].mean())}
-    result = {"method": name, "seed": seed, "target_sparsity": 0.0 if name == "dense" else 0.5, "metrics": metrics,
+    result = {"method": name, "seed": seed, "target_sparsity": 0.0 if name == "dense" else sparsity, "metrics": metrics,
               "seconds": 600.0, "steps": 0, "train_seconds": 0.0, "window_steps": 0, "pruner_seconds": 0.0,
               "prune_seconds": None, **extra}
     (d / "result.json").write_text(json.dumps(result))
@@ -452,16 +453,24 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     rng = np.random.default_rng(4)
     root = tmp_path / "L"
     shift = {"dense": -0.2, "seven": -0.1, "seven_nd": -0.1, "platon": 0.0, "wanda": 0.05, "sparsegpt": 0.02,
-             "seven_local": 0.01, "sparsegpt_seven_alloc": -0.05}
+             "seven_local": 0.01, "sparsegpt_seven_alloc": -0.05, "magnitude": 0.3}
+    pruner_step = {"seven": 0.5, "magnitude": 0.2}  # seconds per pruning step
     for seed in (1, 2):
         base = {"test": rng.normal(3.5, 0.4, 40), "ptb": rng.normal(4.5, 0.4, 24)}
         _lm_run(root, "L_oneshot", "dense", seed, base)
         _lm_run(root, "L_oneshot", "sparsegpt24", seed, {s: v + 1.0 for s, v in base.items()},
                 prune_seconds=30.0 + seed)
+        # the one-shot rows beyond 50 % and 2:4: SparseGPT at 4:8, magnitude (one shot) at 50 % and 70 %
+        _lm_run(root, "L_oneshot_more", "sparsegpt48", seed, {s: v + 0.8 for s, v in base.items()}, prune_seconds=40.0)
+        _lm_run(root, "L_oneshot_more", "magnitude_init", seed, {s: v + 1.5 for s, v in base.items()},
+                prune_seconds=1.0)
+        _lm_run(root, "L_oneshot70", "magnitude_init", seed, {s: v + 3.0 for s, v in base.items()}, sparsity=0.7,
+                prune_seconds=1.0)
         for name, d in shift.items():
             extra = {"steps": 268, "train_seconds": 268 * 4.0,
-                     "prune_seconds": 20.0 if name.startswith(("wanda", "sparsegpt")) else None, "window_steps": 180 if name in ("seven", "seven_nd", "platon") else 0,
-                     "pruner_seconds": 180 * 0.5 if name == "seven" else 0.0}
+                     "prune_seconds": 20.0 if name.startswith(("wanda", "sparsegpt")) else None,
+                     "window_steps": 180 if name in ("seven", "seven_nd", "platon", "magnitude") else 0,
+                     "pruner_seconds": 180 * pruner_step.get(name, 0.0)}
             _lm_run(root, "L_ft50", name, seed, {s: v + d for s, v in base.items()}, **extra)
         _lm_run(root, "L_ft24", "seven24", seed, base)
         _lm_run(root, "L_ft24", "wanda24", seed, {"test": base["test"][:20], "ptb": base["ptb"]})  # other windows
@@ -473,7 +482,32 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert seven_row.split("|")[2].strip() == f"{np.mean(ppl):.2f} ± {np.std(ppl, ddof=1):.2f} (2)"
     assert blocks["L_ft"].splitlines()[0] == ("| method | held-out plays, 50 % | held-out plays, 2:4 | PTB, 50 % "
                                               "| PTB, 2:4 |")
-    assert "| SparseGPT, no fine-tuning | - | " in blocks["L_oneshot"]  # 2:4 only
+    # the one-shot table, a column per pattern with runs: each cell the mean ± sd over seeds and its ratio to the
+    # starting model's mean, computed here from result.json
+    def ppl_of(sweep: str, run: str, split: str = "perplexity") -> list[float]:
+        return [json.loads((root / sweep / run.format(s) / "result.json").read_text())["metrics"][split]
+                for s in (1, 2)]
+
+    def cell(values: list[float], start: list[float]) -> str:
+        digits = 1 if np.mean(values) >= 100 else 2
+        return (f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f} (2) "
+                f"×{np.mean(values) / np.mean(start):.2f}")
+
+    plays, ptb = blocks["L_oneshot"].split("On PTB:")
+    start = ppl_of("L_oneshot", "dense-seed{}")
+    lines = plays.splitlines()
+    assert lines[2] == "| method | 50 % | 70 % | 2:4 | 4:8 |"
+    sgpt = ["-", "-", cell(ppl_of("L_oneshot", "sparsegpt24-s0.5-seed{}"), start),
+            cell(ppl_of("L_oneshot_more", "sparsegpt48-s0.5-seed{}"), start)]
+    assert "| SparseGPT, no fine-tuning | " + " | ".join(sgpt) + " |" in lines
+    magnitude = [cell(ppl_of("L_oneshot_more", "magnitude_init-s0.5-seed{}"), start),
+                 cell(ppl_of("L_oneshot70", "magnitude_init-s0.7-seed{}"), start), "-", "-"]
+    assert "| magnitude (each matrix alike), no fine-tuning | " + " | ".join(magnitude) + " |" in lines
+    ptb_start = ppl_of("L_oneshot", "dense-seed{}", "ptb/perplexity")
+    assert (f"| magnitude (each matrix alike), no fine-tuning | "
+            f"{cell(ppl_of('L_oneshot_more', 'magnitude_init-s0.5-seed{}', 'ptb/perplexity'), ptb_start)} |") in ptb
+    assert "**One shot, no fine-tuning, 70 %:** perplexity on the held-out plays magnitude, one shot" \
+        in blocks["L_reading"]
     rows = {tuple(c.strip() for c in line.split("|")[1:4]): line for line in blocks["L_paired"].splitlines()[2:]}
     platon = rows[("seven − platon", "50 %", "held-out plays")]
     assert "| 2 | 40 | -0.100 [-0.100, -0.100] |" in platon and platon.endswith("| lower perplexity |")
@@ -493,6 +527,10 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     assert cost[("SparseGPT", "2:4")] == "| SparseGPT | 2:4 | 31.5 | - | - | 2 |"
     assert ("dense", "-") in cost and list(cost).index(("SparseGPT", "50 %")) < list(cost).index(("SparseGPT", "2:4"))
     assert cost[("SEVEN_dyn", "50 %")] == "| SEVEN_dyn | 50 % | - | 0.500 | 4.00 | 2 |"
+    # magnitude one shot and gradual magnitude during fine-tuning: two rows, never one median over both
+    assert cost[("gradual magnitude", "50 %")] == "| gradual magnitude | 50 % | - | 0.200 | 4.00 | 2 |"
+    assert cost[("magnitude, one shot", "50 %")] == "| magnitude, one shot | 50 % | 1.0 | - | - | 2 |"
+    assert cost[("magnitude, one shot", "70 %")] == "| magnitude, one shot | 70 % | 1.0 | - | - | 2 |"
     # the records behind the summaries, and the answer worded from them
     records = json.loads((root / "paired.json").read_text())
     assert {r["kind"] for r in records} == {"seven", "best", "matched", "allocation"}

@@ -5,6 +5,8 @@ during fine-tuning, from the committed files in docs/results/L/ (``experiments/r
 SmolLM2-135M on the Shakespeare plays, at 50 % unstructured and 2:4 (variants whose name ends in ``24``):
 
 * ``L_oneshot``: the starting model pruned one shot, no fine-tuning (``dense``: the starting model itself);
+  ``L_oneshot_more`` and ``L_oneshot70`` add one-shot rows without fine-tuning at 4:8 (names ending in ``48``),
+  at 70 % (the run's sparsity) and one-shot magnitude per matrix;
 * ``L_ft50``, ``L_ft24``: 268 fine-tuning steps; Wanda and SparseGPT prune at step 0 and keep their masks
   fixed, SEVEN_dyn, its ``noise_discount=False`` control, PLATON and gradual magnitude prune during
   fine-tuning; ``dense`` (in ``L_ft50``) is fine-tuned unpruned.
@@ -27,9 +29,12 @@ from results_common import (commits, load_runs, nats_text, paired_window_bootstr
                             seeds_text, window_losses, write_records)
 from sevenprune.tasks.diagnostics_plots import layer_index
 
-ONESHOT_SWEEP = "L_oneshot"
+ONESHOT_SWEEPS = ["L_oneshot", "L_oneshot_more", "L_oneshot70"]
 FT_SWEEPS = ["L_ft50", "L_ft24"]
-PATTERNS = {"50": "50 %", "24": "2:4"}  # a variant's name ends in "24" for 2:4
+PATTERNS = {"50": "50 %", "24": "2:4"}  # the fine-tuned protocol's; a variant's name ends in "24" for 2:4
+# the one-shot rows without fine-tuning also at 70 % (the run's sparsity) and 4:8 (a name ending in "48")
+ONESHOT_PATTERNS = {"50": "50 %", "70": "70 %", "24": "2:4", "48": "4:8"}
+NM_SUFFIXES = ("24", "48")
 TEST_SETS = {"test": "held-out plays", "ptb": "PTB"}
 ONESHOT = ["wanda", "sparsegpt"]  # pruned at step 0, then fine-tuned with the masks fixed
 DURING = ["seven", "seven_local", "seven_nd", "platon", "magnitude"]  # pruning during fine-tuning
@@ -49,13 +54,17 @@ LABELS = {"dense": "dense, fine-tuned", "wanda": "Wanda, then fine-tuned (masks 
           "seven_local": "SEVEN_dyn, the same sparsity in every matrix (scope local)",
           "seven_nd": "SEVEN, noise_discount=False", "platon": "PLATON (deltaT 10)",
           "magnitude": "gradual magnitude (one ranking over all matrices)"}
-ONESHOT_LABELS = {"dense": "starting model (dense, not fine-tuned)", "wanda": "Wanda, no fine-tuning",
+ONESHOT_LABELS = {"dense": "starting model (dense, not fine-tuned)",
+                  "magnitude_init": "magnitude (each matrix alike), no fine-tuning", "wanda": "Wanda, no fine-tuning",
                   "sparsegpt": "SparseGPT, no fine-tuning"}
+# one shot without fine-tuning: magnitude (no calibration; the SparseGPT paper's baseline) runs at 50 % and 70 %
+ONESHOT_ROWS = ["dense", "magnitude_init"] + ONESHOT
 NAMES = {"dense": "dense fine-tuning", "wanda": "Wanda + fine-tuning", "sparsegpt": "SparseGPT + fine-tuning",
          ALLOC: "SparseGPT at SEVEN_dyn's allocation + fine-tuning",
          "seven": "SEVEN_dyn", "seven_local": "SEVEN_dyn per matrix", "seven_nd": "its noise_discount=False control",
          "platon": "PLATON", "magnitude": "gradual magnitude"}
 SHORT = {"dense": "dense", "wanda": "Wanda", "sparsegpt": "SparseGPT", "seven": "SEVEN_dyn",
+         "magnitude_init": "magnitude, one shot",
          ALLOC: "SparseGPT at SEVEN_dyn's allocation",
          "seven_local": "SEVEN_dyn per matrix", "seven_nd": "SEVEN with noise_discount=False", "platon": "PLATON",
          "magnitude": "gradual magnitude"}
@@ -65,16 +74,19 @@ QUESTION = "*Prune while fine-tuning, or one-shot (Wanda, SparseGPT) and then fi
 
 # -- the committed runs -----------------------------------------------------------------------------------
 def _tag(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each run's ``method`` (the variant without its ``24``) and ``pattern`` ("50", "24"; None for dense)."""
+    """Each run's ``method`` (the variant without its ``24`` or ``48``) and ``pattern`` (``"24"``, ``"48"``
+    from the name; else the run's sparsity in percent, ``"50"``, ``"70"``; None for dense)."""
     for r in rows:
-        r["method"] = r["name"].removesuffix("24")
-        r["pattern"] = None if r["method"] == "dense" else ("24" if r["name"].endswith("24") else "50")
+        nm = next((suffix for suffix in NM_SUFFIXES if r["name"].endswith(suffix)), None)
+        r["method"] = r["name"].removesuffix(nm) if nm else r["name"]
+        r["pattern"] = (None if r["method"] == "dense" else nm if nm
+                        else f"{round(100 * float(r['target_sparsity']))}")
     return rows
 
 
 def runs() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the one-shot runs without fine-tuning, the fine-tuned runs), as committed."""
-    return _tag(load_runs([ONESHOT_SWEEP])), _tag(load_runs(FT_SWEEPS))
+    return _tag(load_runs(ONESHOT_SWEEPS)), _tag(load_runs(FT_SWEEPS))
 
 
 def committed_count() -> int:
@@ -102,7 +114,7 @@ def ppl_cell(values: list[float]) -> str:
 
 
 def perplexity_table(rows: list[dict[str, Any]], order: list[str], labels: dict[str, str]) -> str:
-    """Perplexity per method (rows) on each test set and pattern (columns)."""
+    """Perplexity per method (rows) on each test set and pattern of the fine-tuned protocol (columns)."""
     columns = [(split, pattern) for split in TEST_SETS for pattern in PATTERNS]
     lines = ["| method | " + " | ".join(f"{TEST_SETS[s]}, {PATTERNS[p]}" for s, p in columns) + " |",
              "|---|" + "---|" * len(columns)]
@@ -111,6 +123,24 @@ def perplexity_table(rows: list[dict[str, Any]], order: list[str], labels: dict[
             continue
         cells = [ppl_cell([perplexity(r, s) for r in _of(rows, m, p)]) for s, p in columns]
         lines.append(f"| {labels.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def oneshot_table(rows: list[dict[str, Any]], split: str) -> str:
+    """Perplexity on ``split`` without fine-tuning, per method (rows) and pattern (columns: those with runs),
+    with its ratio to the starting model's where that was evaluated."""
+    patterns = [p for p in ONESHOT_PATTERNS if any(r["pattern"] == p for r in rows)]
+    start = [perplexity(r, split) for r in rows if r["method"] == "dense"]
+    lines = ["| method | " + " | ".join(ONESHOT_PATTERNS[p] for p in patterns) + " |", "|---|" + "---|" * len(patterns)]
+    for m in ONESHOT_ROWS:
+        if not any(r["method"] == m for r in rows):
+            continue
+        cells = []
+        for p in patterns:
+            values = [perplexity(r, split) for r in _of(rows, m, p)]
+            ratio = f" ×{np.mean(values) / np.mean(start):.2f}" if values and start and m != "dense" else ""
+            cells.append(ppl_cell(values) + ratio)
+        lines.append(f"| {ONESHOT_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -279,7 +309,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     over the runs present."""
     lines = ["| method | pattern | one-shot pruning, s | pruner, s per pruning step | training step, s "
              "(pruner included) | runs |", "|---|---|---|---|---|---|"]
-    order = list(PATTERNS) + [None]
+    order = list(ONESHOT_PATTERNS) + [None]
     seen = sorted({(r["method"], r["pattern"]) for r in rows},
                   key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0], order.index(k[1])))
 
@@ -297,7 +327,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
         timed = [r for r in group if r.get("prune_seconds") is not None or r.get("window_steps") or r.get("steps")]
         if not timed:  # the starting model evaluated as it is: nothing timed
             continue
-        lines.append(f"| {SHORT.get(method, method)} | {PATTERNS.get(pattern or '', '-')} | {median(prune, 1)} | "
+        lines.append(f"| {SHORT.get(method, method)} | {ONESHOT_PATTERNS.get(pattern or '', '-')} | {median(prune, 1)} | "
                      f"{median(pruner, 3)} | {median(step, 2)} | {len(timed)} |")
     return "\n".join(lines) if len(lines) > 2 else NONE_YET
 
@@ -410,14 +440,16 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
              f"seeds {', '.join(map(str, seeds))}; every run scored on the same windows of both test sets."]
     start = [perplexity(r, "test") for r in one if r["method"] == "dense"]
     start_ptb = [perplexity(r, "ptb") for r in one if r["method"] == "dense"]
-    for pattern, label in PATTERNS.items():
+    for pattern, label in ONESHOT_PATTERNS.items():
         shots = [f"{SHORT[m]} {ppl_cell([perplexity(r, 'test') for r in _of(one, m, pattern)])} "
-                 f"(PTB {ppl_cell([perplexity(r, 'ptb') for r in _of(one, m, pattern)])})" for m in ONESHOT
+                 f"(PTB {ppl_cell([perplexity(r, 'ptb') for r in _of(one, m, pattern)])})" for m in ONESHOT_ROWS[1:]
                  if _of(one, m, pattern)]
         if shots:
             base = f"; the starting model {np.mean(start):.2f} (PTB {np.mean(start_ptb):.2f})" if start else ""
             lines.append(f"- **One shot, no fine-tuning, {label}:** perplexity on the held-out plays "
                          f"{', '.join(shots)}{base}.")
+        if pattern not in PATTERNS:  # fine-tuned at 50 % and 2:4 only
+            continue
         arms = [(m, mean_loss(ft, m, pattern)) for m in FT_ORDER]
         arms = [(m, v) for m, v in arms if v is not None]
         if arms:
@@ -458,9 +490,12 @@ def blocks() -> dict[str, str]:
            "L_alloc": allocation_table(ft), "L_reading": reading(one, ft, records),
            "L_factors": factor_block(ft, records)}
     if one:
-        out["L_oneshot"] = (perplexity_table(one, ["dense"] + ONESHOT, ONESHOT_LABELS) + "\n\n"
+        unused = ", which magnitude does not use" if any(r["method"] == "magnitude_init" for r in one) else ""
+        out["L_oneshot"] = ("\n\n".join(f"On {'the ' if split == 'test' else ''}{where}:\n\n{oneshot_table(one, split)}"
+                                        for split, where in TEST_SETS.items()) + "\n\n"
                             + f"Mean ± sample sd of perplexity over seeds (seeds in brackets; the seed draws the 128 "
-                              f"calibration windows); {_runs(len(one))}. Code: commit(s) "
+                              f"calibration windows{unused}), ×: the ratio of the mean to the starting model's; "
+                              f"{_runs(len(one))}. Code: commit(s) "
                               f"{', '.join(c[:10] for c in commits(one))}.")
     if ft:
         hours = sum(float(r["seconds"]) for r in ft) / 3600
