@@ -507,6 +507,18 @@ def test_a_bad_layer_sparsity_is_a_clear_error(case: str, named: str, lm_files: 
     assert not out.exists()
 
 
+def test_the_layer_sparsity_check_hints_at_another_model_only_where_the_names_differ() -> None:
+    from sevenprune.tasks.layer_sparsity import check_overall
+
+    sizes = {"a.weight": 4, "b.weight": 4}
+    with pytest.raises(ValueError, match=r"--layer-sparsity f.json: .*lacks the prunable weight\(s\) \['b.weight'\]"
+                                         r".*\(made for another model, or other --include/--exclude\?\)"):
+        check_overall({"a.weight": 0.5}, sizes, 0.5, "f.json")
+    with pytest.raises(ValueError, match=r"--layer-sparsity f.json: sparsity of 'a.weight'") as err:
+        check_overall({"a.weight": 2.0, "b.weight": 0.5}, sizes, 0.5, "f.json")
+    assert "another model" not in str(err.value)  # a fraction out of range: the names are right
+
+
 def test_without_fine_tuning_the_task_training_budget_is_not_applied() -> None:
     """--no-fine-tune keeps max_steps unset rather than taking the task's training budget (268 steps), as the
     one-shot runs of protocol L recorded it before that default existed: a sweep over them still takes its

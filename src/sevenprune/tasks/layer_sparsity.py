@@ -72,8 +72,9 @@ def check_overall(per_matrix: Mapping[str, float], sizes: Mapping[str, int], spa
     try:  # the check prune_oneshot makes, here with the file's name and before the overall fraction
         check_layer_sparsity(per_matrix, sizes)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"--layer-sparsity {source}: {exc} (made for another model, or other "
-                         "--include/--exclude?)") from None
+        # the likely cause, where the names differ (not where a fraction is out of range)
+        hint = " (made for another model, or other --include/--exclude?)" if set(per_matrix) != set(sizes) else ""
+        raise ValueError(f"--layer-sparsity {source}: {exc}{hint}") from None
     total = sum(sizes[n] for n in per_matrix)
     overall = sum(per_matrix[n] * sizes[n] for n in per_matrix) / total if total else 0.0
     if not math.isclose(overall, sparsity, abs_tol=tolerance):
