@@ -642,3 +642,18 @@ def test_collect_commits_protocol_L_runs_summaries_without_the_model(tmp_path, m
     assert copied == [f"L/{run}/{name}" for run in ("L_ft24/sparsegpt24-s0.5-seed1", "L_ft50/seven-s0.5-seed2",
                                                      "L_oneshot/dense-seed1")
                       for name in ("config.json", "metrics.jsonl", "predictions.npz", "result.json")]
+
+
+def test_protocol_L_one_shot_rows_at_a_sparsity_without_a_label_get_a_column_not_an_error():
+    import results_L
+
+    def row(method: str, pattern: str | None, ppl: float) -> dict:
+        return {"method": method, "pattern": pattern, "metrics": {"perplexity": ppl, "ptb/perplexity": ppl},
+                "prune_seconds": 2.0}
+
+    rows = [row("dense", None, 10.0), row("wanda", "50", 15.0), row("wanda", "60", 30.0)]
+    table = results_L.oneshot_table(rows, "test").splitlines()
+    assert table[0] == "| method | 50 % | 60 % |"
+    assert table[3] == "| Wanda, no fine-tuning | 15.00 (1) ×1.50 | 30.00 (1) ×3.00 |"
+    cost = results_L.cost_table(rows).splitlines()
+    assert cost[-1] == "| Wanda | 60 % | 2.0 | - | - | 1 |"

@@ -36,6 +36,7 @@ PATTERNS = {"50": "50 %", "24": "2:4"}  # the fine-tuned protocol's; a variant's
 ONESHOT_PATTERNS = {"50": "50 %", "70": "70 %", "24": "2:4", "48": "4:8"}
 NM_SUFFIXES = ("24", "48")
 TEST_SETS = {"test": "held-out plays", "ptb": "PTB"}
+ON = {"test": "On the held-out plays", "ptb": "On PTB"}  # a table's heading per test set
 ONESHOT = ["wanda", "sparsegpt"]  # pruned at step 0, then fine-tuned with the masks fixed
 DURING = ["seven", "seven_local", "seven_nd", "platon", "magnitude"]  # pruning during fine-tuning
 # SparseGPT at step 0 with the per-matrix sparsities SEVEN_dyn reached on the same seed (--layer-sparsity),
@@ -126,12 +127,18 @@ def perplexity_table(rows: list[dict[str, Any]], order: list[str], labels: dict[
     return "\n".join(lines)
 
 
+def _pattern_label(pattern: str | None) -> str:
+    """``"50 %"``, ``"4:8"``; a sparsity without an entry in :data:`ONESHOT_PATTERNS` as ``"60 %"``; ``-`` for dense."""
+    return "-" if pattern is None else ONESHOT_PATTERNS.get(pattern, f"{pattern} %")
+
+
 def oneshot_table(rows: list[dict[str, Any]], split: str) -> str:
     """Perplexity on ``split`` without fine-tuning, per method (rows) and pattern (columns: those with runs),
     with its ratio to the starting model's where that was evaluated."""
-    patterns = [p for p in ONESHOT_PATTERNS if any(r["pattern"] == p for r in rows)]
+    present = {r["pattern"] for r in rows} - {None}
+    patterns = [p for p in ONESHOT_PATTERNS if p in present] + sorted(present - set(ONESHOT_PATTERNS))
     start = [perplexity(r, split) for r in rows if r["method"] == "dense"]
-    lines = ["| method | " + " | ".join(ONESHOT_PATTERNS[p] for p in patterns) + " |", "|---|" + "---|" * len(patterns)]
+    lines = ["| method | " + " | ".join(map(_pattern_label, patterns)) + " |", "|---|" + "---|" * len(patterns)]
     for m in ONESHOT_ROWS:
         if not any(r["method"] == m for r in rows):
             continue
@@ -267,7 +274,7 @@ def factor_block(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> s
     tables = {split: factor_table(rows, records, split) for split in TEST_SETS}
     if all(t == NONE_YET for t in tables.values()):
         return NONE_YET
-    return "\n\n".join(f"On {'the ' if split == 'test' else ''}{TEST_SETS[split]}, perplexity (mean ± sample sd over seeds, seeds in brackets):\n\n"
+    return "\n\n".join(f"{ON[split]}, perplexity (mean ± sample sd over seeds, seeds in brackets):\n\n"
                        f"{table}" for split, table in tables.items())
 
 
@@ -309,9 +316,13 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     over the runs present."""
     lines = ["| method | pattern | one-shot pruning, s | pruner, s per pruning step | training step, s "
              "(pruner included) | runs |", "|---|---|---|---|---|---|"]
-    order = list(ONESHOT_PATTERNS) + [None]
+    order = list(ONESHOT_PATTERNS) + [None]  # a pattern not listed there (another sparsity) sorts last
+
+    def place(pattern: str | None) -> int:
+        return order.index(pattern) if pattern in order else len(order)
+
     seen = sorted({(r["method"], r["pattern"]) for r in rows},
-                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0], order.index(k[1])))
+                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0], place(k[1])))
 
     def median(values: list[float], digits: int) -> str:
         return f"{np.median(values):.{digits}f}" if values else "-"
@@ -327,7 +338,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
         timed = [r for r in group if r.get("prune_seconds") is not None or r.get("window_steps") or r.get("steps")]
         if not timed:  # the starting model evaluated as it is: nothing timed
             continue
-        lines.append(f"| {SHORT.get(method, method)} | {ONESHOT_PATTERNS.get(pattern or '', '-')} | {median(prune, 1)} | "
+        lines.append(f"| {SHORT.get(method, method)} | {_pattern_label(pattern)} | {median(prune, 1)} | "
                      f"{median(pruner, 3)} | {median(step, 2)} | {len(timed)} |")
     return "\n".join(lines) if len(lines) > 2 else NONE_YET
 
@@ -491,8 +502,8 @@ def blocks() -> dict[str, str]:
            "L_factors": factor_block(ft, records)}
     if one:
         unused = ", which magnitude does not use" if any(r["method"] == "magnitude_init" for r in one) else ""
-        out["L_oneshot"] = ("\n\n".join(f"On {'the ' if split == 'test' else ''}{where}:\n\n{oneshot_table(one, split)}"
-                                        for split, where in TEST_SETS.items()) + "\n\n"
+        out["L_oneshot"] = ("\n\n".join(f"{ON[split]}:\n\n{oneshot_table(one, split)}"
+                                        for split in TEST_SETS) + "\n\n"
                             + f"Mean ± sample sd of perplexity over seeds (seeds in brackets; the seed draws the 128 "
                               f"calibration windows{unused}), ×: the ratio of the mean to the starting model's; "
                               f"{_runs(len(one))}. Code: commit(s) "
