@@ -302,6 +302,34 @@ def test_gguf_file_converts_to_a_plain_fp32_folder(tmp_path: Path) -> None:
     (out / "sevenprune-converted.json").unlink()
 
 
+def test_a_conversion_that_finishes_second_uses_the_first_one_instead_of_failing(tmp_path: Path) -> None:
+    # a sweep's two workers on a fresh cache convert SmolLM2 at once; the second rename found the first's
+    # folder in place and the run failed with "Directory not empty"
+    from sevenprune.tasks.lm_models import CONVERTED_MARKER, _move_converted
+
+    out = tmp_path / "models" / "m"
+    out.mkdir(parents=True)
+    (out / "model.safetensors").write_bytes(b"first")
+    (out / CONVERTED_MARKER).write_text("{}")
+    mine = tmp_path / "models" / ".m-second"
+    mine.mkdir()
+    (mine / "model.safetensors").write_bytes(b"second")
+    assert _move_converted(mine, out) == out
+    assert (out / "model.safetensors").read_bytes() == b"first" and not mine.exists()
+    # a folder in the way that is no finished conversion is not taken for one (nor deleted)
+    (out / CONVERTED_MARKER).unlink()
+    mine.mkdir()
+    (mine / "model.safetensors").write_bytes(b"second")
+    with pytest.raises(OSError):
+        _move_converted(mine, out)
+    assert (out / "model.safetensors").read_bytes() == b"first" and not mine.exists()
+    # and with nothing in the way it is simply renamed into place
+    fresh = tmp_path / "models" / "n"
+    mine.mkdir()
+    (mine / CONVERTED_MARKER).write_text("{}")
+    assert _move_converted(mine, fresh) == fresh and (fresh / CONVERTED_MARKER).is_file() and not mine.exists()
+
+
 def _write_tiny_llama_gguf(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """A 2-layer Llama GGUF (F32 tensors, a byte-level BPE vocabulary) written with the gguf package."""
     gguf = pytest.importorskip("gguf")

@@ -90,10 +90,23 @@ def convert_gguf(gguf: str | os.PathLike[str], out: str | os.PathLike[str]) -> P
         tokenizer.save_pretrained(str(tmp))
         (tmp / CONVERTED_MARKER).write_text(json.dumps({"gguf": gguf.name, "gguf_bytes": gguf.stat().st_size,
                                                         "dtype": "float32"}) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return _move_converted(tmp, out)
+
+
+def _move_converted(tmp: Path, out: Path) -> Path:
+    """Rename the finished conversion ``tmp`` onto ``out``. Two runs started together (a sweep's two
+    workers on a fresh cache) both convert; the one that finishes second finds ``out`` already taken and,
+    where it holds a finished conversion, uses that one and deletes its own copy instead of failing."""
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if not (out / CONVERTED_MARKER).is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
