@@ -433,6 +433,30 @@ def test_wanda_without_fine_tuning_is_the_one_shot_model(lm_files: dict[str, Pat
         assert torch.equal(a, b), name
 
 
+def test_one_shot_magnitude_two_four_is_the_n_largest_of_every_four_inputs(lm_files: dict[str, Path],
+                                                                          tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """magnitude_init --pattern 2:4 --no-fine-tune (protocol L's one-shot magnitude 2:4 row): each group of 4
+    inputs keeps its 2 largest starting weights (computed here from the starting model), the rest 0; FORCE,
+    which selects on its own, is refused before anything is written."""
+    out = tmp_path / "run"
+    assert _run(lm_files, out, "--method", "magnitude_init", "--pattern", "2:4", "--no-fine-tune",
+                "--eval-limit", "2") == 0
+    start = transformers.AutoModelForCausalLM.from_pretrained(str(lm_files["llama"])).state_dict()
+    saved = transformers.AutoModelForCausalLM.from_pretrained(str(out / "model")).state_dict()
+    for name, w in start.items():
+        if name.split(".")[-2] in LLAMA_MATRICES:
+            groups = w.abs().reshape(w.shape[0], -1, 4)
+            # the 2 largest of each group stay (the tiny model's random weights have no ties)
+            top2 = torch.zeros_like(groups, dtype=torch.bool).scatter_(2, groups.topk(2, dim=2).indices, True)
+            expected = torch.where(top2.reshape(w.shape), w, torch.zeros_like(w))
+            assert torch.equal(saved[name], expected), name
+    assert json.loads((out / "pruner" / "pruner.json").read_text())["config"]["pattern"] == "2:4"
+    forced = tmp_path / "force"
+    assert _run(lm_files, forced, "--method", "force", "--pattern", "2:4") == 2
+    assert "prunes unstructured only" in capsys.readouterr().err and not forced.exists()
+
+
 def test_one_shot_options_are_checked_before_anything_is_written(lm_files: dict[str, Path], tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"

@@ -488,3 +488,129 @@ def test_on_cuda(method: str) -> None:
     assert pruner.report()["pruned"] == round(0.6 * pruner.numel)
     with pytest.raises(ValueError, match="is on cpu but the model's prunable weights are on cuda"):
         ip.prune_at_init(model, "snip", 0.6, mlp_batches(), ce)
+
+
+# -- N:M before fine-tuning ------------------------------------------------------------------------------
+def _top_n_per_group(score: torch.Tensor, n: int, m: int) -> list[list[bool]]:
+    """The keep-mask written out loop by loop: in each row, each run of m inputs keeps its n best."""
+    out = []
+    for row in score.tolist():
+        kept = []
+        for g in range(0, len(row), m):
+            group = row[g:g + m]
+            best = sorted(range(m), key=lambda i: -group[i])[:n]
+            kept += [i in best for i in range(m)]
+        out.append(kept)
+    return out
+
+
+@pytest.mark.parametrize("pattern", ["2:4", "4:8", "1:4"])
+def test_magnitude_n_m_keeps_the_n_largest_of_every_m_inputs(pattern: str) -> None:
+    # distinct magnitudes (a permutation), so the expectation has no ties
+    n, m = (int(v) for v in pattern.split(":"))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3, bias=False))  # rows of 16 and of 8 inputs
+    with torch.no_grad():
+        for layer in (model[0], model[2]):
+            signs = torch.where(torch.rand(layer.weight.shape) < 0.5, -1.0, 1.0)
+            layer.weight.copy_(signs * (torch.randperm(layer.weight.numel()).float() + 1).view_as(layer.weight))
+    weights = {name: p.detach().clone() for name, p in model.named_parameters() if name.endswith("weight")}
+    pruner = ip.prune_at_init(model, "magnitude", 1 - n / m, pattern=pattern)
+    for name, w in weights.items():
+        assert keep(pruner.masks[name]) == _top_n_per_group(w.abs(), n, m), name
+    # a global magnitude ranking at the same sparsity is not n:m here: the pattern really decides
+    unstructured = ip.prune_at_init(linear_copy(weights, model), "magnitude", 1 - n / m)
+    assert any(keep(unstructured.masks[k]) != keep(pruner.masks[k]) for k in weights)
+    assert pruner.config()["pattern"] == pattern and pruner.sparsity() == pytest.approx(1 - n / m)
+
+
+def linear_copy(weights: dict[str, torch.Tensor], model: nn.Module) -> nn.Module:
+    import copy
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in other.named_parameters():
+            if name in weights:
+                p.copy_(weights[name])
+    return other
+
+
+def test_snip_2_4_keeps_the_best_snip_scores_of_every_group() -> None:
+    # SNIP's score |W * dL/dW| computed here with autograd, independently of snip_scores
+    torch.manual_seed(1)
+    layer = nn.Linear(8, 3, bias=False)
+    batches = [(torch.randn(4, 8), torch.randn(4, 3)) for _ in range(2)]
+    w = layer.weight.detach().clone().requires_grad_(True)
+    loss = sum(0.5 * ((x @ w.t() - y) ** 2).sum() for x, y in batches)
+    (grad,) = torch.autograd.grad(loss, w)
+    expected = _top_n_per_group((w.detach() * grad).abs(), 2, 4)
+    pruner = ip.prune_at_init(layer, "snip", 0.5, batches, half_sq, pattern="2:4")
+    assert keep(pruner.masks["weight"]) == expected
+
+
+def test_n_m_on_a_gpt2_conv1d_groups_along_its_first_dimension() -> None:
+    # GPT-2's Conv1D stores (in, out): the groups of m inputs run down the columns
+    from transformers.pytorch_utils import Conv1D
+
+    torch.manual_seed(2)
+    model = nn.Sequential(Conv1D(3, 8))  # nf=3 outputs, nx=8 inputs: weight (8, 3)
+    with torch.no_grad():
+        model[0].weight.copy_((torch.randperm(24).float() + 1).view(8, 3))
+    expected = _top_n_per_group(model[0].weight.detach().t(), 2, 4)
+    pruner = ip.prune_at_init(model, "magnitude", 0.5, pattern="2:4")
+    assert keep(pruner.masks["0.weight"].t()) == expected
+
+
+def test_seven_pre_ramps_to_the_n_m_pattern() -> None:
+    torch.manual_seed(3)
+    layer = nn.Linear(8, 4, bias=False)
+    batches = [(torch.randn(2, 8), torch.randn(2, 4)) for _ in range(3)]
+    pruner = ip.prune_at_init(layer, "seven", 0.5, batches, half_sq, steps=3, pattern="2:4")
+    assert sp.patterns.nm_holds(pruner.masks["weight"], 2, 4)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"method": "force", "pattern": "2:4"}, r"method 'force' prunes unstructured before fine-tuning, not pattern '2:4'"),
+    ({"method": "magnitude", "pattern": "heads"}, r"prune_at_init prunes 'unstructured' or 'n:m'"),
+    ({"method": "magnitude", "pattern": "2:4", "sparsity": 0.6}, r"fixes the sparsity at 1 - 2/4"),
+    ({"method": "magnitude", "pattern": "2:3"}, r"has 8 inputs per row, not a multiple of 3"),
+])
+def test_patterns_a_method_cannot_take_are_refused_before_any_scoring(kwargs: dict, match: str) -> None:
+    torch.manual_seed(4)
+    layer = nn.Linear(8, 4, bias=False)
+    before = layer.weight.detach().clone()
+    sparsity = kwargs.pop("sparsity", 0.5 if kwargs["pattern"] != "2:3" else 1 / 3)
+    with pytest.raises(ValueError, match=match):
+        ip.prune_at_init(layer, kwargs.pop("method"), sparsity, [(torch.randn(2, 8), torch.randn(2, 4))],
+                         half_sq, **kwargs)
+    assert torch.equal(layer.weight, before)
+
+
+def test_a_method_of_your_own_that_ignores_the_pattern_is_caught() -> None:
+    from sevenprune.importance import register, unregister
+
+    @register
+    class FirstHalf:  # selects on its own (the first half of every row) and never reads request.pattern
+        name = "first_half_toy"
+        phases = ("before",)
+        needs_grad = False
+        defaults: dict[str, object] = {}
+
+        @classmethod
+        def init_masks(cls, request: InitRequest) -> dict[str, torch.Tensor]:
+            out = {}
+            for name, p in request.params.items():
+                mask = torch.zeros_like(p, dtype=torch.bool)
+                mask[:, : p.shape[1] // 2] = True
+                out[name] = mask
+            return out
+
+    try:
+        layer = nn.Linear(8, 2, bias=False)
+        before = layer.weight.detach().clone()
+        with pytest.raises(ValueError, match=r"'first_half_toy' does not take pattern '2:4': its mask of 'weight'"):
+            ip.prune_at_init(layer, "first_half_toy", 0.5, pattern="2:4")
+        assert torch.equal(layer.weight, before)  # nothing applied
+        assert ip.prune_at_init(layer, "first_half_toy", 0.5).sparsity() == 0.5  # unstructured: its own choice
+    finally:
+        unregister("first_half_toy")

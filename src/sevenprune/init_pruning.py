@@ -24,7 +24,14 @@ Protocol, the same for every method:
 * Gradients are computed with the model in whatever mode it is in (``model.eval()`` makes them
   deterministic by disabling dropout) and under ``torch.enable_grad()``.
 * Selection is global over all prunable weights, exactly ``round(s * N)`` entries pruned, ties broken
-  by index (:func:`sevenprune.threshold.smallest_k_keep_masks`).
+  by index (:func:`sevenprune.threshold.smallest_k_keep_masks`). With ``pattern="n:m"`` (``"2:4"``,
+  ``"4:8"``; ``sparsity`` must be ``1 - n/m``) each group of ``m`` consecutive inputs of a row keeps its
+  ``n`` best-scored weights, as the magnitude baseline of Wanda's code does at 2:4 and 4:8
+  (``prune_magnitude`` in locuslab/wanda's ``lib/prune.py``). Every method that selects through
+  :meth:`InitRequest.select` takes it (magnitude, random, SNIP, GraSP), and SEVEN_pre ramps to it;
+  FORCE refuses it (its iterations select on their own: it declares ``init_patterns =
+  ("unstructured",)``), and a method of your own that ignores it is caught: its masks are checked
+  before they are applied.
 
 Memory: SNIP holds the accumulated gradient (in ``.grad``) and nothing else full-size; GraSP holds the
 gradient ``g`` (one extra full-size copy) while the Hessian-gradient product accumulates in ``.grad``
@@ -46,15 +53,23 @@ from ._validate import state_dtype as check_state_dtype
 from .batches import LossFn, check_batches, check_loss_fn
 from .importance import checked_options, method_for, methods
 from .importance.init_request import InitRequest
+from .patterns import nm_holds, parse_pattern, validate_pattern, weight_kinds
 from .pruner import Pruner
 from .targets import find_prunable, pattern_list
 
-__all__ = ["prune_at_init", "init_methods"]
+__all__ = ["prune_at_init", "init_methods", "init_patterns"]
 
 
 def init_methods() -> list[str]:
     """Names of the methods :func:`prune_at_init` runs (those of the ``"before"`` phase)."""
     return methods("before")
+
+
+def init_patterns(entry: Any) -> tuple[str, ...]:
+    """The patterns a ``"before"`` method takes: its ``init_patterns`` (default: ``"unstructured"`` and
+    ``"n:m"``, which :meth:`InitRequest.select` applies; a method that selects on its own, as FORCE,
+    declares ``("unstructured",)``)."""
+    return tuple(getattr(entry, "init_patterns", ("unstructured", "n:m")))
 
 
 def prune_at_init(
@@ -70,6 +85,7 @@ def prune_at_init(
     optimizer: torch.optim.Optimizer | None = None,
     state_dtype: torch.dtype | str = torch.float32,
     scope: str = "global",
+    pattern: str = "unstructured",
     **options: Any,
 ) -> Pruner:
     """Prune ``model`` before fine-tuning and return a finished :class:`Pruner` holding the fixed masks
@@ -90,6 +106,8 @@ def prune_at_init(
         state_dtype: dtype of SEVEN's moments while scoring (``"seven"`` only).
         scope: ``"global"`` (one ranking over every prunable weight) or ``"local"`` (the same fraction
             pruned in every matrix), as for :class:`~sevenprune.Pruner`.
+        pattern: ``"unstructured"`` (default) or ``"n:m"`` (``"2:4"``, ``"4:8"``): keep the ``n``
+            best-scored of every ``m`` consecutive inputs of a row; ``sparsity`` must be ``1 - n/m``.
         **options: the method's options: GraSP ``variant="paper"|"abs"`` (remove the highest ``S``, as
             the paper; or the lowest ``|S|``); FORCE ``variant="force"|"iter_snip"``; random ``seed``;
             SEVEN ``beta1``, ``beta2``, ``eps``, ``moments``, ``compile``, ``freeze_during_pruning``.
@@ -102,6 +120,11 @@ def prune_at_init(
     >>> pruner = prune_at_init(model, "snip", 0.75, data, mse)
     >>> pruner.sparsity(), pruner.finished
     (0.75, True)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    >>> pruner = prune_at_init(model, "magnitude", 0.5, pattern="2:4")
+    >>> from sevenprune.patterns import nm_holds
+    >>> nm_holds(pruner.masks["0.weight"], 2, 4), pruner.config()["pattern"]
+    (True, '2:4')
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -112,6 +135,14 @@ def prune_at_init(
     state_dtype = check_state_dtype(state_dtype)
     include_l, exclude_l = pattern_list(include), pattern_list(exclude)
     params = find_prunable(model, include_l, exclude_l)
+    if parse_pattern(pattern)[0] not in ("unstructured", "nm"):
+        raise ValueError(f"prune_at_init prunes 'unstructured' or 'n:m' (e.g. '2:4'), got pattern={pattern!r}; "
+                         "heads and neurons are pruned during fine-tuning (sp.Pruner)")
+    parsed = validate_pattern(pattern, model, params, sparsity)
+    if parsed[0] == "nm" and "n:m" not in init_patterns(entry):
+        raise ValueError(f"method {method!r} prunes {' or '.join(init_patterns(entry))} before fine-tuning, "
+                         f"not pattern {pattern!r}")
+    kinds = weight_kinds(model, params)
     method_opts = checked_options(entry, options, phase="before")
     needs_data = getattr(entry, "needs_grad", True)
     fn: LossFn | None = None
@@ -121,7 +152,7 @@ def prune_at_init(
         check_batches(batches)
         fn = check_loss_fn(loss_fn)
     request = InitRequest(model, params, sparsity, batches, fn, steps, scope, state_dtype, include_l, exclude_l,
-                          method_opts, make_pruner=Pruner)
+                          method_opts, make_pruner=Pruner, pattern=pattern, kinds=kinds)
     # forward passes in train mode update buffers (BatchNorm statistics): put them back afterwards
     buffers = [(b, b.detach().clone()) for b in model.buffers()] if needs_data else []
     try:
@@ -130,5 +161,14 @@ def prune_at_init(
         with torch.no_grad():
             for b, saved in buffers:
                 b.copy_(saved)
+    extra: dict[str, Any] = {}
+    if parsed[0] == "nm":
+        _, n, m = parsed
+        kind_of = dict(zip(params, kinds))
+        for name, mask in masks.items():
+            if not nm_holds(mask, n, m, transposed=kind_of.get(name) == "conv1d"):
+                raise ValueError(f"method {method!r} does not take pattern {pattern!r}: its mask of {name!r} "
+                                 f"does not keep {n} of every {m} inputs")
+        extra["pattern"] = pattern
     return Pruner.from_masks(model, masks, method=method, sparsity=sparsity, include=include_l,
-                             exclude=exclude_l, optimizer=optimizer, scope=scope, **method_opts)
+                             exclude=exclude_l, optimizer=optimizer, scope=scope, **extra, **method_opts)

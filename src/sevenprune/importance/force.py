@@ -113,6 +113,7 @@ class Force:
     name = "force"
     phases = ("before",)
     one_shot = False
+    init_patterns = ("unstructured",)  # its iterations select by their own threshold, not request.select
     needs_grad = True
     defaults: ClassVar[dict[str, Any]] = {"variant": "force"}
 

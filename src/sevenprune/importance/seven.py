@@ -512,7 +512,8 @@ class SevenImportance(Importance):
         stream = Batches(request.batches, model_devices(request.params))
         inner = request.make_pruner(request.model, cls, request.sparsity, start_step=0, prune_steps=request.steps,
                                     include=request.include, exclude=request.exclude,
-                                    state_dtype=request.state_dtype, scope=request.scope, **request.options)
+                                    state_dtype=request.state_dtype, scope=request.scope,
+                                    pattern=request.pattern, **request.options)
         w0 = [p.detach().clone() for p in plist]  # to restore the weights if a batch fails
         with own_grads(plist):
             _frozen_iterations(request.model, plist, w0, inner, stream, request.loss_fn, request.steps)

@@ -31,7 +31,7 @@ import sevenprune as sp
 from sevenprune._fsutil import atomic_write_text
 from sevenprune._validate import STATE_DTYPES
 from sevenprune.importance import get_method
-from sevenprune.init_pruning import prune_at_init
+from sevenprune.init_pruning import init_patterns, prune_at_init
 
 from .config import (ALIASES, COSMETIC, INIT_METHODS, OPTIMIZERS, SEVEN_PRE_STEPS, RunConfig, method_choices,
                      plan_schedule, resolve_config, validate)
@@ -175,7 +175,7 @@ def _prune_at_init(model: Any, method: str, sparsity: float, loader: Any, device
     try:
         return prune_at_init(model, method, sparsity, batches, loss_fn, steps=iterations, include=cfg.include,
                              exclude=cfg.exclude, optimizer=optimizer, state_dtype=state_dtype, scope=cfg.scope,
-                             **method_options(cfg, method))
+                             pattern=cfg.pattern, **method_options(cfg, method))
     finally:
         model.train()
 
@@ -312,11 +312,11 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
                            include=cfg.include, exclude=cfg.exclude, optimizer=optimizer,
                            state_dtype=dtype, pattern=cfg.pattern, scope=cfg.scope,
                            mask_interval=cfg.mask_interval, **method_options(cfg, plan["library_method"]))
-    elif plan["phase"] == "init" and cfg.pattern != "unstructured":
-        raise ValueError(f"--pattern {cfg.pattern!r} works with methods that prune during fine-tuning "
-                         f"(sp.Pruner), not with {cfg.method!r}")
-    elif plan["phase"] == "oneshot" and cfg.pattern not in ("unstructured",) and ":" not in cfg.pattern:
+    elif plan["phase"] in ("init", "oneshot") and cfg.pattern not in ("unstructured",) and ":" not in cfg.pattern:
         raise ValueError(f"--pattern {cfg.pattern!r}: method {cfg.method!r} prunes unstructured or N:M (2:4, 4:8)")
+    elif (plan["phase"] == "init" and cfg.pattern != "unstructured"
+          and "n:m" not in init_patterns(get_method(plan["library_method"]))):
+        raise ValueError(f"--pattern {cfg.pattern!r}: method {cfg.method!r} prunes unstructured only")
     # an interrupted run of the same configuration with a checkpoint (--checkpoint-every) goes on from it
     resume = find_checkpoint(out, cfg.to_dict(), log) if plan["max_steps"] else None
     calibration = (_calibration_data(cfg, spec, data, tokenizer, train_enc, pad_id, device)
