@@ -466,6 +466,8 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
                 prune_seconds=1.0)
         _lm_run(root, "L_oneshot70", "magnitude_init", seed, {s: v + 3.0 for s, v in base.items()}, sparsity=0.7,
                 prune_seconds=1.0)
+        _lm_run(root, "L_oneshot_magnm", "magnitude_init24", seed, {s: v + 2.0 for s, v in base.items()},
+                prune_seconds=1.0)  # magnitude at 2:4, one shot: its own sweep, in the same row as 50 % and 70 %
         for name, d in shift.items():
             extra = {"steps": 268, "train_seconds": 268 * 4.0,
                      "prune_seconds": 20.0 if name.startswith(("wanda", "sparsegpt")) else None,
@@ -501,7 +503,8 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
             cell(ppl_of("L_oneshot_more", "sparsegpt48-s0.5-seed{}"), start)]
     assert "| SparseGPT, no fine-tuning | " + " | ".join(sgpt) + " |" in lines
     magnitude = [cell(ppl_of("L_oneshot_more", "magnitude_init-s0.5-seed{}"), start),
-                 cell(ppl_of("L_oneshot70", "magnitude_init-s0.7-seed{}"), start), "-", "-"]
+                 cell(ppl_of("L_oneshot70", "magnitude_init-s0.7-seed{}"), start),
+                 cell(ppl_of("L_oneshot_magnm", "magnitude_init24-s0.5-seed{}"), start), "-"]
     assert "| magnitude (each matrix alike), no fine-tuning | " + " | ".join(magnitude) + " |" in lines
     ptb_start = ppl_of("L_oneshot", "dense-seed{}", "ptb/perplexity")
     assert (f"| magnitude (each matrix alike), no fine-tuning | "

@@ -5,8 +5,8 @@ during fine-tuning, from the committed files in docs/results/L/ (``experiments/r
 SmolLM2-135M on the Shakespeare plays, at 50 % unstructured and 2:4 (variants whose name ends in ``24``):
 
 * ``L_oneshot``: the starting model pruned one shot, no fine-tuning (``dense``: the starting model itself);
-  ``L_oneshot_more`` and ``L_oneshot70`` add one-shot rows without fine-tuning at 4:8 (names ending in ``48``),
-  at 70 % (the run's sparsity) and one-shot magnitude per matrix;
+  ``L_oneshot_more``, ``L_oneshot70`` and ``L_oneshot_magnm`` add one-shot rows without fine-tuning at 4:8
+  (names ending in ``48``), at 70 % (the run's sparsity) and one-shot magnitude per matrix (also at 2:4 and 4:8);
 * ``L_ft50``, ``L_ft24``: 268 fine-tuning steps; Wanda and SparseGPT prune at step 0 and keep their masks
   fixed, SEVEN_dyn, its ``noise_discount=False`` control, PLATON and gradual magnitude prune during
   fine-tuning; ``dense`` (in ``L_ft50``) is fine-tuned unpruned.
@@ -29,7 +29,7 @@ from results_common import (commits, load_runs, nats_text, paired_window_bootstr
                             seeds_text, window_losses, write_records)
 from sevenprune.tasks.diagnostics_plots import layer_index
 
-ONESHOT_SWEEPS = ["L_oneshot", "L_oneshot_more", "L_oneshot70"]
+ONESHOT_SWEEPS = ["L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm"]
 FT_SWEEPS = ["L_ft50", "L_ft24"]
 PATTERNS = {"50": "50 %", "24": "2:4"}  # the fine-tuned protocol's; a variant's name ends in "24" for 2:4
 # the one-shot rows without fine-tuning also at 70 % (the run's sparsity) and 4:8 (a name ending in "48")
@@ -58,7 +58,7 @@ LABELS = {"dense": "dense, fine-tuned", "wanda": "Wanda, then fine-tuned (masks 
 ONESHOT_LABELS = {"dense": "starting model (dense, not fine-tuned)",
                   "magnitude_init": "magnitude (each matrix alike), no fine-tuning", "wanda": "Wanda, no fine-tuning",
                   "sparsegpt": "SparseGPT, no fine-tuning"}
-# one shot without fine-tuning: magnitude (no calibration; the SparseGPT paper's baseline) runs at 50 % and 70 %
+# one shot without fine-tuning: magnitude (no calibration; the SparseGPT paper's baseline) at 50 %, 70 %, 2:4, 4:8
 ONESHOT_ROWS = ["dense", "magnitude_init"] + ONESHOT
 NAMES = {"dense": "dense fine-tuning", "wanda": "Wanda + fine-tuning", "sparsegpt": "SparseGPT + fine-tuning",
          ALLOC: "SparseGPT at SEVEN_dyn's allocation + fine-tuning",

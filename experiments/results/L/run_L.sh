@@ -59,11 +59,12 @@ worker_a() {
   alloc  # seeds whose SEVEN_dyn run was committed meanwhile
 }
 # beyond the fine-tuned protocol, one shot only (no fine-tuning; minutes a run): 4:8 (Wanda, SparseGPT), 70 %
-# (magnitude, Wanda, SparseGPT) and one-shot magnitude per matrix at 50 % (`magnitude_init`, the SparseGPT paper's baseline; the
-# init-phase methods take no N:M pattern, so magnitude has no 2:4 or 4:8 row)
+# (magnitude, Wanda, SparseGPT) and one-shot magnitude per matrix at 50 % (`magnitude_init`, the SparseGPT paper's baseline),
+# and at 2:4 and 4:8 (`L_oneshot_magnm`, seed 1 only: magnitude reads no calibration data, so the seeds agree)
 oneshot_more() {
   sweep L_oneshot_more --seeds 1 2 3
   sweep L_oneshot70 --seeds 1 2 3
+  sweep L_oneshot_magnm --seeds 1  # magnitude reads no calibration data: every seed gives the same model
 }
 worker_b() {
   for seed in 1 2 3; do sweep L_ft24 --methods "${HEAD24[@]}" --seeds $seed; done
