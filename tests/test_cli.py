@@ -158,6 +158,8 @@ def test_list_shows_tasks_methods_models(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "fashion_mnist" in out and "seven_pre (= seven" in out and "minilm" in out
+    # the patterns line comes from the registry: FORCE (init_patterns = ("unstructured",)) is the exception
+    assert "N:M (2:4, 4:8) with every method except force (unstructured only); heads" in out
 
 
 def test_docs_and_help_agree_with_the_tool(capsys):

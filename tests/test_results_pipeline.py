@@ -660,3 +660,29 @@ def test_protocol_L_one_shot_rows_at_a_sparsity_without_a_label_get_a_column_not
     assert table[3] == "| Wanda, no fine-tuning | 15.00 (1) ×1.50 | 30.00 (1) ×3.00 |"
     cost = results_L.cost_table(rows).splitlines()
     assert cost[-1] == "| Wanda | 60 % | 2.0 | - | - | 1 |"
+
+
+def test_run_L_missing_runs_exactly_todos_commands_into_the_runs_folder(tmp_path: Path) -> None:
+    """`run_L.sh missing` (a fresh machine: the sweeps' folders are empty, the summaries committed) runs the
+    commands todo.py lists, each pointed at $RUNS/<configuration>: the 50 % and one-shot ones on worker A,
+    the 2:4 ones on worker B. SP=echo prints what it would run."""
+    import os
+    import subprocess
+
+    repo = Path(todo.__file__).resolve().parents[2]
+    runs = tmp_path / "runs"
+    env = dict(os.environ, SP="echo", PY=sys.executable, RUNS=str(runs))
+    subprocess.run(["bash", str(repo / "experiments/results/L/run_L.sh"), "missing"], env=env, check=True,
+                   capture_output=True, timeout=120)
+
+    def expected(*names: str) -> list[str]:
+        lines = []
+        for config in todo.configs(list(names)):
+            for line in todo.commands(config, todo.missing(config)):
+                words = line.split()  # sevenprune sweep --config PATH --methods ... --seeds N
+                lines.append(" ".join(["sweep", "--config", words[3], "--out", str(runs / config.stem), *words[4:]]))
+        return lines
+
+    logs = {w: (runs / "logs" / f"L_{w}.log").read_text().splitlines() for w in "ab"}
+    assert logs["a"] == expected("L_ft50") + expected("L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm")
+    assert logs["b"] == expected("L_ft24")

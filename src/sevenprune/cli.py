@@ -405,6 +405,18 @@ def _method_help() -> str:
     return "dense (no pruning); " + "; ".join(parts)
 
 
+def _pattern_help() -> str:
+    """Which --pattern each kind of method takes, from the registry (a method before fine-tuning declares
+    its ``init_patterns``)."""
+    from .importance import get_method, methods
+    from .init_pruning import init_patterns
+
+    unstructured_only = [m for m in methods("before") if "n:m" not in init_patterns(get_method(m))]
+    but = f" except {', '.join(unstructured_only)} (unstructured only)" if unstructured_only else ""
+    return ("--pattern: unstructured and N:M (2:4, 4:8) with every method" + but + "; heads, neurons, "
+            "heads+neurons with the methods that prune during fine-tuning. --scope global|local")
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .tasks.models import BUILTIN_MODELS
     from .tasks.config import ALIASES, method_choices
@@ -422,7 +434,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         options: Mapping[str, Any] = {} if m == "dense" else get_method(base).defaults
         shown = " ".join(f"{k}={json.dumps(v)}" for k, v in options.items())
         print(f"  {m}{alias}" + (f"  [{shown}]" if shown else ""))
-    print("every method: --scope global|local, --pattern unstructured|N:M|heads|neurons|heads+neurons")
+    print(_pattern_help())
     print("models:")
     for name, what in BUILTIN_MODELS.items():
         print(f"  {name:14s} {what}")

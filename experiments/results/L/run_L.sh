@@ -17,6 +17,7 @@
 #
 #     bash experiments/results/L/run_L.sh            # both workers
 #     bash experiments/results/L/run_L.sh more       # the one-shot rows at 4:8 and 70 % (a third, short job)
+#     bash experiments/results/L/run_L.sh missing    # a fresh machine: only the runs not committed yet
 #     python experiments/results/collect.py          # copy the finished runs' summaries into docs/results/L
 #
 # The fine-tuning runs write a checkpoint every 50 steps (--checkpoint-every; about 3 GB each, deleted
@@ -71,6 +72,19 @@ worker_b() {
   for seeds in "1" "1 2" "1 2 3"; do sweep L_ft24 --seeds $seeds; done
 }
 
+# on a machine whose RUNS folder lacks the earlier runs (their summaries are committed, the folders were
+# elsewhere), `both` would make every run again: `missing` runs only the runs without a committed
+# result.json (experiments/results/todo.py), the 50 % arms on worker A and the 2:4 arms on worker B, then
+# the one-shot rows after the 50 % arms; lowest seeds first
+PY=${PY:-python}
+todo_runs() {  # the sweep commands of todo.py for these configurations, pointed at $RUNS
+  "$PY" experiments/results/todo.py "$@" | grep '^sevenprune sweep ' | while read -r _ _ _ config rest; do
+    name=$(basename "$config" .json)
+    # shellcheck disable=SC2086  # rest: --methods ... --seeds N, split on purpose
+    $SP sweep --config "$config" --out "$RUNS/$name" $rest
+  done
+}
+
 case "${1:-both}" in
   a) worker_a 2>&1 | tee -a "$RUNS/logs/L_a.log" ;;
   b) worker_b 2>&1 | tee -a "$RUNS/logs/L_b.log" ;;
@@ -79,5 +93,9 @@ case "${1:-both}" in
     worker_b >> "$RUNS/logs/L_b.log" 2>&1 &
     wait ;;
   more) oneshot_more 2>&1 | tee -a "$RUNS/logs/L_more.log" ;;
-  *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both|more]" >&2; exit 2 ;;
+  missing)
+    { todo_runs L_ft50; todo_runs L_oneshot L_oneshot_more L_oneshot70 L_oneshot_magnm; } >> "$RUNS/logs/L_a.log" 2>&1 &
+    todo_runs L_ft24 >> "$RUNS/logs/L_b.log" 2>&1 &
+    wait ;;
+  *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both|more|missing]" >&2; exit 2 ;;
 esac
