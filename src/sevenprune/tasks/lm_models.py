@@ -103,10 +103,9 @@ def _move_converted(tmp: Path, out: Path) -> Path:
     try:
         os.replace(tmp, out)
     except OSError:
-        if not (out / CONVERTED_MARKER).is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / CONVERTED_MARKER).is_file():
+            raise
     return out
 
 
