@@ -576,6 +576,7 @@ def test_seven_pre_ramps_to_the_n_m_pattern() -> None:
     ({"method": "magnitude", "pattern": "2:3"}, r"has 8 inputs per row, not a multiple of 3"),
 ])
 def test_patterns_a_method_cannot_take_are_refused_before_any_scoring(kwargs: dict, match: str) -> None:
+    kwargs = dict(kwargs)  # the parameter's own dict is shared: pop from a copy
     torch.manual_seed(4)
     layer = nn.Linear(8, 4, bias=False)
     before = layer.weight.detach().clone()
