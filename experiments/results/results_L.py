@@ -127,6 +127,12 @@ def perplexity_table(rows: list[dict[str, Any]], order: list[str], labels: dict[
     return "\n".join(lines)
 
 
+def _pattern_order(pattern: str | None) -> tuple[int, str]:
+    """Sort key of a pattern: those of :data:`ONESHOT_PATTERNS` in its order, then other sparsities, then dense."""
+    listed = list(ONESHOT_PATTERNS)
+    return (listed.index(pattern) if pattern in listed else len(listed) + (pattern is None), pattern or "")
+
+
 def _pattern_label(pattern: str | None) -> str:
     """``"50 %"``, ``"4:8"``; a sparsity without an entry in :data:`ONESHOT_PATTERNS` as ``"60 %"``; ``-`` for dense."""
     return "-" if pattern is None else ONESHOT_PATTERNS.get(pattern, f"{pattern} %")
@@ -135,8 +141,7 @@ def _pattern_label(pattern: str | None) -> str:
 def oneshot_table(rows: list[dict[str, Any]], split: str) -> str:
     """Perplexity on ``split`` without fine-tuning, per method (rows) and pattern (columns: those with runs),
     with its ratio to the starting model's where that was evaluated."""
-    present = {r["pattern"] for r in rows} - {None}
-    patterns = [p for p in ONESHOT_PATTERNS if p in present] + sorted(present - set(ONESHOT_PATTERNS))
+    patterns = sorted({r["pattern"] for r in rows} - {None}, key=_pattern_order)
     start = [perplexity(r, split) for r in rows if r["method"] == "dense"]
     lines = ["| method | " + " | ".join(map(_pattern_label, patterns)) + " |", "|---|" + "---|" * len(patterns)]
     for m in ONESHOT_ROWS:
@@ -316,13 +321,9 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     over the runs present."""
     lines = ["| method | pattern | one-shot pruning, s | pruner, s per pruning step | training step, s "
              "(pruner included) | runs |", "|---|---|---|---|---|---|"]
-    order = list(ONESHOT_PATTERNS) + [None]  # a pattern not listed there (another sparsity) sorts last
-
-    def place(pattern: str | None) -> int:
-        return order.index(pattern) if pattern in order else len(order)
-
     seen = sorted({(r["method"], r["pattern"]) for r in rows},
-                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0], place(k[1])))
+                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0],
+                                 _pattern_order(k[1])))
 
     def median(values: list[float], digits: int) -> str:
         return f"{np.median(values):.{digits}f}" if values else "-"
