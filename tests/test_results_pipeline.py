@@ -333,6 +333,8 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
     assert todo.commands(config, todo.missing(config)) == [
         "sevenprune sweep --config experiments/results/R/R_x80.json --methods platon --seeds 1",
         "sevenprune sweep --config experiments/results/R/R_x80.json --methods dense seven --seeds 2"]
+    assert todo.tsv_lines(config, todo.missing(config)) == [  # what run_L.sh reads: the same sweeps, tab-separated
+        "experiments/results/R/R_x80.json\t1\tplaton", "experiments/results/R/R_x80.json\t2\tdense seven"]
     assert todo.missing(optim) == [(2, "dense_sgd", "dense_sgd-seed2")]
     with pytest.raises(SystemExit, match="no configuration R_y80"):
         todo.configs(["R_y80"])

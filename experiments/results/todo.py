@@ -9,6 +9,7 @@ lowest seeds first, so that an interrupted set leaves every method at the earlie
 
     python experiments/results/todo.py                 # counts, then the commands
     python experiments/results/todo.py R_pre50 S_lr80  # only these configurations
+    python experiments/results/todo.py --tsv L_ft50    # for scripts: config<TAB>seed<TAB>methods, nothing else
 """
 
 from __future__ import annotations
@@ -70,20 +71,37 @@ def _search_name(opts: dict) -> str:
     return f"{opts['optimizer']}_lr{float(opts['lr']):g}-seed{opts['seed']}"
 
 
+def sweeps(config: Path, todo: list[tuple[int, str, str]]) -> list[tuple[str, int, list[str]]]:
+    """``(configuration path relative to the checkout, seed, methods)`` per seed, the lowest first, with the
+    methods that seed lacks (in the configuration's order)."""
+    rel = str(config.relative_to(ROOT))
+    return [(rel, seed, list(dict.fromkeys(m for s, m, _ in todo if s == seed)))
+            for seed in sorted({s for s, _, _ in todo})]
+
+
 def commands(config: Path, todo: list[tuple[int, str, str]]) -> list[str]:
     """One sweep command per seed with the methods that seed lacks (methods in the configuration's order)."""
-    lines = []
-    rel = config.relative_to(ROOT)
-    for seed in sorted({s for s, _, _ in todo}):
-        methods = list(dict.fromkeys(m for s, m, _ in todo if s == seed))
-        lines.append(f"sevenprune sweep --config {rel} --methods {' '.join(methods)} --seeds {seed}")
-    return lines
+    return [f"sevenprune sweep --config {rel} --methods {' '.join(methods)} --seeds {seed}"
+            for rel, seed, methods in sweeps(config, todo)]
+
+
+def tsv_lines(config: Path, todo: list[tuple[int, str, str]]) -> list[str]:
+    """The same sweeps for a script to read (run_L.sh missing): ``config<TAB>seed<TAB>method method ...``,
+    so that the script does not depend on how the human-readable commands are worded."""
+    return [f"{rel}\t{seed}\t{' '.join(methods)}" for rel, seed, methods in sweeps(config, todo)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="configurations to list (default: all), e.g. R_pre50")
+    parser.add_argument("--tsv", action="store_true",
+                        help="print only the missing sweeps, one per line: config<TAB>seed<TAB>methods")
     args = parser.parse_args(argv)
+    if args.tsv:
+        for config in configs(args.names):
+            for line in tsv_lines(config, missing(config)):
+                print(line)
+        return 0
     plan = []
     print("| configuration | runs committed | missing |")
     print("|---|---|---|")

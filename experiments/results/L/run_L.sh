@@ -77,11 +77,10 @@ worker_b() {
 # result.json (experiments/results/todo.py), the 50 % arms on worker A and the 2:4 arms on worker B, then
 # the one-shot rows after the 50 % arms; lowest seeds first
 PY=${PY:-python}
-todo_runs() {  # the sweep commands of todo.py for these configurations, pointed at $RUNS
-  "$PY" experiments/results/todo.py "$@" | grep '^sevenprune sweep ' | while read -r _ _ _ config rest; do
-    name=$(basename "$config" .json)
-    # shellcheck disable=SC2086  # rest: --methods ... --seeds N, split on purpose
-    $SP sweep --config "$config" --out "$RUNS/$name" $rest
+todo_runs() {  # the sweeps todo.py lists as missing for these configurations, pointed at $RUNS
+  "$PY" experiments/results/todo.py --tsv "$@" | while IFS=$'\t' read -r config seed methods; do
+    # shellcheck disable=SC2086  # methods: one word per method, split on purpose
+    $SP sweep --config "$config" --out "$RUNS/$(basename "$config" .json)" --methods $methods --seeds "$seed"
   done
 }
 
