@@ -524,6 +524,21 @@ def test_magnitude_n_m_keeps_the_n_largest_of_every_m_inputs(pattern: str) -> No
     assert pruner.config()["pattern"] == pattern and pruner.sparsity() == pytest.approx(1 - n / m)
 
 
+def test_magnitude_n_m_breaks_equal_magnitudes_by_input_index_lower_pruned_first() -> None:
+    # quantized checkpoints (SmolLM2's Q4_1) hold many equal magnitudes in a group; the rule is documented
+    # (docs/methods.md) and the experiment experiments/results/L/nm_ties.py measures what it changes
+    layer = nn.Linear(8, 3, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0, 2.0, -2.0, 2.0, 2.0],
+                                         [3.0, 1.0, 1.0, -3.0, 1.0, 2.0, 2.0, 1.0],
+                                         [0.5, 4.0, -0.5, 0.5, 1.0, -1.0, 5.0, 1.0]]))
+    pruner = ip.prune_at_init(nn.Sequential(layer), "magnitude", 0.5, pattern="2:4")
+    assert pruner.masks["0.weight"].bool().tolist() == [
+        [False, False, True, True, False, False, True, True],   # all equal: the two last kept
+        [True, False, False, True, False, True, True, False],   # no tie at the boundary: the two largest
+        [False, True, False, True, False, False, True, True]]   # 4 then the later 0.5; 5 then the later 1
+
+
 def linear_copy(weights: dict[str, torch.Tensor], model: nn.Module) -> nn.Module:
     import copy
 

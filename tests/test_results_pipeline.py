@@ -688,3 +688,28 @@ def test_run_L_missing_runs_exactly_todos_commands_into_the_runs_folder(tmp_path
     logs = {w: (runs / "logs" / f"L_{w}.log").read_text().splitlines() for w in "ab"}
     assert logs["a"] == expected("L_ft50") + expected("L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm")
     assert logs["b"] == expected("L_ft24")
+
+
+def test_nm_ties_experiment_compares_the_librarys_own_mask_with_wandas_topk_rule() -> None:
+    """experiments/results/L/nm_ties.py: its "ours" is the mask prune_at_init makes (on weights full of equal
+    magnitudes, as a quantized checkpoint's), and its topk rule keeps n of every m; on weights without ties
+    the two rules agree, so any difference it reports comes from ties alone."""
+    import importlib.util
+
+    path = Path(todo.__file__).resolve().parent / "L" / "nm_ties.py"
+    spec = importlib.util.spec_from_file_location("nm_ties", path)
+    nm_ties = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nm_ties)
+    g = torch.Generator().manual_seed(0)
+    levels = torch.tensor([-0.3, -0.1, 0.1, 0.3])  # four levels: ties in most groups
+    tied = levels[torch.randint(0, 4, (6, 16), generator=g)]
+    for n, m in nm_ties.PATTERNS:
+        layer = torch.nn.Linear(16, 6, bias=False)
+        with torch.no_grad():
+            layer.weight.copy_(tied)
+        pruner = sp.prune_at_init(torch.nn.Sequential(layer), "magnitude", 1 - n / m, pattern=f"{n}:{m}")
+        assert torch.equal(nm_ties.stable_keep_mask(tied, n, m), pruner.masks["0.weight"].bool())
+        topk = nm_ties.topk_keep_mask(tied, n, m)
+        assert (topk.reshape(6, -1, m).sum(dim=2) == n).all()
+        distinct = torch.randperm(96, generator=g).float().reshape(6, 16) - 48
+        assert torch.equal(nm_ties.topk_keep_mask(distinct, n, m), nm_ties.stable_keep_mask(distinct, n, m))

@@ -1,0 +1,104 @@
+"""How much one-shot magnitude N:M on SmolLM2 depends on how equal magnitudes are broken.
+
+SmolLM2 ships as a Q4_1 GGUF file: each block of 32 weights takes one of 16 levels, so many weights of a
+group of m inputs have exactly the same magnitude. Magnitude N:M then has no single answer for those
+groups. sevenprune breaks ties by input index (a stable sort: the lower index is pruned first, as the
+Pruner's N:M); locuslab/wanda's ``prune_magnitude`` (``lib/prune.py``) prunes
+``torch.topk(W[:, i:i+m], m - n, largest=False)``, whose order among equal values PyTorch does not specify.
+
+    python experiments/results/L/nm_ties.py count          # groups tied at the n-th/(n+1)-th largest, masks that differ
+    python experiments/results/L/nm_ties.py run 2:4 OUT    # protocol L's one-shot magnitude run, topk's tie-break
+    python experiments/results/L/nm_ties.py pair OUT RUN   # OUT − RUN (a committed run) per test window, both test sets
+
+``run`` is the protocol's command (L_oneshot_magnm.json's settings) with one private function replaced, so
+that nothing but the tie-break differs: this is an experiment on the library, not a way to use it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[3]
+PATTERNS = ((2, 4), (4, 8))
+
+
+def topk_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Keep-mask of ``prune_magnitude`` in locuslab/wanda: per block of m columns, the m - n smallest by topk."""
+    metric = weight.detach().abs().float()
+    pruned = torch.zeros_like(metric, dtype=torch.bool)
+    for i in range(0, metric.shape[1], m):
+        pruned.scatter_(1, i + torch.topk(metric[:, i:i + m], m - n, dim=1, largest=False)[1], True)
+    return ~pruned
+
+
+def stable_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Ours: in each group of m inputs the m - n smallest magnitudes pruned, equal ones lower index first."""
+    groups = weight.detach().abs().float().reshape(weight.shape[0], -1, m)
+    pruned = torch.zeros_like(groups, dtype=torch.bool)
+    pruned.scatter_(2, torch.sort(groups, dim=2, stable=True).indices[..., : m - n], True)
+    return ~pruned.reshape(weight.shape)
+
+
+def count() -> None:
+    from sevenprune.tasks.lm_models import load_causal_lm  # noqa: PLC0415 (the model only for this command)
+
+    torch.set_num_threads(1)
+    model = load_causal_lm("smollm2")[0]
+    linears = [mod for mod in model.model.layers.modules() if isinstance(mod, torch.nn.Linear)]
+    for n, m in PATTERNS:
+        groups = tied = differ = 0
+        for lin in linears:
+            w = lin.weight.detach()
+            ordered = torch.sort(w.abs().reshape(w.shape[0], -1, m), dim=2).values
+            tied += int((ordered[..., m - n - 1] == ordered[..., m - n]).sum())
+            groups += ordered.shape[0] * ordered.shape[1]
+            diff = (topk_keep_mask(w, n, m) != stable_keep_mask(w, n, m)).reshape(w.shape[0], -1, m)
+            differ += int(diff.any(dim=2).sum())
+        print(f"{n}:{m}: {groups} groups in {len(linears)} matrices; tied at the boundary {tied} ({tied / groups:.2%}); "
+              f"topk's mask differs from ours in {differ} ({differ / groups:.2%})")
+
+
+def run(pattern: str, out: str) -> int:
+    from sevenprune import patterns  # noqa: PLC0415
+    from sevenprune.cli import main  # noqa: PLC0415
+
+    def topk_candidates(score: torch.Tensor, mask: torch.Tensor, kind: str, n: int, m: int, name: str) -> torch.Tensor:
+        if kind != "matrix":
+            raise SystemExit(f"nm_ties: {name!r} is a {kind}; this experiment covers nn.Linear weights only")
+        metric = score.float()
+        return torch.where(~topk_keep_mask(metric, n, m), metric.clamp(max=torch.finfo(metric.dtype).max), math.inf)
+
+    patterns._nm_candidate_scores = topk_candidates  # the one change: candidates (the pruned) chosen by topk
+    return main(["run", "--task", "causal-lm", "--model", "smollm2", "--method", "magnitude_init", "--pattern", pattern,
+                 "--sparsity", "0.5", "--no-fine-tune", "--seed", "1", "--batch-size", "8", "--eval-batch-size", "8",
+                 "--max-length", "128", "--eval-limit", "256", "--threads", "1", "--calibration-samples", "128",
+                 "--lr", "0.0001", "--no-save-model", "--no-progress", "--out", out])
+
+
+def pair(a: str, b: str) -> None:
+    sys.path.insert(0, str(ROOT / "experiments" / "results"))
+    from results_common import nats_text, paired_window_bootstrap, ratio_text  # noqa: PLC0415
+
+    with np.load(Path(a) / "predictions.npz") as pa, np.load(Path(b) / "predictions.npz") as pb:
+        for split, label in (("test", "held-out plays"), ("ptb", "PTB")):
+            la, lb = pa[f"{split}.window_loss"], pb[f"{split}.window_loss"]
+            r = paired_window_bootstrap([la], [lb])
+            print(f"{label}: perplexity {math.exp(la.mean()):.1f} against {math.exp(lb.mean()):.1f}; "
+                  f"difference {nats_text(r)} nats, {ratio_text(r)}, {r['verdict']} ({r['windows']} windows)")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if args[:1] == ["count"] and len(args) == 1:
+        count()
+    elif args[:1] == ["run"] and len(args) == 3:
+        sys.exit(run(args[1], args[2]))
+    elif args[:1] == ["pair"] and len(args) == 3:
+        pair(args[1], args[2])
+    else:
+        sys.exit(__doc__)
