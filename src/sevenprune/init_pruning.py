@@ -27,7 +27,9 @@ Protocol, the same for every method:
   by index (:func:`sevenprune.threshold.smallest_k_keep_masks`). With ``pattern="n:m"`` (``"2:4"``,
   ``"4:8"``; ``sparsity`` must be ``1 - n/m``) each group of ``m`` consecutive inputs of a row keeps its
   ``n`` best-scored weights, as the magnitude baseline of Wanda's code does at 2:4 and 4:8
-  (``prune_magnitude`` in locuslab/wanda's ``lib/prune.py``). Every method that selects through
+  (``prune_magnitude`` in locuslab/wanda's ``lib/prune.py``), equal scores in a group the lower input
+  index pruned first (their code takes ``torch.topk``'s unspecified order; on a quantized checkpoint
+  many magnitudes tie, see docs/methods.md). Every method that selects through
   :meth:`InitRequest.select` takes it (magnitude, random, SNIP, GraSP), and SEVEN_pre ramps to it;
   FORCE refuses it (its iterations select on their own: it declares ``init_patterns =
   ("unstructured",)``), and a method of your own that ignores it is caught: its masks are checked
