@@ -336,6 +336,19 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
     assert todo.tsv_lines(config, todo.missing(config)) == [  # what run_L.sh reads: the same sweeps, tab-separated
         "experiments/results/R/R_x80.json\t1\tplaton", "experiments/results/R/R_x80.json\t2\tdense seven"]
     assert todo.missing(optim) == [(2, "dense_sgd", "dense_sgd-seed2")]
+    # a sweeps folder elsewhere: missing runs with a checkpoint there are listed with their step; a finished
+    # (committed) run's leftover checkpoint and a run folder without one are not
+    runs = tmp_path / "sweeps"
+    for run, state in (("platon-s0.8-seed1", {"loop": {"step": 150}, "max_steps": 268}),
+                       ("dense-seed1", {"loop": {"step": 50}, "max_steps": 268}),
+                       ("seven-s0.8-seed2", None)):
+        (runs / "R_x80" / "runs" / run / "checkpoint").mkdir(parents=True)
+        if state is not None:
+            (runs / "R_x80" / "runs" / run / "checkpoint" / "state.json").write_text(json.dumps(state))
+    assert todo.in_progress(config, todo.missing(config), runs) == ["R_x80/platon-s0.8-seed1: step 150 of 268"]
+    (runs / "R_x80" / "runs" / "seven-s0.8-seed2" / "checkpoint" / "state.json").write_text("{")
+    assert todo.in_progress(config, todo.missing(config), runs)[1].startswith(
+        "R_x80/seven-s0.8-seed2: checkpoint unreadable")
     with pytest.raises(SystemExit, match="no configuration R_y80"):
         todo.configs(["R_y80"])
 

@@ -10,6 +10,8 @@ lowest seeds first, so that an interrupted set leaves every method at the earlie
     python experiments/results/todo.py                 # counts, then the commands
     python experiments/results/todo.py R_pre50 S_lr80  # only these configurations
     python experiments/results/todo.py --tsv L_ft50    # for scripts: config<TAB>seed<TAB>methods, nothing else
+    python experiments/results/todo.py --runs /work/sweepL/runs/results L_ft50  # and which missing runs have
+                                                       # a checkpoint there to go on from, at which step
 """
 
 from __future__ import annotations
@@ -79,6 +81,23 @@ def sweeps(config: Path, todo: list[tuple[int, str, str]]) -> list[tuple[str, in
             for seed in sorted({s for s, _, _ in todo})]
 
 
+def in_progress(config: Path, todo: list[tuple[int, str, str]], runs: Path) -> list[str]:
+    """``L_ft50/platon-s0.5-seed3: step 150 of 268`` for each missing run of ``config`` that has a
+    checkpoint under ``runs/<sweep>/runs/<run>/checkpoint`` (a sweep started again goes on from there)."""
+    sweep = Path(json.loads(config.read_text(encoding="utf-8"))["out"]).name
+    found = []
+    for _, _, name in todo:
+        state = runs / sweep / "runs" / name / "checkpoint" / "state.json"
+        if not state.is_file():
+            continue
+        try:
+            saved = json.loads(state.read_text(encoding="utf-8"))
+            found.append(f"{sweep}/{name}: step {saved['loop']['step']} of {saved['max_steps']}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a checkpoint being written, or damaged
+            found.append(f"{sweep}/{name}: checkpoint unreadable ({state}: {type(exc).__name__})")
+    return found
+
+
 def commands(config: Path, todo: list[tuple[int, str, str]]) -> list[str]:
     """One sweep command per seed with the methods that seed lacks (methods in the configuration's order)."""
     return [f"sevenprune sweep --config {rel} --methods {' '.join(methods)} --seeds {seed}"
@@ -96,13 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="configurations to list (default: all), e.g. R_pre50")
     parser.add_argument("--tsv", action="store_true",
                         help="print only the missing sweeps, one per line: config<TAB>seed<TAB>methods")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="the sweeps' runs folder (run_L.sh's RUNS): also list the missing runs that have a "
+                             "checkpoint there, and its step")
     args = parser.parse_args(argv)
     if args.tsv:
         for config in configs(args.names):
             for line in tsv_lines(config, missing(config)):
                 print(line)
         return 0
-    plan = []
+    plan, started = [], []
     print("| configuration | runs committed | missing |")
     print("|---|---|---|")
     for config in configs(args.names):
@@ -111,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         todo = missing(config)
         print(f"| {config.stem} | {total - len(todo)} / {total} | {len(todo)} |")
         plan += commands(config, todo)
+        if args.runs is not None:
+            started += in_progress(config, todo, args.runs)
+    if args.runs is not None:
+        print()
+        print("\n".join(["in progress (the sweep goes on from the checkpoint):", *started]) if started
+              else f"no missing run has a checkpoint under {args.runs}")
     print()
     print("\n".join(plan) if plan else "every cell has a committed run")
     return 0
