@@ -349,6 +349,8 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
     (runs / "R_x80" / "runs" / "seven-s0.8-seed2" / "checkpoint" / "state.json").write_text("{")
     assert todo.in_progress(config, todo.missing(config), runs)[1].startswith(
         "R_x80/seven-s0.8-seed2: checkpoint unreadable")
+    with pytest.raises(SystemExit, match="--runs .*nowhere: no such folder"):
+        todo.main(["--runs", str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit, match="no configuration R_y80"):
         todo.configs(["R_y80"])
 

@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the sweeps' runs folder (run_L.sh's RUNS): also list the missing runs that have a "
                              "checkpoint there, and its step")
     args = parser.parse_args(argv)
+    if args.runs is not None and not args.runs.is_dir():  # a mistyped folder would read as "nothing started"
+        raise SystemExit(f"todo: --runs {args.runs}: no such folder")
     if args.tsv:
         for config in configs(args.names):
             for line in tsv_lines(config, missing(config)):
