@@ -63,9 +63,26 @@ def count() -> None:
               f"topk's mask differs from ours in {differ} ({differ / groups:.2%})")
 
 
+# protocol L's one-shot magnitude N:M settings (L_oneshot_magnm.json; checked against it before a run)
+CONFIG = ROOT / "experiments" / "results" / "L" / "L_oneshot_magnm.json"
+SETTINGS = {"task": "causal-lm", "model": "smollm2", "batch_size": 8, "eval_batch_size": 8, "max_length": 128,
+            "eval_limit": 256, "lr": 0.0001, "threads": 1, "calibration_samples": 128}
+
+
+def settings_differ() -> list[str]:
+    """The keys where SETTINGS no longer says what the protocol's configuration says."""
+    import json  # noqa: PLC0415
+
+    spec = json.loads(CONFIG.read_text(encoding="utf-8"))
+    return [k for k, v in SETTINGS.items() if spec.get(k) != v]
+
+
 def run(pattern: str, out: str) -> int:
     from sevenprune import patterns  # noqa: PLC0415
     from sevenprune.cli import main  # noqa: PLC0415
+
+    if stale := settings_differ():
+        raise SystemExit(f"nm_ties: {CONFIG} changed ({', '.join(stale)}): update SETTINGS first")
 
     def topk_candidates(score: torch.Tensor, mask: torch.Tensor, kind: str, n: int, m: int, name: str) -> torch.Tensor:
         if kind != "matrix":
@@ -74,10 +91,9 @@ def run(pattern: str, out: str) -> int:
         return torch.where(~topk_keep_mask(metric, n, m), metric.clamp(max=torch.finfo(metric.dtype).max), math.inf)
 
     patterns._nm_candidate_scores = topk_candidates  # the one change: candidates (the pruned) chosen by topk
-    return main(["run", "--task", "causal-lm", "--model", "smollm2", "--method", "magnitude_init", "--pattern", pattern,
-                 "--sparsity", "0.5", "--no-fine-tune", "--seed", "1", "--batch-size", "8", "--eval-batch-size", "8",
-                 "--max-length", "128", "--eval-limit", "256", "--threads", "1", "--calibration-samples", "128",
-                 "--lr", "0.0001", "--no-save-model", "--no-progress", "--out", out])
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
+    return main(["run", *args, "--method", "magnitude_init", "--pattern", pattern, "--sparsity", "0.5",
+                 "--no-fine-tune", "--seed", "1", "--no-save-model", "--no-progress", "--out", out])
 
 
 def pair(a: str, b: str) -> None:
