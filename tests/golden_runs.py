@@ -169,11 +169,14 @@ RUNS: dict[str, Callable[[], tuple[nn.Module, sp.Pruner]]] = {
 #: tie early and the rest of the run then follows another path. Soft movement with Adam-trained scores:
 #: each Adam step moves every score by about ``lr * sign(g)``, so after a few steps most scores differ only
 #: in their last bits (measured: with ``ATEN_CPU_CAPABILITY=default`` instead of avx512 on one machine, 46 of
-#: 1,088 mask entries differ; with avx2, none). Their masks are compared exactly only with
+#: 1,088 mask entries differ; with avx2, none; on an AMD EPYC, 76 with its own kernels or avx2 and 84 with
+#: ``default``, 2026-12-07, against a bound of 108 at 10 %). Their masks are compared exactly only with
 #: ``SEVENPRUNE_GOLDEN_EXACT=1``; elsewhere the count must be exact and at most ``NEAR_TIE_SHARE`` of the
-#: entries may differ.
+#: entries may differ: 20 %, since the spread across CPUs came within a quarter of 10 %. A broken soft
+#: movement still fails it (a mask unrelated to the golden one differs in about 42 % of the entries at 70 %),
+#: and its SGD twin, ``soft_movement-sgd-small``, pins the same code path exactly on every machine.
 NEAR_TIES = {"soft_movement-small"}
-NEAR_TIE_SHARE = 0.10
+NEAR_TIE_SHARE = 0.20
 #: Every other run: entries that may differ on another machine (scores that tie within rounding: a flip
 #: exchanges a pruned and a kept entry), at least 2, else 0.1 % of the prunable entries.
 TIE_SHARE = 0.001
