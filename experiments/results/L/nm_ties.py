@@ -6,7 +6,8 @@ groups. sevenprune breaks ties by input index (a stable sort: the lower index is
 Pruner's N:M); locuslab/wanda's ``prune_magnitude`` (``lib/prune.py``) prunes
 ``torch.topk(W[:, i:i+m], m - n, largest=False)``, whose order among equal values PyTorch does not specify.
 
-    python experiments/results/L/nm_ties.py count          # groups tied at the n-th/(n+1)-th largest, masks that differ
+    python experiments/results/L/nm_ties.py count          # groups tied at the n-th/(n+1)-th largest, masks that
+                                                           # differ; unstructured: weights at a tied threshold
     python experiments/results/L/nm_ties.py run 2:4 OUT    # protocol L's one-shot magnitude run, topk's tie-break
     python experiments/results/L/nm_ties.py pair OUT RUN   # OUT − RUN (a committed run) per test window, both test sets
 
@@ -61,6 +62,15 @@ def count() -> None:
             differ += int(diff.any(dim=2).sum())
         print(f"{n}:{m}: {groups} groups in {len(linears)} matrices; tied at the boundary {tied} ({tied / groups:.2%}); "
               f"topk's mask differs from ours in {differ} ({differ / groups:.2%})")
+    for sparsity in (0.5, 0.7):  # unstructured, each matrix alike: the entries equal to a threshold that splits them
+        at = total = 0
+        for lin in linears:
+            ordered = torch.sort(lin.weight.detach().abs().flatten()).values
+            k = int(ordered.numel() * sparsity)
+            if ordered[k] == ordered[k - 1]:
+                at += int((ordered == ordered[k - 1]).sum())
+            total += ordered.numel()
+        print(f"unstructured {sparsity:.0%}: {at} of {total} weights ({at / total:.3%}) sit at a tied threshold")
 
 
 # protocol L's one-shot magnitude N:M settings (L_oneshot_magnm.json; checked against it before a run)
