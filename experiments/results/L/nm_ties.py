@@ -38,11 +38,12 @@ def topk_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
 
 def stable_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """Ours: in each group of m inputs the m - n smallest magnitudes pruned, equal ones lower index first."""
-    groups = weight.detach().abs().float().reshape(weight.shape[0], -1, m)
-    pruned = torch.zeros_like(groups, dtype=torch.bool)
-    pruned.scatter_(2, torch.sort(groups, dim=2, stable=True).indices[..., : m - n], True)
-    return ~pruned.reshape(weight.shape)
+    """Ours, from the library's own N:M selection at init: its candidates (finite scores) are the pruned."""
+    from sevenprune import patterns  # noqa: PLC0415
+
+    metric = weight.detach().abs().float()
+    keep_all = torch.ones_like(metric, dtype=torch.bool)
+    return ~torch.isfinite(patterns._nm_candidate_scores(metric, keep_all, "matrix", n, m, "weight"))
 
 
 def count() -> None:
