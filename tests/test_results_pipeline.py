@@ -308,7 +308,7 @@ def test_collect_on_a_machine_without_the_earlier_runs_masks_keeps_their_figures
     assert function == {"R_pre80/snip-s0.8-seed1": {"probe_accuracy": 0.7}, "dense (no mask)": {"probe_accuracy": 0.8}}
 
 
-def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_those(tmp_path, monkeypatch):
+def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_those(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(todo, "ROOT", tmp_path)
     monkeypatch.setattr(todo, "CONFIGS", tmp_path / "experiments" / "results")
     committed = tmp_path / "docs" / "results"
@@ -351,6 +351,12 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
         "R_x80/seven-s0.8-seed2: checkpoint unreadable")
     with pytest.raises(SystemExit, match="--runs .*nowhere: no such folder"):
         todo.main(["--runs", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match="--committed .*nowhere: no such folder"):
+        todo.main(["--committed", str(tmp_path / "nowhere")])
+    (tmp_path / "none").mkdir()  # --committed: another folder of committed runs, here an empty one
+    todo.main(["--tsv", "--committed", str(tmp_path / "none"), "R_x80"])
+    assert capsys.readouterr().out.splitlines() == ["experiments/results/R/R_x80.json\t1\tdense seven platon",
+                                                    "experiments/results/R/R_x80.json\t2\tdense seven platon"]
     with pytest.raises(SystemExit, match="no configuration R_y80"):
         todo.configs(["R_y80"])
 
@@ -679,30 +685,43 @@ def test_protocol_L_one_shot_rows_at_a_sparsity_without_a_label_get_a_column_not
     assert cost[-1] == "| Wanda | 60 % | 2.0 | - | - | 1 |"
 
 
-def test_run_L_missing_runs_exactly_todos_commands_into_the_runs_folder(tmp_path: Path) -> None:
-    """`run_L.sh missing` (a fresh machine: the sweeps' folders are empty, the summaries committed) runs the
-    commands todo.py lists, each pointed at $RUNS/<configuration>: the 50 % and one-shot ones on worker A,
-    the 2:4 ones on worker B. SP=echo prints what it would run."""
+def test_run_L_missing_shares_one_queue_of_todos_runs_between_both_workers(tmp_path: Path) -> None:
+    """`run_L.sh missing` (a fresh machine: the sweeps' folders are empty) runs every run todo.py lists as
+    missing exactly once, one sweep per run pointed at $RUNS/<configuration>, the two workers taking the runs
+    in turn from one queue: fine-tuned runs first, lowest seeds first, then the one-shot rows. Against an
+    empty committed folder every run of protocol L is missing. SP=echo prints what it would run."""
     import os
     import subprocess
 
     repo = Path(todo.__file__).resolve().parents[2]
-    runs = tmp_path / "runs"
-    env = dict(os.environ, SP="echo", PY=sys.executable, RUNS=str(runs))
+    runs, committed = tmp_path / "runs", tmp_path / "committed"
+    committed.mkdir()
+    env = dict(os.environ, SP="echo", PY=sys.executable, RUNS=str(runs), COMMITTED=str(committed))
     subprocess.run(["bash", str(repo / "experiments/results/L/run_L.sh"), "missing"], env=env, check=True,
                    capture_output=True, timeout=120)
 
-    def expected(*names: str) -> list[str]:
-        lines = []
-        for config in todo.configs(list(names)):
-            for line in todo.commands(config, todo.missing(config)):
-                words = line.split()  # sevenprune sweep --config PATH --methods ... --seeds N
-                lines.append(" ".join(["sweep", "--config", words[3], "--out", str(runs / config.stem), *words[4:]]))
-        return lines
+    def one_run_each(*names: str) -> list[tuple[int, str]]:  # (seed, command) per missing run
+        return [(seed, f"sweep --config {config.relative_to(repo)} --out {runs / config.stem} "
+                       f"--methods {method} --seeds {seed}")
+                for config in todo.configs(list(names)) for seed, method, _ in todo.missing(config, committed)]
 
-    logs = {w: (runs / "logs" / f"L_{w}.log").read_text().splitlines() for w in "ab"}
-    assert logs["a"] == expected("L_ft50") + expected("L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm")
-    assert logs["b"] == expected("L_ft24")
+    tuned = [c for _, c in sorted(one_run_each("L_ft50", "L_ft24"), key=lambda sc: sc[0])]  # stable: seed order
+    oneshot = [c for _, c in one_run_each("L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm")]
+    queue = tuned + oneshot
+    assert len(tuned) == 27 + 18 and len(oneshot) > 0
+    logs = [(runs / "logs" / f"L_{w}.log").read_text().splitlines() for w in "ab"]
+    assert sorted(logs[0] + logs[1]) == sorted(queue)  # every run once, none twice, nothing else
+    for log in logs:  # each worker took its runs in the queue's order
+        assert log == [c for c in queue if c in set(log)]
+    assert (runs / "L_queue.tsv").read_text() == ""  # the queue is used up
+    # the lowest seeds first: no seed-2 fine-tuning run starts before every seed-1 one has been taken
+    assert queue.index(next(c for c in tuned if c.endswith("--seeds 2"))) == sum(
+        c.endswith("--seeds 1") for c in tuned)
+    # todo.py failing (here: no Python at all) starts nothing and says so
+    bad = subprocess.run(["bash", str(repo / "experiments/results/L/run_L.sh"), "missing"],
+                         env=dict(env, PY="false", RUNS=str(tmp_path / "other")), capture_output=True, text=True)
+    assert bad.returncode == 1 and "todo.py failed, nothing started" in bad.stderr
+    assert not (tmp_path / "other" / "logs" / "L_a.log").exists()
 
 
 def test_nm_ties_experiment_compares_the_librarys_own_mask_with_wandas_topk_rule() -> None:

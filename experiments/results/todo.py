@@ -12,6 +12,7 @@ lowest seeds first, so that an interrupted set leaves every method at the earlie
     python experiments/results/todo.py --tsv L_ft50    # for scripts: config<TAB>seed<TAB>methods, nothing else
     python experiments/results/todo.py --runs /work/sweepL/runs/results L_ft50  # and which missing runs have
                                                        # a checkpoint there to go on from, at which step
+    python experiments/results/todo.py --committed EMPTY_FOLDER L_ft50  # as if nothing were committed
 """
 
 from __future__ import annotations
@@ -118,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=None,
                         help="the sweeps' runs folder (run_L.sh's RUNS): also list the missing runs that have a "
                              "checkpoint there, and its step")
+    parser.add_argument("--committed", type=Path, default=None,
+                        help=f"where the committed runs are, one folder per protocol (default: {COMMITTED}); "
+                             "an empty folder lists every run")
     args = parser.parse_args(argv)
     if args.runs is not None and not args.runs.is_dir():  # a mistyped folder would read as "nothing started"
         raise SystemExit(f"todo: --runs {args.runs}: no such folder")
+    if args.committed is not None and not args.committed.is_dir():  # likewise "nothing committed"
+        raise SystemExit(f"todo: --committed {args.committed}: no such folder")
     if args.tsv:
         for config in configs(args.names):
-            for line in tsv_lines(config, missing(config)):
+            for line in tsv_lines(config, missing(config, args.committed)):
                 print(line)
         return 0
     plan, started = [], []
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs(args.names):
         spec = json.loads(config.read_text(encoding="utf-8"))
         total = len(expand(spec))
-        todo = missing(config)
+        todo = missing(config, args.committed)
         print(f"| {config.stem} | {total - len(todo)} / {total} | {len(todo)} |")
         plan += commands(config, todo)
         if args.runs is not None:

@@ -74,13 +74,30 @@ worker_b() {
 
 # on a machine whose RUNS folder lacks the earlier runs (their summaries are committed, the folders were
 # elsewhere), `both` would make every run again: `missing` runs only the runs without a committed
-# result.json (experiments/results/todo.py), the 50 % arms on worker A and the 2:4 arms on worker B, then
-# the one-shot rows after the 50 % arms; lowest seeds first
+# result.json (experiments/results/todo.py): one run per line in a queue ($RUNS/L_queue.tsv, made anew each
+# time) that both workers take from in turn, so that neither idles while the other still has runs (a split by
+# configuration left one worker an hour of three runs' work and the other nothing); the fine-tuned runs first,
+# lowest seeds first, then the one-shot rows
 PY=${PY:-python}
-todo_runs() {  # the sweeps todo.py lists as missing for these configurations, pointed at $RUNS
-  "$PY" experiments/results/todo.py --tsv "$@" | while IFS=$'\t' read -r config seed methods; do
-    # shellcheck disable=SC2086  # methods: one word per method, split on purpose
-    $SP sweep --config "$config" --out "$RUNS/$(basename "$config" .json)" --methods $methods --seeds "$seed"
+COMMITTED=${COMMITTED:-docs/results}  # where todo.py looks for the committed runs
+queue_missing() {  # config<TAB>seed<TAB>method, one line per missing run, in the order they should start
+  local tuned oneshot config seed methods method
+  tuned=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" L_ft50 L_ft24) || return 1
+  oneshot=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" \
+    L_oneshot L_oneshot_more L_oneshot70 L_oneshot_magnm) || return 1
+  { [ -z "$tuned" ] || sort -s -t $'\t' -k2,2n <<< "$tuned"; [ -z "$oneshot" ] || echo "$oneshot"; } |
+    while IFS=$'\t' read -r config seed methods; do
+      for method in $methods; do printf '%s\t%s\t%s\n' "$config" "$seed" "$method"; done
+    done
+}
+take() {  # the queue's first line, removed from it under a lock (the other worker waits for it)
+  flock "$1.lock" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' take "$1"
+}
+worker_queue() {
+  local line config seed method
+  while line=$(take "$1") && [ -n "$line" ]; do
+    IFS=$'\t' read -r config seed method <<< "$line"
+    $SP sweep --config "$config" --out "$RUNS/$(basename "$config" .json)" --methods "$method" --seeds "$seed"
   done
 }
 
@@ -93,8 +110,11 @@ case "${1:-both}" in
     wait ;;
   more) oneshot_more 2>&1 | tee -a "$RUNS/logs/L_more.log" ;;
   missing)
-    { todo_runs L_ft50; todo_runs L_oneshot L_oneshot_more L_oneshot70 L_oneshot_magnm; } >> "$RUNS/logs/L_a.log" 2>&1 &
-    todo_runs L_ft24 >> "$RUNS/logs/L_b.log" 2>&1 &
+    queue="$RUNS/L_queue.tsv"
+    queue_missing > "$queue" || { echo "run_L.sh: experiments/results/todo.py failed, nothing started" >&2; exit 1; }
+    echo "run_L.sh missing: $(wc -l < "$queue") runs queued in $queue"
+    worker_queue "$queue" >> "$RUNS/logs/L_a.log" 2>&1 &
+    worker_queue "$queue" >> "$RUNS/logs/L_b.log" 2>&1 &
     wait ;;
   *) echo "usage: bash experiments/results/L/run_L.sh [a|b|both|more|missing]" >&2; exit 2 ;;
 esac
