@@ -614,6 +614,53 @@ def test_protocol_L_best_arm_is_chosen_on_the_seeds_every_arm_has(results_R, tmp
     assert results_L.best(rows, ["wanda"], "50") is None
 
 
+def test_protocol_L_fine_tuned_at_70_percent_gets_its_columns_and_comparisons_once_it_has_runs(results_R, tmp_path):
+    """L_ft70 (the same arms at 70 %, dense shared with L_ft50): no 70 % column while it has no run; then its
+    columns, SEVEN_dyn's comparisons at 70 % (dense from L_ft50), a clause of the answer and the summary's
+    head. Shifts: SparseGPT +0.3 nats over SEVEN_dyn at 70 %, on one seed."""
+    import results_L
+
+    rng = np.random.default_rng(7)
+    root = tmp_path / "L"
+    base = {"test": rng.normal(3.5, 0.4, 16), "ptb": rng.normal(4.5, 0.4, 8)}
+    for name, d in {"dense": -0.2, "seven": -0.1, "sparsegpt": 0.0}.items():
+        _lm_run(root, "L_ft50", name, 1, {s: v + d for s, v in base.items()})
+    header = results_L.blocks()["L_ft"].splitlines()[0]
+    assert header == "| method | held-out plays, 50 % | PTB, 50 % |"  # no 2:4 or 70 % runs: no columns
+    _lm_run(root, "L_ft70", "seven", 1, {s: v + 0.2 for s, v in base.items()}, sparsity=0.7)
+    _lm_run(root, "L_ft70", "sparsegpt", 1, {s: v + 0.5 for s, v in base.items()}, sparsity=0.7)
+    blocks = results_L.blocks()
+    assert blocks["L_ft"].splitlines()[0] == ("| method | held-out plays, 50 % | held-out plays, 70 % | PTB, 50 % "
+                                              "| PTB, 70 % |")
+    seven_70 = float(np.exp(base["test"].mean() + 0.2))
+    row = next(line for line in blocks["L_ft"].splitlines() if line.startswith("| SEVEN_dyn |"))
+    assert row.split("|")[3].strip() == f"{seven_70:.2f} (1)"
+    records = json.loads((root / "paired.json").read_text())
+    at70 = {(r["kind"], r["other"], r["test_set"]): r for r in records if r["pattern"] == "70 %"}
+    assert at70[("seven", "sparsegpt", "test")]["mean"] == pytest.approx(-0.3)
+    assert at70[("seven", "dense", "ptb")]["mean"] == pytest.approx(0.4)  # L_ft50's dense run, at every pattern
+    assert at70[("best", "sparsegpt", "test")]["ours"] == "seven"
+    assert ("at 70 %, pruning during fine-tuning gives the lower perplexity (SEVEN_dyn − SparseGPT + fine-tuning: "
+            "-0.300 [-0.300, -0.300] nats") in results_L.answer(records, 5)
+    assert "268 fine-tuning steps, 50 % unstructured and 70 % unstructured, section L" in \
+        results_L.summary_lines(records, 5)[0]
+    assert (f"**Fine-tuned, 70 %, lowest perplexity on the held-out plays first:** dense fine-tuning "
+            f"{np.exp(base['test'].mean() - 0.2):.2f} (1), SEVEN_dyn {seven_70:.2f} (1), SparseGPT") in blocks["L_reading"]
+    assert "**Fine-tuned, 2:4" not in blocks["L_reading"]  # no pruned run at 2:4: no line of dense alone
+
+
+def test_protocol_L_70_percent_sweep_is_the_50_percent_one_at_another_sparsity():
+    """L_ft70 answers the same question at 70 %: every training and evaluation setting as L_ft50's, its arms
+    L_ft50's one-shot and during-fine-tuning arms (dense and the analysis arms stay in L_ft50)."""
+    folder = Path(todo.__file__).resolve().parent / "L"
+    ft50, ft70 = (json.loads((folder / f"L_ft{p}.json").read_text()) for p in (50, 70))
+    differ = {"methods", "sparsities", "variants", "out"}
+    assert {k: v for k, v in ft70.items() if k not in differ} == {k: v for k, v in ft50.items() if k not in differ}
+    assert ft70["sparsities"] == [0.7] and ft70["out"] == "runs/results/L_ft70"
+    assert ft70["methods"] == [m for m in ft50["methods"] if m not in ("dense", "seven_local", "sparsegpt_seven_alloc")]
+    assert ft70["variants"] == {"seven_nd": ft50["variants"]["seven_nd"]}
+
+
 def test_protocol_L_allocation_table_averages_each_kind_of_matrix_and_each_third_of_the_depth(results_R):
     """Three layers of two kinds: SEVEN (two seeds) moves sparsity from v_proj to q_proj and toward depth;
     the expected cells are the means written out by hand."""
@@ -688,7 +735,8 @@ def test_protocol_L_one_shot_rows_at_a_sparsity_without_a_label_get_a_column_not
 def test_run_L_missing_shares_one_queue_of_todos_runs_between_both_workers(tmp_path: Path) -> None:
     """`run_L.sh missing` (a fresh machine: the sweeps' folders are empty) runs every run todo.py lists as
     missing exactly once, one sweep per run pointed at $RUNS/<configuration>, the two workers taking the runs
-    in turn from one queue: fine-tuned runs first, lowest seeds first, then the one-shot rows. Against an
+    in turn from one queue: fine-tuned runs at 50 % and 2:4 first, lowest seeds first, then those at 70 %, then
+    the one-shot rows. Against an
     empty committed folder every run of protocol L is missing. SP=echo prints what it would run."""
     import os
     import subprocess
@@ -706,9 +754,10 @@ def test_run_L_missing_shares_one_queue_of_todos_runs_between_both_workers(tmp_p
                 for config in todo.configs(list(names)) for seed, method, _ in todo.missing(config, committed)]
 
     tuned = [c for _, c in sorted(one_run_each("L_ft50", "L_ft24"), key=lambda sc: sc[0])]  # stable: seed order
+    seventy = [c for _, c in sorted(one_run_each("L_ft70"), key=lambda sc: sc[0])]
     oneshot = [c for _, c in one_run_each("L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm")]
-    queue = tuned + oneshot
-    assert len(tuned) == 27 + 18 and len(oneshot) > 0
+    queue = tuned + seventy + oneshot
+    assert (len(tuned), len(seventy)) == (27 + 18, 18) and len(oneshot) > 0
     logs = [(runs / "logs" / f"L_{w}.log").read_text().splitlines() for w in "ab"]
     assert sorted(logs[0] + logs[1]) == sorted(queue)  # every run once, none twice, nothing else
     for log in logs:  # each worker took its runs in the queue's order

@@ -9,7 +9,8 @@ SmolLM2-135M on the Shakespeare plays, at 50 % unstructured and 2:4 (variants wh
   (names ending in ``48``), at 70 % (the run's sparsity) and one-shot magnitude per matrix (also at 2:4 and 4:8);
 * ``L_ft50``, ``L_ft24``: 268 fine-tuning steps; Wanda and SparseGPT prune at step 0 and keep their masks
   fixed, SEVEN_dyn, its ``noise_discount=False`` control, PLATON and gradual magnitude prune during
-  fine-tuning; ``dense`` (in ``L_ft50``) is fine-tuned unpruned.
+  fine-tuning; ``dense`` (in ``L_ft50``) is fine-tuned unpruned. ``L_ft70``: the same arms at 70 %
+  unstructured (the issue's "where time allows"; its dense arm is ``L_ft50``'s), shown once it has runs.
 
 Every run scores the same 256 windows of 128 tokens of the held-out plays (``test``) and of PTB's test split
 (``ptb``) and keeps each window's mean token loss (predictions.npz), so that two runs are compared window by
@@ -30,8 +31,9 @@ from results_common import (commits, load_runs, nats_text, paired_window_bootstr
 from sevenprune.tasks.diagnostics_plots import layer_index
 
 ONESHOT_SWEEPS = ["L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm"]
-FT_SWEEPS = ["L_ft50", "L_ft24"]
-PATTERNS = {"50": "50 %", "24": "2:4"}  # the fine-tuned protocol's; a variant's name ends in "24" for 2:4
+FT_SWEEPS = ["L_ft50", "L_ft24", "L_ft70"]
+# the fine-tuned protocol's (a variant's name ends in "24" for 2:4); a table shows those with runs
+PATTERNS = {"50": "50 %", "24": "2:4", "70": "70 %"}
 # the one-shot rows without fine-tuning also at 70 % (the run's sparsity) and 4:8 (a name ending in "48")
 ONESHOT_PATTERNS = {"50": "50 %", "70": "70 %", "24": "2:4", "48": "4:8"}
 NM_SUFFIXES = ("24", "48")
@@ -114,9 +116,14 @@ def ppl_cell(values: list[float]) -> str:
     return f"{mean:.{digits}f}{sd} ({len(values)})"
 
 
+def fine_tuned_patterns(rows: list[dict[str, Any]]) -> list[str]:
+    """The patterns of :data:`PATTERNS` that have a pruned run among ``rows``, in its order."""
+    return [p for p in PATTERNS if any(r["pattern"] == p for r in rows)]
+
+
 def perplexity_table(rows: list[dict[str, Any]], order: list[str], labels: dict[str, str]) -> str:
-    """Perplexity per method (rows) on each test set and pattern of the fine-tuned protocol (columns)."""
-    columns = [(split, pattern) for split in TEST_SETS for pattern in PATTERNS]
+    """Perplexity per method (rows) on each test set and pattern of the fine-tuned protocol with runs (columns)."""
+    columns = [(split, pattern) for split in TEST_SETS for pattern in fine_tuned_patterns(rows)]
     lines = ["| method | " + " | ".join(f"{TEST_SETS[s]}, {PATTERNS[p]}" for s, p in columns) + " |",
              "|---|" + "---|" * len(columns)]
     for m in order:
@@ -425,8 +432,11 @@ def _few_seeds_caveat(records: list[dict[str, Any]]) -> str:
 
 def summary_lines(records: list[dict[str, Any]], committed: int) -> list[str]:
     """The page summary's paragraph for protocol L (results_summary.page_summary)."""
-    head = ("**L. Decoder LMs** (SmolLM2-135M on the Shakespeare plays, 268 fine-tuning steps, 50 % unstructured "
-            f"and 2:4, section L). {QUESTION}")
+    shown = [p for p in PATTERNS.values() if any(r["pattern"] == p for r in records)] or ["50 %", "2:4"]
+    kinds = [p if ":" in p else f"{p} unstructured" for p in shown]
+    kinds_text = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    head = ("**L. Decoder LMs** (SmolLM2-135M on the Shakespeare plays, 268 fine-tuning steps, "
+            f"{kinds_text}, section L). {QUESTION}")
     lines = [head, "", f"- {answer(records, committed)}"]
     for pattern in PATTERNS.values():
         for split, where in TEST_SETS.items():
@@ -460,7 +470,7 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
             base = f"; the starting model {np.mean(start):.2f} (PTB {np.mean(start_ptb):.2f})" if start else ""
             lines.append(f"- **One shot, no fine-tuning, {label}:** perplexity on the held-out plays "
                          f"{', '.join(shots)}{base}.")
-        if pattern not in PATTERNS:  # fine-tuned at 50 % and 2:4 only
+        if pattern not in fine_tuned_patterns(ft):  # fine-tuned at 50 %, 2:4 and 70 % only, once pruned runs are in
             continue
         arms = [(m, mean_loss(ft, m, pattern)) for m in FT_ORDER]
         arms = [(m, v) for m, v in arms if v is not None]

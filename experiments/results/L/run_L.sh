@@ -9,6 +9,8 @@
 #              SEVEN_dyn's per-matrix sparsities of the same seed): 268 fine-tuning steps (batch 8 x 128 tokens, AdamW 1e-4 constant), protocol R's proportions:
 #              pruning from step 30 over 180 steps (cubic), masks updated every 10 steps; the one-shot
 #              methods prune at step 0 and keep their masks fixed through the same 268 steps.
+#   L_ft70:    the same at 70 % unstructured (the one-shot and during-fine-tuning arms; dense is L_ft50's),
+#              queued by `missing` after every 50 % and 2:4 run.
 #   Every run: perplexity on 256 windows of 128 tokens of the held-out plays and of PTB's test split.
 #
 # Two workers of one thread each, seeds staged (1, then 1 2, then 1 2 3). A 268-step run takes about
@@ -76,16 +78,18 @@ worker_b() {
 # elsewhere), `both` would make every run again: `missing` runs only the runs without a committed
 # result.json (experiments/results/todo.py): one run per line in a queue ($RUNS/L_queue.tsv, made anew each
 # time) that both workers take from in turn, so that neither idles while the other still has runs (a split by
-# configuration left one worker an hour of three runs' work and the other nothing); the fine-tuned runs first,
-# lowest seeds first, then the one-shot rows
+# configuration left one worker three hour-long runs and the other one); the fine-tuned runs at 50 % and 2:4
+# first, lowest seeds first, then those at 70 % (likewise), then the one-shot rows
 PY=${PY:-python}
 COMMITTED=${COMMITTED:-docs/results}  # where todo.py looks for the committed runs
 queue_missing() {  # config<TAB>seed<TAB>method, one line per missing run, in the order they should start
-  local tuned oneshot config seed methods method
+  local tuned seventy oneshot part config seed methods method
   tuned=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" L_ft50 L_ft24) || return 1
+  seventy=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" L_ft70) || return 1
   oneshot=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" \
     L_oneshot L_oneshot_more L_oneshot70 L_oneshot_magnm) || return 1
-  { [ -z "$tuned" ] || sort -s -t $'\t' -k2,2n <<< "$tuned"; [ -z "$oneshot" ] || echo "$oneshot"; } |
+  { for part in "$tuned" "$seventy"; do [ -z "$part" ] || sort -s -t $'\t' -k2,2n <<< "$part"; done
+    [ -z "$oneshot" ] || echo "$oneshot"; } |
     while IFS=$'\t' read -r config seed methods; do
       for method in $methods; do printf '%s\t%s\t%s\n' "$config" "$seed" "$method"; done
     done
