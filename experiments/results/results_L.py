@@ -462,6 +462,7 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
              f"seeds {', '.join(map(str, seeds))}; every run scored on the same windows of both test sets."]
     start = [perplexity(r, "test") for r in one if r["method"] == "dense"]
     start_ptb = [perplexity(r, "ptb") for r in one if r["method"] == "dense"]
+    tuned = fine_tuned_patterns(ft)
     for pattern, label in ONESHOT_PATTERNS.items():
         shots = [f"{SHORT[m]} {ppl_cell([perplexity(r, 'test') for r in _of(one, m, pattern)])} "
                  f"(PTB {ppl_cell([perplexity(r, 'ptb') for r in _of(one, m, pattern)])})" for m in ONESHOT_ROWS[1:]
@@ -470,7 +471,7 @@ def reading(one: list[dict[str, Any]], ft: list[dict[str, Any]], records: list[d
             base = f"; the starting model {np.mean(start):.2f} (PTB {np.mean(start_ptb):.2f})" if start else ""
             lines.append(f"- **One shot, no fine-tuning, {label}:** perplexity on the held-out plays "
                          f"{', '.join(shots)}{base}.")
-        if pattern not in fine_tuned_patterns(ft):  # fine-tuned at 50 %, 2:4 and 70 % only, once pruned runs are in
+        if pattern not in tuned:  # fine-tuned at 50 %, 2:4 and 70 % only, once pruned runs are in
             continue
         arms = [(m, mean_loss(ft, m, pattern)) for m in FT_ORDER]
         arms = [(m, v) for m, v in arms if v is not None]

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sevenprune import patterns
+
 ROOT = Path(__file__).resolve().parents[3]
 PATTERNS = ((2, 4), (4, 8))
 
@@ -39,8 +41,6 @@ def topk_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
 def stable_keep_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Ours, from the library's own N:M selection at init: its candidates (finite scores) are the pruned."""
-    from sevenprune import patterns  # noqa: PLC0415
-
     metric = weight.detach().abs().float()
     keep_all = torch.ones_like(metric, dtype=torch.bool)
     return ~torch.isfinite(patterns._nm_candidate_scores(metric, keep_all, "matrix", n, m, "weight"))
@@ -89,7 +89,6 @@ def settings_differ() -> list[str]:
 
 
 def run(pattern: str, out: str) -> int:
-    from sevenprune import patterns  # noqa: PLC0415
     from sevenprune.cli import main  # noqa: PLC0415
 
     if stale := settings_differ():
