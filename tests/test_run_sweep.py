@@ -91,6 +91,60 @@ def test_dense_run_has_no_pruner(env):
     assert not (out / "model").exists()
 
 
+def test_run_records_the_machine_it_ran_on_and_the_load_meanwhile(env, monkeypatch):
+    """result.json["machine"]: the processor and threads of this process, the run's start and end between the
+    test's own clock readings, and the mean and max of the load samples taken (one when the run starts, one
+    before it writes its result: a run shorter than the 30 s interval has exactly these two)."""
+    from datetime import datetime, timezone
+
+    from sevenprune.tasks import machine
+
+    loads = iter([1.5, 2.75, 100.0])  # the third, when the monitor is left, comes after result.json
+    monkeypatch.setattr(machine, "_load_1min", lambda: next(loads))
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    result = run(resolve_config(_opts(env, method="dense", max_steps=2, save_model=False)),
+                 env["root"] / "run-machine", log=lambda *a: None)
+    after = datetime.now(timezone.utc)
+    m = result["machine"]
+    assert m["load_1min"] == {"mean": 2.125, "max": 2.75, "samples": 2, "interval_s": 30.0}
+    started, finished = datetime.fromisoformat(m["started_utc"]), datetime.fromisoformat(m["finished_utc"])
+    assert before <= started <= finished <= after and started.utcoffset().total_seconds() == 0
+    assert m["logical_cpus"] == os.cpu_count() and m["torch_threads"] == torch.get_num_threads()
+    assert m["torch"] == torch.__version__ and isinstance(m["cpu"], str) and m["cpu"]
+    saved = json.loads((env["root"] / "run-machine" / "result.json").read_text())
+    assert saved["machine"] == m
+
+
+def test_load_monitor_samples_every_interval_until_it_is_left():
+    """The daemon thread samples every interval while the monitor is entered, and stops when it is left (no
+    sample after __exit__'s own)."""
+    import threading
+    import time
+
+    from sevenprune.tasks.machine import LoadMonitor
+
+    reads: list[float] = []
+    three_periodic = threading.Event()
+
+    def read() -> float:
+        reads.append(float(len(reads)))
+        if len(reads) >= 4:  # the entry sample and three from the thread
+            three_periodic.set()
+        return reads[-1]
+
+    with LoadMonitor(read=read, interval=0.01) as load:
+        assert three_periodic.wait(10)
+    taken = len(reads)
+    time.sleep(0.05)
+    assert len(reads) == taken  # the thread has stopped
+    summary = load.summary()
+    assert summary["samples"] == taken and summary["max"] == taken - 1
+    assert summary["mean"] == pytest.approx((taken - 1) / 2)
+    assert LoadMonitor(read=lambda: None).summary() is None  # a platform without a load average
+    with pytest.raises(ValueError, match="interval must be positive"):
+        LoadMonitor(interval=0)
+
+
 def test_init_method_prunes_before_training(env):
     result = run(resolve_config(_opts(env, method="snip", sparsity=0.3, max_steps=3, save_model=False)),
                  env["root"] / "run-snip")

@@ -351,6 +351,40 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) if len(lines) > 2 else NONE_YET
 
 
+def step_seconds_table(rows: list[dict[str, Any]]) -> str:
+    """Each fine-tuned run's seconds per training step (``train_seconds / steps``), a column per seed: the
+    spread behind the medians of :func:`cost_table`. A run that went on from a checkpoint says at which step
+    (its seconds add up the attempts); a run whose ``result.json`` records the machine's load (``machine``,
+    written by runs since the load was recorded) gives the mean one-minute load while it ran."""
+    timed = [r for r in rows if r.get("steps")]
+    if not timed:
+        return NONE_YET
+    seeds = sorted({int(r["seed"]) for r in timed})
+    lines = ["| method | pattern | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---|" + "---|" * len(seeds)]
+    seen = sorted({(r["method"], r["pattern"]) for r in timed},
+                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0],
+                                 _pattern_order(k[1])))
+
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "-"
+        notes = []
+        if r.get("resumed_from_step") is not None:
+            notes.append(f"resumed at step {r['resumed_from_step']}")
+        load = (r.get("machine") or {}).get("load_1min")
+        if load:
+            notes.append(f"load {load['mean']:.1f}")
+        text = f"{float(r['train_seconds']) / r['steps']:.2f}"
+        return f"{text} ({', '.join(notes)})" if notes else text
+
+    for method, pattern in seen:
+        by_seed = {int(r["seed"]): r for r in timed if r["method"] == method and r["pattern"] == pattern}
+        lines.append(f"| {SHORT.get(method, method)} | {_pattern_label(pattern)} | "
+                     + " | ".join(cell(by_seed.get(s)) for s in seeds) + " |")
+    return "\n".join(lines)
+
+
 # -- words ------------------------------------------------------------------------------------------------------
 def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
@@ -528,4 +562,5 @@ def blocks() -> dict[str, str]:
                          f"{', '.join(c[:10] for c in commits(ft))}.")
     if one or ft:
         out["L_cost"] = cost_table(one + ft)
+    out["L_cost_runs"] = step_seconds_table(ft)
     return out
