@@ -765,7 +765,10 @@ def test_run_L_missing_shares_one_queue_of_todos_runs_between_both_workers(tmp_p
                 for config in todo.configs(list(names)) for seed, method, _ in todo.missing(config, committed)]
 
     tuned = [c for _, c in sorted(one_run_each("L_ft50", "L_ft24"), key=lambda sc: sc[0])]  # stable: seed order
-    seventy = [c for _, c in sorted(one_run_each("L_ft70"), key=lambda sc: sc[0])]
+    # at 70 %: the answer's pair (SparseGPT + fine-tuning, SEVEN_dyn) of every seed before the other arms
+    seventy = [c for _, c in sorted(one_run_each("L_ft70"),
+                                    key=lambda sc: (not sc[1].split("--methods ")[1].startswith(("sparsegpt ", "seven ")),
+                                                    sc[0]))]
     oneshot = [c for _, c in one_run_each("L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm")]
     queue = tuned + seventy + oneshot
     assert (len(tuned), len(seventy)) == (27 + 18, 18) and len(oneshot) > 0
@@ -777,6 +780,8 @@ def test_run_L_missing_shares_one_queue_of_todos_runs_between_both_workers(tmp_p
     # the lowest seeds first: no seed-2 fine-tuning run starts before every seed-1 one has been taken
     assert queue.index(next(c for c in tuned if c.endswith("--seeds 2"))) == sum(
         c.endswith("--seeds 1") for c in tuned)
+    assert [c.split("--methods ")[1] for c in seventy[:6]] == [
+        f"{m} --seeds {seed}" for seed in (1, 2, 3) for m in ("sparsegpt", "seven")]
     # todo.py failing (here: no Python at all) starts nothing and says so
     bad = subprocess.run(["bash", str(repo / "experiments/results/L/run_L.sh"), "missing"],
                          env=dict(env, PY="false", RUNS=str(tmp_path / "other")), capture_output=True, text=True)

@@ -79,20 +79,30 @@ worker_b() {
 # result.json (experiments/results/todo.py): one run per line in a queue ($RUNS/L_queue.tsv, made anew each
 # time) that both workers take from in turn, so that neither idles while the other still has runs (a split by
 # configuration left one worker three hour-long runs and the other one); the fine-tuned runs at 50 % and 2:4
-# first, lowest seeds first, then those at 70 % (likewise), then the one-shot rows
+# first, lowest seeds first, then those at 70 % (SparseGPT + fine-tuning and SEVEN_dyn of every seed first, the
+# pair behind the 70 % answer, then the other arms; each lowest seed first), then the one-shot rows
 PY=${PY:-python}
+FIRST_AT_70="sparsegpt seven"  # the 70 % answer's pair: on three seeds before the other arms get their second
 COMMITTED=${COMMITTED:-docs/results}  # where todo.py looks for the committed runs
 queue_missing() {  # config<TAB>seed<TAB>method, one line per missing run, in the order they should start
-  local tuned seventy oneshot part config seed methods method
+  local tuned seventy oneshot
   tuned=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" L_ft50 L_ft24) || return 1
   seventy=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" L_ft70) || return 1
   oneshot=$("$PY" experiments/results/todo.py --tsv --committed "$COMMITTED" \
     L_oneshot L_oneshot_more L_oneshot70 L_oneshot_magnm) || return 1
-  { for part in "$tuned" "$seventy"; do [ -z "$part" ] || sort -s -t $'\t' -k2,2n <<< "$part"; done
-    [ -z "$oneshot" ] || echo "$oneshot"; } |
-    while IFS=$'\t' read -r config seed methods; do
-      for method in $methods; do printf '%s\t%s\t%s\n' "$config" "$seed" "$method"; done
-    done
+  [ -z "$tuned" ] || sort -s -t $'\t' -k2,2n <<< "$tuned" | one_per_line
+  if [ -n "$seventy" ]; then
+    sort -s -t $'\t' -k2,2n <<< "$seventy" | one_per_line |
+      awk -F'\t' -v first="$FIRST_AT_70" 'BEGIN { split(first, f, " "); for (i in f) pair[f[i]] = 1 }
+        { if ($3 in pair) print; else rest[++n] = $0 } END { for (i = 1; i <= n; i++) print rest[i] }'
+  fi
+  [ -z "$oneshot" ] || one_per_line <<< "$oneshot"
+}
+one_per_line() {  # config<TAB>seed<TAB>methods... -> one line per method
+  local config seed methods method
+  while IFS=$'\t' read -r config seed methods; do
+    for method in $methods; do printf '%s\t%s\t%s\n' "$config" "$seed" "$method"; done
+  done
 }
 take() {  # the queue's first line, removed from it under a lock (the other worker waits for it)
   flock "$1.lock" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' take "$1"
