@@ -322,15 +322,21 @@ def allocation_table(rows: list[dict[str, Any]], pattern: str = "50") -> str:
 
 
 # -- cost -----------------------------------------------------------------------------------------------------
+def _method_patterns(rows: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """The (method, pattern) pairs of the runs, in the fine-tuned table's method order, each method's patterns
+    in the page's order (a cost table's rows)."""
+    return sorted({(r["method"], r["pattern"]) for r in rows},
+                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0],
+                                 _pattern_order(k[1])))
+
+
 def cost_table(rows: list[dict[str, Any]]) -> str:
     """Seconds of one one-shot pruning (``prune_seconds``), of the pruner per pruning step (``pruner_seconds /
     window_steps``) and of a whole training step (``train_seconds / steps``, the pruner included), medians
     over the runs present."""
     lines = ["| method | pattern | one-shot pruning, s | pruner, s per pruning step | training step, s "
              "(pruner included) | runs |", "|---|---|---|---|---|---|"]
-    seen = sorted({(r["method"], r["pattern"]) for r in rows},
-                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0],
-                                 _pattern_order(k[1])))
+    seen = _method_patterns(rows)
 
     def median(values: list[float], digits: int) -> str:
         return f"{np.median(values):.{digits}f}" if values else "-"
@@ -362,9 +368,7 @@ def step_seconds_table(rows: list[dict[str, Any]]) -> str:
     seeds = sorted({int(r["seed"]) for r in timed})
     lines = ["| method | pattern | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "|---|---|" + "---|" * len(seeds)]
-    seen = sorted({(r["method"], r["pattern"]) for r in timed},
-                  key=lambda k: (FT_ORDER.index(k[0]) if k[0] in FT_ORDER else len(FT_ORDER), k[0],
-                                 _pattern_order(k[1])))
+    seen = _method_patterns(timed)
 
     def cell(r: dict[str, Any] | None) -> str:
         if r is None:
