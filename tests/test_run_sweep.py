@@ -371,12 +371,36 @@ def test_sweep_variants_of_dense_run_once_per_seed_with_their_options():
 
 
 
-def _finished_run(folder, name, method, sparsity, value):
+def _finished_run(folder, name, method, sparsity, value, **extra):
     (folder / "runs" / name).mkdir(parents=True)
     (folder / "runs" / name / "result.json").write_text(json.dumps(
         {"task": "mr", "model": "tiny", "method": method, "seed": 1, "target_sparsity": sparsity,
          "sparsity": sparsity, "model_sparsity": sparsity, "metric": "perplexity", "metrics": {"perplexity": value},
-         "seconds": 1.0}))
+         "seconds": 1.0, **extra}))
+
+
+def test_report_says_what_each_runs_seconds_were_measured_on(tmp_path):
+    """report.md gives each run's mean load and marks († ) a run whose machine was busier than its cores; the
+    note names the processors (two here: seconds comparable within one only) and the run without a record;
+    results.csv carries the processor, threads and load per run."""
+    folder = tmp_path / "sweep"
+    def machine(cpu, load):
+        return {"machine": {"cpu": cpu, "logical_cpus": 2, "torch_threads": 1, "load_1min": {"mean": load}}}
+
+    _finished_run(folder, "dense-seed1", "dense", 0.0, 70.0, **machine("EPYC A", 2.04))
+    _finished_run(folder, "seven-s0.5-seed1", "seven", 0.5, 71.0, **machine("EPYC B", 2.96))  # a third process
+    _finished_run(folder, "wanda-s0.5-seed1", "wanda", 0.5, 72.0)  # from before the machine was recorded
+    build_report(folder, order=["dense", "seven", "wanda"])
+    text = (folder / "report.md").read_text()
+    assert "| dense-seed1 | 0.0000 | 0.0000 | 70.0000 | 1 | 2.0 |" in text
+    assert "| seven-s0.5-seed1 | 0.5000 | 0.5000 | 71.0000 | 1 † | 3.0 |" in text
+    assert "| wanda-s0.5-seed1 | 0.5000 | 0.5000 | 72.0000 | 1 | - |" in text
+    assert ("Timed on 2 processors (EPYC A: 1 run; EPYC B: 1 run): compare seconds between runs of one "
+            "processor only; 1 run does not record its machine. † 1 run ran while the machine's mean load "
+            "exceeded its logical CPUs (something else shared them): its seconds are inflated.") in text
+    rows = (folder / "results.csv").read_text().splitlines()
+    assert rows[0].endswith(",seconds,cpu,torch_threads,load_1min_mean")
+    assert rows[2].endswith(",1.0,EPYC B,1,2.96") and rows[3].endswith(",1.0,,,")
 
 
 def test_report_keeps_a_variant_apart_from_its_method(tmp_path):

@@ -63,6 +63,60 @@ def _arm(r: Mapping[str, Any]) -> str:
 _CSV_FIRST = ["run", "task", "model", "method", "arm", "seed", "target_sparsity", "sparsity", "model_sparsity",
               "zero_fraction"]
 _CSV_LAST = ["train_loss", "steps", "start_step", "prune_steps", "train_seconds", "eval_seconds", "seconds"]
+# what the seconds were measured on (result.json["machine"]; empty for runs from before it was recorded)
+_CSV_MACHINE = ["cpu", "torch_threads", "load_1min_mean"]
+
+
+def machine_fields(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's processor, torch threads and mean one-minute load while it ran (None where not recorded).
+
+    >>> machine_fields({"machine": {"cpu": "EPYC", "torch_threads": 1, "load_1min": {"mean": 2.1}}})
+    {'cpu': 'EPYC', 'torch_threads': 1, 'load_1min_mean': 2.1}
+    >>> machine_fields({})
+    {'cpu': None, 'torch_threads': None, 'load_1min_mean': None}
+    """
+    m = r.get("machine") or {}
+    return {"cpu": m.get("cpu"), "torch_threads": m.get("torch_threads"),
+            "load_1min_mean": (m.get("load_1min") or {}).get("mean")}
+
+
+def shared_machine(r: Mapping[str, Any]) -> bool:
+    """Whether the run's machine was busier than its cores while it ran: a mean one-minute load above its
+    logical CPUs by half a CPU or more (something else took turns on them; the run's seconds are inflated).
+
+    >>> shared_machine({"machine": {"logical_cpus": 2, "load_1min": {"mean": 2.9}}})
+    True
+    >>> shared_machine({"machine": {"logical_cpus": 2, "load_1min": {"mean": 2.2}}}), shared_machine({})
+    (False, False)
+    """
+    m = r.get("machine") or {}
+    mean, cpus = (m.get("load_1min") or {}).get("mean"), m.get("logical_cpus")
+    return mean is not None and bool(cpus) and float(mean) >= float(cpus) + 0.5
+
+
+def timing_note(rows: list[dict[str, Any]]) -> str:
+    """A sentence on what the runs' seconds were measured on: the processors (comparable within one only)
+    and the runs that shared their machine (marked †); empty where no run records its machine."""
+    recorded = [r for r in rows if r.get("machine")]
+    if not recorded:
+        return ""
+    cpus: dict[str, int] = {}
+    for r in recorded:
+        cpus[str(r["machine"].get("cpu"))] = cpus.get(str(r["machine"].get("cpu")), 0) + 1
+    if len(cpus) == 1:
+        note = f"Timed on {next(iter(cpus))}"
+    else:
+        note = (f"Timed on {len(cpus)} processors (" + "; ".join(f"{c}: {n} run{'s' if n > 1 else ''}" for c, n in cpus.items())
+                + "): compare seconds between runs of one processor only")
+    if len(recorded) < len(rows):
+        missing = len(rows) - len(recorded)
+        note += f"; {missing} run{'s do' if missing > 1 else ' does'} not record its machine"
+    shared = sum(shared_machine(r) for r in rows)
+    if shared:
+        note += (f". † {shared} run{'s' if shared > 1 else ''} ran while the machine's mean load exceeded its "
+                 f"logical CPUs (something else shared them): {'their' if shared > 1 else 'its'} seconds are "
+                 f"inflated")
+    return note + "."
 
 
 def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -72,10 +126,11 @@ def write_csv(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(_CSV_FIRST + metric_keys + _CSV_LAST)
+            w.writerow(_CSV_FIRST + metric_keys + _CSV_LAST + _CSV_MACHINE)
             for r in rows:
+                machine = machine_fields(r)
                 w.writerow([r.get(k) for k in _CSV_FIRST] + [r["metrics"].get(k) for k in metric_keys]
-                           + [r.get(k) for k in _CSV_LAST])
+                           + [r.get(k) for k in _CSV_LAST] + [machine[k] for k in _CSV_MACHINE])
 
     # renamed into place: a sweep stopped mid-write, or two sweeps of one folder, never leave a torn file
     return save_file_atomically(path, write)
@@ -282,13 +337,17 @@ def build_report(out: str | os.PathLike[str], *, metric: str | None = None, orde
         "",
         "Achieved sparsity (prunable weights / whole model) and time per run:",
         "",
-        "| run | sparsity | model sparsity | " + metric + " | seconds |",
-        "|---|---|---|---|---|",
+        "| run | sparsity | model sparsity | " + metric + " | seconds | load |",
+        "|---|---|---|---|---|---|",
     ]
     rank = {m: i for i, m in enumerate(_method_order(rows, order))}
     for r in sorted(rows, key=lambda r: (rank[_arm(r)], float(r["target_sparsity"]), r["seed"])):
+        load = machine_fields(r)["load_1min_mean"]
         lines.append(f"| {r['run']} | {r['sparsity']:.4f} | {r['model_sparsity']:.4f} | "
-                     f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f} |")
+                     f"{r['metrics'][metric]:.4f} | {r['seconds']:.0f}{' †' if shared_machine(r) else ''} | "
+                     f"{'-' if load is None else f'{load:.1f}'} |")
+    note = timing_note(rows)
+    lines += (["", "Load: the machine's mean one-minute load average while the run ran. " + note] if note else [])
     lines += ["", "Plots: `curve.png` (metric against sparsity)"
               + (f", `layers.png` (per-layer sparsity of `{chosen['run']}`)" if chosen else "") + "."]
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
