@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,7 @@ def timing_note(rows: list[dict[str, Any]]) -> str:
     recorded = [r for r in rows if r.get("machine")]
     if not recorded:
         return ""
-    cpus: dict[str, int] = {}
-    for r in recorded:
-        cpus[str(r["machine"].get("cpu"))] = cpus.get(str(r["machine"].get("cpu")), 0) + 1
+    cpus = Counter(str(r["machine"].get("cpu")) for r in recorded)
     if len(cpus) == 1:
         note = f"Timed on {next(iter(cpus))}"
     else:
