@@ -500,7 +500,7 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
         _lm_run(root, "L_ft24", "seven24", seed, base)
         # the machine's load, recorded by newer runs (seed 2), and a run resumed from a checkpoint (seed 1)
         _lm_run(root, "L_ft24", "platon24", seed, base, steps=10, train_seconds=10 * (5.0 + seed),
-                **({"machine": {"load_1min": {"mean": 2.94, "max": 3.5, "samples": 9}}} if seed == 2
+                **({"machine": {"load_1min": {"mean": 2.94, "max": 3.5, "samples": 9}, "cpu_share": 0.6649}} if seed == 2
                    else {"resumed_from_step": 5}))
         _lm_run(root, "L_ft24", "wanda24", seed, {"test": base["test"][:20], "ptb": base["ptb"]})  # other windows
     blocks = results_L.blocks()
@@ -564,7 +564,7 @@ def test_protocol_L_tables_pair_each_arm_by_window_and_answer_the_question(resul
     # each fine-tuned run's seconds per training step, a column per seed, with what its result.json says of it
     per_run = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in blocks["L_cost_runs"].splitlines()[2:]}
     assert blocks["L_cost_runs"].splitlines()[0] == "| method | pattern | seed 1 | seed 2 |"
-    assert per_run[("PLATON", "2:4")] == "| PLATON | 2:4 | 6.00 (resumed at step 5) | 7.00 (load 2.9) |"
+    assert per_run[("PLATON", "2:4")] == "| PLATON | 2:4 | 6.00 (resumed at step 5) | 7.00 (load 2.9, CPU 66 %) |"
     assert per_run[("SEVEN_dyn", "50 %")] == "| SEVEN_dyn | 50 % | 4.00 | 4.00 |"
     assert ("SEVEN_dyn", "2:4") not in per_run  # no training steps: not a row
     assert list(per_run).index(("SEVEN_dyn", "50 %")) < list(per_run).index(("PLATON", "2:4"))

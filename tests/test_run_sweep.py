@@ -111,6 +111,9 @@ def test_run_records_the_machine_it_ran_on_and_the_load_meanwhile(env, monkeypat
     assert before <= started <= finished <= after and started.utcoffset().total_seconds() == 0
     assert m["logical_cpus"] == os.cpu_count() and m["torch_threads"] == torch.get_num_threads()
     assert m["torch"] == torch.__version__ and isinstance(m["cpu"], str) and m["cpu"]
+    # the CPU time the process got over the run's wall time, per thread (a busy machine lowers it)
+    assert 0 < m["cpu_seconds"] and 0 < m["wall_seconds"] <= (after - before).total_seconds() + 1
+    assert m["cpu_share"] == pytest.approx(m["cpu_seconds"] / (m["wall_seconds"] * m["torch_threads"]), rel=1e-3)
     saved = json.loads((env["root"] / "run-machine" / "result.json").read_text())
     assert saved["machine"] == m
 
@@ -380,9 +383,10 @@ def _finished_run(folder, name, method, sparsity, value, **extra):
 
 
 def test_report_says_what_each_runs_seconds_were_measured_on(tmp_path):
-    """report.md gives each run's mean load and marks († ) a run whose machine was busier than its cores; the
-    note names the processors (two here: seconds comparable within one only) and the run without a record;
-    results.csv carries the processor, threads and load per run."""
+    """report.md gives each run's mean load and marks (†) a run that waited for its CPU (its measured CPU
+    share where it ran on one thread, else the load against the cores); the note names the processors (two
+    here: seconds comparable within one only) and the run without a record; results.csv carries the
+    processor, threads, load and CPU share per run."""
     folder = tmp_path / "sweep"
     def machine(cpu, load):
         return {"machine": {"cpu": cpu, "logical_cpus": 2, "torch_threads": 1, "load_1min": {"mean": load}}}
@@ -390,17 +394,22 @@ def test_report_says_what_each_runs_seconds_were_measured_on(tmp_path):
     _finished_run(folder, "dense-seed1", "dense", 0.0, 70.0, **machine("EPYC A", 2.04))
     _finished_run(folder, "seven-s0.5-seed1", "seven", 0.5, 71.0, **machine("EPYC B", 2.96))  # a third process
     _finished_run(folder, "wanda-s0.5-seed1", "wanda", 0.5, 72.0)  # from before the machine was recorded
-    build_report(folder, order=["dense", "seven", "wanda"])
+    # a one-thread run that got the CPU 70 % of its time: shared, whatever the load average says
+    _finished_run(folder, "platon-s0.5-seed1", "platon", 0.5, 73.0,
+                  machine={**machine("EPYC A", 2.04)["machine"], "cpu_share": 0.7})
+    build_report(folder, order=["dense", "seven", "wanda", "platon"])
     text = (folder / "report.md").read_text()
     assert "| dense-seed1 | 0.0000 | 0.0000 | 70.0000 | 1 | 2.0 |" in text
     assert "| seven-s0.5-seed1 | 0.5000 | 0.5000 | 71.0000 | 1 † | 3.0 |" in text
     assert "| wanda-s0.5-seed1 | 0.5000 | 0.5000 | 72.0000 | 1 | - |" in text
-    assert ("Timed on 2 processors (EPYC A: 1 run; EPYC B: 1 run): compare seconds between runs of one "
-            "processor only; 1 run does not record its machine. † 1 run ran while the machine's mean load "
-            "exceeded its logical CPUs (something else shared them): its seconds are inflated.") in text
-    rows = (folder / "results.csv").read_text().splitlines()
-    assert rows[0].endswith(",seconds,cpu,torch_threads,load_1min_mean")
-    assert rows[2].endswith(",1.0,EPYC B,1,2.96") and rows[3].endswith(",1.0,,,")
+    assert "| platon-s0.5-seed1 | 0.5000 | 0.5000 | 73.0000 | 1 † | 2.0 |" in text
+    assert ("Timed on 2 processors (EPYC A: 2 runs; EPYC B: 1 run): compare seconds between runs of one "
+            "processor only; 1 run does not record its machine. † 2 runs waited for the CPU (another process "
+            "shared it): their seconds are inflated.") in text
+    rows = (folder / "results.csv").read_text().splitlines()  # sorted by run name
+    assert rows[0].endswith(",seconds,cpu,torch_threads,load_1min_mean,cpu_share")
+    assert rows[2].endswith(",1.0,EPYC A,1,2.04,0.7") and rows[3].endswith(",1.0,EPYC B,1,2.96,")
+    assert rows[4].endswith(",1.0,,,,")
 
 
 def test_report_keeps_a_variant_apart_from_its_method(tmp_path):

@@ -360,8 +360,9 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
 def step_seconds_table(rows: list[dict[str, Any]]) -> str:
     """Each fine-tuned run's seconds per training step (``train_seconds / steps``), a column per seed: the
     spread behind the medians of :func:`cost_table`. A run that went on from a checkpoint says at which step
-    (its seconds add up the attempts); a run whose ``result.json`` records the machine's load (``machine``,
-    written by runs since the load was recorded) gives the mean one-minute load while it ran."""
+    (its seconds add up the attempts); a run whose ``result.json`` records its machine (``machine``, written by
+    runs since it was recorded) gives the mean one-minute load while it ran and the share of its wall time it
+    had the CPU (near 100 % for a one-thread run alone on its core)."""
     timed = [r for r in rows if r.get("steps")]
     if not timed:
         return NONE_YET
@@ -376,9 +377,11 @@ def step_seconds_table(rows: list[dict[str, Any]]) -> str:
         notes = []
         if r.get("resumed_from_step") is not None:
             notes.append(f"resumed at step {r['resumed_from_step']}")
-        load = (r.get("machine") or {}).get("load_1min")
-        if load:
-            notes.append(f"load {load['mean']:.1f}")
+        machine = r.get("machine") or {}
+        if machine.get("load_1min"):
+            notes.append(f"load {machine['load_1min']['mean']:.1f}")
+        if machine.get("cpu_share") is not None:  # one thread per run: the share of the time it had a core
+            notes.append(f"CPU {100 * float(machine['cpu_share']):.0f} %")
         text = f"{float(r['train_seconds']) / r['steps']:.2f}"
         return f"{text} ({', '.join(notes)})" if notes else text
 

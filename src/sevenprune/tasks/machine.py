@@ -3,7 +3,9 @@
 A run's seconds depend on the CPU and on what else shares it: two runs of one method on two machines, or beside a
 third process, differ by more than two methods do. ``result.json`` therefore records the processor, the threads
 the run used, when it ran (UTC) and the machine's one-minute load average sampled while it ran, so that a cost
-table can say which timings are comparable instead of a hand-kept log saying it.
+table can say which timings are comparable instead of a hand-kept log saying it. It also records the share
+of the wall time the process got the CPU (``cpu_share``): the direct measure, for a one-thread run, of how much
+another process slowed it.
 
 >>> info = machine_info()
 >>> sorted(info) == ["cpu", "logical_cpus", "platform", "python", "torch", "torch_threads"]
@@ -12,6 +14,14 @@ True
 ...     pass
 >>> load.summary()
 {'mean': 2.0, 'max': 3.0, 'samples': 2, 'interval_s': 3600}
+
+A one-thread run that got the CPU for 60 of its 80 seconds (a third process took turns on its core):
+
+>>> clock = iter([0.0, 80.0]).__next__; cpu = iter([0.0, 60.0]).__next__
+>>> with LoadMonitor(read=lambda: None, interval=3600, wall_clock=clock, cpu_clock=cpu) as load:
+...     usage = load.cpu_share(threads=1)
+>>> usage
+{'cpu_seconds': 60.0, 'wall_seconds': 80.0, 'cpu_share': 0.75}
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import os
 import platform
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -64,10 +75,14 @@ class LoadMonitor:
     had its cores to itself; a higher one, that something else shared them (and its seconds are inflated).
     """
 
-    def __init__(self, read: Callable[[], float | None] | None = None, interval: float = 30.0) -> None:
+    def __init__(self, read: Callable[[], float | None] | None = None, interval: float = 30.0, *,
+                 wall_clock: Callable[[], float] = time.perf_counter,
+                 cpu_clock: Callable[[], float] = time.process_time) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
         self._read, self.interval = read or _load_1min, interval
+        self._wall_clock, self._cpu_clock = wall_clock, cpu_clock
+        self._wall0 = self._cpu0 = 0.0
         self._samples: list[float] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,6 +98,7 @@ class LoadMonitor:
             self.sample()
 
     def __enter__(self) -> LoadMonitor:
+        self._wall0, self._cpu0 = self._wall_clock(), self._cpu_clock()
         self.sample()
         self._thread = threading.Thread(target=self._loop, name="sevenprune-load-monitor", daemon=True)
         self._thread.start()
@@ -93,6 +109,15 @@ class LoadMonitor:
         if self._thread is not None:
             self._thread.join()
         self.sample()
+
+    def cpu_share(self, threads: int) -> dict[str, float]:
+        """The process's CPU seconds since the monitor was entered, the wall seconds, and their ratio per
+        thread (``cpu_seconds / (wall_seconds * threads)``): near 1 for a one-thread run that had a core to
+        itself, lower where it waited for one. With several threads it is below 1 also where torch's threads
+        idle between parallel regions, so it reads cleanly for one-thread runs only."""
+        wall, cpu = self._wall_clock() - self._wall0, self._cpu_clock() - self._cpu0
+        share = cpu / (wall * max(1, threads)) if wall > 0 else float("nan")
+        return {"cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3), "cpu_share": round(share, 4)}
 
     def summary(self) -> dict[str, Any] | None:
         """``{"mean", "max", "samples", "interval_s"}`` of the samples; None where the platform has no load

@@ -65,32 +65,38 @@ _CSV_FIRST = ["run", "task", "model", "method", "arm", "seed", "target_sparsity"
               "zero_fraction"]
 _CSV_LAST = ["train_loss", "steps", "start_step", "prune_steps", "train_seconds", "eval_seconds", "seconds"]
 # what the seconds were measured on (result.json["machine"]; empty for runs from before it was recorded)
-_CSV_MACHINE = ["cpu", "torch_threads", "load_1min_mean"]
+_CSV_MACHINE = ["cpu", "torch_threads", "load_1min_mean", "cpu_share"]
 
 
 def machine_fields(r: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's processor, torch threads and mean one-minute load while it ran (None where not recorded).
+    """A run's processor, torch threads, mean one-minute load and CPU share while it ran (None where not
+    recorded).
 
-    >>> machine_fields({"machine": {"cpu": "EPYC", "torch_threads": 1, "load_1min": {"mean": 2.1}}})
-    {'cpu': 'EPYC', 'torch_threads': 1, 'load_1min_mean': 2.1}
+    >>> machine_fields({"machine": {"cpu": "EPYC", "torch_threads": 1, "load_1min": {"mean": 2.1}, "cpu_share": 0.98}})
+    {'cpu': 'EPYC', 'torch_threads': 1, 'load_1min_mean': 2.1, 'cpu_share': 0.98}
     >>> machine_fields({})
-    {'cpu': None, 'torch_threads': None, 'load_1min_mean': None}
+    {'cpu': None, 'torch_threads': None, 'load_1min_mean': None, 'cpu_share': None}
     """
     m = r.get("machine") or {}
     return {"cpu": m.get("cpu"), "torch_threads": m.get("torch_threads"),
-            "load_1min_mean": (m.get("load_1min") or {}).get("mean")}
+            "load_1min_mean": (m.get("load_1min") or {}).get("mean"), "cpu_share": m.get("cpu_share")}
 
 
 def shared_machine(r: Mapping[str, Any]) -> bool:
-    """Whether the run's machine was busier than its cores while it ran: a mean one-minute load above its
-    logical CPUs by half a CPU or more (something else took turns on them; the run's seconds are inflated).
+    """Whether the run waited for its CPU while it ran (its seconds are then inflated): a one-thread run that
+    got the CPU for less than 90 % of its wall time (``cpu_share``, measured on the run itself); otherwise a
+    mean one-minute load above the machine's logical CPUs by half a CPU or more.
 
+    >>> shared_machine({"machine": {"torch_threads": 1, "cpu_share": 0.7, "load_1min": {"mean": 2.0}}})
+    True
     >>> shared_machine({"machine": {"logical_cpus": 2, "load_1min": {"mean": 2.9}}})
     True
     >>> shared_machine({"machine": {"logical_cpus": 2, "load_1min": {"mean": 2.2}}}), shared_machine({})
     (False, False)
     """
     m = r.get("machine") or {}
+    if m.get("torch_threads") == 1 and m.get("cpu_share") is not None:
+        return float(m["cpu_share"]) < 0.9
     mean, cpus = (m.get("load_1min") or {}).get("mean"), m.get("logical_cpus")
     return mean is not None and bool(cpus) and float(mean) >= float(cpus) + 0.5
 
@@ -105,16 +111,15 @@ def timing_note(rows: list[dict[str, Any]]) -> str:
     if len(cpus) == 1:
         note = f"Timed on {next(iter(cpus))}"
     else:
-        note = (f"Timed on {len(cpus)} processors (" + "; ".join(f"{c}: {n} run{'s' if n > 1 else ''}" for c, n in cpus.items())
-                + "): compare seconds between runs of one processor only")
-    if len(recorded) < len(rows):
-        missing = len(rows) - len(recorded)
-        note += f"; {missing} run{'s do' if missing > 1 else ' does'} not record its machine"
+        counts = "; ".join(f"{c}: {n} run{'s' if n > 1 else ''}" for c, n in cpus.items())
+        note = f"Timed on {len(cpus)} processors ({counts}): compare seconds between runs of one processor only"
+    missing = len(rows) - len(recorded)
+    if missing:
+        note += f"; {missing} runs do not record theirs" if missing > 1 else "; 1 run does not record its machine"
     shared = sum(shared_machine(r) for r in rows)
     if shared:
-        note += (f". † {shared} run{'s' if shared > 1 else ''} ran while the machine's mean load exceeded its "
-                 f"logical CPUs (something else shared them): {'their' if shared > 1 else 'its'} seconds are "
-                 f"inflated")
+        note += (f". † {shared} run{'s' if shared > 1 else ''} waited for the CPU (another process shared it): "
+                 f"{'their' if shared > 1 else 'its'} seconds are inflated")
     return note + "."
 
 

@@ -517,7 +517,8 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         "device": str(device),
         # what the seconds above were measured on, when, and how busy the machine was meanwhile
         "machine": {**machine_info(), "started_utc": p.started_utc, "finished_utc": utc_now(),
-                    "load_1min": p.load.summary() if p.load is not None else None},
+                    "load_1min": p.load.summary() if p.load is not None else None,
+                    **(p.load.cpu_share(torch.get_num_threads()) if p.load is not None else {})},
         "layers": layers,
     }
     if p.resume is not None:  # its seconds add up the attempts (not the work lost after the last checkpoint)
