@@ -79,10 +79,12 @@ worker_b() {
 # result.json (experiments/results/todo.py): one run per line in a queue ($RUNS/L_queue.tsv, made anew each
 # time) that both workers take from in turn, so that neither idles while the other still has runs (a split by
 # configuration left one worker three hour-long runs and the other one); the fine-tuned runs at 50 % and 2:4
-# first, lowest seeds first, then those at 70 % (SparseGPT + fine-tuning and SEVEN_dyn of every seed first, the
-# pair behind the 70 % answer, then the other arms; each lowest seed first), then the one-shot rows
+# first, lowest seeds first, then those at 70 % (SparseGPT + fine-tuning and SEVEN_dyn of every seed first, so
+# that their paired comparison has three seeds soonest, then the other arms; each lowest seed first), then the
+# one-shot rows. The page's best-arm comparison at 70 % compares arms on the seeds they share: it settles only
+# once every 70 % arm has its three seeds.
 PY=${PY:-python}
-FIRST_AT_70="sparsegpt seven"  # the 70 % answer's pair: on three seeds before the other arms get their second
+FIRST_AT_70="sparsegpt seven"  # SEVEN_dyn − SparseGPT + fine-tuning on three seeds before other arms get a second
 COMMITTED=${COMMITTED:-docs/results}  # where todo.py looks for the committed runs
 queue_missing() {  # config<TAB>seed<TAB>method, one line per missing run, in the order they should start
   local tuned seventy oneshot
