@@ -29,6 +29,7 @@ import results_common as common
 from results_common import (commits, load_runs, nats_text, paired_window_bootstrap, protocol_dir, ratio_text,
                             seeds_text, window_losses, write_records)
 from sevenprune.tasks.diagnostics_plots import layer_index
+from sevenprune.tasks.report import machine_fields
 
 ONESHOT_SWEEPS = ["L_oneshot", "L_oneshot_more", "L_oneshot70", "L_oneshot_magnm"]
 FT_SWEEPS = ["L_ft50", "L_ft24", "L_ft70"]
@@ -377,10 +378,10 @@ def step_seconds_table(rows: list[dict[str, Any]]) -> str:
         notes = []
         if r.get("resumed_from_step") is not None:
             notes.append(f"resumed at step {r['resumed_from_step']}")
-        machine = r.get("machine") or {}
-        if machine.get("load_1min"):
-            notes.append(f"load {machine['load_1min']['mean']:.1f}")
-        if machine.get("cpu_share") is not None:  # one thread per run: the share of the time it had a core
+        machine = machine_fields(r)
+        if machine["load_1min_mean"] is not None:
+            notes.append(f"load {machine['load_1min_mean']:.1f}")
+        if machine["cpu_share"] is not None:  # one thread per run: the share of the time it had a core
             notes.append(f"CPU {100 * float(machine['cpu_share']):.0f} %")
         text = f"{float(r['train_seconds']) / r['steps']:.2f}"
         return f"{text} ({', '.join(notes)})" if notes else text

@@ -83,6 +83,7 @@ class LoadMonitor:
         self._read, self.interval = read or _load_1min, interval
         self._wall_clock, self._cpu_clock = wall_clock, cpu_clock
         self._wall0 = self._cpu0 = 0.0
+        self.started_utc: str | None = None
         self._samples: list[float] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,7 +99,7 @@ class LoadMonitor:
             self.sample()
 
     def __enter__(self) -> LoadMonitor:
-        self._wall0, self._cpu0 = self._wall_clock(), self._cpu_clock()
+        self._wall0, self._cpu0, self.started_utc = self._wall_clock(), self._cpu_clock(), utc_now()
         self.sample()
         self._thread = threading.Thread(target=self._loop, name="sevenprune-load-monitor", daemon=True)
         self._thread.start()
@@ -116,8 +117,16 @@ class LoadMonitor:
         itself, lower where it waited for one. With several threads it is below 1 also where torch's threads
         idle between parallel regions, so it reads cleanly for one-thread runs only."""
         wall, cpu = self._wall_clock() - self._wall0, self._cpu_clock() - self._cpu0
-        share = cpu / (wall * max(1, threads)) if wall > 0 else float("nan")
-        return {"cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3), "cpu_share": round(share, 4)}
+        share = round(cpu / (wall * max(1, threads)), 4) if wall > 0 else None  # None, not NaN: JSON has none
+        return {"cpu_seconds": round(cpu, 3), "wall_seconds": round(wall, 3), "cpu_share": share}
+
+    def record(self) -> dict[str, Any]:
+        """``result.json["machine"]``: :func:`machine_info`, the start (when entered) and now in UTC, the load
+        samples with one taken now (a run shorter than the interval has one at each end) and the CPU share
+        over torch's current threads."""
+        self.sample()
+        return {**machine_info(), "started_utc": self.started_utc, "finished_utc": utc_now(),
+                "load_1min": self.summary(), **self.cpu_share(torch.get_num_threads())}
 
     def summary(self) -> dict[str, Any] | None:
         """``{"mean", "max", "samples", "interval_s"}`` of the samples; None where the platform has no load

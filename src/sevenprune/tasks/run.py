@@ -37,7 +37,7 @@ from .config import (ALIASES, COSMETIC, INIT_METHODS, OPTIMIZERS, SEVEN_PRE_STEP
                      plan_schedule, resolve_config, validate)
 from .checkpoint import (CHECKPOINT_DIR, Checkpoint, LoopState, discard, find_checkpoint, has_checkpoint,
                          remove_stale_checkpoints, save_checkpoint)
-from .machine import LoadMonitor, machine_info, utc_now
+from .machine import LoadMonitor
 from .run_dir import (DIAGNOSTICS_FILE, PREDICTIONS_FILE, RUN_FILES, RunExistsError, RunFolder, check_run_dir,
                       is_finished, is_run_dir)
 
@@ -270,7 +270,7 @@ def run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool = False,
 
 
 def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: Any,
-         load: LoadMonitor | None = None) -> dict[str, Any]:
+         load: LoadMonitor) -> dict[str, Any]:
     import sevenprune as sp
 
     from .models import load_model
@@ -280,7 +280,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     validate(cfg)
     out = Path(out)
     check_run_dir(out, overwrite)  # before any slow work; the folder is written once everything is checked
-    t0, started_utc = time.perf_counter(), utc_now()
+    t0 = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     _seed_everything(cfg.seed)
@@ -330,7 +330,7 @@ def _run(cfg: RunConfig, out: str | os.PathLike[str], *, overwrite: bool, log: A
     try:
         result = _execute(folder.path, _Prepared(cfg, plan, data.info, spec, model, tokenizer, pruner, optimizer,
                                                  device, train_enc, eval_encs, eval_loaders, train_loader, eval_cols,
-                                                 dtype, pad_id, t0, calibration, resume, started_utc, load), log)
+                                                 dtype, pad_id, t0, load, calibration, resume), log)
     except BaseException:
         if has_checkpoint(folder.path):  # kept to resume from: the same command goes on from there
             log(f"run stopped; its checkpoint is kept in {folder.path / CHECKPOINT_DIR} (the same command resumes)")
@@ -364,10 +364,9 @@ class _Prepared:
     dtype: torch.dtype
     pad_id: int
     t0: float
+    load: LoadMonitor  # entered when this attempt started (a resumed run: the attempt that finished it)
     calibration: Any = None
     resume: Checkpoint | None = None
-    started_utc: str | None = None  # this attempt's start (a resumed run: the attempt that finished it)
-    load: LoadMonitor | None = None
 
 
 def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
@@ -485,8 +484,6 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         model.save_pretrained(str(out / "model"))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(out / "model"))
-    if p.load is not None:
-        p.load.sample()  # now, so that a run shorter than the interval has a sample at each end
     result = {
         "task": cfg.task,
         "model": cfg.model,
@@ -516,9 +513,7 @@ def _execute(out: Path, p: _Prepared, log: Any) -> dict[str, Any]:
         "seconds": earlier_seconds + time.perf_counter() - t0,
         "device": str(device),
         # what the seconds above were measured on, when, and how busy the machine was meanwhile
-        "machine": {**machine_info(), "started_utc": p.started_utc, "finished_utc": utc_now(),
-                    "load_1min": p.load.summary() if p.load is not None else None,
-                    **(p.load.cpu_share(torch.get_num_threads()) if p.load is not None else {})},
+        "machine": p.load.record(),
         "layers": layers,
     }
     if p.resume is not None:  # its seconds add up the attempts (not the work lost after the last checkpoint)
