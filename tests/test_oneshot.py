@@ -419,6 +419,17 @@ def test_bad_input_names_the_value(kwargs: dict, error: type, named: str) -> Non
     assert torch.count_nonzero(model[0].weight) == 64  # nothing pruned
 
 
+def test_a_calibration_batch_on_another_device_is_named_before_anything_is_pruned() -> None:
+    """The check walks nested batches: the second batch's dict entry on the meta device is named by its
+    batch index and key, and no weight has been touched."""
+    model = nn.Sequential(nn.Linear(8, 8))
+    batches = [{"input": torch.randn(2, 8)}, {"input": torch.randn(2, 8, device="meta")}]
+    with pytest.raises(ValueError, match=r"calibration batch 1: batch\['input'\] is on meta but the model's "
+                                         r"prunable weights are on cpu"):
+        sp.prune_oneshot(model, "wanda", 0.5, batches, progress=False)
+    assert torch.count_nonzero(model[0].weight) == 64
+
+
 def test_a_layer_the_forward_never_calls_is_named() -> None:
     class Skips(nn.Module):
         def __init__(self) -> None:

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 
 from .threshold import smallest_k_keep_masks
 
-__all__ = ["LossFn", "Batches", "backward", "check_batches", "check_loss_fn", "compute_loss", "model_devices",
-           "own_grads", "select_keep_masks"]
+__all__ = ["LossFn", "Batches", "backward", "check_batch_device", "check_batches", "check_loss_fn", "compute_loss",
+           "model_devices", "own_grads", "select_keep_masks"]
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -28,22 +28,24 @@ def model_devices(params: Mapping[str, nn.Parameter]) -> set[torch.device]:
     return {p.device for p in params.values()}
 
 
-def check_batch_device(batch: Any, devices: set[torch.device], index: int, path: str = "batch") -> None:
-    """Raise if a tensor of ``batch`` is not on a device of the model's weights (nested containers)."""
+def check_batch_device(batch: Any, devices: set[torch.device], index: int, path: str = "batch",
+                       what: str = "batch") -> None:
+    """Raise if a tensor of ``batch`` is not on a device of the model's weights (nested containers); the
+    message calls the batch ``f"{what} {index}"`` and the tensor by its ``path`` inside it."""
     if isinstance(batch, Tensor):
         if batch.dim() > 0 and batch.device not in devices:
             where = ", ".join(sorted(str(d) for d in devices))
             raise ValueError(
-                f"batch {index}: {path} is on {batch.device} but the model's prunable weights are on "
+                f"{what} {index}: {path} is on {batch.device} but the model's prunable weights are on "
                 f"{where}; move the batches to the model's device before passing them (e.g. "
                 f"[{{k: v.to('{where.split(', ')[0]}') for k, v in b.items()}} for b in loader])"
             )
     elif isinstance(batch, Mapping):
         for key, value in batch.items():
-            check_batch_device(value, devices, index, f"{path}[{key!r}]")
+            check_batch_device(value, devices, index, f"{path}[{key!r}]", what)
     elif isinstance(batch, (list, tuple)):
         for i, value in enumerate(batch):
-            check_batch_device(value, devices, index, f"{path}[{i}]")
+            check_batch_device(value, devices, index, f"{path}[{i}]", what)
 
 
 def check_batches(batches: Any) -> Iterable[Any]:

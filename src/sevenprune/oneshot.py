@@ -59,6 +59,7 @@ import torch
 from torch import Tensor, nn
 
 from ._validate import check_sparsity
+from .batches import check_batch_device
 from .importance.calibration import CalibrationMethod
 from .importance.registry import method_for, methods
 from .patterns import parse_pattern
@@ -123,21 +124,6 @@ def _check_pattern(pattern: str | None, sparsity: float | None) -> tuple[str | N
     return f"{n}:{m}", implied
 
 
-def _check_batch(batch: Any, devices: set[torch.device], index: int, path: str = "batch") -> None:
-    """Raise if a tensor of ``batch`` (nested) is not on a device of the model's weights."""
-    if isinstance(batch, Tensor):
-        if batch.dim() > 0 and batch.device not in devices:
-            where = ", ".join(sorted(str(d) for d in devices))
-            raise ValueError(f"calibration batch {index}: {path} is on {batch.device}, the model's prunable "
-                             f"weights on {where}; move the batches to the model's device")
-    elif isinstance(batch, Mapping):
-        for key, value in batch.items():
-            _check_batch(value, devices, index, f"{path}[{key!r}]")
-    elif isinstance(batch, (list, tuple)):
-        for i, value in enumerate(batch):
-            _check_batch(value, devices, index, f"{path}[{i}]")
-
-
 def _batches(calibration_batches: Any, devices: set[torch.device]) -> list[Any]:
     if isinstance(calibration_batches, (Tensor, Mapping, str, bytes)) or not isinstance(calibration_batches, Iterable):
         raise TypeError("calibration_batches must be an iterable of batches (a list of input-id tensors, of "
@@ -147,7 +133,7 @@ def _batches(calibration_batches: Any, devices: set[torch.device]) -> list[Any]:
     if not batches:
         raise ValueError("calibration_batches is empty: one-shot pruning needs at least one calibration batch")
     for i, b in enumerate(batches):
-        _check_batch(b, devices, i)
+        check_batch_device(b, devices, i, what="calibration batch")
     return batches
 
 
