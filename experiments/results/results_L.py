@@ -331,6 +331,11 @@ def _method_patterns(rows: list[dict[str, Any]]) -> list[tuple[str, str | None]]
                                  _pattern_order(k[1])))
 
 
+def _step_seconds(run: dict[str, Any]) -> float:
+    """Seconds per training step of a fine-tuned run, the pruner included (its attempts added up)."""
+    return float(run["train_seconds"]) / run["steps"]
+
+
 def cost_table(rows: list[dict[str, Any]]) -> str:
     """Seconds of one one-shot pruning (``prune_seconds``), of the pruner per pruning step (``pruner_seconds /
     window_steps``) and of a whole training step (``train_seconds / steps``, the pruner included), medians
@@ -349,7 +354,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
         # fixed-mask pruner has a one-step "window" of its own: not a pruning step)
         pruner = [float(r["pruner_seconds"]) / r["window_steps"] for r in group
                   if r.get("window_steps") and r.get("prune_seconds") is None]
-        step = [float(r["train_seconds"]) / r["steps"] for r in group if r.get("steps")]
+        step = [_step_seconds(r) for r in group if r.get("steps")]
         timed = [r for r in group if r.get("prune_seconds") is not None or r.get("window_steps") or r.get("steps")]
         if not timed:  # the starting model evaluated as it is: nothing timed
             continue
@@ -383,7 +388,7 @@ def step_seconds_table(rows: list[dict[str, Any]]) -> str:
             notes.append(f"load {machine['load_1min_mean']:.1f}")
         if machine["cpu_share"] is not None:  # one thread per run: the share of the time it had a core
             notes.append(f"CPU {100 * float(machine['cpu_share']):.0f} %")
-        text = f"{float(r['train_seconds']) / r['steps']:.2f}"
+        text = f"{_step_seconds(r):.2f}"
         return f"{text} ({', '.join(notes)})" if notes else text
 
     for method, pattern in seen:
