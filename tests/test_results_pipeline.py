@@ -660,6 +660,43 @@ def test_protocol_L_fine_tuned_at_70_percent_gets_its_columns_and_comparisons_on
     assert "**Fine-tuned, 2:4" not in blocks["L_reading"]  # no pruned run at 2:4: no line of dense alone
 
 
+def test_protocol_L_answer_adds_the_arms_with_the_most_seeds_where_the_best_rest_on_fewer(results_R, tmp_path):
+    """At 70 %: SEVEN_dyn and SparseGPT + FT have seeds 1-3, the control and Wanda seed 1 only. Ranked on the
+    shared seed the control is the best during-FT arm (0.1 below SEVEN_dyn): the answer's comparison is the
+    control − SparseGPT (-0.4, 1 seed); among the arms with three seeds it is SEVEN_dyn − SparseGPT (-0.3, 3
+    seeds), added to the clause and to the paired records. With the control's seeds 2-3 in, its pair is the
+    best on three seeds and nothing is added."""
+    import results_L
+
+    rng = np.random.default_rng(11)
+    root = tmp_path / "L"
+    base = {"test": rng.normal(3.5, 0.4, 16), "ptb": rng.normal(4.5, 0.4, 8)}
+    shift = {"seven": 0.2, "sparsegpt": 0.5, "seven_nd": 0.1, "wanda": 0.8}
+    for name, seeds in {"seven": (1, 2, 3), "sparsegpt": (1, 2, 3), "seven_nd": (1,), "wanda": (1,)}.items():
+        for seed in seeds:
+            _lm_run(root, "L_ft70", name, seed, {s: v + shift[name] for s, v in base.items()}, sparsity=0.7)
+    results_L.blocks()
+    records = json.loads((root / "paired.json").read_text())
+    at70 = {(r["kind"], r["test_set"]): r for r in records if r["pattern"] == "70 %"}
+    assert (at70[("best", "test")]["ours"], at70[("best", "test")]["seeds"]) == ("seven_nd", 1)
+    seeded = at70[("best_seeded", "test")]
+    assert (seeded["ours"], seeded["other"], seeded["seeds"]) == ("seven", "sparsegpt", 3)
+    assert seeded["mean"] == pytest.approx(-0.3) and at70[("best_seeded", "ptb")]["mean"] == pytest.approx(-0.3)
+    assert ("at 70 %, pruning during fine-tuning gives the lower perplexity (SEVEN with noise_discount=False − "
+            "SparseGPT + fine-tuning: -0.400 [-0.400, -0.400] nats, perplexity ×0.670, 1 seed), and among the arms "
+            "with 3 seeds the same "
+            "(SEVEN_dyn − SparseGPT + fine-tuning: -0.300 [-0.300, -0.300] nats, perplexity ×0.741, 3 seeds)"
+            ) in results_L.answer(records, 8)
+    assert "the same among the arms with the most seeds: during fine-tuning (seven) − one-shot + fine-tuning " \
+        "(sparsegpt) | 70 % | held-out plays | 3 |" in results_L.blocks()["L_paired"]
+    for seed in (2, 3):
+        _lm_run(root, "L_ft70", "seven_nd", seed, {s: v + shift["seven_nd"] for s, v in base.items()}, sparsity=0.7)
+    results_L.blocks()
+    records = json.loads((root / "paired.json").read_text())
+    assert {r["kind"] for r in records if r["pattern"] == "70 %"} == {"seven", "best"}
+    assert "among the arms" not in results_L.answer(records, 10)
+
+
 def test_protocol_L_70_percent_sweep_is_the_50_percent_one_at_another_sparsity():
     """L_ft70 answers the same question at 70 %: every training and evaluation setting as L_ft50's, its arms
     L_ft50's one-shot and during-fine-tuning arms (dense and the analysis arms stay in L_ft50)."""

@@ -207,12 +207,21 @@ def best(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> str | 
     return min(losses, key=losses.__getitem__)
 
 
+def most_seeded(rows: list[dict[str, Any]], methods: list[str], pattern: str) -> list[str]:
+    """The arms of ``methods`` with the most seeds at ``pattern`` (none without runs), in their order."""
+    counts = {m: len({int(r["seed"]) for r in _of(rows, m, pattern)}) for m in methods}
+    most = max(counts.values(), default=0)
+    return [m for m, n in counts.items() if n == most and n > 0]
+
+
 def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """SEVEN_dyn minus every other arm; pruning during fine-tuning minus SparseGPT then fine-tuned with the
     same sparsity in every matrix on both sides (``matched``: every matrix alike, or SEVEN_dyn's allocation,
     :data:`MATCHED`); SparseGPT at SEVEN_dyn's allocation minus SparseGPT (``allocation``); and the best arm
     pruned during fine-tuning minus the best one-shot arm fine-tuned after (both chosen on the held-out
-    plays), per pattern and test set."""
+    plays), per pattern and test set. While seeds land, the best arms are ranked on the seeds they share,
+    which may be one: the same comparison among the arms with the most seeds (``best_seeded``) is added
+    where it is another pair on more seeds."""
     records = []
     for pattern in PATTERNS:
         for split in TEST_SETS:
@@ -227,10 +236,19 @@ def paired_records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if (r := compare(rows, ALLOC, "sparsegpt", pattern, split, kind="allocation")) is not None:
                 records.append(r)
         during, oneshot = best(rows, DURING, pattern), best(rows, ONESHOT, pattern)
-        if during and oneshot:
-            for split in TEST_SETS:
-                if (r := compare(rows, during, oneshot, pattern, split, kind="best")) is not None:
-                    records.append(r)
+        if not (during and oneshot):
+            continue
+        seeded_during = best(rows, most_seeded(rows, DURING, pattern), pattern)
+        seeded_oneshot = best(rows, most_seeded(rows, ONESHOT, pattern), pattern)
+        other_pair = (seeded_during, seeded_oneshot) != (during, oneshot)
+        for split in TEST_SETS:
+            if (r := compare(rows, during, oneshot, pattern, split, kind="best")) is None:
+                continue
+            records.append(r)
+            if other_pair and seeded_during and seeded_oneshot:
+                more = compare(rows, seeded_during, seeded_oneshot, pattern, split, kind="best_seeded")
+                if more is not None and more["seeds"] > r["seeds"]:
+                    records.append(more)
     return records
 
 
@@ -243,6 +261,9 @@ def paired_table(records: list[dict[str, Any]]) -> str:
         name = f"{r['ours']} − {r['other']}"
         if r["kind"] == "best":
             name = f"best during fine-tuning ({r['ours']}) − best one-shot + fine-tuning ({r['other']})"
+        elif r["kind"] == "best_seeded":
+            name = (f"the same among the arms with the most seeds: during fine-tuning ({r['ours']}) − one-shot + "
+                    f"fine-tuning ({r['other']})")
         if "refused" in r:
             lines.append(f"| {name} | {r['pattern']} | {TEST_SETS[r['test_set']]} | {r['seeds']} | - | "
                          f"not paired: {r['refused']} | - | - |")
@@ -429,16 +450,24 @@ def _paired(records: list[dict[str, Any]], kind: str, **where: str) -> list[dict
     return [r for r in records if r["kind"] == kind and "refused" not in r and all(r[k] == v for k, v in where.items())]
 
 
+CONCLUSIONS = {"lower perplexity": "pruning during fine-tuning gives the lower perplexity",
+               "higher perplexity": "one-shot pruning then fine-tuning gives the lower perplexity",
+               "not separated": "the two are not separated"}
+
+
 def _answers(records: list[dict[str, Any]], split: str = "test") -> list[str]:
-    """One clause per pattern: the best arm pruned during fine-tuning minus the best one-shot arm."""
+    """One clause per pattern: the best arm pruned during fine-tuning minus the best one-shot arm; where
+    that rests on fewer seeds than other arms have, the same among the arms with the most seeds."""
     out = []
     for pattern in PATTERNS.values():
         for r in _paired(records, "best", pattern=pattern, test_set=split):
-            conclusion = {"lower perplexity": "pruning during fine-tuning gives the lower perplexity",
-                          "higher perplexity": "one-shot pruning then fine-tuning gives the lower perplexity",
-                          "not separated": "the two are not separated"}[r["verdict"]]
-            out.append(f"at {pattern}, {conclusion} ({SHORT[r['ours']]} − {SHORT[r['other']]} + fine-tuning: "
-                       f"{_difference(r)})")
+            clause = (f"at {pattern}, {CONCLUSIONS[r['verdict']]} ({SHORT[r['ours']]} − {SHORT[r['other']]} + "
+                      f"fine-tuning: {_difference(r)})")
+            for more in _paired(records, "best_seeded", pattern=pattern, test_set=split):
+                same = "the same" if more["verdict"] == r["verdict"] else CONCLUSIONS[more["verdict"]]
+                clause += (f", and among the arms with {more['seeds']} seeds {same} ({SHORT[more['ours']]} − "
+                           f"{SHORT[more['other']]} + fine-tuning: {_difference(more)})")
+            out.append(clause)
     return out
 
 
