@@ -111,7 +111,7 @@ class LoadMonitor:
             self._thread.join()
         self.sample()
 
-    def cpu_share(self, threads: int) -> dict[str, float]:
+    def cpu_share(self, threads: int) -> dict[str, float | None]:
         """The process's CPU seconds since the monitor was entered, the wall seconds, and their ratio per
         thread (``cpu_seconds / (wall_seconds * threads)``): near 1 for a one-thread run that had a core to
         itself, lower where it waited for one. With several threads it is below 1 also where torch's threads

@@ -98,7 +98,9 @@ def shared_machine(r: Mapping[str, Any]) -> bool:
     if m.get("torch_threads") == 1 and m.get("cpu_share") is not None:
         return float(m["cpu_share"]) < 0.9
     mean, cpus = (m.get("load_1min") or {}).get("mean"), m.get("logical_cpus")
-    return mean is not None and bool(cpus) and float(mean) >= float(cpus) + 0.5
+    if mean is None or not cpus:
+        return False
+    return float(mean) >= float(cpus) + 0.5
 
 
 def timing_note(rows: list[dict[str, Any]]) -> str:
