@@ -430,6 +430,19 @@ def test_a_calibration_batch_on_another_device_is_named_before_anything_is_prune
     assert torch.count_nonzero(model[0].weight) == 64
 
 
+@pytest.mark.parametrize(("batch", "example"), [
+    (torch.randn(2, 8, device="meta"), "[b.to('cpu') for b in batches]"),
+    ({"input": torch.randn(2, 8, device="meta")}, "[{k: v.to('cpu') for k, v in b.items()} for b in loader]"),
+    ((torch.randn(2, 8, device="meta"),), "[tuple(t.to('cpu') for t in b) for b in loader]"),
+])
+def test_the_device_error_shows_how_to_move_batches_of_that_shape(batch: object, example: str) -> None:
+    """Calibration batches are often bare tensors of input ids: the hint must not tell their user to call
+    ``.items()``."""
+    with pytest.raises(ValueError) as err:
+        sp.prune_oneshot(nn.Sequential(nn.Linear(8, 8)), "wanda", 0.5, [batch], progress=False)
+    assert str(err.value).endswith(f"(e.g. {example})")
+
+
 def test_a_layer_the_forward_never_calls_is_named() -> None:
     class Skips(nn.Module):
         def __init__(self) -> None:

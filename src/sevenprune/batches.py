@@ -28,17 +28,27 @@ def model_devices(params: Mapping[str, nn.Parameter]) -> set[torch.device]:
     return {p.device for p in params.values()}
 
 
+def _moving_example(path: str, device: str) -> str:
+    """How to move batches shaped like the one at ``path`` (a tensor, a dict, a tuple) to ``device``."""
+    if path == "batch":
+        return f"[b.to('{device}') for b in batches]"
+    if path.startswith("batch['") or path.startswith('batch["'):
+        return f"[{{k: v.to('{device}') for k, v in b.items()}} for b in loader]"
+    return f"[tuple(t.to('{device}') for t in b) for b in loader]"
+
+
 def check_batch_device(batch: Any, devices: set[torch.device], index: int, path: str = "batch",
                        what: str = "batch") -> None:
     """Raise if a tensor of ``batch`` is not on a device of the model's weights (nested containers); the
-    message calls the batch ``f"{what} {index}"`` and the tensor by its ``path`` inside it."""
+    message calls the batch ``f"{what} {index}"`` and the tensor by its ``path`` inside it, and shows how to
+    move batches of that shape."""
     if isinstance(batch, Tensor):
         if batch.dim() > 0 and batch.device not in devices:
             where = ", ".join(sorted(str(d) for d in devices))
             raise ValueError(
                 f"{what} {index}: {path} is on {batch.device} but the model's prunable weights are on "
                 f"{where}; move the batches to the model's device before passing them (e.g. "
-                f"[{{k: v.to('{where.split(', ')[0]}') for k, v in b.items()}} for b in loader])"
+                f"{_moving_example(path, where.split(', ')[0])})"
             )
     elif isinstance(batch, Mapping):
         for key, value in batch.items():

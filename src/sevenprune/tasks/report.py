@@ -94,10 +94,10 @@ def shared_machine(r: Mapping[str, Any]) -> bool:
     >>> shared_machine({"machine": {"logical_cpus": 2, "load_1min": {"mean": 2.2}}}), shared_machine({})
     (False, False)
     """
-    m = r.get("machine") or {}
-    if m.get("torch_threads") == 1 and m.get("cpu_share") is not None:
-        return float(m["cpu_share"]) < 0.9
-    mean, cpus = (m.get("load_1min") or {}).get("mean"), m.get("logical_cpus")
+    fields = machine_fields(r)
+    if fields["torch_threads"] == 1 and fields["cpu_share"] is not None:
+        return float(fields["cpu_share"]) < 0.9
+    mean, cpus = fields["load_1min_mean"], (r.get("machine") or {}).get("logical_cpus")
     if mean is None or not cpus:
         return False
     return float(mean) >= float(cpus) + 0.5
