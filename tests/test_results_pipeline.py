@@ -21,6 +21,8 @@ import torch
 from _tiny_diagnostics import tiny_bert_diagnostics
 
 import sevenprune as sp
+from sevenprune._fsutil import RUN_MARKER, write_marker
+
 
 @pytest.fixture()
 def results_R(tmp_path, monkeypatch):
@@ -343,12 +345,22 @@ def test_todo_lists_the_runs_not_committed_and_the_sweeps_that_make_exactly_thos
                        ("dense-seed1", {"loop": {"step": 50}, "max_steps": 268}),
                        ("seven-s0.8-seed2", None)):
         (runs / "R_x80" / "runs" / run / "checkpoint").mkdir(parents=True)
+        write_marker(runs / "R_x80" / "runs" / run, RUN_MARKER)
         if state is not None:
             (runs / "R_x80" / "runs" / run / "checkpoint" / "state.json").write_text(json.dumps(state))
     assert todo.in_progress(config, todo.missing(config), runs) == ["R_x80/platon-s0.8-seed1: step 150 of 268"]
     (runs / "R_x80" / "runs" / "seven-s0.8-seed2" / "checkpoint" / "state.json").write_text("{")
     assert todo.in_progress(config, todo.missing(config), runs)[1].startswith(
         "R_x80/seven-s0.8-seed2: checkpoint unreadable")
+    # resumed, the run writes its newer checkpoints into a hidden folder beside it and leaves the one it went on
+    # from in place: the step shown is the newest, the one a sweep started again would resume from
+    resumed = runs / "R_x80" / "runs" / ".platon-s0.8-seed1.new-1a2b3c4d"
+    (resumed / "checkpoint").mkdir(parents=True)
+    write_marker(resumed, RUN_MARKER)
+    (resumed / "checkpoint" / "state.json").write_text(json.dumps({"loop": {"step": 200}, "max_steps": 268}))
+    assert todo.in_progress(config, todo.missing(config), runs)[0] == "R_x80/platon-s0.8-seed1: step 200 of 268"
+    (resumed / "checkpoint" / "state.json").write_text("{")  # the newer one damaged: the older one stands
+    assert todo.in_progress(config, todo.missing(config), runs)[0] == "R_x80/platon-s0.8-seed1: step 150 of 268"
     with pytest.raises(SystemExit, match="--runs .*nowhere: no such folder"):
         todo.main(["--runs", str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit, match="--committed .*nowhere: no such folder"):

@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from sevenprune.tasks.checkpoint import checkpoint_paths
 from sevenprune.tasks.report import arm_of_run
 from sevenprune.tasks.sweep import expand
 
@@ -84,18 +85,25 @@ def sweeps(config: Path, todo: list[tuple[int, str, str]]) -> list[tuple[str, in
 
 def in_progress(config: Path, todo: list[tuple[int, str, str]], runs: Path) -> list[str]:
     """``L_ft50/platon-s0.5-seed3: step 150 of 268`` for each missing run of ``config`` that has a
-    checkpoint under ``runs/<sweep>/runs/<run>/checkpoint`` (a sweep started again goes on from there)."""
+    checkpoint under ``runs/<sweep>/runs/<run>`` (a sweep started again goes on from there): the newest one,
+    which a resumed run keeps in the hidden folder beside it that it writes into, as the resume finds it."""
     sweep = Path(json.loads(config.read_text(encoding="utf-8"))["out"]).name
     found = []
     for _, _, name in todo:
-        state = runs / sweep / "runs" / name / "checkpoint" / "state.json"
-        if not state.is_file():
-            continue
-        try:
-            saved = json.loads(state.read_text(encoding="utf-8"))
-            found.append(f"{sweep}/{name}: step {saved['loop']['step']} of {saved['max_steps']}")
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # a checkpoint being written, or damaged
-            found.append(f"{sweep}/{name}: checkpoint unreadable ({state}: {type(exc).__name__})")
+        steps, unreadable = [], []
+        for state in (path / "state.json" for path in checkpoint_paths(runs / sweep / "runs" / name)):
+            if not state.is_file():
+                continue
+            try:
+                saved = json.loads(state.read_text(encoding="utf-8"))
+                steps.append((int(saved["loop"]["step"]), int(saved["max_steps"])))
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # a checkpoint being written, or damaged
+                unreadable.append(f"{sweep}/{name}: checkpoint unreadable ({state}: {type(exc).__name__})")
+        if steps:
+            step, max_steps = max(steps)
+            found.append(f"{sweep}/{name}: step {step} of {max_steps}")
+        elif unreadable:
+            found.append(unreadable[0])
     return found
 
 

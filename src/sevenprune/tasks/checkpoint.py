@@ -199,12 +199,18 @@ def _candidates(out: Path) -> list[Path]:
     return [f for f in folders if f.is_dir() and not f.is_symlink() and has_marker(f, RUN_MARKER)]
 
 
+def checkpoint_paths(out: Path) -> list[Path]:
+    """Where checkpoints of the run at ``out`` may lie: ``out/checkpoint`` and the checkpoint folders of the
+    hidden run folders beside it. A resumed run writes its newer checkpoints there (it replaces ``out`` only
+    when it finishes), so ``out/checkpoint`` alone may be the older one it resumed from."""
+    return [folder / CHECKPOINT_DIR for folder in _candidates(out)] if out.parent.is_dir() else []
+
+
 def find_checkpoint(out: Path, config: Mapping[str, Any], log: Any = print) -> Checkpoint | None:
     """The latest checkpoint of an interrupted run of this configuration at ``out``, or None. A checkpoint
     of another configuration is not used (said in ``log``): the run starts afresh."""
     best: Checkpoint | None = None
-    for folder in _candidates(out) if out.parent.is_dir() else []:
-        path = folder / CHECKPOINT_DIR
+    for path in checkpoint_paths(out):
         state = _read(path)
         if state is None:
             continue
