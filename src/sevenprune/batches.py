@@ -28,34 +28,38 @@ def model_devices(params: Mapping[str, nn.Parameter]) -> set[torch.device]:
     return {p.device for p in params.values()}
 
 
-def _moving_example(path: str, device: str) -> str:
-    """How to move batches shaped like the one at ``path`` (a tensor, a dict, a tuple) to ``device``."""
-    if path == "batch":
+def _moving_example(batch: Any, device: str) -> str:
+    """How to move batches shaped like ``batch`` (a tensor, a dict, a tuple) to ``device``."""
+    if isinstance(batch, Tensor):
         return f"[b.to('{device}') for b in batches]"
-    if path.startswith("batch['") or path.startswith('batch["'):
+    if isinstance(batch, Mapping):
         return f"[{{k: v.to('{device}') for k, v in b.items()}} for b in loader]"
     return f"[tuple(t.to('{device}') for t in b) for b in loader]"
 
 
-def check_batch_device(batch: Any, devices: set[torch.device], index: int, path: str = "batch",
-                       what: str = "batch") -> None:
+def check_batch_device(batch: Any, devices: set[torch.device], index: int, what: str = "batch") -> None:
     """Raise if a tensor of ``batch`` is not on a device of the model's weights (nested containers); the
-    message calls the batch ``f"{what} {index}"`` and the tensor by its ``path`` inside it, and shows how to
-    move batches of that shape."""
+    message calls the batch ``f"{what} {index}"`` and the tensor by its path inside it, and shows how to
+    move batches of the batch's shape."""
+    _check_device(batch, batch, devices, index, "batch", what)
+
+
+def _check_device(top: Any, batch: Any, devices: set[torch.device], index: int, path: str, what: str) -> None:
+    """:func:`check_batch_device` on ``batch``, found at ``path`` inside the whole batch ``top``."""
     if isinstance(batch, Tensor):
         if batch.dim() > 0 and batch.device not in devices:
             where = ", ".join(sorted(str(d) for d in devices))
             raise ValueError(
                 f"{what} {index}: {path} is on {batch.device} but the model's prunable weights are on "
                 f"{where}; move the batches to the model's device before passing them (e.g. "
-                f"{_moving_example(path, where.split(', ')[0])})"
+                f"{_moving_example(top, where.split(', ')[0])})"
             )
     elif isinstance(batch, Mapping):
         for key, value in batch.items():
-            check_batch_device(value, devices, index, f"{path}[{key!r}]", what)
+            _check_device(top, value, devices, index, f"{path}[{key!r}]", what)
     elif isinstance(batch, (list, tuple)):
         for i, value in enumerate(batch):
-            check_batch_device(value, devices, index, f"{path}[{i}]", what)
+            _check_device(top, value, devices, index, f"{path}[{i}]", what)
 
 
 def check_batches(batches: Any) -> Iterable[Any]:
