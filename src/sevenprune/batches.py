@@ -41,25 +41,26 @@ def check_batch_device(batch: Any, devices: set[torch.device], index: int, what:
     """Raise if a tensor of ``batch`` is not on a device of the model's weights (nested containers); the
     message calls the batch ``f"{what} {index}"`` and the tensor by its path inside it, and shows how to
     move batches of the batch's shape."""
-    _check_device(batch, batch, devices, index, "batch", what)
-
-
-def _check_device(top: Any, batch: Any, devices: set[torch.device], index: int, path: str, what: str) -> None:
-    """:func:`check_batch_device` on ``batch``, found at ``path`` inside the whole batch ``top``."""
-    if isinstance(batch, Tensor):
-        if batch.dim() > 0 and batch.device not in devices:
+    for path, tensor in _tensors(batch, "batch"):
+        if tensor.dim() > 0 and tensor.device not in devices:
             where = ", ".join(sorted(str(d) for d in devices))
             raise ValueError(
-                f"{what} {index}: {path} is on {batch.device} but the model's prunable weights are on "
+                f"{what} {index}: {path} is on {tensor.device} but the model's prunable weights are on "
                 f"{where}; move the batches to the model's device before passing them (e.g. "
-                f"{_moving_example(top, where.split(', ')[0])})"
+                f"{_moving_example(batch, where.split(', ')[0])})"
             )
+
+
+def _tensors(batch: Any, path: str) -> Iterator[tuple[str, Tensor]]:
+    """The tensors of a nested batch (dicts, lists, tuples), each with its path (``batch['ids'][0]``)."""
+    if isinstance(batch, Tensor):
+        yield path, batch
     elif isinstance(batch, Mapping):
         for key, value in batch.items():
-            _check_device(top, value, devices, index, f"{path}[{key!r}]", what)
+            yield from _tensors(value, f"{path}[{key!r}]")
     elif isinstance(batch, (list, tuple)):
         for i, value in enumerate(batch):
-            _check_device(top, value, devices, index, f"{path}[{i}]", what)
+            yield from _tensors(value, f"{path}[{i}]")
 
 
 def check_batches(batches: Any) -> Iterable[Any]:

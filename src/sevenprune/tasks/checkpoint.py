@@ -193,7 +193,9 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 def _candidates(out: Path) -> list[Path]:
     """The run folder and the hidden folders beside it where a replacing run wrote (``.<name>.new-*``),
-    those that are run folders (marker inside)."""
+    those that are run folders (marker inside); none where ``out``'s parent folder does not exist."""
+    if not out.parent.is_dir():
+        return []
     prefix = f".{out.name}.new-"  # compared as text: a name may hold glob characters ("run[1]")
     folders = [out] + sorted(p for p in out.parent.iterdir() if p.name.startswith(prefix))
     return [f for f in folders if f.is_dir() and not f.is_symlink() and has_marker(f, RUN_MARKER)]
@@ -203,7 +205,7 @@ def checkpoint_paths(out: Path) -> list[Path]:
     """Where checkpoints of the run at ``out`` may lie: ``out/checkpoint`` and the checkpoint folders of the
     hidden run folders beside it. A resumed run writes its newer checkpoints there (it replaces ``out`` only
     when it finishes), so ``out/checkpoint`` alone may be the older one it resumed from."""
-    return [folder / CHECKPOINT_DIR for folder in _candidates(out)] if out.parent.is_dir() else []
+    return [folder / CHECKPOINT_DIR for folder in _candidates(out)]
 
 
 def find_checkpoint(out: Path, config: Mapping[str, Any], log: Any = print) -> Checkpoint | None:
@@ -227,7 +229,7 @@ def find_checkpoint(out: Path, config: Mapping[str, Any], log: Any = print) -> C
 def remove_stale_checkpoints(out: Path) -> None:
     """After a run has finished into ``out``: delete the hidden folders beside it that interrupted runs
     left with a checkpoint (run folders of ours, marker inside; never ``out`` itself)."""
-    for folder in _candidates(out)[1:] if out.parent.is_dir() else []:
+    for folder in _candidates(out)[1:]:
         if (folder / CHECKPOINT_DIR).exists() or (folder / _TMP).exists():
             shutil.rmtree(folder, ignore_errors=True)
 
